@@ -1,0 +1,81 @@
+// Command dashboard is the Tensfer go-live dashboard: one binary that serves the web UI and JSON
+// API, and offers a few administrative subcommands.
+//
+//	dashboard [serve] [flags]             serve the dashboard (default)
+//	dashboard user add --email E --role R  add a user (password on stdin)
+//	dashboard token create --name N --scopes a,b
+//	dashboard backup --out FILE
+//	dashboard version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "dashboard:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	if _, ok := err.(usageError); ok {
+		return 2
+	}
+	return 1
+}
+
+const usage = `usage:
+  dashboard [serve] [flags]                        serve the dashboard (default)
+  dashboard user add --email E --role admin|operator|viewer [--name N]
+                                                   add a user; the password is read from stdin
+  dashboard token create --name N --scopes a,b     create an API token; prints it once
+  dashboard backup --out FILE                      write a consistent copy of the database
+  dashboard version                                print the version
+Every command takes --data DIR (env DASHBOARD_DATA, default ./data). Run "dashboard serve -h" for
+the server's flags.`
+
+// run is main without the process: arguments, standard streams and the environment are passed in
+// so tests can drive every subcommand.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, stdout, stderr, getenv)
+	case "user":
+		if len(args) == 0 || args[0] != "add" {
+			return usageError{"usage: dashboard user add --email E --role admin|operator|viewer (password on stdin)"}
+		}
+		return userAdd(ctx, args[1:], stdin, stdout, stderr, getenv)
+	case "token":
+		if len(args) == 0 || args[0] != "create" {
+			return usageError{"usage: dashboard token create --name N --scopes a,b"}
+		}
+		return tokenCreate(ctx, args[1:], stdout, stderr, getenv)
+	case "backup":
+		return backup(ctx, args, stdout, stderr, getenv)
+	case "version":
+		fmt.Fprintln(stdout, "dashboard", version())
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return usageError{fmt.Sprintf("unknown command %q\n%s", cmd, usage)}
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+)
+
+// cli runs the command in-process with its own streams and environment.
+func cli(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	getenv := func(k string) string { return env[k] }
+	err = run(context.Background(), args, strings.NewReader(stdin), &out, &errb, getenv)
+	return out.String(), errb.String(), err
+}
+
+func TestUserAddAndTokenCreateOnFreshDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	out, _, err := cli(t, nil, "a very long password\n", "user", "add", "--data", dir, "--email", "ops@example.com", "--role", "admin", "--name", "Ops")
+	if err != nil || !strings.Contains(out, "ops@example.com (admin)") {
+		t.Fatalf("user add: %q %v", out, err)
+	}
+	out, _, err = cli(t, map[string]string{"DASHBOARD_DATA": dir}, "", "token", "create", "--name", "deploy", "--scopes", "events:read,rollout:decide")
+	if err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	token := lines[len(lines)-1]
+	if !strings.HasPrefix(token, "tfd_") || strings.Contains(token, " ") {
+		t.Fatalf("last line of stdout is not the token: %q", out)
+	}
+	d, err := db.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	tok, err := d.TokenBySecret(context.Background(), token)
+	if err != nil || tok.Name != "deploy" || strings.Join(tok.Scopes, ",") != "events:read,rollout:decide" {
+		t.Fatalf("stored token: %+v %v", tok, err)
+	}
+	u, err := d.UserByEmail(context.Background(), "ops@example.com")
+	if err != nil || u.Role != db.RoleAdmin || u.Name != "Ops" {
+		t.Fatalf("stored user: %+v %v", u, err)
+	}
+	rows, _, _ := d.ListAudit(context.Background(), db.AuditFilter{})
+	if len(rows) != 2 || rows[0].Actor != "cli" || rows[0].Action != "token.create" || rows[1].Action != "user.create" {
+		t.Fatalf("audit rows: %+v", rows)
+	}
+	st, _ := os.Stat(filepath.Join(dir, "master.key"))
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf("master key mode %v", st.Mode())
+	}
+	st, _ = os.Stat(dir)
+	if st.Mode().Perm() != 0o700 {
+		t.Fatalf("data dir mode %v", st.Mode())
+	}
+}
+
+func TestCommandLineErrors(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name  string
+		env   map[string]string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"unknown command", nil, "", []string{"frobnicate"}, `unknown command "frobnicate"`},
+		{"user without add", nil, "", []string{"user"}, "usage: dashboard user add"},
+		{"bad role", nil, "pw", []string{"user", "add", "--data", dir, "--email", "a@example.com", "--role", "root"}, "role must be one of"},
+		{"no password", nil, "", []string{"user", "add", "--data", dir, "--email", "a@example.com", "--role", "viewer"}, "no password on stdin"},
+		{"short password", nil, "short\n", []string{"user", "add", "--data", dir, "--email", "a@example.com", "--role", "viewer"}, "at least 12"},
+		{"bad email", nil, "a very long password\n", []string{"user", "add", "--data", dir, "--email", "nope", "--role", "viewer"}, "not an email address"},
+		{"bad scope", nil, "", []string{"token", "create", "--data", dir, "--name", "x", "--scopes", "root"}, `unknown scope "root"`},
+		{"no scopes", nil, "", []string{"token", "create", "--data", dir, "--name", "x"}, "at least one scope"},
+		{"no token name", nil, "", []string{"token", "create", "--data", dir, "--scopes", "admin"}, "name is required"},
+		{"backup without out", nil, "", []string{"backup", "--data", dir}, "--out FILE is required"},
+		{"bad addr", nil, "", []string{"serve", "--data", dir, "--addr", "nonsense"}, "must be host:port"},
+		{"bad public url", nil, "", []string{"--data", dir, "--public-url", "ftp://x"}, "must use http or https"},
+		{"public url with path", nil, "", []string{"--data", dir, "--public-url", "https://x.example/dash"}, "without a path"},
+		{"bad proxies", nil, "", []string{"--data", dir, "--trusted-proxies", "10.0.0.0/8,banana"}, `"banana" is not an IP address or CIDR`},
+		{"bad env duration", map[string]string{"DASHBOARD_SESSION_IDLE": "soon"}, "", []string{"--data", dir}, `--session-idle "soon"`},
+		{"bad log format", nil, "", []string{"--data", dir, "--log-format", "xml"}, "text or json"},
+		{"bad master key", map[string]string{"DASHBOARD_MASTER_KEY": "short"}, "", []string{"token", "create", "--data", dir, "--name", "x", "--scopes", "admin"}, "DASHBOARD_MASTER_KEY"},
+		{"missing key file", map[string]string{"DASHBOARD_MASTER_KEY_FILE": "/nonexistent/key"}, "", []string{"--data", dir}, "DASHBOARD_MASTER_KEY_FILE"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := cli(t, tt.env, tt.stdin, tt.args...)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+	// None of the failures above created a user or token.
+	d, err := db.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if n, _ := d.CountUsers(context.Background()); n != 0 {
+		t.Fatalf("failed commands created %d users", n)
+	}
+}
+
+func TestBackupIsAConsistentCopy(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := cli(t, nil, "a very long password\n", "user", "add", "--data", dir, "--email", "a@example.com", "--role", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "backup.db")
+	if _, _, err := cli(t, nil, "", "backup", "--data", dir, "--out", out); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := cli(t, nil, "", "backup", "--data", dir, "--out", out); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("backup over an existing file: %v", err)
+	}
+	// The copy opens as a database of its own with the user in it.
+	restored := t.TempDir()
+	b, _ := os.ReadFile(out)
+	os.WriteFile(filepath.Join(restored, db.FileName), b, 0o600)
+	d, err := db.Open(context.Background(), restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.UserByEmail(context.Background(), "a@example.com"); err != nil {
+		t.Fatalf("user not in backup: %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, _, err := cli(t, nil, "", "version")
+	if err != nil || !strings.HasPrefix(out, "dashboard ") {
+		t.Fatalf("version: %q %v", out, err)
+	}
+}
+
+// lockedBuffer is an io.Writer safe to read while the server writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestServeStartsPrintsSetupLinkAndShutsDownGracefully runs the real server on a free port.
+func TestServeStartsPrintsSetupLinkAndShutsDownGracefully(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--data", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, strings.NewReader(""), stdout, stderr, func(string) string { return "" })
+	}()
+	var addr string
+	deadline := time.Now().Add(10 * time.Second)
+	for addr == "" && time.Now().Before(deadline) {
+		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
+		for sc.Scan() {
+			var line struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "dashboard started" {
+				addr = line.Addr
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if addr == "" {
+		t.Fatalf("server did not start: %s", stderr.String())
+	}
+	waitUntil := time.Now().Add(5 * time.Second)
+	for !strings.Contains(stdout.String(), "/setup?token=") && time.Now().Before(waitUntil) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.Contains(stdout.String(), "/setup?token=") {
+		t.Fatalf("no setup link printed: %q", stdout.String())
+	}
+	res, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(body), `"ready"`) {
+		t.Fatalf("readyz: %d %s", res.StatusCode, body)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not shut down")
+	}
+	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
+		t.Fatalf("no clean stop logged: %s", stderr.String())
+	}
+	if strings.Contains(stderr.String(), "token=") {
+		t.Fatal("the setup token leaked into the log")
+	}
+}
+
+func TestServeRefusesWrongMasterKey(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := cli(t, nil, "a very long password\n", "user", "add", "--data", dir, "--email", "a@example.com", "--role", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	other := "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	_, _, err := cli(t, map[string]string{"DASHBOARD_MASTER_KEY": other}, "", "--data", dir, "--addr", "127.0.0.1:0")
+	if err == nil || !strings.Contains(err.Error(), "does not match this database") {
+		t.Fatalf("wrong master key: %v", err)
+	}
+}

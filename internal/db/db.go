@@ -1,0 +1,162 @@
+// Package db is the only place that speaks SQL. It opens the SQLite file with one writer
+// connection and a pool of readers, applies the embedded migrations, and offers one file of store
+// methods per table.
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrNotFound is returned by store methods when the row asked for does not exist.
+var ErrNotFound = errors.New("db: not found")
+
+// ErrConflict is returned when a write would break a uniqueness rule (for example an email that
+// is already taken).
+var ErrConflict = errors.New("db: conflict")
+
+// DB holds the writer and the reader pools of one SQLite database file.
+//
+// NB: every write goes through W, which has exactly one connection, so SQLite never sees two
+// writers and "database is locked" cannot happen between our own connections.
+type DB struct {
+	W    *sql.DB
+	R    *sql.DB
+	Path string
+	now  func() time.Time
+}
+
+// FileName is the name of the SQLite file inside the data directory.
+const FileName = "dashboard.db"
+
+// Open opens (creating if needed) the database in dir and applies pending migrations. It refuses a
+// database whose schema is newer than this binary knows.
+func Open(ctx context.Context, dir string) (*DB, error) {
+	path := filepath.Join(dir, FileName)
+	// Create the file owner-only before SQLite does (it would use 0644); the WAL and shm files
+	// inherit the main file's mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("db: create %s: %w", path, err)
+	} else {
+		f.Close()
+	}
+	w, err := openPool(path, 1)
+	if err != nil {
+		return nil, err
+	}
+	readers := max(4, runtime.NumCPU()*2)
+	r, err := openPool(path, readers)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	d := &DB{W: w, R: r, Path: path, now: time.Now}
+	if err := d.migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+func openPool(path string, conns int) (*sql.DB, error) {
+	q := url.Values{}
+	for _, p := range []string{
+		"journal_mode(WAL)",
+		"busy_timeout(10000)",
+		"synchronous(FULL)",
+		"foreign_keys(ON)",
+		"cache_size(-32000)", // 32 MiB page cache per connection
+		"temp_store(MEMORY)",
+	} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	sqldb, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("db: open %s: %w", path, err)
+	}
+	sqldb.SetMaxOpenConns(conns)
+	sqldb.SetMaxIdleConns(conns)
+	sqldb.SetConnMaxIdleTime(0)
+	sqldb.SetConnMaxLifetime(0)
+	if err := sqldb.Ping(); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("db: open %s: %w", path, err)
+	}
+	return sqldb, nil
+}
+
+// Close closes both pools.
+func (d *DB) Close() error {
+	return errors.Join(d.R.Close(), d.W.Close())
+}
+
+// SetClock replaces the clock used for timestamps (tests only).
+func (d *DB) SetClock(now func() time.Time) { d.now = now }
+
+// Now is the database's clock, truncated to milliseconds as stored.
+func (d *DB) Now() time.Time { return d.now().UTC().Truncate(time.Millisecond) }
+
+// Ping checks that both pools answer a trivial query.
+func (d *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := d.R.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("db: ping reader: %w", err)
+	}
+	if err := d.W.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("db: ping writer: %w", err)
+	}
+	return nil
+}
+
+// tx runs fn inside one write transaction on the writer connection.
+type txer = *sql.Tx
+
+func (d *DB) tx(ctx context.Context, fn func(txer) error) error {
+	t, err := d.W.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(t); err != nil {
+		t.Rollback()
+		return err
+	}
+	return t.Commit()
+}
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+func fromNullMS(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return fromMS(v.Int64)
+}
+
+func nullMS(t time.Time) sql.NullInt64 {
+	if t.IsZero() {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: ms(t), Valid: true}
+}
+
+func isUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "PRIMARY KEY constraint failed")
+}

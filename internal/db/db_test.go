@@ -1,0 +1,111 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openTemp(t *testing.T) (*DB, string) {
+	t.Helper()
+	dir := t.TempDir()
+	d, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, dir
+}
+
+func TestMigrationsApplyOnceAndRefuseNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	d, dir := openTemp(t)
+	cur, known, err := d.SchemaVersion(ctx)
+	if err != nil || cur != known || known < 1 {
+		t.Fatalf("schema %d of %d: %v", cur, known, err)
+	}
+	var mode, sync string
+	d.W.QueryRow("PRAGMA journal_mode").Scan(&mode)
+	d.W.QueryRow("PRAGMA synchronous").Scan(&sync)
+	if mode != "wal" || sync != "2" {
+		t.Fatalf("journal_mode=%s synchronous=%s, want wal and 2 (FULL)", mode, sync)
+	}
+	d.Close()
+	// Reopening applies nothing twice.
+	d2, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	d2.W.Exec(fmt.Sprintf("PRAGMA user_version = %d", known+1))
+	d2.Close()
+	_, err = Open(ctx, dir)
+	if err == nil || !strings.Contains(err.Error(), "newer than this binary") {
+		t.Fatalf("newer schema: %v", err)
+	}
+}
+
+func TestForeignKeysEnforced(t *testing.T) {
+	d, _ := openTemp(t)
+	err := d.InsertSession(context.Background(), "abc", Session{UserID: 999})
+	if err == nil {
+		t.Fatal("session for a missing user was stored")
+	}
+}
+
+func TestEmailUniqueCaseInsensitive(t *testing.T) {
+	d, _ := openTemp(t)
+	ctx := context.Background()
+	a := Audit{Actor: "test", Action: "user.create"}
+	if _, err := d.InsertUser(ctx, User{Email: "A@example.com", Role: RoleViewer, PasswordHash: "x"}, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.InsertUser(ctx, User{Email: "a@EXAMPLE.com", Role: RoleViewer, PasswordHash: "x"}, a); !errors.Is(err, ErrConflict) {
+		t.Fatalf("duplicate email: %v", err)
+	}
+	rows, _, _ := d.ListAudit(ctx, AuditFilter{})
+	if len(rows) != 1 {
+		t.Fatalf("a failed insert left an audit row: %d rows", len(rows))
+	}
+}
+
+// TestSetupRaceCreatesOneAdmin races two setups with the same link: exactly one wins.
+func TestSetupRaceCreatesOneAdmin(t *testing.T) {
+	d, _ := openTemp(t)
+	ctx := context.Background()
+	if err := d.ReplaceSetupToken(ctx, "tok", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = d.CompleteSetup(ctx, "tok", User{Email: fmt.Sprintf("a%d@example.com", i), PasswordHash: "x"}, Audit{Actor: "setup-link", Action: "setup.complete"})
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		if err == nil {
+			wins++
+		} else if !errors.Is(err, ErrSetupUsed) {
+			t.Errorf("unexpected error %v", err)
+		}
+	}
+	if n, _ := d.CountUsers(ctx); wins != 1 || n != 1 {
+		t.Fatalf("wins=%d users=%d, want 1 and 1", wins, n)
+	}
+}
+
+func TestUnknownRoleRefusedByDatabase(t *testing.T) {
+	d, _ := openTemp(t)
+	_, err := d.InsertUser(context.Background(), User{Email: "a@example.com", Role: "root", PasswordHash: "x"}, Audit{Actor: "t", Action: "user.create"})
+	if err == nil {
+		t.Fatal("role root stored")
+	}
+}

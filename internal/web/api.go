@@ -1,0 +1,143 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/db"
+)
+
+func tokenFrom(ctx context.Context) (db.Token, bool) {
+	t, ok := ctx.Value(ctxToken).(db.Token)
+	return t, ok
+}
+
+// apiToken authenticates a JSON API request by its bearer token. It never looks at cookies.
+func (s *Server) apiToken(next http.Handler) http.Handler {
+	var mu sync.Mutex
+	lastTouch := map[int64]time.Time{}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		scheme, secret, ok := strings.Cut(h, " ")
+		if h == "" {
+			s.fail(w, r, errUnauthorized("missing Authorization header; send Authorization: Bearer <token> (create tokens under Settings → API tokens)"))
+			return
+		}
+		if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
+			s.fail(w, r, errUnauthorized("Authorization header must be \"Bearer <token>\""))
+			return
+		}
+		t, err := s.db.TokenBySecret(r.Context(), strings.TrimSpace(secret))
+		if errors.Is(err, db.ErrNotFound) {
+			s.fail(w, r, errUnauthorized("token is not valid or has been revoked"))
+			return
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		// Record use at most once a minute per token, so API traffic is not a stream of writes.
+		now := s.now()
+		mu.Lock()
+		touch := now.Sub(lastTouch[t.ID]) > time.Minute
+		if touch {
+			lastTouch[t.ID] = now
+		}
+		mu.Unlock()
+		if touch {
+			if err := s.db.TouchToken(r.Context(), t.ID); err != nil {
+				s.log.Warn("cannot record token use", "token_id", t.ID, "error", err)
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxToken, t)))
+	})
+}
+
+// requireScope lets an API request through only if its token carries the scope (or one that
+// implies it).
+func (s *Server) requireScope(scope string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			t, _ := tokenFrom(r.Context())
+			if !auth.HasScope(t.Scopes, scope) {
+				s.fail(w, r, &httpError{status: http.StatusForbidden, code: "insufficient_scope",
+					msg: "this token lacks the " + scope + " scope; it has: " + strings.Join(t.Scopes, ", ")})
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) error {
+	return errNotFound("no API endpoint at " + r.URL.Path + "; see docs/openapi.yaml")
+}
+
+func (s *Server) apiMethodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	return &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: r.Method + " is not allowed on " + r.URL.Path}
+}
+
+type tokenJSON struct {
+	ID        int64    `json:"id"`
+	Name      string   `json:"name"`
+	Prefix    string   `json:"prefix"`
+	Scopes    []string `json:"scopes"`
+	CreatedAt string   `json:"created_at"`
+}
+
+// showWhoami tells a token who it is: handy to check a deployment's token and its scopes.
+func (s *Server) showWhoami(w http.ResponseWriter, r *http.Request) error {
+	t, _ := tokenFrom(r.Context())
+	return writeJSON(w, http.StatusOK, tokenJSON{ID: t.ID, Name: t.Name, Prefix: t.Prefix, Scopes: t.Scopes, CreatedAt: rfc3339(t.CreatedAt)})
+}
+
+type auditJSON struct {
+	ID        int64           `json:"id"`
+	At        string          `json:"at"`
+	Actor     string          `json:"actor"`
+	Action    string          `json:"action"`
+	Target    string          `json:"target"`
+	Before    json.RawMessage `json:"before"`
+	After     json.RawMessage `json:"after"`
+	IP        string          `json:"ip"`
+	RequestID string          `json:"request_id"`
+}
+
+// apiListAudit is GET /api/v1/audit: the audit log, newest first, keyset-paginated.
+func (s *Server) apiListAudit(w http.ResponseWriter, r *http.Request) error {
+	f, err := auditFilter(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	entries, next, err := s.db.ListAudit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Entries    []auditJSON `json:"entries"`
+		NextCursor *string     `json:"next_cursor"`
+	}{Entries: []auditJSON{}}
+	for _, e := range entries {
+		out.Entries = append(out.Entries, auditJSON{ID: e.ID, At: rfc3339(e.At), Actor: e.Actor, Action: e.Action, Target: e.Target,
+			Before: nullJSON(e.Before), After: nullJSON(e.After), IP: e.IP, RequestID: e.RequestID})
+	}
+	if next > 0 {
+		c := strconv.FormatInt(next, 10)
+		out.NextCursor = &c
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func nullJSON(b json.RawMessage) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	return b
+}

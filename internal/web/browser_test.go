@@ -1,0 +1,182 @@
+package web
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// newBrowser starts headless Chromium for one test. Without Chromium the test is skipped with a
+// clear message, except in CI (CI=true), where .ci/run installs it and a missing browser fails.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser tests skipped with -short")
+	}
+	var path string
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI=true but no Chromium on PATH; .ci/run must install Debian's chromium package")
+		}
+		t.Skip("browser test skipped: no chromium on PATH (install it with: apt-get install chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1360, 900),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// Start the browser on the untimed context (a timeout there would stop the browser).
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	tctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(tcancel)
+	return tctx
+}
+
+// screenshot saves a full-page PNG to $SCREENSHOT_DIR (when set) so a person can look at pages.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	dir := os.Getenv("SCREENSHOT_DIR")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	_ = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
+}
+
+func mustDo(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func mustText(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel), chromedp.NodeVisible))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
+}
+
+// TestBrowserFirstRunLoginLogout is the newcomer's first journey: open the setup link, create the
+// admin, see the frame, log out, fail a login with a wrong password, log in again.
+func TestBrowserFirstRunLoginLogout(t *testing.T) {
+	app := newTestApp(t)
+	ctx := newBrowser(t)
+	link, err := PrepareSetup(context.Background(), app.db, app.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := "correct horse battery staple"
+	mustDo(t, ctx, "first-run setup",
+		chromedp.Navigate(link),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="setup-form"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#name`), "Olga Ops"),
+		chromedp.SendKeys(chromedp.CSS(`#email`), "olga@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), password),
+		chromedp.SendKeys(chromedp.CSS(`#confirm`), password),
+	)
+	screenshot(t, ctx, "setup")
+	mustDo(t, ctx, "submit setup",
+		chromedp.Click(chromedp.CSS(`[data-testid="setup-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav"]`)),
+	)
+	if got := mustText(t, ctx, `[data-testid="role"]`); got != "admin" {
+		t.Fatalf("role badge %q, want admin", got)
+	}
+	if got := mustText(t, ctx, `[data-testid="flash"]`); !strings.Contains(got, "first admin") {
+		t.Fatalf("welcome flash %q", got)
+	}
+	nav := mustText(t, ctx, `[data-testid="nav"]`)
+	for _, item := range []string{"Overview", "Environments", "Go-live", "Events", "Lookup", "Rollout", "Audit", "Settings"} {
+		if !strings.Contains(nav, item) {
+			t.Errorf("nav lacks %s: %q", item, nav)
+		}
+	}
+	screenshot(t, ctx, "overview")
+
+	// A page not built yet says so plainly.
+	mustDo(t, ctx, "open events", chromedp.Click(chromedp.CSS(`[data-testid="nav-events"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="unbuilt"]`)))
+
+	// "/" focuses the lookup box from anywhere on the page.
+	mustDo(t, ctx, "press /", chromedp.KeyEvent("/"))
+	focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement && document.activeElement.id`))
+	if err != nil || focused != "lookup-q" {
+		t.Errorf("after pressing / the focus is on %q (%v), want lookup-q", focused, err)
+	}
+
+	mustDo(t, ctx, "log out",
+		chromedp.Click(chromedp.CSS(`[data-testid="logout"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
+	)
+	mustDo(t, ctx, "wrong password",
+		chromedp.SendKeys(chromedp.CSS(`#email`), "olga@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "not my password"),
+		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-error"]`)),
+	)
+	if got := mustText(t, ctx, `[data-testid="login-error"]`); got != loginFailed {
+		t.Fatalf("login error %q", got)
+	}
+	screenshot(t, ctx, "login-error")
+	// The email is kept; only the password is typed again.
+	mustDo(t, ctx, "log in",
+		chromedp.SendKeys(chromedp.CSS(`#password`), password),
+		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav"]`)),
+	)
+	loc, _ := chromedp.Run(ctx, chromedp.Location())
+	if u, _ := url.Parse(loc); u.Path != "/" {
+		t.Fatalf("after login at %s, want /", loc)
+	}
+}
+
+// TestBrowserViewerSeesLess logs in as a viewer and checks the frame hides admin-only parts.
+func TestBrowserViewerSeesLess(t *testing.T) {
+	app := newTestApp(t)
+	ctx := newBrowser(t)
+	u := app.addUser("vera@example.com", "viewer")
+	mustDo(t, ctx, "log in as viewer",
+		chromedp.Navigate(app.url+"/audit"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
+		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="error-page"]`)),
+	)
+	// It came back to /audit after login, which a viewer may not open.
+	if got := mustText(t, ctx, `.error-page h1`); got != "Forbidden" {
+		t.Fatalf("viewer on /audit: %q", got)
+	}
+	nav := mustText(t, ctx, `[data-testid="nav"]`)
+	if strings.Contains(nav, "Audit") {
+		t.Errorf("viewer nav shows Audit: %q", nav)
+	}
+	screenshot(t, ctx, "viewer-forbidden")
+}

@@ -1,0 +1,129 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/web/templates"
+)
+
+// httpError is an error a handler returns to choose the answer: its status, a stable machine code
+// and a message a person can act on.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errBadRequest(format string, args ...any) error {
+	return &httpError{status: http.StatusBadRequest, code: "bad_request", msg: fmt.Sprintf(format, args...)}
+}
+
+func errNotFound(msg string) error {
+	return &httpError{status: http.StatusNotFound, code: "not_found", msg: msg}
+}
+
+func errForbidden(msg string) error {
+	return &httpError{status: http.StatusForbidden, code: "forbidden", msg: msg}
+}
+
+func errUnauthorized(msg string) error {
+	return &httpError{status: http.StatusUnauthorized, code: "unauthorized", msg: msg}
+}
+
+// handlerFunc is the shape of every handler: it writes a success answer or returns an error.
+type handlerFunc func(http.ResponseWriter, *http.Request) error
+
+// h adapts a handlerFunc: the one place an error is logged (once, with the request id) and
+// turned into an error page or a JSON error.
+func (s *Server) h(fn handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		// Read a form body up front so an oversized or malformed one is an error, not a silently
+		// empty form (PostFormValue swallows parse errors).
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+			if err := r.ParseForm(); err != nil {
+				var mbe *http.MaxBytesError
+				if !errors.As(err, &mbe) {
+					err = errBadRequest("cannot read the form: %v", err)
+				}
+				s.fail(w, r, err)
+				return
+			}
+		}
+		if err := fn(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	}
+}
+
+// fail answers an error. Expected errors (httpError, not found, oversized bodies) are logged at
+// debug/info; anything else is a 500 logged at error level with the cause hidden from the client.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+	case errors.Is(err, db.ErrNotFound):
+		he = &httpError{status: http.StatusNotFound, code: "not_found", msg: "not found"}
+	case errors.As(err, &mbe):
+		he = &httpError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", msg: fmt.Sprintf("request body is larger than the %d byte limit", mbe.Limit)}
+	default:
+		he = &httpError{status: http.StatusInternalServerError, code: "internal", msg: "something went wrong on our side; quote the request id when you report it"}
+	}
+	level := slog.LevelInfo
+	if he.status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(r.Context(), level, "request failed",
+		slog.String("request_id", requestIDFrom(r.Context())), slog.String("method", r.Method),
+		slog.String("path", r.URL.Path), slog.Int("status", he.status), slog.String("error", err.Error()))
+	if isAPI(r) {
+		writeJSONError(w, r, he)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(he.status)
+	vm := templates.ErrorVM{Status: he.status, Title: http.StatusText(he.status), Message: he.msg, RequestID: requestIDFrom(r.Context())}
+	if u, ok := userFrom(r.Context()); ok {
+		vm.Layout = s.layout(r, u, "", http.StatusText(he.status))
+	}
+	templates.ErrorPage(vm).Render(r.Context(), w)
+}
+
+func isAPI(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/hooks/") ||
+		strings.HasPrefix(r.URL.Path, "/callbacks/") || strings.HasPrefix(r.URL.Path, "/ofrep/") ||
+		r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
+}
+
+type apiError struct {
+	Error apiErrorBody `json:"error"`
+}
+
+type apiErrorBody struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+func writeJSONError(w http.ResponseWriter, r *http.Request, he *httpError) {
+	writeJSON(w, he.status, apiError{Error: apiErrorBody{Code: he.code, Message: he.msg, RequestID: requestIDFrom(r.Context())}})
+}
+
+// writeJSON writes v as the JSON answer with status.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}

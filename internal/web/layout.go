@@ -1,0 +1,50 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/web/templates"
+)
+
+// navItems is the sidebar in order, with the least role that sees each item.
+var navItems = []struct {
+	item templates.NavItem
+	min  db.Role
+}{
+	{templates.NavItem{Key: "overview", Label: "Overview", Href: "/"}, db.RoleViewer},
+	{templates.NavItem{Key: "environments", Label: "Environments", Href: "/environments", Soon: true}, db.RoleViewer},
+	{templates.NavItem{Key: "go-live", Label: "Go-live", Href: "/go-live", Soon: true}, db.RoleViewer},
+	{templates.NavItem{Key: "events", Label: "Events", Href: "/events", Soon: true}, db.RoleViewer},
+	{templates.NavItem{Key: "lookup", Label: "Lookup", Href: "/lookup", Soon: true}, db.RoleViewer},
+	{templates.NavItem{Key: "rollout", Label: "Rollout", Href: "/rollout", Soon: true}, db.RoleViewer},
+	{templates.NavItem{Key: "audit", Label: "Audit", Href: "/audit"}, db.RoleOperator},
+	{templates.NavItem{Key: "settings", Label: "Settings", Href: "/settings"}, db.RoleViewer},
+}
+
+// layout builds the frame of a page for the logged-in user: only the nav items their role may
+// open, and the flash message left by the previous redirect.
+func (s *Server) layout(r *http.Request, u currentUser, active, title string) templates.Layout {
+	l := templates.Layout{
+		Title:   title,
+		Active:  active,
+		User:    templates.UserBadge{Name: u.DisplayName(), Email: u.Email, Role: string(u.Role)},
+		Demo:    s.cfg.Demo,
+		Version: s.cfg.Version,
+		Query:   r.URL.Query().Get("q"),
+	}
+	for _, n := range navItems {
+		if u.Role.AtLeast(n.min) {
+			l.Nav = append(l.Nav, n.item)
+		}
+	}
+	return l
+}
+
+// page is layout plus the flash message, for full page renders after a redirect.
+func (s *Server) page(w http.ResponseWriter, r *http.Request, active, title string) templates.Layout {
+	u, _ := userFrom(r.Context())
+	l := s.layout(r, u, active, title)
+	l.FlashKind, l.Flash = takeFlash(w, r)
+	return l
+}

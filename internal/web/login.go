@@ -1,0 +1,120 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+
+	"github.com/gorilla/sessions"
+
+	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/web/templates"
+)
+
+// showLogin renders the login form, or sends a logged-in user on, or a fresh install with no
+// users to a page explaining the setup link.
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request) error {
+	next := safeNext(r.URL.Query().Get("next"))
+	if _, ok := userFrom(r.Context()); ok {
+		return redirect(w, r, next)
+	}
+	vm := templates.AuthVM{Next: next}
+	if n, err := s.db.CountUsers(r.Context()); err != nil {
+		return err
+	} else if n == 0 {
+		vm.Error = "No users exist yet. Open the one-time setup link the dashboard printed when it started."
+	}
+	return render(w, r, http.StatusOK, templates.LoginPage(vm))
+}
+
+const loginFailed = "Email or password is incorrect."
+
+// createSession logs a user in: rate-limited per client IP, the same answer for an unknown
+// email, a wrong password and a disabled account, and a brand-new session id on success.
+func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
+	ip := s.clientIP(r)
+	if ok, wait := s.loginLimit.allow(ip); !ok {
+		secs := int(math.Ceil(wait.Seconds()))
+		w.Header().Set("Retry-After", fmt.Sprint(secs))
+		vm := templates.AuthVM{Next: safeNext(r.PostFormValue("next")), Email: r.PostFormValue("email"),
+			Error: fmt.Sprintf("Too many login attempts from your address. Try again in %d seconds.", secs)}
+		return render(w, r, http.StatusTooManyRequests, templates.LoginPage(vm))
+	}
+	email := strings.TrimSpace(r.PostFormValue("email"))
+	password := r.PostFormValue("password")
+	vm := templates.AuthVM{Next: safeNext(r.PostFormValue("next")), Email: email}
+
+	u, err := s.db.UserByEmail(r.Context(), email)
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return err
+	}
+	if err != nil {
+		// Spend the same time as a real check so response time does not reveal which emails exist.
+		_ = auth.CheckPassword(password, s.dummyHash())
+	}
+	if err != nil || auth.CheckPassword(password, u.PasswordHash) != nil || u.Disabled() {
+		a := s.auditFor(r, "session.login_failed")
+		a.Actor, a.Target = "anonymous", "email:"+trim(email, 254)
+		if err := s.db.InsertAudit(r.Context(), a); err != nil {
+			return err
+		}
+		vm.Error = loginFailed
+		return render(w, r, http.StatusUnauthorized, templates.LoginPage(vm))
+	}
+	if err := s.startSession(w, r, u); err != nil {
+		return err
+	}
+	a := s.auditFor(r, "session.login")
+	a.Actor, a.Target = actorUser(u), fmt.Sprintf("user:%d", u.ID)
+	if err := s.db.InsertAudit(r.Context(), a); err != nil {
+		return err
+	}
+	return redirect(w, r, vm.Next)
+}
+
+// startSession ends any session the request came with and starts a new one for u.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u db.User) error {
+	name := s.sessions.cookieName()
+	if old, ok := userFrom(r.Context()); ok {
+		if err := s.db.DeleteSession(r.Context(), old.sessionID); err != nil {
+			return err
+		}
+	}
+	sess := sessions.NewSession(s.sessions, name)
+	sess.Options = s.sessions.options()
+	sess.IsNew = true
+	sess.Values[keyUserID] = u.ID
+	if err := s.sessions.Save(r, w, sess); err != nil {
+		return err
+	}
+	return s.db.RecordLogin(r.Context(), u.ID)
+}
+
+// dummyHash is a valid hash with the server's cost parameters, checked against when the email is
+// unknown.
+func (s *Server) dummyHash() string {
+	s.dummyOnce.Do(func() {
+		s.dummy, _ = auth.HashPassword(auth.RandomID(16), s.cfg.PasswordParams)
+	})
+	return s.dummy
+}
+
+// deleteSession logs out: the session row is deleted, so the cookie is worthless even if copied.
+func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) error {
+	u, ok := userFrom(r.Context())
+	if ok {
+		if err := s.db.DeleteSession(r.Context(), u.sessionID); err != nil {
+			return err
+		}
+		if err := s.db.InsertAudit(r.Context(), s.auditFor(r, "session.logout")); err != nil {
+			return err
+		}
+	}
+	opts := s.sessions.options()
+	opts.MaxAge = -1
+	http.SetCookie(w, sessions.NewCookie(s.sessions.cookieName(), "", opts))
+	return redirect(w, r, "/login")
+}

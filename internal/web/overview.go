@@ -1,0 +1,71 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/web/templates"
+)
+
+func (s *Server) showOverview(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	u, _ := userFrom(ctx)
+	vm := templates.OverviewVM{
+		Layout:      s.page(w, r, "overview", "Overview"),
+		PublicURL:   s.cfg.PublicURL.String(),
+		MasterKeyID: s.box.KeyID(),
+		CanSeeAudit: u.Role.AtLeast(db.RoleOperator),
+	}
+	var err error
+	if vm.SchemaV, _, err = s.db.SchemaVersion(ctx); err != nil {
+		return err
+	}
+	users, err := s.db.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	for _, u := range users {
+		if !u.Disabled() {
+			vm.Users++
+			if u.Role == db.RoleAdmin {
+				vm.Admins++
+			}
+		}
+	}
+	tokens, err := s.db.ListTokens(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tokens {
+		if !t.Revoked() {
+			vm.ActiveTokens++
+		}
+	}
+	if vm.CanSeeAudit {
+		entries, _, err := s.db.ListAudit(ctx, db.AuditFilter{Limit: 8})
+		if err != nil {
+			return err
+		}
+		vm.Recent = auditRows(entries)
+	}
+	return render(w, r, http.StatusOK, templates.OverviewPage(vm))
+}
+
+// unbuilt says, per page, what is coming; the pages exist so links and the nav are stable.
+var unbuilt = map[string]templates.UnbuiltVM{
+	"/environments": {What: "Environments", Detail: "Sandbox and production keys, URLs and webhook secrets, kept encrypted and verified against Tensfer, will be managed here."},
+	"/go-live":      {What: "The go-live checklist", Detail: "It will be computed from your environments, events and rollout, not ticked by hand."},
+	"/events":       {What: "The live event feed", Detail: "Verified webhooks, callbacks and reported API calls will stream here."},
+	"/lookup":       {What: "Request id lookup", Detail: "Everything about one request_id across webhooks, callbacks and API calls will be shown here."},
+	"/rollout":      {What: "The production rollout", Detail: "Cohorts, stages, guardrails and the kill switch will live here."},
+}
+
+func (s *Server) showUnbuilt(w http.ResponseWriter, r *http.Request) error {
+	vm, ok := unbuilt[r.URL.Path]
+	if !ok {
+		return errNotFound("there is no page at " + r.URL.Path)
+	}
+	key := r.URL.Path[1:]
+	vm.Layout = s.page(w, r, key, vm.What)
+	return render(w, r, http.StatusOK, templates.UnbuiltPage(vm))
+}

@@ -1,0 +1,86 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/web/static"
+)
+
+// routes lists every route of the app in one place. Each route states who may call it: public,
+// a minimum role for pages (viewer < operator < admin), or a scope for the JSON API.
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.requestID, s.recoverer, s.accessLog, s.securityHeaders, s.limitBody)
+
+	// Operability and assets: no session, no CSRF concerns (read-only).
+	r.Get("/healthz", s.h(s.showHealth))
+	r.Get("/readyz", s.h(s.showReady))
+	r.Get(static.Prefix+"*", static.Handler().ServeHTTP)
+
+	// Pages: a session cookie, CSRF protection on every unsafe method.
+	r.Group(func(r chi.Router) {
+		r.Use(s.crossOrigin, s.loadUser)
+
+		r.Get("/login", s.h(s.showLogin))
+		r.Post("/login", s.h(s.createSession))
+		r.Get("/setup", s.h(s.showSetup))
+		r.Post("/setup", s.h(s.completeSetup))
+		r.Post("/logout", s.h(s.deleteSession))
+
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireRole(db.RoleViewer))
+			r.Get("/", s.h(s.showOverview))
+			r.Get("/environments", s.h(s.showUnbuilt))
+			r.Get("/go-live", s.h(s.showUnbuilt))
+			r.Get("/events", s.h(s.showUnbuilt))
+			r.Get("/lookup", s.h(s.showUnbuilt))
+			r.Get("/rollout", s.h(s.showUnbuilt))
+			r.Get("/settings", s.h(s.showSettings))
+			r.Get("/settings/account", s.h(s.showAccount))
+			r.Post("/settings/account/password", s.h(s.updateOwnPassword))
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireRole(db.RoleOperator))
+			r.Get("/audit", s.h(s.listAudit))
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireRole(db.RoleAdmin))
+			r.Get("/settings/users", s.h(s.listUsers))
+			r.Post("/settings/users", s.h(s.createUser))
+			r.Post("/settings/users/{id}/role", s.h(s.updateUserRole))
+			r.Post("/settings/users/{id}/disable", s.h(s.disableUser))
+			r.Post("/settings/users/{id}/enable", s.h(s.enableUser))
+			r.Post("/settings/users/{id}/password", s.h(s.resetUserPassword))
+			r.Post("/settings/users/{id}/sign-out", s.h(s.signOutUser))
+			r.Get("/settings/tokens", s.h(s.listTokens))
+			r.Post("/settings/tokens", s.h(s.createToken))
+			r.Post("/settings/tokens/{id}/revoke", s.h(s.revokeToken))
+		})
+	})
+
+	// JSON API: bearer tokens with scopes; never reads the session cookie.
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(s.apiToken)
+		r.NotFound(s.h(s.apiNotFound))
+		r.MethodNotAllowed(s.h(s.apiMethodNotAllowed))
+		r.Get("/whoami", s.h(s.showWhoami))
+		r.With(s.requireScope(auth.ScopeAdmin)).Get("/audit", s.h(s.apiListAudit))
+	})
+
+	r.NotFound(s.h(s.notFound))
+	r.MethodNotAllowed(s.h(s.methodNotAllowed))
+	return r
+}
+
+// notFound answers any path no route matches.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) error {
+	return errNotFound("there is no page at " + r.URL.Path)
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
+	return &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: r.Method + " is not allowed on " + r.URL.Path}
+}

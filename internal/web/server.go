@@ -1,0 +1,89 @@
+// Package web is the HTTP face of the dashboard: the chi router, middleware, one file of handlers
+// per resource, and the JSON API.
+package web
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/secrets"
+)
+
+// Config is what the server needs to know about how it is deployed.
+type Config struct {
+	PublicURL      *url.URL       // where browsers and Tensfer reach us
+	Version        string         // shown in the footer and /healthz
+	Demo           bool           // running with the built-in simulator
+	TrustedProxies []netip.Prefix // whose X-Forwarded-For we believe
+	SessionIdle    time.Duration  // a session unused this long ends
+	SessionMax     time.Duration  // a session ends this long after login, used or not
+	PasswordParams auth.Params    // argon2id cost (cheap in tests)
+	LoginRate      RateLimit      // failed and successful attempts per client IP
+	MaxBodyBytes   int64          // default request body limit
+}
+
+// RateLimit is a token bucket: Burst requests at once, refilled at one per Every.
+type RateLimit struct {
+	Burst int
+	Every time.Duration
+}
+
+// Server holds every dependency the handlers use. It is built once in main.
+type Server struct {
+	cfg        Config
+	db         *db.DB
+	box        *secrets.Box
+	log        *slog.Logger
+	sessions   *sessionStore
+	loginLimit *limiter
+	now        func() time.Time
+
+	dummyOnce sync.Once
+	dummy     string
+}
+
+// New builds a Server. Zero config values get sensible defaults.
+func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) *Server {
+	if cfg.PublicURL == nil {
+		cfg.PublicURL = &url.URL{Scheme: "http", Host: "127.0.0.1:8080"}
+	}
+	if cfg.SessionIdle == 0 {
+		cfg.SessionIdle = 12 * time.Hour
+	}
+	if cfg.SessionMax == 0 {
+		cfg.SessionMax = 7 * 24 * time.Hour
+	}
+	if cfg.PasswordParams.KeyLen == 0 {
+		cfg.PasswordParams = auth.DefaultParams
+	}
+	if cfg.LoginRate.Burst == 0 {
+		cfg.LoginRate = RateLimit{Burst: 10, Every: 6 * time.Second}
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	s := &Server{cfg: cfg, db: d, box: box, log: log, now: time.Now}
+	s.sessions = &sessionStore{
+		db:     d,
+		secure: cfg.PublicURL.Scheme == "https",
+		idle:   cfg.SessionIdle,
+		max:    cfg.SessionMax,
+		now:    s.clock,
+	}
+	s.loginLimit = newLimiter(cfg.LoginRate, s.clock)
+	return s
+}
+
+// SetClock replaces the clock (tests only).
+func (s *Server) SetClock(now func() time.Time) { s.now = now }
+
+func (s *Server) clock() time.Time { return s.now() }
+
+// Handler returns the whole HTTP surface with its middleware.
+func (s *Server) Handler() http.Handler { return s.routes() }

@@ -1,0 +1,87 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/web/templates"
+)
+
+// settingsTabs are the tabs a role sees under Settings.
+func settingsTabs(role db.Role) []templates.SettingsTab {
+	tabs := []templates.SettingsTab{{Key: "account", Label: "Your account", Href: "/settings/account"}}
+	if role.AtLeast(db.RoleAdmin) {
+		tabs = append(tabs,
+			templates.SettingsTab{Key: "users", Label: "Users", Href: "/settings/users"},
+			templates.SettingsTab{Key: "tokens", Label: "API tokens", Href: "/settings/tokens"})
+	}
+	return tabs
+}
+
+func (s *Server) showSettings(w http.ResponseWriter, r *http.Request) error {
+	u, _ := userFrom(r.Context())
+	if u.Role.AtLeast(db.RoleAdmin) {
+		return redirect(w, r, "/settings/users")
+	}
+	return redirect(w, r, "/settings/account")
+}
+
+func (s *Server) accountVM(w http.ResponseWriter, r *http.Request) (templates.AccountVM, error) {
+	u, _ := userFrom(r.Context())
+	n, err := s.db.CountUserSessions(r.Context(), u.ID)
+	return templates.AccountVM{
+		Layout: s.page(w, r, "settings", "Your account"), Tabs: settingsTabs(u.Role),
+		Email: u.Email, Role: string(u.Role), Sessions: n, Errors: templates.FieldErrors{},
+	}, err
+}
+
+func (s *Server) showAccount(w http.ResponseWriter, r *http.Request) error {
+	vm, err := s.accountVM(w, r)
+	if err != nil {
+		return err
+	}
+	return render(w, r, http.StatusOK, templates.AccountPage(vm))
+}
+
+// updateOwnPassword changes the user's own password after checking the current one. Every session
+// of the user ends (the store revokes them) and this browser gets a fresh one.
+func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error {
+	u, _ := userFrom(r.Context())
+	vm, err := s.accountVM(w, r)
+	if err != nil {
+		return err
+	}
+	current, next := r.PostFormValue("current"), r.PostFormValue("password")
+	if auth.CheckPassword(current, u.PasswordHash) != nil {
+		vm.Errors["current"] = "current password is incorrect"
+	}
+	if err := auth.ValidatePassword(next); err != nil {
+		vm.Errors["password"] = err.Error()
+	} else if next == current {
+		vm.Errors["password"] = "new password must differ from the current one"
+	}
+	if len(vm.Errors) > 0 {
+		return render(w, r, http.StatusUnprocessableEntity, templates.AccountPage(vm))
+	}
+	hash, err := auth.HashPassword(next, s.cfg.PasswordParams)
+	if err != nil {
+		return err
+	}
+	updated, err := s.db.UpdateUser(r.Context(), u.ID, db.UserChange{PasswordHash: &hash}, s.auditFor(r, "user.password_change"))
+	if err != nil {
+		return err
+	}
+	if err := s.startSession(w, r, updated); err != nil {
+		return err
+	}
+	setFlash(w, "ok", "Password changed. Every other session of yours has been signed out.")
+	return redirect(w, r, "/settings/account")
+}
+
+func roleNames() []string {
+	return []string{string(db.RoleViewer), string(db.RoleOperator), string(db.RoleAdmin)}
+}
+
+func normEmail(s string) string { return strings.TrimSpace(s) }

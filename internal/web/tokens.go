@@ -1,0 +1,103 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/web/templates"
+)
+
+func (s *Server) tokensVM(w http.ResponseWriter, r *http.Request, checked []string) (templates.TokensVM, error) {
+	me, _ := userFrom(r.Context())
+	tokens, err := s.db.ListTokens(r.Context())
+	if err != nil {
+		return templates.TokensVM{}, err
+	}
+	vm := templates.TokensVM{Layout: s.page(w, r, "settings", "API tokens"), Tabs: settingsTabs(me.Role), Errors: templates.FieldErrors{}}
+	for _, t := range tokens {
+		vm.Tokens = append(vm.Tokens, templates.TokenRow{ID: t.ID, Name: t.Name, Prefix: t.Prefix, Scopes: t.Scopes, CreatedBy: t.CreatedBy,
+			CreatedAt: t.CreatedAt, LastUsed: t.LastUsedAt, Revoked: t.Revoked(), RevokedAt: t.RevokedAt})
+	}
+	for _, sc := range auth.AllScopes {
+		vm.Scopes = append(vm.Scopes, templates.ScopeOption{Name: sc, Help: auth.ScopeHelp[sc], Checked: slices.Contains(checked, sc)})
+	}
+	return vm, nil
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
+	vm, err := s.tokensVM(w, r, nil)
+	if err != nil {
+		return err
+	}
+	return render(w, r, http.StatusOK, templates.TokensPage(vm))
+}
+
+// ValidateTokenName checks a token name from the UI or the CLI.
+func ValidateTokenName(name string) error {
+	switch n := utf8.RuneCountInString(name); {
+	case n == 0:
+		return errors.New("name is required, e.g. checkout-service")
+	case n > 80:
+		return errors.New("name must be at most 80 characters")
+	}
+	return nil
+}
+
+// createToken creates a token and shows it in the answer to this POST, the only time it is ever
+// shown (it is stored hashed); the answer is not cached.
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
+	if err := r.ParseForm(); err != nil {
+		return errBadRequest("cannot read the form: %v", err)
+	}
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	vm, err := s.tokensVM(w, r, r.PostForm["scopes"])
+	if err != nil {
+		return err
+	}
+	vm.Name = name
+	if err := ValidateTokenName(name); err != nil {
+		vm.Errors["name"] = err.Error()
+	}
+	scopes, err := auth.ParseScopes(strings.Join(r.PostForm["scopes"], ","))
+	if err != nil {
+		vm.Errors["scopes"] = err.Error()
+	}
+	if len(vm.Errors) > 0 {
+		return render(w, r, http.StatusUnprocessableEntity, templates.TokensPage(vm))
+	}
+	me, _ := userFrom(r.Context())
+	secret, prefix := auth.NewToken()
+	if _, err := s.db.InsertToken(r.Context(), secret, db.Token{Name: name, Prefix: prefix, Scopes: scopes, CreatedBy: me.Email}, s.auditFor(r, "token.create")); err != nil {
+		return err
+	}
+	vm, err = s.tokensVM(w, r, nil)
+	if err != nil {
+		return err
+	}
+	vm.NewSecret, vm.NewName = secret, name
+	w.Header().Set("Cache-Control", "no-store")
+	return render(w, r, http.StatusCreated, templates.TokensPage(vm))
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	t, err := s.db.RevokeToken(r.Context(), id, s.auditFor(r, "token.revoke"))
+	if errors.Is(err, db.ErrNotFound) {
+		setFlash(w, "err", "That token does not exist or is already revoked.")
+		return redirect(w, r, "/settings/tokens")
+	}
+	if err != nil {
+		return err
+	}
+	setFlash(w, "ok", fmt.Sprintf("Revoked %s. Requests with it now get 401.", t.Name))
+	return redirect(w, r, "/settings/tokens")
+}

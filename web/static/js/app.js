@@ -1,0 +1,326 @@
+// app.js: the dashboard's small amount of browser behaviour. Plain ES2020, no build step, no
+// inline code (strict CSP). Load at the end of <head> with `defer` (or at the end of <body>):
+//   <script src="/static/js/app.js" nonce="..." defer></script>
+//
+// Hooks (all declarative, driven by markup):
+//   [data-theme-toggle]        button cycling the theme: system -> light -> dark -> system
+//   #lookup-q                  "/" focuses it, Escape leaves it; "g" + letter navigates
+//   [data-copy="TEXT"]         click copies TEXT, the button says "Copied" for 1.5 s
+//   time[data-relative]        text becomes "5m ago", title the absolute local + UTC time
+//   form[data-confirm="MSG"]   asks confirm(MSG) before submitting (also on a submit button)
+//   [data-autofocus]           focused on load
+//   tr.clickable               a click on the row follows data-href, or the row's first link
+//   .live[data-state]          follows the htmx SSE connection (connecting/live/offline);
+//                              data-live-for="ID" ties it to the [sse-connect] element with that id
+//   [sse-swap] children        elements inserted by SSE get the .is-new class (brief highlight)
+// Exposed for other scripts: window.dashboard.refreshTimes(root), window.dashboard.copyText(text).
+(function () {
+  'use strict';
+
+  const doc = document;
+  const root = doc.documentElement;
+
+  // ---------------------------------------------------------------------------------- storage
+
+  function store(key, value) {
+    try {
+      if (value == null) localStorage.removeItem(key);
+      else localStorage.setItem(key, value);
+    } catch (e) { /* storage disabled: the choice lasts for this page only */ }
+  }
+
+  function load(key) {
+    try { return localStorage.getItem(key); } catch (e) { return null; }
+  }
+
+  // ------------------------------------------------------------------------------------ theme
+
+  const THEMES = ['system', 'light', 'dark'];
+
+  function currentTheme() {
+    const t = root.dataset.theme;
+    return t === 'light' || t === 'dark' ? t : 'system';
+  }
+
+  // applyTheme sets <html data-theme> ("system" removes it so the CSS media query decides) and
+  // updates the label of every toggle button.
+  function applyTheme(theme) {
+    if (theme === 'light' || theme === 'dark') root.dataset.theme = theme;
+    else delete root.dataset.theme;
+    for (const btn of doc.querySelectorAll('[data-theme-toggle]')) {
+      btn.textContent = 'Theme: ' + theme;
+      btn.setAttribute('aria-label', 'Colour theme: ' + theme + ' (click to change)');
+    }
+  }
+
+  doc.addEventListener('click', (e) => {
+    const btn = e.target.closest('[data-theme-toggle]');
+    if (!btn) return;
+    e.preventDefault();
+    const next = THEMES[(THEMES.indexOf(currentTheme()) + 1) % THEMES.length];
+    store('theme', next === 'system' ? null : next);
+    applyTheme(next);
+  });
+
+  // Keep several open tabs in step.
+  window.addEventListener('storage', (e) => {
+    if (e.key === 'theme' || e.key === null) {
+      const t = load('theme');
+      applyTheme(t === 'light' || t === 'dark' ? t : 'system');
+    }
+  });
+
+  // --------------------------------------------------------------------------------- keyboard
+
+  // Go-to shortcuts: press "g", then the letter, within 1.5 s.
+  const GOTO = {
+    o: '/',
+    e: '/environments',
+    l: '/go-live',
+    v: '/events',
+    r: '/rollout',
+    a: '/audit',
+    s: '/settings',
+  };
+  let gPressedAt = 0;
+
+  function isEditable(el) {
+    if (!el || el === doc.body) return false;
+    if (el.isContentEditable) return true;
+    const tag = el.tagName;
+    return tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT';
+  }
+
+  doc.addEventListener('keydown', (e) => {
+    if (e.defaultPrevented || e.isComposing) return;
+    const search = doc.getElementById('lookup-q');
+
+    // Escape leaves the search box (and closes nothing else).
+    if (e.key === 'Escape') {
+      if (search && doc.activeElement === search) search.blur();
+      return;
+    }
+
+    // Shift is allowed: "/" needs it on many keyboard layouts.
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (isEditable(e.target) || isEditable(doc.activeElement)) return;
+    // NB: a user who finds single-key shortcuts in the way can set localStorage.shortcuts = "off".
+    if (load('shortcuts') === 'off') return;
+
+    if (e.key === '/' && search) {
+      e.preventDefault();
+      search.focus();
+      search.select();
+      return;
+    }
+
+    const now = Date.now();
+    if (gPressedAt && now - gPressedAt < 1500) {
+      gPressedAt = 0;
+      const path = GOTO[e.key.toLowerCase()];
+      if (path) {
+        e.preventDefault();
+        window.location.assign(path);
+      }
+      return;
+    }
+    if (e.key === 'g' || e.key === 'G') gPressedAt = now;
+  });
+
+  // ------------------------------------------------------------------------------------- copy
+
+  // copyText puts text on the clipboard. navigator.clipboard needs a secure context (https or
+  // localhost); elsewhere (plain http on a LAN address) fall back to a hidden textarea.
+  async function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      try {
+        await navigator.clipboard.writeText(text);
+        return true;
+      } catch (e) { /* permission denied: try the fallback */ }
+    }
+    const ta = doc.createElement('textarea');
+    ta.value = text;
+    ta.setAttribute('readonly', '');
+    ta.className = 'sr-only';
+    doc.body.appendChild(ta);
+    const focused = doc.activeElement;
+    ta.select();
+    let ok = false;
+    try { ok = doc.execCommand('copy'); } catch (e) { ok = false; }
+    ta.remove();
+    if (focused && focused.focus) focused.focus();
+    return ok;
+  }
+
+  // A polite live region so screen readers hear "Copied" without focus moving.
+  let announcer = null;
+  function announce(msg) {
+    if (!announcer) {
+      announcer = doc.createElement('div');
+      announcer.className = 'sr-only';
+      announcer.setAttribute('role', 'status');
+      announcer.setAttribute('aria-live', 'polite');
+      doc.body.appendChild(announcer);
+    }
+    announcer.textContent = '';
+    window.setTimeout(() => { announcer.textContent = msg; }, 50);
+  }
+
+  const copyTimers = new WeakMap();
+
+  doc.addEventListener('click', async (e) => {
+    const btn = e.target.closest('[data-copy]');
+    if (!btn) return;
+    e.preventDefault();
+    const ok = await copyText(btn.dataset.copy || '');
+
+    // Remember the original label once, so repeated clicks restore the right text.
+    if (!('copyLabel' in btn.dataset)) btn.dataset.copyLabel = btn.textContent.trim() || 'Copy';
+    clearTimeout(copyTimers.get(btn));
+    btn.textContent = ok ? 'Copied' : 'Copy failed';
+    btn.toggleAttribute('data-copied', ok);
+    btn.toggleAttribute('data-copy-failed', !ok);
+    announce(ok ? 'Copied to clipboard' : 'Copy failed: select the text and copy it by hand');
+    copyTimers.set(btn, window.setTimeout(() => {
+      btn.textContent = btn.dataset.copyLabel;
+      btn.removeAttribute('data-copied');
+      btn.removeAttribute('data-copy-failed');
+    }, 1500));
+  });
+
+  // ---------------------------------------------------------------------------- relative time
+
+  const absFormat = new Intl.DateTimeFormat(undefined, {
+    year: 'numeric', month: 'short', day: 'numeric',
+    hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short',
+  });
+  const dateFormat = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+
+  // relative returns "12s ago", "5m ago", "3h ago", "2d ago", "in 5m", or a date past 30 days.
+  function relative(date, now) {
+    const diff = Math.round((date.getTime() - now) / 1000); // seconds; negative = past
+    const abs = Math.abs(diff);
+    if (abs < 5) return 'just now';
+    let n;
+    if (abs < 60) n = abs + 's';
+    else if (abs < 3600) n = Math.floor(abs / 60) + 'm';
+    else if (abs < 86400) n = Math.floor(abs / 3600) + 'h';
+    else if (abs < 30 * 86400) n = Math.floor(abs / 86400) + 'd';
+    else return dateFormat.format(date);
+    return diff < 0 ? n + ' ago' : 'in ' + n;
+  }
+
+  // refreshTimes rewrites every time[data-relative] in root (root itself included). The server's
+  // absolute text is kept in the tooltip together with the local time.
+  function refreshTimes(scope) {
+    const base = scope || doc;
+    const now = Date.now();
+    const list = [];
+    if (base.matches && base.matches('time[data-relative]')) list.push(base);
+    if (base.querySelectorAll) list.push(...base.querySelectorAll('time[data-relative]'));
+    for (const el of list) {
+      const iso = el.getAttribute('datetime');
+      const date = iso ? new Date(iso) : null;
+      if (!date || Number.isNaN(date.getTime())) continue;
+      if (!el.hasAttribute('title')) {
+        const utc = date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+        el.title = absFormat.format(date) + ' \u00b7 ' + utc;
+      }
+      const text = relative(date, now);
+      if (el.textContent !== text) el.textContent = text;
+    }
+  }
+
+  window.setInterval(() => refreshTimes(doc), 30000);
+
+  // -------------------------------------------------------------------------------- confirm
+
+  // Capture phase, so the question comes before htmx (which listens on the form itself).
+  doc.addEventListener('submit', (e) => {
+    const form = e.target;
+    if (!(form instanceof HTMLFormElement)) return;
+    const submitter = e.submitter;
+    const msg = (submitter && submitter.dataset.confirm) || form.dataset.confirm;
+    if (msg === undefined) return;
+    if (!window.confirm(msg || 'Are you sure?')) {
+      e.preventDefault();
+      e.stopPropagation();
+    }
+  }, true);
+
+  // -------------------------------------------------------------------------- clickable rows
+
+  doc.addEventListener('click', (e) => {
+    const row = e.target.closest('tr.clickable');
+    if (!row) return;
+    // Real controls inside the row keep their own behaviour; so does selecting text.
+    if (e.target.closest('a, button, input, select, textarea, label, summary, [data-copy]')) return;
+    const sel = window.getSelection();
+    if (sel && String(sel).length > 0) return;
+    const link = row.querySelector('a[href]');
+    const href = row.dataset.href || (link && link.href);
+    if (!href) return;
+    if (e.ctrlKey || e.metaKey || e.button === 1) window.open(href, '_blank', 'noopener');
+    else window.location.assign(href);
+  });
+
+  // ----------------------------------------------------------------------- live (htmx SSE)
+
+  const LIVE_LABELS = { connecting: 'Connecting\u2026', live: 'Live', paused: 'Paused', offline: 'Offline' };
+
+  // setLive updates the .live indicators that belong to the SSE element `source`.
+  function setLive(source, state) {
+    for (const el of doc.querySelectorAll('.live')) {
+      const forId = el.dataset.liveFor;
+      if (forId && (!source || source.id !== forId)) continue;
+      el.dataset.state = state;
+      const label = el.querySelector('.live-label');
+      if (label) label.textContent = LIVE_LABELS[state];
+      else if (!el.children.length) el.textContent = LIVE_LABELS[state];
+    }
+  }
+
+  doc.addEventListener('htmx:sseOpen', (e) => setLive(e.target, 'live'));
+  doc.addEventListener('htmx:sseError', (e) => {
+    const src = e.detail && e.detail.source;
+    // CONNECTING (0): the browser is retrying by itself; CLOSED (2): htmx will reconnect later.
+    setLive(e.target, src && src.readyState === 0 && navigator.onLine ? 'connecting' : 'offline');
+  });
+  doc.addEventListener('htmx:sseClose', (e) => {
+    if (e.detail && e.detail.type === 'nodeReplaced') return;
+    setLive(e.target, 'offline');
+  });
+  window.addEventListener('offline', () => setLive(null, 'offline'));
+
+  // ------------------------------------------------------------------------- added content
+
+  // Content inserted later (htmx swaps, SSE rows) gets relative times, and SSE-inserted
+  // elements a short highlight. window.dashboard.refreshTimes stays available for manual use.
+  const observer = new MutationObserver((records) => {
+    for (const rec of records) {
+      for (const node of rec.addedNodes) {
+        if (node.nodeType !== Node.ELEMENT_NODE) continue;
+        refreshTimes(node);
+        if (node.parentElement && node.parentElement.closest('[sse-swap], [data-sse-swap]')) {
+          node.classList.add('is-new');
+          node.addEventListener('animationend', () => node.classList.remove('is-new'), { once: true });
+        }
+      }
+    }
+  });
+
+  // ------------------------------------------------------------------------------------ init
+
+  function init() {
+    applyTheme(currentTheme());
+    refreshTimes(doc);
+    const auto = doc.querySelector('[data-autofocus]');
+    if (auto && typeof auto.focus === 'function') auto.focus();
+    observer.observe(doc.body, { childList: true, subtree: true });
+  }
+
+  if (doc.readyState === 'loading') doc.addEventListener('DOMContentLoaded', init);
+  else init();
+
+  window.dashboard = Object.freeze({ refreshTimes, copyText });
+})();

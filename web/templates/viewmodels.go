@@ -1,0 +1,65 @@
+// Package templates holds the templ components: one file per page, a shared layout and partials.
+// Components are pure: typed view models in, HTML out.
+package templates
+
+import (
+	"strconv"
+	"time"
+)
+
+// Layout is what every logged-in page needs for its frame.
+type Layout struct {
+	Title     string
+	Active    string // nav key of the current page
+	Nav       []NavItem
+	User      UserBadge
+	Demo      bool
+	Version   string
+	FlashKind string // ok | err | info
+	Flash     string
+	Query     string // the lookup box's current value
+}
+
+// NavItem is one sidebar link.
+type NavItem struct {
+	Key   string
+	Label string
+	Href  string
+	Soon  bool // the page exists but its capability is not built yet
+}
+
+// UserBadge is the logged-in user as the top bar shows them.
+type UserBadge struct {
+	Name  string
+	Email string
+	Role  string
+}
+
+// FieldErrors maps a form field name to the message shown under it.
+type FieldErrors map[string]string
+
+// Has reports whether the field has an error.
+func (f FieldErrors) Has(name string) bool { return f[name] != "" }
+
+// ariaInvalid is the value of aria-invalid for a field.
+func (f FieldErrors) ariaInvalid(name string) string {
+	if f.Has(name) {
+		return "true"
+	}
+	return "false"
+}
+
+// Timestamp formats t as an absolute UTC time; JS turns it into "5m ago" with the absolute time
+// as its title.
+func Timestamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func i64(n int64) string { return strconv.FormatInt(n, 10) }
