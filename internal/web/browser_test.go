@@ -155,6 +155,26 @@ func TestBrowserFirstRunLoginLogout(t *testing.T) {
 	if u, _ := url.Parse(loc); u.Path != "/" {
 		t.Fatalf("after login at %s, want /", loc)
 	}
+
+	// The admin creates an API token and sees it exactly once.
+	mustDo(t, ctx, "create a token",
+		chromedp.Click(chromedp.CSS(`[data-testid="nav-settings"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="users-table"]`)),
+	)
+	screenshot(t, ctx, "users")
+	mustDo(t, ctx, "create a token",
+		chromedp.Click(chromedp.CSS(`[data-testid="tab-tokens"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="tokens-empty"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#token-name`), "checkout-service"),
+		chromedp.Click(chromedp.CSS(`input[value="events:read"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="create-token-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="token-once"]`)),
+	)
+	secret := mustText(t, ctx, `[data-testid="token-secret"]`)
+	if res := app.api("GET", "/api/v1/whoami", secret, nil); res.StatusCode != 200 {
+		t.Fatalf("token from the browser does not work: %d", res.StatusCode)
+	}
+	screenshot(t, ctx, "tokens")
 }
 
 // TestBrowserViewerSeesLess logs in as a viewer and checks the frame hides admin-only parts.
