@@ -1,0 +1,340 @@
+package tensfer
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestCheckAddr(t *testing.T) {
+	tests := []struct {
+		addr          string
+		allowLoopback bool
+		wantReason    string // "" means allowed
+	}{
+		{"10.0.0.1", false, "private address"},
+		{"172.16.5.4", false, "private address"},
+		{"172.31.255.255", false, "private address"},
+		{"192.168.1.1", false, "private address"},
+		{"fd12:3456::1", false, "private address"},
+		{"169.254.1.1", false, "link-local address"},
+		{"fe80::1", false, "link-local address"},
+		{"fe80::1%eth0", false, "link-local address"},
+		{"169.254.169.254", false, "cloud metadata address"},
+		{"fd00:ec2::254", false, "cloud metadata address"},
+		{"100.64.0.1", false, "shared (CGNAT) address"},
+		{"100.127.255.254", false, "shared (CGNAT) address"},
+		{"0.0.0.0", false, "unspecified address"},
+		{"::", false, "unspecified address"},
+		{"224.0.0.251", false, "multicast address"},
+		{"ff02::1", false, "multicast address"},
+		{"255.255.255.255", false, "reserved address"},
+		{"127.0.0.1", false, "loopback address"},
+		{"127.1.2.3", false, "loopback address"},
+		{"::1", false, "loopback address"},
+		{"::ffff:10.0.0.1", false, "private address"},
+		{"::ffff:127.0.0.1", false, "loopback address"},
+		{"64:ff9b::a00:1", false, "private address embedded in IPv6"},
+		{"2002:a9fe:a9fe::1", false, "cloud metadata address embedded in IPv6"},
+		// AllowLoopback opens loopback only.
+		{"127.0.0.1", true, ""},
+		{"127.1.2.3", true, ""},
+		{"::1", true, ""},
+		{"::ffff:127.0.0.1", true, ""},
+		{"10.0.0.1", true, "private address"},
+		{"169.254.169.254", true, "cloud metadata address"},
+		{"0.0.0.0", true, "unspecified address"},
+		// Public addresses are allowed (checked only, never dialled).
+		{"8.8.8.8", false, ""},
+		{"172.32.0.1", false, ""},
+		{"100.128.0.1", false, ""},
+		{"2606:4700::1111", false, ""},
+	}
+	for _, tt := range tests {
+		err := CheckAddr(netip.MustParseAddr(tt.addr), tt.allowLoopback)
+		if tt.wantReason == "" {
+			if err != nil {
+				t.Errorf("CheckAddr(%s, %v) = %v, want allowed", tt.addr, tt.allowLoopback, err)
+			}
+			continue
+		}
+		be, ok := errors.AsType[*BlockedAddressError](err)
+		if !ok || be.Reason != tt.wantReason {
+			t.Errorf("CheckAddr(%s, %v) = %v, want reason %q", tt.addr, tt.allowLoopback, err, tt.wantReason)
+		}
+	}
+	if CheckAddr(netip.Addr{}, true) == nil {
+		t.Error("the zero address was allowed")
+	}
+}
+
+// mustBeBlocked fails the test before any dial if the address would be
+// allowed: a refused dial must never be our only protection against
+// sending traffic off the machine.
+func mustBeBlocked(t *testing.T, host string, allowLoopback bool) {
+	t.Helper()
+	if CheckAddr(netip.MustParseAddr(host), allowLoopback) == nil {
+		t.Fatalf("precondition: %s is allowed; not dialling it", host)
+	}
+}
+
+func TestSafeClientRefusesBlockedAddresses(t *testing.T) {
+	tests := []struct {
+		host, wantMsg string
+	}{
+		{"10.0.0.1", "refusing to connect to 10.0.0.1: private address"},
+		{"192.168.0.10", "refusing to connect to 192.168.0.10: private address"},
+		{"172.20.0.1", "refusing to connect to 172.20.0.1: private address"},
+		{"169.254.169.254", "refusing to connect to 169.254.169.254: cloud metadata address"},
+		{"169.254.10.10", "refusing to connect to 169.254.10.10: link-local address"},
+		{"100.64.1.1", "refusing to connect to 100.64.1.1: shared (CGNAT) address"},
+		{"0.0.0.0", "refusing to connect to 0.0.0.0: unspecified address"},
+		{"127.0.0.1", "refusing to connect to 127.0.0.1: loopback address"},
+		{"224.0.0.1", "refusing to connect to 224.0.0.1: multicast address"},
+		{"fd00:ec2::254", "refusing to connect to fd00:ec2::254: cloud metadata address"},
+		{"fc00::5", "refusing to connect to fc00::5: private address"},
+		{"fe80::5", "refusing to connect to fe80::5: link-local address"},
+		{"::1", "refusing to connect to ::1: loopback address"},
+	}
+	c := NewSafeClient(SafeClientOptions{Timeout: 2 * time.Second})
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			mustBeBlocked(t, tt.host, false)
+			u := "http://" + net.JoinHostPort(tt.host, "80") + "/"
+			_, err := c.Get(u)
+			if errors.Is(err, syscall.EAFNOSUPPORT) {
+				t.Skipf("no IPv6 sockets here: %v", err)
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("Get(%s) err = %v, want %q", u, err, tt.wantMsg)
+			}
+			if _, ok := errors.AsType[*BlockedAddressError](err); !ok {
+				t.Errorf("err = %v, want a *BlockedAddressError in the chain", err)
+			}
+		})
+	}
+}
+
+func TestSafeControlChecksResolvedAddress(t *testing.T) {
+	// The hook sees the address after resolution; call it directly as the
+	// dialer would, with no socket.
+	tests := []struct {
+		network, address string
+		allowLoopback    bool
+		wantErr          string
+	}{
+		{"tcp6", "[fd00:ec2::254]:80", false, "cloud metadata address"},
+		{"tcp4", "127.0.0.1:8080", true, ""},
+		{"tcp4", "127.0.0.1:8080", false, "loopback address"},
+		{"tcp4", "no-port", false, "refusing to connect"},
+		{"tcp4", "example.com:80", false, "not an IP address"},
+	}
+	for _, tt := range tests {
+		err := safeControl(tt.allowLoopback)(tt.network, tt.address, nil)
+		if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("control(%s, %s) = %v, want %q", tt.network, tt.address, err, tt.wantErr)
+		}
+	}
+}
+
+// fakeDNS answers every A query with ip and every other query with no
+// records, on a loopback UDP socket.
+func fakeDNS(t *testing.T, ip netip.Addr) *net.Resolver {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			q := buf[:n]
+			if len(q) < 12 {
+				continue
+			}
+			end := 12
+			for end < len(q) && q[end] != 0 {
+				end += int(q[end]) + 1
+			}
+			end += 5 // zero label, qtype, qclass
+			if end > len(q) {
+				continue
+			}
+			qtype := binary.BigEndian.Uint16(q[end-4 : end-2])
+			resp := append([]byte{}, q[:2]...)
+			resp = append(resp, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0)
+			resp = append(resp, q[12:end]...)
+			if qtype == 1 {
+				resp[7] = 1
+				a := ip.As4()
+				resp = append(resp, 0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4)
+				resp = append(resp, a[:]...)
+			}
+			_, _ = pc.WriteTo(resp, from)
+		}
+	}()
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
+}
+
+func TestSafeClientRefusesNamesResolvingToBlockedAddresses(t *testing.T) {
+	tests := []struct {
+		name     string
+		url      string
+		resolver func(t *testing.T) *net.Resolver
+		wantMsg  string
+	}{
+		{"localhost without AllowLoopback", "http://localhost:1/", func(*testing.T) *net.Resolver { return nil }, "loopback address"},
+		{"DNS answer is private", "http://internal.example.test:80/", func(t *testing.T) *net.Resolver {
+			mustBeBlocked(t, "10.9.8.7", false)
+			return fakeDNS(t, netip.MustParseAddr("10.9.8.7"))
+		}, "refusing to connect to 10.9.8.7: private address"},
+		{"DNS answer is metadata", "http://metadata.example.test:80/", func(t *testing.T) *net.Resolver {
+			mustBeBlocked(t, "169.254.169.254", false)
+			return fakeDNS(t, netip.MustParseAddr("169.254.169.254"))
+		}, "refusing to connect to 169.254.169.254: cloud metadata address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewSafeClient(SafeClientOptions{Resolver: tt.resolver(t), Timeout: 2 * time.Second})
+			_, err := c.Get(tt.url)
+			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("Get(%s) err = %v, want %q", tt.url, err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+func TestSafeClientLoopbackOnlyWithOption(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		allow   bool
+		wantErr string
+	}{
+		{false, "loopback address"},
+		{true, ""},
+	}
+	for _, tt := range tests {
+		before := hits.Load()
+		res, err := NewSafeClient(SafeClientOptions{AllowLoopback: tt.allow}).Get(srv.URL)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || hits.Load() != before {
+				t.Errorf("AllowLoopback=%v: err = %v, hits %d→%d; want refused before connecting", tt.allow, err, before, hits.Load())
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("AllowLoopback=%v: %v", tt.allow, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if string(body) != "ok" || hits.Load() != before+1 {
+			t.Errorf("body = %q, hits = %d", body, hits.Load())
+		}
+	}
+}
+
+func TestSafeClientDoesNotFollowRedirects(t *testing.T) {
+	var targetHits atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/start", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/target", http.StatusFound)
+	})
+	mux.HandleFunc("/target", func(w http.ResponseWriter, r *http.Request) { targetHits.Add(1) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	res, err := NewSafeClient(SafeClientOptions{AllowLoopback: true}).Get(srv.URL + "/start")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusFound || res.Header.Get("Location") != "/target" || targetHits.Load() != 0 {
+		t.Errorf("status %d location %q target hits %d; want the 302 itself and no follow", res.StatusCode, res.Header.Get("Location"), targetHits.Load())
+	}
+}
+
+func TestSafeClientNoProxy(t *testing.T) {
+	c := NewSafeClient(SafeClientOptions{})
+	lt, ok := c.Transport.(*limitTransport)
+	if !ok {
+		t.Fatalf("transport = %T", c.Transport)
+	}
+	tr, ok := lt.next.(*http.Transport)
+	if !ok || tr.Proxy != nil {
+		t.Errorf("transport %T has a proxy function; want none so HTTP(S)_PROXY cannot reroute requests", lt.next)
+	}
+}
+
+func TestSafeClientBodyLimit(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, strings.Repeat("x", 2000))
+	}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		max     int64
+		wantErr bool
+	}{
+		{1000, true},
+		{1999, true},
+		{2000, false},
+		{-1, false},
+	}
+	for _, tt := range tests {
+		res, err := NewSafeClient(SafeClientOptions{AllowLoopback: true, MaxBodyBytes: tt.max}).Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if tt.wantErr {
+			if !errors.Is(err, ErrBodyTooLarge) || int64(len(body)) != tt.max {
+				t.Errorf("max %d: read %d bytes, err %v; want exactly max bytes then ErrBodyTooLarge", tt.max, len(body), err)
+			}
+			continue
+		}
+		if err != nil || len(body) != 2000 {
+			t.Errorf("max %d: read %d bytes, err %v", tt.max, len(body), err)
+		}
+	}
+}
+
+func TestReadLimited(t *testing.T) {
+	tests := []struct {
+		in      string
+		max     int64
+		wantErr bool
+	}{
+		{"", 0, false},
+		{"abc", 3, false},
+		{"abcd", 3, true},
+		{"abc", 10, false},
+	}
+	for _, tt := range tests {
+		got, err := ReadLimited(strings.NewReader(tt.in), tt.max)
+		if tt.wantErr != errors.Is(err, ErrBodyTooLarge) || (!tt.wantErr && string(got) != tt.in) {
+			t.Errorf("ReadLimited(%q, %d) = %q, %v", tt.in, tt.max, got, err)
+		}
+	}
+}

@@ -1,0 +1,763 @@
+package tensfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// SimKeys are the three keys of one simulated environment.
+type SimKeys struct {
+	ClientToken, PublicKey, SecretKey string
+}
+
+func (k SimKeys) byKind() map[KeyKind]string {
+	return map[KeyKind]string{KeySecret: k.SecretKey, KeyPublic: k.PublicKey, KeyClientToken: k.ClientToken}
+}
+
+// DefaultSimKeys returns recognisable keys for both environments: sandbox
+// keys contain "_sandbox_", production keys "_live_".
+func DefaultSimKeys() map[Environment]SimKeys {
+	return map[Environment]SimKeys{
+		Sandbox: {
+			ClientToken: "ct_sandbox_7Rq2dYp4Lw9xKs3m",
+			PublicKey:   "pk_sandbox_4Hn8tVb2Qe6zJc1w",
+			SecretKey:   "sk_sandbox_9Fx3kMs7Ua5rGd2p",
+		},
+		Production: {
+			ClientToken: "ct_live_2Wm6pXc8Nf4qTb7h",
+			PublicKey:   "pk_live_8Jd1sRk5Ey3vLa9g",
+			SecretKey:   "sk_live_5Tb9nQw2Hz7cMf4x",
+		},
+	}
+}
+
+// Simulator failure modes for X-Sim-Fail, the sim_fail query parameter and
+// SimConfig.FailureModes.
+const (
+	SimFailTimeout = "timeout" // block until the client gives up (or MaxBlock, then 504)
+	SimFailReset   = "reset"   // drop the connection without an answer
+)
+
+// simFailure returns the error code and message an injected status
+// failure answers with.
+func simFailure(status int) (code, message string, ok bool) {
+	switch status {
+	case 400:
+		return "invalid_request", "injected failure: the request was malformed", true
+	case 401:
+		return CodeInvalidAPIKey, "injected failure: the API key is not valid", true
+	case 403:
+		return "key_not_allowed", "injected failure: this key may not call this endpoint", true
+	case 404:
+		return "not_found", "injected failure: no such resource", true
+	case 409:
+		return "idempotency_conflict", "injected failure: a request with this idempotency key is in progress", true
+	case 429:
+		return "rate_limited", "injected failure: too many requests, retry after 1 second", true
+	case 500:
+		return "internal_error", "injected failure: something went wrong on Tensfer's side", true
+	case 502:
+		return "bad_gateway", "injected failure: upstream bank did not answer", true
+	case 503:
+		return "service_unavailable", "injected failure: Tensfer is temporarily unavailable", true
+	case 504:
+		return "gateway_timeout", "injected failure: upstream bank timed out", true
+	}
+	return "", "", false
+}
+
+// SimConfig configures a Simulator. The zero value is usable.
+type SimConfig struct {
+	// Keys per environment; nil means DefaultSimKeys().
+	Keys map[Environment]SimKeys
+	// AccountName is reported by the credentials endpoint.
+	AccountName string
+	// FailureRate is the probability (0..1) that a request fails with one
+	// of FailureModes, drawn from the seeded generator.
+	FailureRate float64
+	// FailureModes are the failures FailureRate picks from; nil means
+	// "500", "503" and "429".
+	FailureModes []string
+	// Seed seeds the simulator's generator (request ids, failures, events);
+	// 0 means a random seed.
+	Seed uint64
+	// MaxBlock is how long the "timeout" failure blocks before answering
+	// 504 if the client waits that long; zero means 30 seconds.
+	MaxBlock time.Duration
+	// Institutions is how many institutions the catalogue lists; zero
+	// means 45 (three pages at the default limit).
+	Institutions int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	// HTTPClient sends webhooks and callbacks; nil means a client with a
+	// 15 second timeout that follows no redirects.
+	HTTPClient *http.Client
+	// WebhookMaxAttempts bounds webhook delivery attempts; zero means 5.
+	WebhookMaxAttempts int
+	// WebhookBackoff is the wait after the first failed attempt, doubled
+	// after each further one; zero means 1 second.
+	WebhookBackoff time.Duration
+	// Sleep waits between delivery attempts; nil means a context-aware
+	// timer. Tests inject a recorder.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// CallbackOrigin is the Origin header of callback beacons; "" means
+	// http://localhost:3000, the integrator's front end in the demo.
+	CallbackOrigin string
+}
+
+// SimRequest is one API request the simulator answered, kept so that
+// generated events can carry the request_id of a related call.
+type SimRequest struct {
+	Env       Environment
+	RequestID string
+	Method    string
+	Path      string
+	Status    int
+	At        time.Time
+}
+
+// Simulator is an http.Handler that behaves like the Tensfer API for both
+// environments, each under its own path prefix (/sandbox, /production),
+// plus an emitter of signed webhooks and callback beacons. It is safe for
+// concurrent use.
+type Simulator struct {
+	cfg          SimConfig
+	institutions []Institution
+
+	mu       sync.Mutex
+	rng      *mrand.Rand
+	payments map[Environment]map[string]*Payment
+	sessions map[Environment]map[string]*Session
+	idem     map[string]idemEntry
+	recent   map[Environment][]SimRequest
+}
+
+// idemEntry is a stored answer to a POST with an Idempotency-Key.
+type idemEntry struct {
+	bodyHash [32]byte
+	status   int
+	body     []byte
+}
+
+const maxRecent = 200
+
+// NewSimulator returns a simulator with cfg's defaults filled in and a few
+// seeded payments per environment (see docs/tensfer.md).
+func NewSimulator(cfg SimConfig) *Simulator {
+	if cfg.Keys == nil {
+		cfg.Keys = DefaultSimKeys()
+	}
+	if cfg.AccountName == "" {
+		cfg.AccountName = "Demo Company Ltd"
+	}
+	if cfg.FailureModes == nil {
+		cfg.FailureModes = []string{"500", "503", "429"}
+	}
+	if cfg.MaxBlock <= 0 {
+		cfg.MaxBlock = 30 * time.Second
+	}
+	if cfg.Institutions <= 0 {
+		cfg.Institutions = 45
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{
+			Timeout:       15 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if cfg.WebhookMaxAttempts <= 0 {
+		cfg.WebhookMaxAttempts = 5
+	}
+	if cfg.WebhookBackoff <= 0 {
+		cfg.WebhookBackoff = time.Second
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleepContext
+	}
+	if cfg.CallbackOrigin == "" {
+		cfg.CallbackOrigin = "http://localhost:3000"
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = mrand.Uint64()
+	}
+	s := &Simulator{
+		cfg:          cfg,
+		institutions: simInstitutions(cfg.Institutions),
+		rng:          mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		payments:     map[Environment]map[string]*Payment{},
+		sessions:     map[Environment]map[string]*Session{},
+		idem:         map[string]idemEntry{},
+		recent:       map[Environment][]SimRequest{},
+	}
+	for _, env := range Environments() {
+		s.payments[env] = seedPayments(env, cfg.Now())
+		s.sessions[env] = map[string]*Session{}
+	}
+	return s
+}
+
+// SimBaseURL returns the base URL of env on a simulator served at root,
+// e.g. SimBaseURL("http://127.0.0.1:8081", Sandbox) is
+// "http://127.0.0.1:8081/sandbox".
+func SimBaseURL(root string, env Environment) string {
+	return strings.TrimRight(root, "/") + "/" + string(env)
+}
+
+// RecentRequests returns the latest requests the simulator answered in
+// env, oldest first (at most 200).
+func (s *Simulator) RecentRequests(env Environment) []SimRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]SimRequest(nil), s.recent[env]...)
+}
+
+// simEndpoint is one route of the simulated API.
+type simEndpoint struct {
+	method string
+	// keys are the key kinds the endpoint accepts.
+	keys    []KeyKind
+	handler func(w http.ResponseWriter, r *http.Request, c *simCall)
+}
+
+// simCall is the per-request state handlers need.
+type simCall struct {
+	env       Environment
+	requestID string
+	key       KeyKind
+	id        string // path parameter, if any
+}
+
+// route finds the endpoints of a path below the environment prefix.
+func (s *Simulator) route(rest string) ([]simEndpoint, string) {
+	all := []KeyKind{KeySecret, KeyPublic, KeyClientToken}
+	secret := []KeyKind{KeySecret}
+	switch {
+	case rest == "/v1/credentials":
+		return []simEndpoint{{http.MethodGet, all, s.credentials}}, ""
+	case rest == "/v1/institutions":
+		return []simEndpoint{{http.MethodGet, []KeyKind{KeySecret, KeyPublic}, s.listInstitutions}}, ""
+	case rest == "/v1/payments":
+		return []simEndpoint{{http.MethodPost, secret, s.createPayment}}, ""
+	case rest == "/v1/sessions":
+		return []simEndpoint{{http.MethodPost, secret, s.createSession}}, ""
+	}
+	if id, ok := strings.CutPrefix(rest, "/v1/payments/"); ok && id != "" && !strings.Contains(id, "/") {
+		return []simEndpoint{{http.MethodGet, secret, s.getPayment}}, id
+	}
+	if id, ok := strings.CutPrefix(rest, "/v1/sessions/"); ok && id != "" && !strings.Contains(id, "/") {
+		return []simEndpoint{{http.MethodDelete, secret, s.revokeSession}}, id
+	}
+	return nil, ""
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// ServeHTTP answers one API request: environment prefix, route, injected
+// failure, key check, then the endpoint.
+func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := s.newRequestID()
+	w.Header().Set("X-Request-Id", rid)
+	rec := &statusRecorder{ResponseWriter: w}
+	prefix, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	rest = "/" + rest
+	env, err := ParseEnvironment(prefix)
+	if err != nil {
+		writeSimError(rec, http.StatusNotFound, rid, "unknown_environment",
+			fmt.Sprintf("no Tensfer environment at /%s: base URLs end in /sandbox or /production", prefix))
+		return
+	}
+	defer func() {
+		status := rec.status
+		if status == 0 {
+			status = 499 // the handler gave up without answering (reset or client gone)
+		}
+		s.record(SimRequest{Env: env, RequestID: rid, Method: r.Method, Path: rest, Status: status, At: s.cfg.Now()})
+	}()
+	eps, id := s.route(rest)
+	if eps == nil {
+		writeSimError(rec, http.StatusNotFound, rid, "route_not_found", fmt.Sprintf("no endpoint %s %s", r.Method, rest))
+		return
+	}
+	var ep *simEndpoint
+	for i := range eps {
+		if eps[i].method == r.Method {
+			ep = &eps[i]
+		}
+	}
+	if ep == nil {
+		rec.Header().Set("Allow", eps[0].method)
+		writeSimError(rec, http.StatusMethodNotAllowed, rid, "method_not_allowed", fmt.Sprintf("%s %s is not supported; use %s", r.Method, rest, eps[0].method))
+		return
+	}
+	if s.injectFailure(rec, r, rid) {
+		return
+	}
+	kind, ok := s.authenticate(rec, r, env, rid, ep.keys)
+	if !ok {
+		return
+	}
+	ep.handler(rec, r, &simCall{env: env, requestID: rid, key: kind, id: id})
+}
+
+// injectFailure applies X-Sim-Fail / sim_fail or a FailureRate draw; it
+// reports whether it answered the request.
+func (s *Simulator) injectFailure(w http.ResponseWriter, r *http.Request, rid string) bool {
+	mode := r.Header.Get("X-Sim-Fail")
+	if mode == "" {
+		mode = r.URL.Query().Get("sim_fail")
+	}
+	if mode == "" && s.cfg.FailureRate > 0 && len(s.cfg.FailureModes) > 0 {
+		s.mu.Lock()
+		if s.rng.Float64() < s.cfg.FailureRate {
+			mode = s.cfg.FailureModes[s.rng.IntN(len(s.cfg.FailureModes))]
+		}
+		s.mu.Unlock()
+	}
+	switch mode = strings.TrimSpace(strings.ToLower(mode)); mode {
+	case "":
+		return false
+	case SimFailTimeout:
+		t := time.NewTimer(s.cfg.MaxBlock)
+		defer t.Stop()
+		select {
+		case <-r.Context().Done():
+		case <-t.C:
+			writeSimError(w, http.StatusGatewayTimeout, rid, "gateway_timeout", "injected failure: no answer within "+s.cfg.MaxBlock.String())
+		}
+		return true
+	case SimFailReset:
+		panic(http.ErrAbortHandler) // net/http drops the connection without logging
+	}
+	status, err := strconv.Atoi(mode)
+	code, message, ok := simFailure(status)
+	if err != nil || !ok {
+		writeSimError(w, http.StatusBadRequest, rid, "invalid_sim_fail",
+			fmt.Sprintf("X-Sim-Fail %q is not one of 400, 401, 403, 404, 409, 429, 500, 502, 503, 504, timeout, reset", mode))
+		return true
+	}
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeSimError(w, status, rid, code, message)
+	return true
+}
+
+// authenticate checks the bearer key against env and the endpoint's key
+// kinds, answering 401/403 itself when it fails.
+func (s *Simulator) authenticate(w http.ResponseWriter, r *http.Request, env Environment, rid string, allowed []KeyKind) (KeyKind, bool) {
+	auth := r.Header.Get("Authorization")
+	scheme, key, _ := strings.Cut(auth, " ")
+	key = strings.TrimSpace(key)
+	if auth == "" || !strings.EqualFold(scheme, "Bearer") || key == "" {
+		writeSimError(w, http.StatusUnauthorized, rid, CodeInvalidAPIKey, "no API key: send Authorization: Bearer <key>")
+		return "", false
+	}
+	kind := s.keyKind(env, key)
+	if kind == "" {
+		if other := s.keyKind(env.Other(), key); other != "" {
+			writeSimError(w, http.StatusUnauthorized, rid, CodeEnvironmentMismatch,
+				fmt.Sprintf("this is a %s %s but this is the %s API: use the %s key, or the %s base URL",
+					env.Other(), strings.ReplaceAll(string(other), "_", " "), env, env, env.Other()))
+			return "", false
+		}
+		writeSimError(w, http.StatusUnauthorized, rid, CodeInvalidAPIKey,
+			fmt.Sprintf("the API key ending in %q is not a valid %s key", last4(key), env))
+		return "", false
+	}
+	for _, k := range allowed {
+		if k == kind {
+			return kind, true
+		}
+	}
+	writeSimError(w, http.StatusForbidden, rid, "key_not_allowed",
+		fmt.Sprintf("this endpoint needs the %s; the %s cannot call it", strings.ReplaceAll(string(allowed[0]), "_", " "), strings.ReplaceAll(string(kind), "_", " ")))
+	return "", false
+}
+
+// keyKind returns which key of env key is, or "".
+func (s *Simulator) keyKind(env Environment, key string) KeyKind {
+	for kind, k := range s.cfg.Keys[env].byKind() {
+		if k != "" && k == key {
+			return kind
+		}
+	}
+	return ""
+}
+
+func (s *Simulator) credentials(w http.ResponseWriter, _ *http.Request, c *simCall) {
+	key := s.cfg.Keys[c.env].byKind()[c.key]
+	writeSimJSON(w, http.StatusOK, Credentials{
+		Environment: c.env,
+		KeyKind:     c.key,
+		AccountID:   "acct_sim_" + string(c.env),
+		AccountName: s.cfg.AccountName,
+		KeyLast4:    last4(key),
+		Livemode:    c.env == Production,
+		RequestID:   c.requestID,
+	})
+}
+
+// Page sizes of the simulated lists.
+const (
+	simDefaultLimit = 20
+	simMaxLimit     = 100
+)
+
+func (s *Simulator) listInstitutions(w http.ResponseWriter, r *http.Request, c *simCall) {
+	q := r.URL.Query()
+	limit := simDefaultLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > simMaxLimit {
+			writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", fmt.Sprintf("limit must be an integer from 1 to %d", simMaxLimit))
+			return
+		}
+		limit = n
+	}
+	offset := 0
+	if v := q.Get("cursor"); v != "" {
+		n, ok := decodeSimCursor(v)
+		if !ok || n > len(s.institutions) {
+			writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_cursor", "cursor is not one this API returned")
+			return
+		}
+		offset = n
+	}
+	end := min(offset+limit, len(s.institutions))
+	page := Page[Institution]{Data: s.institutions[offset:end], HasMore: end < len(s.institutions), RequestID: c.requestID}
+	if page.HasMore {
+		cur := encodeSimCursor(end)
+		page.NextCursor = &cur
+	}
+	if page.Data == nil {
+		page.Data = []Institution{}
+	}
+	writeSimJSON(w, http.StatusOK, page)
+}
+
+func encodeSimCursor(offset int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("ins:" + strconv.Itoa(offset)))
+}
+
+func decodeSimCursor(c string) (int, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return 0, false
+	}
+	v, ok := strings.CutPrefix(string(b), "ins:")
+	n, err := strconv.Atoi(v)
+	return n, ok && err == nil && n >= 0
+}
+
+func (s *Simulator) getPayment(w http.ResponseWriter, _ *http.Request, c *simCall) {
+	s.mu.Lock()
+	p, ok := s.payments[c.env][c.id]
+	var out Payment
+	if ok {
+		out = *p
+	}
+	s.mu.Unlock()
+	if !ok {
+		writeSimError(w, http.StatusNotFound, c.requestID, "payment_not_found", fmt.Sprintf("no payment %q in %s", c.id, c.env))
+		return
+	}
+	out.RequestID = c.requestID
+	writeSimJSON(w, http.StatusOK, out)
+}
+
+// readSimBody reads a JSON request body (at most 64 KiB) into v, answering
+// 400 itself when it cannot. It returns the raw bytes.
+func readSimBody(w http.ResponseWriter, r *http.Request, rid string, v any) ([]byte, bool) {
+	body, err := ReadLimited(r.Body, 64<<10)
+	if err != nil {
+		writeSimError(w, http.StatusBadRequest, rid, "invalid_json", "request body is unreadable or over 64 KiB")
+		return nil, false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		writeSimError(w, http.StatusBadRequest, rid, "invalid_json", "request body is not valid JSON: "+jsonErrorText(err))
+		return nil, false
+	}
+	return body, true
+}
+
+// idempotent replays the stored answer for r's Idempotency-Key, or answers
+// 409 when the key was used with another body. It reports whether it
+// answered; store must be called with the fresh answer otherwise.
+func (s *Simulator) idempotent(w http.ResponseWriter, r *http.Request, c *simCall, body []byte) (handled bool, store func(status int, resp []byte)) {
+	key := r.Header.Get("Idempotency-Key")
+	if key == "" {
+		return false, func(int, []byte) {}
+	}
+	full := string(c.env) + " " + r.URL.Path + " " + key
+	h := sha256.Sum256(body)
+	s.mu.Lock()
+	prev, ok := s.idem[full]
+	s.mu.Unlock()
+	switch {
+	case ok && prev.bodyHash != h:
+		writeSimError(w, http.StatusConflict, c.requestID, "idempotency_conflict", "this Idempotency-Key was already used with a different request body")
+		return true, nil
+	case ok:
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Idempotent-Replayed", "true")
+		w.WriteHeader(prev.status)
+		_, _ = w.Write(prev.body)
+		return true, nil
+	}
+	return false, func(status int, resp []byte) {
+		s.mu.Lock()
+		s.idem[full] = idemEntry{bodyHash: h, status: status, body: resp}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Simulator) createPayment(w http.ResponseWriter, r *http.Request, c *simCall) {
+	var in PaymentParams
+	body, ok := readSimBody(w, r, c.requestID, &in)
+	if !ok {
+		return
+	}
+	done, store := s.idempotent(w, r, c, body)
+	if done {
+		return
+	}
+	switch {
+	case in.Amount <= 0 || in.Amount > 100_000_000:
+		writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", "amount must be a positive integer in minor units, at most 100000000")
+		return
+	case len(in.Currency) != 3 || strings.ToUpper(in.Currency) != in.Currency:
+		writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", "currency must be a three-letter upper-case ISO 4217 code such as GBP")
+		return
+	case in.UserID == "":
+		writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", "user_id is required")
+		return
+	}
+	p := Payment{
+		ID:                "pay_" + s.randHex(12),
+		Status:            PaymentPending,
+		Amount:            in.Amount,
+		Currency:          in.Currency,
+		UserID:            in.UserID,
+		Description:       in.Description,
+		Metadata:          in.Metadata,
+		CreatedAt:         s.cfg.Now().UTC().Truncate(time.Second),
+		CancelledAt:       Null[time.Time](),
+		FailureReason:     Null[string](),
+		CreationRequestID: c.requestID,
+	}
+	s.mu.Lock()
+	stored := p
+	s.payments[c.env][p.ID] = &stored
+	s.mu.Unlock()
+	p.RequestID = c.requestID
+	store(http.StatusCreated, writeSimJSON(w, http.StatusCreated, p))
+}
+
+func (s *Simulator) createSession(w http.ResponseWriter, r *http.Request, c *simCall) {
+	var in SessionParams
+	body, ok := readSimBody(w, r, c.requestID, &in)
+	if !ok {
+		return
+	}
+	done, store := s.idempotent(w, r, c, body)
+	if done {
+		return
+	}
+	if in.UserID == "" {
+		writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", "user_id is required")
+		return
+	}
+	if in.RedirectURI != "" {
+		if u, err := url.Parse(in.RedirectURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", "redirect_uri must be an absolute http(s) URL")
+			return
+		}
+	}
+	id := "sess_" + s.randHex(12)
+	sess := Session{
+		ID:        id,
+		UserID:    in.UserID,
+		URL:       "https://link.tensfer.example/s/" + id + "?env=" + string(c.env),
+		ExpiresAt: s.cfg.Now().UTC().Add(30 * time.Minute).Truncate(time.Second),
+		RequestID: c.requestID,
+	}
+	s.mu.Lock()
+	stored := sess
+	s.sessions[c.env][id] = &stored
+	s.mu.Unlock()
+	store(http.StatusCreated, writeSimJSON(w, http.StatusCreated, sess))
+}
+
+func (s *Simulator) revokeSession(w http.ResponseWriter, _ *http.Request, c *simCall) {
+	s.mu.Lock()
+	_, ok := s.sessions[c.env][c.id]
+	delete(s.sessions[c.env], c.id)
+	s.mu.Unlock()
+	if !ok {
+		writeSimError(w, http.StatusNotFound, c.requestID, "session_not_found", fmt.Sprintf("no active session %q in %s", c.id, c.env))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// record remembers a request for event linking, keeping the latest ones.
+func (s *Simulator) record(r SimRequest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := append(s.recent[r.Env], r)
+	if len(l) > maxRecent {
+		l = append([]SimRequest(nil), l[len(l)-maxRecent:]...)
+	}
+	s.recent[r.Env] = l
+}
+
+// newRequestID returns a fresh request id such as req_3f9c0b1e2d4a5c6b7e8f9a0b.
+func (s *Simulator) newRequestID() string { return "req_" + s.randHex(12) }
+
+// randHex returns n bytes from the seeded generator, hex-encoded.
+func (s *Simulator) randHex(n int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return randHexFrom(s.rng, n)
+}
+
+func randHexFrom(r *mrand.Rand, n int) string {
+	const digits = "0123456789abcdef"
+	b := make([]byte, 2*n)
+	for i := range b {
+		b[i] = digits[r.IntN(16)]
+	}
+	return string(b)
+}
+
+// writeSimJSON writes v as the JSON answer and returns the bytes written.
+func writeSimJSON(w http.ResponseWriter, status int, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(`{"error":{"code":"internal_error","message":"encode response"}}`)
+		status = http.StatusInternalServerError
+	}
+	b = append(b, '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	return b
+}
+
+// writeSimError writes the documented error body.
+func writeSimError(w http.ResponseWriter, status int, rid, code, message string) {
+	type detail struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		RequestID string `json:"request_id"`
+	}
+	writeSimJSON(w, status, struct {
+		Error detail `json:"error"`
+	}{detail{code, message, rid}})
+}
+
+// last4 returns the last four characters of a key for messages.
+func last4(key string) string {
+	if len(key) <= 4 {
+		return key
+	}
+	return key[len(key)-4:]
+}
+
+// simInstitutions builds a deterministic catalogue of n institutions. A
+// few have no logo (null) and one reports a status this client does not
+// know, as a real catalogue eventually will.
+func simInstitutions(n int) []Institution {
+	names := []string{"Northwind Bank", "Harbor Savings", "Crescent Credit Union", "Summit Trust", "Meridian Bank",
+		"Bluebell Building Society", "Granite Financial", "Lakeside Bank", "Orchard Mutual", "Pioneer Bank",
+		"Riverstone Bank", "Silverline", "Thistle Bank", "Union Square Bank", "Westgate Bank"}
+	countries := []string{"GB", "IE", "FR", "DE", "ES", "NL"}
+	out := make([]Institution, n)
+	for i := range out {
+		id := fmt.Sprintf("ins_%03d", i+1)
+		status := InstitutionHealthy
+		switch {
+		case i%11 == 4:
+			status = InstitutionDegraded
+		case i%17 == 9:
+			status = InstitutionDown
+		case i == 7:
+			status = "scheduled_maintenance"
+		}
+		var logo *string
+		if i%5 != 3 {
+			l := "https://cdn.tensfer.example/logos/" + id + ".png"
+			logo = &l
+		}
+		products := []string{"payments", "identity"}
+		if i%3 == 2 {
+			products = []string{"payments"}
+		}
+		out[i] = Institution{
+			ID:       id,
+			Name:     fmt.Sprintf("%s %s", names[i%len(names)], countries[i%len(countries)]),
+			Country:  countries[i%len(countries)],
+			Products: products,
+			Status:   status,
+			LogoURL:  logo,
+		}
+	}
+	return out
+}
+
+// seedPayments returns the payments every environment starts with: one
+// pending with null fields, one completed, and one "legacy" payment whose
+// cancelled_at and failure_reason are absent rather than null.
+func seedPayments(env Environment, now time.Time) map[string]*Payment {
+	created := now.UTC().Add(-time.Hour).Truncate(time.Second)
+	completed := created.Add(2 * time.Minute)
+	desc := "Invoice 1042"
+	return map[string]*Payment{
+		"pay_demo_pending": {
+			ID: "pay_demo_pending", Status: PaymentPending, Amount: 1250, Currency: "GBP", UserID: "usr_0001",
+			CreatedAt: created, CancelledAt: Null[time.Time](), FailureReason: Null[string](),
+		},
+		"pay_demo_completed": {
+			ID: "pay_demo_completed", Status: PaymentCompleted, Amount: 9900, Currency: "EUR", UserID: "usr_0002",
+			Description: &desc, Metadata: map[string]string{"order": "1042", "env": string(env)},
+			CreatedAt: created, CompletedAt: &completed, CancelledAt: Null[time.Time](), FailureReason: Null[string](),
+		},
+		"pay_demo_legacy": {
+			ID: "pay_demo_legacy", Status: PaymentCompleted, Amount: 500, Currency: "GBP", UserID: "usr_0003",
+			CreatedAt: created, CompletedAt: &completed,
+		},
+	}
+}

@@ -1,0 +1,307 @@
+package tensfer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRandomWebhook(t *testing.T) {
+	r := mrand.New(mrand.NewPCG(1, 2))
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	counts := map[EventType]int{}
+	unknown := 0
+	for range 300 {
+		ev := RandomWebhook(r, Sandbox, now)
+		body, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseWebhookEvent(body)
+		if err != nil {
+			t.Fatalf("generated body %s does not parse: %v", body, err)
+		}
+		if !strings.HasPrefix(got.ID, "evt_") || !strings.HasPrefix(got.RequestID, "req_") || !got.CreatedAt.Equal(now) {
+			t.Fatalf("event = %+v", got)
+		}
+		var user struct {
+			UserID string `json:"user_id"`
+		}
+		if err := got.DecodeData(&user); err != nil || !strings.HasPrefix(user.UserID, "usr_") {
+			t.Fatalf("data %s: user %q, %v", got.Data, user.UserID, err)
+		}
+		switch got.Type {
+		case EventPaymentCancelled:
+			var d PaymentCancelledData
+			if err := got.DecodeData(&d); err != nil || !strings.HasPrefix(d.PaymentID, "pay_") || d.Amount <= 0 {
+				t.Fatalf("payment.cancelled data %s: %v", got.Data, err)
+			}
+		case EventUserReauthenticationRequired, EventIdentityProfileReady:
+		default:
+			unknown++
+			if got.Extra["api_version"] == nil {
+				t.Errorf("unknown type %s without extra fields", got.Type)
+			}
+		}
+		counts[got.Type]++
+	}
+	for _, typ := range []EventType{EventUserReauthenticationRequired, EventIdentityProfileReady, EventPaymentCancelled} {
+		if counts[typ] < 30 {
+			t.Errorf("%s generated %d times in 300", typ, counts[typ])
+		}
+	}
+	if unknown == 0 || unknown > 60 {
+		t.Errorf("unknown types generated %d times in 300, want occasionally", unknown)
+	}
+}
+
+func TestRandomCallback(t *testing.T) {
+	r := mrand.New(mrand.NewPCG(3, 4))
+	counts := map[CallbackType]int{}
+	for range 200 {
+		ev := RandomCallback(r, Production, time.Now())
+		body, _ := json.Marshal(ev)
+		got, err := ParseCallbackEvent(body)
+		if err != nil {
+			t.Fatalf("generated body %s is rejected: %v", body, err)
+		}
+		if got.Event == CallbackInitializationError && (got.Error == nil || got.Error.Code == "" || got.RequestID == "") {
+			t.Errorf("initialization_error without error or request id: %s", body)
+		}
+		if got.Event == CallbackScreenLoaded && got.Screen == "" {
+			t.Errorf("screen_loaded without screen: %s", body)
+		}
+		counts[got.Event]++
+	}
+	for _, typ := range []CallbackType{CallbackScreenLoaded, CallbackAccountsConnected, CallbackInitializationError} {
+		if counts[typ] < 10 {
+			t.Errorf("%s generated %d times in 200", typ, counts[typ])
+		}
+	}
+}
+
+func TestRandomGeneratorsAreDeterministic(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	a, _ := json.Marshal(RandomWebhook(mrand.New(mrand.NewPCG(9, 9)), Sandbox, now))
+	b, _ := json.Marshal(RandomWebhook(mrand.New(mrand.NewPCG(9, 9)), Sandbox, now))
+	c, _ := json.Marshal(RandomWebhook(mrand.New(mrand.NewPCG(9, 10)), Sandbox, now))
+	if !bytes.Equal(a, b) || bytes.Equal(a, c) {
+		t.Errorf("same seed gave %s and %s; other seed gave %s", a, b, c)
+	}
+}
+
+// nextUntil calls next until match accepts an event or n tries pass.
+func nextUntil[E any](n int, next func() E, match func(E) bool) (E, bool) {
+	var e E
+	for range n {
+		if e = next(); match(e) {
+			return e, true
+		}
+	}
+	return e, false
+}
+
+func TestNextWebhookSharesRequestIDsWithAPICalls(t *testing.T) {
+	sim, root := simServer(t, SimConfig{Seed: 5})
+	c, _ := simClient(t, root, Sandbox, DefaultSimKeys()[Sandbox], nil)
+	ctx := t.Context()
+	p, err := c.CreatePayment(ctx, PaymentParams{Amount: 4200, Currency: "GBP", UserID: "usr_0009"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := c.CreateSession(ctx, SessionParams{UserID: "usr_0010"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() WebhookEvent { return sim.NextWebhook(Sandbox) }
+	ev, ok := nextUntil(200, next, func(e WebhookEvent) bool { return e.Type == EventPaymentCancelled })
+	if !ok {
+		t.Fatal("no payment.cancelled in 200 events")
+	}
+	var d PaymentCancelledData
+	if err := ev.DecodeData(&d); err != nil || ev.RequestID != p.RequestID || d.PaymentID != p.ID || d.Amount != 4200 || d.UserID != "usr_0009" {
+		t.Fatalf("event %+v data %+v; want the created payment and its creation request id %s", ev, d, p.RequestID)
+	}
+	got, err := c.Payment(ctx, p.ID)
+	if at, ok := got.CancelledAt.Get(); err != nil || got.Status != PaymentCancelled || !ok || !at.Equal(d.CancelledAt) {
+		t.Errorf("payment after event = %+v, %v; want cancelled at the event's time", got, err)
+	}
+	// With its only API-created payment cancelled, later payment.cancelled
+	// events are synthetic and do not cancel it again.
+	if ev2, ok := nextUntil(200, next, func(e WebhookEvent) bool { return e.Type == EventPaymentCancelled }); ok && ev2.RequestID == p.RequestID {
+		t.Errorf("payment %s cancelled twice", p.ID)
+	}
+	ev, ok = nextUntil(200, next, func(e WebhookEvent) bool { return e.Type == EventIdentityProfileReady })
+	var idd IdentityProfileReadyData
+	if !ok || ev.DecodeData(&idd) != nil || ev.RequestID != sess.RequestID || idd.SessionID != sess.ID || idd.UserID != "usr_0010" {
+		t.Errorf("identity event %+v data %+v; want session %s and request id %s", ev, idd, sess.ID, sess.RequestID)
+	}
+	// Production has no API-created payments: its events stay synthetic.
+	if ev, ok := nextUntil(200, func() WebhookEvent { return sim.NextWebhook(Production) },
+		func(e WebhookEvent) bool { return e.Type == EventPaymentCancelled }); !ok || ev.RequestID == p.RequestID {
+		t.Errorf("production event %+v linked to a sandbox call", ev)
+	}
+}
+
+func TestNextCallbackSharesRequestIDs(t *testing.T) {
+	sim, root := simServer(t, SimConfig{Seed: 6})
+	c, rec := simClient(t, root, Production, DefaultSimKeys()[Production], func(cfg *Config) { cfg.MaxRetries = -1 })
+	ctx := t.Context()
+	_, _ = c.Do(ctx, Request{Method: "GET", Path: "/v1/credentials", Header: http.Header{"X-Sim-Fail": {"500"}}}, nil)
+	failedID := rec.Calls()[0].RequestID
+	sess, err := c.CreateSession(ctx, SessionParams{UserID: "usr_0011"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() CallbackEvent { return sim.NextCallback(Production) }
+	ev, ok := nextUntil(200, next, func(e CallbackEvent) bool { return e.Event == CallbackInitializationError })
+	if !ok || ev.RequestID != failedID {
+		t.Errorf("initialization_error request id = %q, want the failed call's %q", ev.RequestID, failedID)
+	}
+	ev, ok = nextUntil(200, next, func(e CallbackEvent) bool { return e.Event == CallbackAccountsConnected })
+	if !ok || ev.SessionID != sess.ID || ev.UserID != "usr_0011" || ev.RequestID != sess.RequestID {
+		t.Errorf("accounts_connected = %+v, want session %s", ev, sess.ID)
+	}
+}
+
+// hub is a fake dashboard: it verifies webhooks per environment and
+// signals what arrived.
+type hub struct {
+	keys map[Environment][]byte
+
+	mu        sync.Mutex
+	webhooks  map[Environment]int
+	callbacks map[Environment]int
+	rejected  []string
+	changed   chan struct{}
+}
+
+func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	kind, envName, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	env, err := ParseEnvironment(envName)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch kind {
+	case "hooks":
+		if _, err := Verify([][]byte{h.keys[env]}, r.Header, body, time.Now(), 0); err != nil {
+			h.rejected = append(h.rejected, err.Error())
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if _, err := ParseWebhookEvent(body); err != nil {
+			h.rejected = append(h.rejected, err.Error())
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		h.webhooks[env]++
+	case "callbacks":
+		if _, err := ParseCallbackEvent(body); err != nil || r.Header.Get("Origin") == "" {
+			h.rejected = append(h.rejected, "callback: "+string(body))
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		h.callbacks[env]++
+	}
+	w.WriteHeader(http.StatusNoContent)
+	select {
+	case h.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (h *hub) done() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.webhooks[Sandbox] > 0 && h.webhooks[Production] > 0 && h.callbacks[Sandbox] > 0 && h.callbacks[Production] > 0
+}
+
+func TestRunEmitsATrickleUntilCanceled(t *testing.T) {
+	sim, root := simServer(t, SimConfig{Seed: 8})
+	h := &hub{
+		keys:      map[Environment][]byte{Sandbox: bytes.Repeat([]byte{1}, 32), Production: bytes.Repeat([]byte{2}, 32)},
+		webhooks:  map[Environment]int{},
+		callbacks: map[Environment]int{},
+		changed:   make(chan struct{}, 1),
+	}
+	dash := httptest.NewServer(h)
+	t.Cleanup(dash.Close)
+	clients := map[Environment]*Client{}
+	recs := map[Environment]*recorder{}
+	for _, env := range Environments() {
+		clients[env], recs[env] = simClient(t, root, env, DefaultSimKeys()[env], nil)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- sim.Run(ctx, RunConfig{
+			Interval:        2 * time.Millisecond,
+			WebhookTargets:  map[Environment]string{Sandbox: dash.URL + "/hooks/sandbox", Production: dash.URL + "/hooks/production"},
+			CallbackTargets: map[Environment]string{Sandbox: dash.URL + "/callbacks/sandbox", Production: dash.URL + "/callbacks/production"},
+			WebhookKeys:     func(env Environment) [][]byte { return [][]byte{h.keys[env]} },
+			Clients:         clients,
+		})
+	}()
+	deadline := time.After(10 * time.Second)
+	for !h.done() {
+		select {
+		case <-h.changed:
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		case <-deadline:
+			h.mu.Lock()
+			msg := fmt.Sprintf("after 10s: webhooks %v callbacks %v rejected %v", h.webhooks, h.callbacks, h.rejected)
+			h.mu.Unlock()
+			t.Fatal(msg)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v, want nil after cancel", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.rejected) > 0 {
+		t.Errorf("the fake dashboard rejected deliveries: %v", h.rejected)
+	}
+	for _, env := range Environments() {
+		calls := recs[env].Calls()
+		if len(calls) == 0 {
+			t.Errorf("%s: no API calls observed", env)
+		}
+		for _, c := range calls {
+			if KindOf(c.Err) == KindCanceled {
+				continue // in flight when Run was canceled
+			}
+			if c.Env != env || !strings.HasPrefix(c.RequestID, "req_") {
+				t.Errorf("%s: call %+v", env, c)
+			}
+		}
+	}
+}
+
+func TestRunNeedsSomethingToDo(t *testing.T) {
+	sim := NewSimulator(SimConfig{Seed: 1})
+	if err := sim.Run(t.Context(), RunConfig{}); err == nil || !strings.Contains(err.Error(), "no webhook target") {
+		t.Errorf("Run with nothing configured = %v", err)
+	}
+}
