@@ -131,6 +131,13 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	if err := f.parse(args); err != nil {
 		return c, err
 	}
+	// Demo data lives in its own directory unless one is named, so a demo never mixes with real
+	// configuration.
+	dataGiven := getenv("DASHBOARD_DATA") != ""
+	f.fs.Visit(func(fl *flag.Flag) { dataGiven = dataGiven || fl.Name == "data" })
+	if c.demo && !dataGiven {
+		c.dataDir = "./data-demo"
+	}
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.addr); err != nil {
 		errs = append(errs, fmt.Errorf("--addr %q must be host:port, e.g. 127.0.0.1:8080", c.addr))

@@ -5,6 +5,7 @@
 //	dashboard user add --email E --role R  add a user (password on stdin)
 //	dashboard token create --name N --scopes a,b
 //	dashboard backup --out FILE
+//	dashboard rotate-master-key [--new-key-file F]
 //	dashboard version
 package main
 
@@ -44,6 +45,8 @@ const usage = `usage:
                                                    add a user; the password is read from stdin
   dashboard token create --name N --scopes a,b     create an API token; prints it once
   dashboard backup --out FILE                      write a consistent copy of the database
+  dashboard rotate-master-key [--new-key-file F]   re-encrypt every secret under a new master key
+                                                   (run with the dashboard stopped)
   dashboard version                                print the version
 Every command takes --data DIR (env DASHBOARD_DATA, default ./data). Run "dashboard serve -h" for
 the server's flags.`
@@ -68,6 +71,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return usageError{"usage: dashboard token create --name N --scopes a,b"}
 		}
 		return tokenCreate(ctx, args[1:], stdout, stderr, getenv)
+	case "rotate-master-key":
+		return rotateMasterKey(ctx, args, stdout, stderr, getenv)
 	case "backup":
 		return backup(ctx, args, stdout, stderr, getenv)
 	case "version":

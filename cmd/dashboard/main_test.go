@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/secrets"
+	"github.com/tensfer-golive/dashboard/internal/web"
 )
 
 // cli runs the command in-process with its own streams and environment.
@@ -232,5 +234,118 @@ func TestServeRefusesWrongMasterKey(t *testing.T) {
 	_, _, err := cli(t, map[string]string{"DASHBOARD_MASTER_KEY": other}, "", "--data", dir, "--addr", "127.0.0.1:0")
 	if err == nil || !strings.Contains(err.Error(), "does not match this database") {
 		t.Fatalf("wrong master key: %v", err)
+	}
+}
+
+func TestRotateMasterKey(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, box, _, err := openData(ctx, dir, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, _ := box.Seal([]byte("sk_live_ROTATE123"), "env/production/secret_key")
+	_, err = d.UpdateEnvironment(ctx, "production", db.EnvChange{Keys: []db.NewEnvKey{{Kind: "secret_key", Sealed: sealed, Last4: "E123", Fingerprint: box.Fingerprint([]byte("sk_live_ROTATE123"))}}}, db.Audit{Actor: "test", Action: "environment.update"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldID := box.KeyID()
+	d.Close()
+
+	out, _, err := cli(t, nil, "", "rotate-master-key", "--data", dir)
+	if err != nil || !strings.Contains(out, "re-encrypted 2 values") {
+		t.Fatalf("rotate: %q %v", out, err)
+	}
+	d, box, _, err = openData(ctx, dir, "", "")
+	if err != nil {
+		t.Fatalf("open after rotation: %v", err)
+	}
+	defer d.Close()
+	if box.KeyID() == oldID {
+		t.Fatal("master.key still holds the old key")
+	}
+	keys, _ := d.ListEnvKeys(ctx, "production")
+	plain, err := box.Open(keys[0].Sealed, "env/production/secret_key")
+	if err != nil || string(plain) != "sk_live_ROTATE123" || keys[0].Fingerprint != box.Fingerprint(plain) {
+		t.Fatalf("secret after rotation: %q %v", plain, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, pendingKeyFile)); !os.IsNotExist(err) {
+		t.Fatal("pending key file left behind")
+	}
+}
+
+func TestRotationInterruptedBeforeRenameIsFinishedAtStart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	d, oldBox, _, err := openData(ctx, dir, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newKey, _ := secrets.GenerateKey()
+	newBox, _ := secrets.NewBox(newKey)
+	writeKeyFile(filepath.Join(dir, pendingKeyFile), newKey)
+	if _, err := web.RotateMasterKey(ctx, d, oldBox, newBox, db.Audit{Actor: "test", Action: "master_key.rotate"}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	// Crash here: master.key is old, the database is under the new key.
+	d, box, src, err := openData(ctx, dir, "", "")
+	if err != nil {
+		t.Fatalf("start after interrupted rotation: %v", err)
+	}
+	d.Close()
+	if box.KeyID() != newKey.ID || !strings.Contains(string(src), "finished rotation") {
+		t.Fatalf("key %s (%s), want %s", box.KeyID(), src, newKey.ID)
+	}
+}
+
+// TestDemoConfiguresAndVerifiesBothEnvironments runs `dashboard --demo` for real: the simulator
+// starts on loopback and both environments come up configured and verified.
+func TestDemoConfiguresAndVerifiesBothEnvironments(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--demo", "--data", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, strings.NewReader(""), stdout, stderr, func(string) string { return "" })
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(stdout.String(), "Demo mode") && time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("demo exited: %v\n%s", err, stderr.String())
+		default:
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("demo: %v\n%s", err, stderr.String())
+	}
+	d, err := db.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	envs, _ := d.ListEnvironments(context.Background())
+	for _, e := range envs {
+		if e.VerifyOutcome != "ok" || !strings.HasPrefix(e.BaseURL, "http://127.0.0.1:") {
+			t.Errorf("%s after demo start: %s %q", e.Name, e.VerifyOutcome, e.VerifyDetail)
+		}
+	}
+	secrets, _ := d.ListWebhookSecrets(context.Background(), "")
+	if len(secrets) != 2 {
+		t.Errorf("webhook secrets after demo start: %d, want one per environment", len(secrets))
+	}
+}
+
+func TestDemoUsesItsOwnDataDirectory(t *testing.T) {
+	c, err := parseServe([]string{"--demo"}, io.Discard, func(string) string { return "" })
+	if err != nil || c.dataDir != "./data-demo" {
+		t.Fatalf("demo data dir %q %v", c.dataDir, err)
+	}
+	c, _ = parseServe([]string{"--demo", "--data", "/x"}, io.Discard, func(string) string { return "" })
+	if c.dataDir != "/x" {
+		t.Fatalf("--data ignored in demo: %q", c.dataDir)
 	}
 }

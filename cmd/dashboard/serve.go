@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -55,6 +56,18 @@ func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secr
 		return nil, nil, "", err
 	}
 	if err := web.CheckMasterKey(ctx, d, box); err != nil {
+		// A master-key rotation that committed but crashed before renaming master.key.new into
+		// place leaves the new key pending: finish it.
+		pending := filepath.Join(dir, pendingKeyFile)
+		if keyValue == "" && keyFile == "" {
+			if k, _, err2 := secrets.LoadKey("", "", pending); err2 == nil {
+				if nb, err2 := secrets.NewBox(k); err2 == nil && web.CheckMasterKey(ctx, d, nb) == nil {
+					if err2 := os.Rename(pending, filepath.Join(dir, secrets.KeyFileName)); err2 == nil {
+						return d, nb, secrets.Source("finished rotation to " + k.ID), nil
+					}
+				}
+			}
+		}
 		d.Close()
 		return nil, nil, "", err
 	}
@@ -85,6 +98,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		TrustedProxies: cfg.trustedProxies,
 		SessionIdle:    cfg.sessionIdle,
 		SessionMax:     cfg.sessionMax,
+		// The demo's simulator listens on loopback; only then may configured URLs point there.
+		AllowLoopbackURLs: cfg.demo,
 	}, d, box, log)
 
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -109,6 +124,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	} else if link != "" {
 		fmt.Fprintf(stdout, "\nNo users yet. Open this one-time link to create the first admin (valid %s):\n\n    %s\n\n", web.SetupLinkTTL, link)
+	}
+	if cfg.demo {
+		if err := startDemo(ctx, srv, stdout, log); err != nil {
+			return err
+		}
 	}
 	go srv.Maintain(ctx)
 

@@ -6,6 +6,7 @@ package secrets
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -142,11 +143,14 @@ func readKeyFile(path string) (Key, error) {
 type Box struct {
 	current Key
 	byID    map[string]cipher.AEAD
+	fpKey   []byte
 }
 
 // NewBox builds a Box that seals with current and opens with current or any of old.
 func NewBox(current Key, old ...Key) (*Box, error) {
-	b := &Box{current: current, byID: map[string]cipher.AEAD{}}
+	fp := hmac.New(sha256.New, current.raw)
+	fp.Write([]byte("tensfer-dashboard fingerprint key"))
+	b := &Box{current: current, byID: map[string]cipher.AEAD{}, fpKey: fp.Sum(nil)}
 	for _, k := range append([]Key{current}, old...) {
 		block, err := aes.NewCipher(k.raw)
 		if err != nil {
@@ -209,4 +213,23 @@ func (b *Box) Open(sealed, context string) ([]byte, error) {
 		return nil, ErrOpen
 	}
 	return pt, nil
+}
+
+// Fingerprint is a short, stable identifier of a secret value, shown instead of the value and
+// used to spot the same key set twice (e.g. in sandbox and production). It is an HMAC under a
+// key derived from the master key, so a copy of the database alone cannot confirm a guessed
+// value from it.
+func (b *Box) Fingerprint(value []byte) string {
+	m := hmac.New(sha256.New, b.fpKey)
+	m.Write(value)
+	return hex.EncodeToString(m.Sum(nil))[:12]
+}
+
+// Last4 returns the last four characters of a secret for display ("…a1b2").
+func Last4(value string) string {
+	r := []rune(value)
+	if len(r) <= 4 {
+		return string(r)
+	}
+	return string(r[len(r)-4:])
 }

@@ -69,3 +69,23 @@ func TestLoadKey(t *testing.T) {
 		}
 	}
 }
+
+func TestFingerprint(t *testing.T) {
+	k1, _ := GenerateKey()
+	k2, _ := GenerateKey()
+	b1, _ := NewBox(k1)
+	b2, _ := NewBox(k2)
+	a, b := b1.Fingerprint([]byte("sk_live_1")), b1.Fingerprint([]byte("sk_live_1"))
+	if a != b || len(a) != 12 {
+		t.Fatalf("fingerprint not stable: %q %q", a, b)
+	}
+	if a == b1.Fingerprint([]byte("sk_live_2")) {
+		t.Fatal("different values share a fingerprint")
+	}
+	if a == b2.Fingerprint([]byte("sk_live_1")) {
+		t.Fatal("fingerprint does not depend on the master key")
+	}
+	if Last4("abcdef") != "cdef" || Last4("ab") != "ab" {
+		t.Fatal("Last4")
+	}
+}

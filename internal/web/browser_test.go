@@ -71,6 +71,12 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 func mustDo(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	if err := chromedp.Do(ctx, steps...); err != nil {
+		if dir := os.Getenv("SCREENSHOT_DIR"); dir != "" {
+			// The step's context may be spent; grab the page with a fresh deadline.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			screenshot(t, sctx, "failure-"+strings.ReplaceAll(what, " ", "-"))
+			cancel()
+		}
 		t.Fatalf("%s: %v", what, err)
 	}
 }

@@ -13,8 +13,8 @@ var navItems = []struct {
 	min  db.Role
 }{
 	{templates.NavItem{Key: "overview", Label: "Overview", Href: "/"}, db.RoleViewer},
-	{templates.NavItem{Key: "environments", Label: "Environments", Href: "/environments", Soon: true}, db.RoleViewer},
-	{templates.NavItem{Key: "go-live", Label: "Go-live", Href: "/go-live", Soon: true}, db.RoleViewer},
+	{templates.NavItem{Key: "environments", Label: "Environments", Href: "/environments"}, db.RoleViewer},
+	{templates.NavItem{Key: "go-live", Label: "Go-live", Href: "/go-live"}, db.RoleViewer},
 	{templates.NavItem{Key: "events", Label: "Events", Href: "/events", Soon: true}, db.RoleViewer},
 	{templates.NavItem{Key: "lookup", Label: "Lookup", Href: "/lookup", Soon: true}, db.RoleViewer},
 	{templates.NavItem{Key: "rollout", Label: "Rollout", Href: "/rollout", Soon: true}, db.RoleViewer},

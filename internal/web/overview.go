@@ -41,6 +41,12 @@ func (s *Server) showOverview(w http.ResponseWriter, r *http.Request) error {
 			vm.ActiveTokens++
 		}
 	}
+	steps, _, err := s.goLiveChecklist(ctx)
+	if err != nil {
+		return err
+	}
+	vm.GoLive = steps
+	vm.GoLiveDone, vm.GoLiveTotal = progress(steps)
 	if vm.CanSeeAudit {
 		entries, _, err := s.db.ListAudit(ctx, db.AuditFilter{Limit: 8})
 		if err != nil {
@@ -53,11 +59,9 @@ func (s *Server) showOverview(w http.ResponseWriter, r *http.Request) error {
 
 // unbuilt says, per page, what is coming; the pages exist so links and the nav are stable.
 var unbuilt = map[string]templates.UnbuiltVM{
-	"/environments": {What: "Environments", Detail: "Sandbox and production keys, URLs and webhook secrets, kept encrypted and verified against Tensfer, will be managed here."},
-	"/go-live":      {What: "The go-live checklist", Detail: "It will be computed from your environments, events and rollout, not ticked by hand."},
-	"/events":       {What: "The live event feed", Detail: "Verified webhooks, callbacks and reported API calls will stream here."},
-	"/lookup":       {What: "Request id lookup", Detail: "Everything about one request_id across webhooks, callbacks and API calls will be shown here."},
-	"/rollout":      {What: "The production rollout", Detail: "Cohorts, stages, guardrails and the kill switch will live here."},
+	"/events":  {What: "The live event feed", Detail: "Verified webhooks, callbacks and reported API calls will stream here."},
+	"/lookup":  {What: "Request id lookup", Detail: "Everything about one request_id across webhooks, callbacks and API calls will be shown here."},
+	"/rollout": {What: "The production rollout", Detail: "Cohorts, stages, guardrails and the kill switch will live here."},
 }
 
 func (s *Server) showUnbuilt(w http.ResponseWriter, r *http.Request) error {

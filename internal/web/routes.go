@@ -34,8 +34,8 @@ func (s *Server) routes() chi.Router {
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireRole(db.RoleViewer))
 			r.Get("/", s.h(s.showOverview))
-			r.Get("/environments", s.h(s.showUnbuilt))
-			r.Get("/go-live", s.h(s.showUnbuilt))
+			r.Get("/environments", s.h(s.showEnvironments))
+			r.Get("/go-live", s.h(s.showGoLive))
 			r.Get("/events", s.h(s.showUnbuilt))
 			r.Get("/lookup", s.h(s.showUnbuilt))
 			r.Get("/rollout", s.h(s.showUnbuilt))
@@ -46,6 +46,7 @@ func (s *Server) routes() chi.Router {
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireRole(db.RoleOperator))
 			r.Get("/audit", s.h(s.listAudit))
+			r.Post("/environments/{env}/verify", s.h(s.verifyEnvironment))
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireRole(db.RoleAdmin))
@@ -59,6 +60,11 @@ func (s *Server) routes() chi.Router {
 			r.Get("/settings/tokens", s.h(s.listTokens))
 			r.Post("/settings/tokens", s.h(s.createToken))
 			r.Post("/settings/tokens/{id}/revoke", s.h(s.revokeToken))
+			r.Post("/environments/{env}", s.h(s.updateEnvironmentURLs))
+			r.Post("/environments/{env}/keys", s.h(s.setEnvKey))
+			r.Post("/environments/{env}/keys/{id}/reveal", s.h(s.revealEnvKey))
+			r.Post("/environments/{env}/webhook-secrets", s.h(s.createWebhookSecret))
+			r.Post("/environments/{env}/webhook-secrets/{id}/retire", s.h(s.retireWebhookSecret))
 		})
 	})
 
@@ -69,6 +75,13 @@ func (s *Server) routes() chi.Router {
 		r.MethodNotAllowed(s.h(s.apiMethodNotAllowed))
 		r.Get("/whoami", s.h(s.showWhoami))
 		r.With(s.requireScope(auth.ScopeAdmin)).Get("/audit", s.h(s.apiListAudit))
+		r.With(s.requireScope(auth.ScopeConfigRead)).Get("/environments", s.h(s.apiListEnvironments))
+		r.With(s.requireScope(auth.ScopeConfigRead)).Get("/environments/{env}", s.h(s.apiShowEnvironment))
+		r.With(s.requireScope(auth.ScopeAdmin)).Patch("/environments/{env}", s.h(s.apiUpdateEnvironment))
+		r.With(s.requireScope(auth.ScopeConfigRead)).Get("/environments/{env}/config", s.h(s.apiShowConfig))
+		r.With(s.requireScope(auth.ScopeAdmin)).Post("/environments/{env}/verify", s.h(s.apiVerifyEnvironment))
+		r.With(s.requireScope(auth.ScopeAdmin)).Post("/environments/{env}/webhook-secrets", s.h(s.apiCreateWebhookSecret))
+		r.With(s.requireScope(auth.ScopeAdmin)).Delete("/environments/{env}/webhook-secrets/{id}", s.h(s.apiDeleteWebhookSecret))
 	})
 
 	r.NotFound(s.h(s.notFound))

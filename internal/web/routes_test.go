@@ -20,36 +20,49 @@ import (
 // without a row here fails TestEveryRouteHasAnAccessRule, and a row whose rule the router does
 // not enforce fails TestRouteAccessByRole.
 var routeAccess = map[string]string{
-	"GET /healthz":                       "public",
-	"GET /readyz":                        "public",
-	"GET /static/*":                      "public",
-	"GET /login":                         "public",
-	"POST /login":                        "public",
-	"GET /setup":                         "public",
-	"POST /setup":                        "public",
-	"POST /logout":                       "public",
-	"GET /":                              "viewer",
-	"GET /environments":                  "viewer",
-	"GET /go-live":                       "viewer",
-	"GET /events":                        "viewer",
-	"GET /lookup":                        "viewer",
-	"GET /rollout":                       "viewer",
-	"GET /settings":                      "viewer",
-	"GET /settings/account":              "viewer",
-	"POST /settings/account/password":    "viewer",
-	"GET /audit":                         "operator",
-	"GET /settings/users":                "admin",
-	"POST /settings/users":               "admin",
-	"POST /settings/users/{id}/role":     "admin",
-	"POST /settings/users/{id}/disable":  "admin",
-	"POST /settings/users/{id}/enable":   "admin",
-	"POST /settings/users/{id}/password": "admin",
-	"POST /settings/users/{id}/sign-out": "admin",
-	"GET /settings/tokens":               "admin",
-	"POST /settings/tokens":              "admin",
-	"POST /settings/tokens/{id}/revoke":  "admin",
-	"GET /api/v1/whoami":                 "token",
-	"GET /api/v1/audit":                  "scope:" + auth.ScopeAdmin,
+	"GET /healthz":                    "public",
+	"GET /readyz":                     "public",
+	"GET /static/*":                   "public",
+	"GET /login":                      "public",
+	"POST /login":                     "public",
+	"GET /setup":                      "public",
+	"POST /setup":                     "public",
+	"POST /logout":                    "public",
+	"GET /":                           "viewer",
+	"GET /environments":               "viewer",
+	"GET /go-live":                    "viewer",
+	"GET /events":                     "viewer",
+	"GET /lookup":                     "viewer",
+	"GET /rollout":                    "viewer",
+	"GET /settings":                   "viewer",
+	"GET /settings/account":           "viewer",
+	"POST /settings/account/password": "viewer",
+	"GET /audit":                      "operator",
+	"POST /environments/{env}/verify": "operator",
+	"POST /environments/{env}":        "admin",
+	"POST /environments/{env}/keys":   "admin",
+	"POST /environments/{env}/keys/{id}/reveal":              "admin",
+	"POST /environments/{env}/webhook-secrets":               "admin",
+	"POST /environments/{env}/webhook-secrets/{id}/retire":   "admin",
+	"GET /settings/users":                                    "admin",
+	"POST /settings/users":                                   "admin",
+	"POST /settings/users/{id}/role":                         "admin",
+	"POST /settings/users/{id}/disable":                      "admin",
+	"POST /settings/users/{id}/enable":                       "admin",
+	"POST /settings/users/{id}/password":                     "admin",
+	"POST /settings/users/{id}/sign-out":                     "admin",
+	"GET /settings/tokens":                                   "admin",
+	"POST /settings/tokens":                                  "admin",
+	"POST /settings/tokens/{id}/revoke":                      "admin",
+	"GET /api/v1/whoami":                                     "token",
+	"GET /api/v1/environments":                               "scope:" + auth.ScopeConfigRead,
+	"GET /api/v1/environments/{env}":                         "scope:" + auth.ScopeConfigRead,
+	"GET /api/v1/environments/{env}/config":                  "scope:" + auth.ScopeConfigRead,
+	"PATCH /api/v1/environments/{env}":                       "scope:" + auth.ScopeAdmin,
+	"POST /api/v1/environments/{env}/verify":                 "scope:" + auth.ScopeAdmin,
+	"POST /api/v1/environments/{env}/webhook-secrets":        "scope:" + auth.ScopeAdmin,
+	"DELETE /api/v1/environments/{env}/webhook-secrets/{id}": "scope:" + auth.ScopeAdmin,
+	"GET /api/v1/audit":                                      "scope:" + auth.ScopeAdmin,
 }
 
 func registeredRoutes(t *testing.T, s *Server) []string {
@@ -85,6 +98,10 @@ func TestEveryRouteHasAnAccessRule(t *testing.T) {
 
 // fillPath replaces {id} with a fresh target so allowed mutations have something to act on.
 func fillPath(t *testing.T, app *testApp, route string) string {
+	route = strings.ReplaceAll(route, "{env}", "sandbox")
+	if strings.Contains(route, "/environments/") {
+		return strings.ReplaceAll(route, "{id}", "1")
+	}
 	if !strings.Contains(route, "{id}") {
 		return strings.TrimSuffix(route, "*") + strings.Repeat("x", strings.Count(route, "*"))
 	}

@@ -3,6 +3,7 @@
 package web
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -13,6 +14,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
+	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
 // Config is what the server needs to know about how it is deployed.
@@ -26,6 +28,9 @@ type Config struct {
 	PasswordParams auth.Params    // argon2id cost (cheap in tests)
 	LoginRate      RateLimit      // failed and successful attempts per client IP
 	MaxBodyBytes   int64          // default request body limit
+	// AllowLoopbackURLs accepts http://localhost URLs in production and lets the Tensfer client
+	// reach loopback addresses (demo mode with the built-in simulator, and tests).
+	AllowLoopbackURLs bool
 }
 
 // RateLimit is a token bucket: Burst requests at once, refilled at one per Every.
@@ -46,6 +51,10 @@ type Server struct {
 
 	dummyOnce sync.Once
 	dummy     string
+
+	safeHTTP      *http.Client                        // outbound calls to user-configured URLs
+	onTensferCall func(context.Context, tensfer.Call) // records the dashboard's own Tensfer calls
+	goLiveSignals func(context.Context) (goLiveSignals, error)
 }
 
 // New builds a Server. Zero config values get sensible defaults.
@@ -77,6 +86,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) *Server {
 		now:    s.clock,
 	}
 	s.loginLimit = newLimiter(cfg.LoginRate, s.clock)
+	s.safeHTTP = tensfer.NewSafeClient(tensfer.SafeClientOptions{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
 	return s
 }
 

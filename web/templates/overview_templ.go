@@ -20,6 +20,9 @@ type OverviewVM struct {
 	ActiveTokens int
 	Recent       []AuditRow
 	CanSeeAudit  bool
+	GoLive       []CheckItem
+	GoLiveDone   int
+	GoLiveTotal  int
 }
 
 func OverviewPage(vm OverviewVM) templ.Component {
@@ -55,7 +58,11 @@ func OverviewPage(vm OverviewVM) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<div class=\"notice notice-unbuilt\" data-testid=\"overview-unbuilt\">The go-live checklist, environment health and event signals appear here once environments, events and the rollout are set up. Nothing on this page is sample data.</div><div class=\"stats\"><div class=\"stat\"><div class=\"stat-label\">Users</div><div class=\"stat-value\" data-testid=\"stat-users\">")
+			templ_7745c5c3_Err = ChecklistSummary(vm.GoLive, vm.GoLiveDone, vm.GoLiveTotal).Render(ctx, templ_7745c5c3_Buffer)
+			if templ_7745c5c3_Err != nil {
+				return templ_7745c5c3_Err
+			}
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 1, "<div class=\"stats\"><div class=\"stat\"><div class=\"stat-label\">Users</div><div class=\"stat-value\" data-testid=\"stat-users\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

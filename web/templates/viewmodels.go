@@ -4,6 +4,7 @@ package templates
 
 import (
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -63,3 +64,11 @@ func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func i64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// ActorName shortens an audit actor for display: "user:3 (ana@example.com)" becomes the email.
+func ActorName(actor string) string {
+	if i := strings.Index(actor, " ("); i > 0 && strings.HasSuffix(actor, ")") && strings.HasPrefix(actor, "user:") {
+		return actor[i+2 : len(actor)-1]
+	}
+	return actor
+}

@@ -1,0 +1,79 @@
+package db
+
+import (
+	"context"
+	"fmt"
+)
+
+// SealedRow is one value sealed with the master key, as RekeyAll hands it out.
+type SealedRow struct {
+	Table  string // env_keys | webhook_secrets | meta
+	ID     string
+	Env    string
+	Field  string // key kind for env_keys
+	Sealed string
+}
+
+// Resealed is a row's value sealed again under the new key, with its new fingerprint (empty
+// for rows that have none).
+type Resealed struct {
+	Sealed      string
+	Fingerprint string
+}
+
+// RekeyAll re-encrypts every sealed value in one transaction: fn opens a row with the old key and
+// seals it with the new one. Either every value moves to the new key or none does.
+func (d *DB) RekeyAll(ctx context.Context, fn func(SealedRow) (Resealed, error), a Audit) (int, error) {
+	n := 0
+	err := d.tx(ctx, func(tx txer) error {
+		var rows []SealedRow
+		collect := func(q, table string) error {
+			rs, err := tx.QueryContext(ctx, q)
+			if err != nil {
+				return err
+			}
+			defer rs.Close()
+			for rs.Next() {
+				r := SealedRow{Table: table}
+				if err := rs.Scan(&r.ID, &r.Env, &r.Field, &r.Sealed); err != nil {
+					return err
+				}
+				rows = append(rows, r)
+			}
+			return rs.Err()
+		}
+		if err := collect("SELECT CAST(id AS TEXT), env, kind, sealed FROM env_keys", "env_keys"); err != nil {
+			return err
+		}
+		if err := collect("SELECT id, env, '', sealed FROM webhook_secrets", "webhook_secrets"); err != nil {
+			return err
+		}
+		if err := collect("SELECT key, '', '', value FROM meta WHERE key = 'master_key_check'", "meta"); err != nil {
+			return err
+		}
+		for _, r := range rows {
+			out, err := fn(r)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", r.Table, r.ID, err)
+			}
+			switch r.Table {
+			case "env_keys":
+				_, err = tx.ExecContext(ctx, "UPDATE env_keys SET sealed = ?, fingerprint = ? WHERE id = ?", out.Sealed, out.Fingerprint, r.ID)
+			case "webhook_secrets":
+				_, err = tx.ExecContext(ctx, "UPDATE webhook_secrets SET sealed = ?, fingerprint = ? WHERE id = ?", out.Sealed, out.Fingerprint, r.ID)
+			case "meta":
+				_, err = tx.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ?", out.Sealed, r.ID)
+			}
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		a.After = map[string]any{"values_resealed": n}
+		return insertAudit(ctx, tx, d.Now(), a)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("db: rekey: %w", err)
+	}
+	return n, nil
+}

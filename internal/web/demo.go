@@ -1,0 +1,73 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/tensfer"
+)
+
+// SetupDemo points both environments at the built-in simulator served at simRoot, with the
+// simulator's keys and a webhook signing secret each, then verifies them, so a newcomer sees a
+// configured, verified dashboard within seconds. On a restart (the simulator gets a new port) only
+// the base URL is moved; an environment the user pointed at a non-loopback URL is left alone.
+func (s *Server) SetupDemo(ctx context.Context, simRoot string) error {
+	keys := tensfer.DefaultSimKeys()
+	a := db.Audit{Actor: "demo", Action: "environment.update"}
+	for _, env := range tensfer.Environments() {
+		name := string(env)
+		e, err := s.db.EnvironmentByName(ctx, name)
+		if err != nil {
+			return err
+		}
+		if e.BaseURL != "" && !isLoopbackURL(e.BaseURL) {
+			continue
+		}
+		base := tensfer.SimBaseURL(simRoot, env)
+		if e.BaseURL != "" {
+			// A previous demo run: follow the simulator to its new port.
+			change, errs, err := s.validateEnvChange(ctx, name, envInput{BaseURL: &base})
+			if err != nil || len(errs) > 0 {
+				return fmt.Errorf("demo: move %s to the simulator: %v %v", name, err, errs)
+			}
+			if _, err := s.db.UpdateEnvironment(ctx, name, change, a); err != nil {
+				return err
+			}
+			if _, err := s.verify(ctx, name, db.Audit{Actor: "demo", Action: "environment.verify"}); err != nil {
+				return err
+			}
+			continue
+		}
+		callback := s.publicURL("/callbacks/" + name + "/return")
+		app := simRoot + "/app/" + name
+		origins := []string{"http://localhost:3000"}
+		k := keys[env]
+		change, errs, err := s.validateEnvChange(ctx, name, envInput{
+			BaseURL: &base, CallbackURL: &callback, AppURL: &app, AllowedOrigins: &origins,
+			Keys: map[string]string{db.KeyClientToken: k.ClientToken, db.KeyPublic: k.PublicKey, db.KeySecret: k.SecretKey},
+		})
+		if err != nil {
+			return err
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("demo configuration of %s refused: %v", name, errs)
+		}
+		if _, err := s.db.UpdateEnvironment(ctx, name, change, a); err != nil {
+			return err
+		}
+		if _, _, err := s.addWebhookSecret(ctx, name, "", 0, db.Audit{Actor: "demo", Action: "environment.webhook_secret_add"}); err != nil {
+			return err
+		}
+		if _, err := s.verify(ctx, name, db.Audit{Actor: "demo", Action: "environment.verify"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && isLoopbackHost(u.Hostname())
+}

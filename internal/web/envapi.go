@@ -1,0 +1,408 @@
+package web
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/db"
+)
+
+type keyJSON struct {
+	Set         bool    `json:"set"`
+	Last4       string  `json:"last4,omitempty"`
+	Fingerprint string  `json:"fingerprint,omitempty"`
+	UpdatedAt   *string `json:"updated_at"`
+}
+
+type secretJSON struct {
+	ID            string  `json:"id"`
+	Fingerprint   string  `json:"fingerprint"`
+	Active        bool    `json:"active"`
+	CreatedAt     string  `json:"created_at"`
+	ExpiresAt     *string `json:"expires_at"`
+	LastMatchedAt *string `json:"last_matched_at"`
+}
+
+type verificationJSON struct {
+	Outcome    string  `json:"outcome"`
+	Detail     string  `json:"detail"`
+	RequestID  string  `json:"request_id"`
+	VerifiedAt *string `json:"verified_at"`
+	Stale      bool    `json:"stale"`
+}
+
+type environmentJSON struct {
+	Name           string           `json:"name"`
+	BaseURL        string           `json:"base_url"`
+	CallbackURL    string           `json:"callback_url"`
+	AppURL         string           `json:"app_url"`
+	AllowedOrigins []string         `json:"allowed_origins"`
+	ClientToken    keyJSON          `json:"client_token"`
+	PublicKey      keyJSON          `json:"public_key"`
+	SecretKey      keyJSON          `json:"secret_key"`
+	WebhookURL     string           `json:"webhook_url"`
+	WebhookSecrets []secretJSON     `json:"webhook_secrets"`
+	Verification   verificationJSON `json:"verification"`
+	Version        int64            `json:"version"`
+	UpdatedAt      *string          `json:"updated_at"`
+}
+
+func optTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := rfc3339(t)
+	return &s
+}
+
+func (s *Server) environmentJSON(st envState) environmentJSON {
+	now := s.now()
+	key := func(kind string) keyJSON {
+		k, ok := st.active(kind)
+		if !ok {
+			return keyJSON{}
+		}
+		return keyJSON{Set: true, Last4: k.Last4, Fingerprint: k.Fingerprint, UpdatedAt: optTime(k.CreatedAt)}
+	}
+	e := st.env
+	out := environmentJSON{
+		Name: e.Name, BaseURL: e.BaseURL, CallbackURL: e.CallbackURL, AppURL: e.AppURL, AllowedOrigins: e.AllowedOrigins,
+		ClientToken: key(db.KeyClientToken), PublicKey: key(db.KeyPublic), SecretKey: key(db.KeySecret),
+		WebhookURL: s.publicURL("/hooks/" + e.Name), WebhookSecrets: []secretJSON{}, Version: e.Version,
+		Verification: verificationJSON{Outcome: e.VerifyOutcome, Detail: e.VerifyDetail, RequestID: e.VerifyRequestID,
+			VerifiedAt: optTime(e.VerifiedAt), Stale: e.VerifyOutcome != "" && e.VerifyBasis != st.basis()},
+	}
+	if e.Version > 1 {
+		out.UpdatedAt = optTime(e.UpdatedAt)
+	}
+	if out.AllowedOrigins == nil {
+		out.AllowedOrigins = []string{}
+	}
+	for _, sec := range st.secrets {
+		out.WebhookSecrets = append(out.WebhookSecrets, secretJSON{ID: sec.ID, Fingerprint: sec.Fingerprint, Active: sec.Active(now),
+			CreatedAt: rfc3339(sec.CreatedAt), ExpiresAt: optTime(sec.ExpiresAt), LastMatchedAt: optTime(sec.LastMatchedAt)})
+	}
+	return out
+}
+
+// apiListEnvironments is GET /api/v1/environments.
+func (s *Server) apiListEnvironments(w http.ResponseWriter, r *http.Request) error {
+	out := struct {
+		Environments []environmentJSON `json:"environments"`
+	}{}
+	for _, name := range []string{"sandbox", "production"} {
+		st, err := s.loadEnv(r.Context(), name)
+		if err != nil {
+			return err
+		}
+		out.Environments = append(out.Environments, s.environmentJSON(st))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// apiShowEnvironment is GET /api/v1/environments/{env}: keys as {set, last4, fingerprint}.
+func (s *Server) apiShowEnvironment(w http.ResponseWriter, r *http.Request) error {
+	env, err := envParam(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.loadEnv(r.Context(), env)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.environmentJSON(st))
+}
+
+// decodeJSON reads a JSON object body strictly: unknown fields and trailing data are errors a
+// person can act on.
+func decodeJSON(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return errBadRequest("Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return err
+		case errors.Is(err, io.EOF):
+			return errBadRequest("request body is empty; send a JSON object")
+		}
+		return errBadRequest("request body is not valid JSON for this endpoint: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return errBadRequest("request body has data after the JSON object")
+	}
+	return nil
+}
+
+// validationFailed is a 422 whose body lists the message for each field.
+type fieldsError struct {
+	Error struct {
+		Code      string            `json:"code"`
+		Message   string            `json:"message"`
+		RequestID string            `json:"request_id"`
+		Fields    map[string]string `json:"fields"`
+	} `json:"error"`
+}
+
+func writeFieldErrors(w http.ResponseWriter, r *http.Request, fields map[string]string) error {
+	var out fieldsError
+	out.Error.Code = "validation_failed"
+	var msgs []string
+	for _, f := range []string{"base_url", "callback_url", "app_url", "allowed_origins", "client_token", "public_key", "secret_key", "keep_previous", "secret"} {
+		if m := fields[f]; m != "" {
+			msgs = append(msgs, m)
+		}
+	}
+	out.Error.Message = strings.Join(msgs, "; ")
+	out.Error.RequestID = requestIDFrom(r.Context())
+	out.Error.Fields = fields
+	return writeJSON(w, http.StatusUnprocessableEntity, out)
+}
+
+type patchEnvironment struct {
+	BaseURL        *string   `json:"base_url"`
+	CallbackURL    *string   `json:"callback_url"`
+	AppURL         *string   `json:"app_url"`
+	AllowedOrigins *[]string `json:"allowed_origins"`
+	ClientToken    *string   `json:"client_token"`
+	PublicKey      *string   `json:"public_key"`
+	SecretKey      *string   `json:"secret_key"`
+	KeepPrevious   *string   `json:"keep_previous"`
+}
+
+// apiUpdateEnvironment is PATCH /api/v1/environments/{env}: any of the URL fields and keys
+// (write-only). Nothing is stored unless every field is valid.
+func (s *Server) apiUpdateEnvironment(w http.ResponseWriter, r *http.Request) error {
+	env, err := envParam(r)
+	if err != nil {
+		return err
+	}
+	var p patchEnvironment
+	if err := decodeJSON(r, &p); err != nil {
+		return err
+	}
+	in := envInput{BaseURL: p.BaseURL, CallbackURL: p.CallbackURL, AppURL: p.AppURL, AllowedOrigins: p.AllowedOrigins, Keys: map[string]string{}}
+	fields := map[string]string{}
+	for kind, v := range map[string]*string{db.KeyClientToken: p.ClientToken, db.KeyPublic: p.PublicKey, db.KeySecret: p.SecretKey} {
+		if v == nil {
+			continue
+		}
+		if strings.TrimSpace(*v) == "" {
+			fields[kind] = keyLabels[kind] + " cannot be cleared; roll it to a new value instead"
+			continue
+		}
+		in.Keys[kind] = *v
+	}
+	if p.KeepPrevious != nil {
+		d, err := time.ParseDuration(*p.KeepPrevious)
+		if err != nil {
+			fields["keep_previous"] = "keep_previous must be a duration such as 24h"
+		}
+		in.KeepPrevious = d
+	}
+	change, errs, err := s.validateEnvChange(r.Context(), env, in)
+	if err != nil {
+		return err
+	}
+	for k, v := range errs {
+		fields[k] = v
+	}
+	if len(fields) > 0 {
+		return writeFieldErrors(w, r, fields)
+	}
+	if change.Empty() {
+		return errBadRequest("nothing to change; send any of base_url, callback_url, app_url, allowed_origins, client_token, public_key, secret_key")
+	}
+	if _, err := s.db.UpdateEnvironment(r.Context(), env, change, s.auditFor(r, "environment.update")); err != nil {
+		return err
+	}
+	st, err := s.loadEnv(r.Context(), env)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, s.environmentJSON(st))
+}
+
+type servedKeyJSON struct {
+	Kind        string `json:"kind"`
+	Value       string `json:"value"`
+	Last4       string `json:"last4"`
+	ServedUntil string `json:"served_until"`
+}
+
+type configJSON struct {
+	Env          string          `json:"env"`
+	BaseURL      string          `json:"base_url"`
+	CallbackURL  string          `json:"callback_url"`
+	PublicKey    *string         `json:"public_key"`
+	ClientToken  *string         `json:"client_token"`
+	SecretKey    *string         `json:"secret_key,omitempty"`
+	PreviousKeys []servedKeyJSON `json:"previous_keys"`
+	Version      int64           `json:"version"`
+}
+
+// apiShowConfig is GET /api/v1/environments/{env}/config: what an app needs to talk to Tensfer.
+// The secret key is included only for tokens with secrets:read, and that read is audited. Keys
+// rolled with an overlap are listed under previous_keys until they stop being served. ETag and
+// If-None-Match let apps poll cheaply.
+func (s *Server) apiShowConfig(w http.ResponseWriter, r *http.Request) error {
+	env, err := envParam(r)
+	if err != nil {
+		return err
+	}
+	st, err := s.loadEnv(r.Context(), env)
+	if err != nil {
+		return err
+	}
+	t, _ := tokenFrom(r.Context())
+	withSecret := auth.HasScope(t.Scopes, auth.ScopeSecretsRead)
+	now := s.now()
+	out := configJSON{Env: env, BaseURL: st.env.BaseURL, CallbackURL: st.env.CallbackURL, PreviousKeys: []servedKeyJSON{}, Version: st.env.Version}
+	for _, k := range st.keys {
+		if !k.Served(now) || (k.Kind == db.KeySecret && !withSecret) {
+			continue
+		}
+		v, err := s.box.Open(k.Sealed, sealContext(env, k.Kind))
+		if err != nil {
+			return err
+		}
+		val := string(v)
+		if !k.Active() {
+			out.PreviousKeys = append(out.PreviousKeys, servedKeyJSON{Kind: k.Kind, Value: val, Last4: k.Last4, ServedUntil: rfc3339(k.ExpiresAt)})
+			continue
+		}
+		switch k.Kind {
+		case db.KeyPublic:
+			out.PublicKey = &val
+		case db.KeyClientToken:
+			out.ClientToken = &val
+		case db.KeySecret:
+			out.SecretKey = &val
+		}
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(body)
+	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "private, no-cache")
+	w.Header().Set("Vary", "Authorization")
+	if match := r.Header.Get("If-None-Match"); match != "" && etagMatches(match, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if withSecret && out.SecretKey != nil {
+		a := s.auditFor(r, "environment.secret_read")
+		a.Target = "environment:" + env
+		k, _ := st.active(db.KeySecret)
+		a.After = map[string]any{"secret_key": keyAudit(k.Last4, k.Fingerprint)}
+		if err := s.db.InsertAudit(r.Context(), a); err != nil {
+			return err
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, err = w.Write(append(body, '\n'))
+	return err
+}
+
+func keyAudit(last4, fp string) map[string]string {
+	return map[string]string{"last4": last4, "fingerprint": fp}
+}
+
+func etagMatches(header, etag string) bool {
+	for _, c := range strings.Split(header, ",") {
+		c = strings.TrimPrefix(strings.TrimSpace(c), "W/")
+		if c == etag || c == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// apiCreateWebhookSecret is POST /api/v1/environments/{env}/webhook-secrets: {"secret":"whsec_.."}
+// adds that secret; an empty body generates one and returns it once.
+func (s *Server) apiCreateWebhookSecret(w http.ResponseWriter, r *http.Request) error {
+	env, err := envParam(r)
+	if err != nil {
+		return err
+	}
+	var in struct {
+		Secret    string `json:"secret"`
+		ExpiresIn string `json:"expires_in"`
+	}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &in); err != nil && !strings.Contains(err.Error(), "body is empty") {
+			return err
+		}
+	}
+	var expires time.Duration
+	if in.ExpiresIn != "" {
+		if expires, err = time.ParseDuration(in.ExpiresIn); err != nil || expires <= 0 {
+			return writeFieldErrors(w, r, map[string]string{"secret": "expires_in must be a positive duration such as 24h"})
+		}
+	}
+	sec, generated, err := s.addWebhookSecret(r.Context(), env, strings.TrimSpace(in.Secret), expires, s.auditFor(r, "environment.webhook_secret_add"))
+	var ve validationError
+	if errors.As(err, &ve) {
+		return writeFieldErrors(w, r, map[string]string{"secret": string(ve)})
+	}
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"id": sec.ID, "fingerprint": sec.Fingerprint, "expires_at": optTime(sec.ExpiresAt)}
+	if generated != "" {
+		out["secret"] = generated
+	}
+	return writeJSON(w, http.StatusCreated, out)
+}
+
+// apiDeleteWebhookSecret is DELETE /api/v1/environments/{env}/webhook-secrets/{id}: retires it.
+func (s *Server) apiDeleteWebhookSecret(w http.ResponseWriter, r *http.Request) error {
+	env, err := envParam(r)
+	if err != nil {
+		return err
+	}
+	id := chi.URLParam(r, "id")
+	err = s.db.RetireWebhookSecret(r.Context(), env, id, s.auditFor(r, "environment.webhook_secret_retire"))
+	if errors.Is(err, db.ErrNotFound) {
+		return errNotFound(fmt.Sprintf("no active webhook secret %q in %s", id, env))
+	}
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// apiVerifyEnvironment is POST /api/v1/environments/{env}/verify.
+func (s *Server) apiVerifyEnvironment(w http.ResponseWriter, r *http.Request) error {
+	env, err := envParam(r)
+	if err != nil {
+		return err
+	}
+	v, err := s.verify(r.Context(), env, s.auditFor(r, "environment.verify"))
+	var nc notConfiguredError
+	if errors.As(err, &nc) {
+		return &httpError{status: http.StatusConflict, code: "not_configured", msg: string(nc)}
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, verificationJSON{Outcome: v.Outcome, Detail: v.Detail, RequestID: v.RequestID, VerifiedAt: optTime(s.now())})
+}

@@ -1,0 +1,259 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/secrets"
+	"github.com/tensfer-golive/dashboard/web/templates"
+)
+
+// envInput is a requested change to an environment, from the form or the JSON API. Nil means
+// "leave alone"; an empty string clears a URL.
+type envInput struct {
+	BaseURL        *string
+	CallbackURL    *string
+	AppURL         *string
+	AllowedOrigins *[]string
+	Keys           map[string]string // kind -> new value
+	KeepPrevious   time.Duration     // overlap during which a replaced key is still served
+}
+
+const (
+	maxURLLen    = 2048
+	minKeyLen    = 8
+	maxKeyLen    = 512
+	maxOrigins   = 20
+	maxKeepAlive = 30 * 24 * time.Hour
+)
+
+var keyLabels = map[string]string{
+	db.KeyClientToken: "client token",
+	db.KeyPublic:      "public API key",
+	db.KeySecret:      "secret API key",
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// checkURL validates one configured URL and returns it normalised, or a message saying what to
+// fix. Production URLs must be https; sandbox may use http only for localhost. When
+// allowLoopback is set (demo mode, tests) loopback http is accepted in production too, because
+// the simulator runs there.
+func checkURL(env, field, raw string, allowLoopback bool) (string, string) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return "", ""
+	}
+	label := strings.ReplaceAll(field, "_", " ")
+	if len(raw) > maxURLLen {
+		return "", fmt.Sprintf("%s must be at most %d characters", label, maxURLLen)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return "", fmt.Sprintf("%s must be an absolute URL such as https://api.example.com", label)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Sprintf("%s must use https (not %s)", label, u.Scheme)
+	case u.User != nil:
+		return "", fmt.Sprintf("%s must not contain a user name or password; keys go in the key fields", label)
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return "", fmt.Sprintf("%s must not contain a #fragment", label)
+	case field == "base_url" && u.RawQuery != "":
+		return "", fmt.Sprintf("%s must not contain a query string", label)
+	}
+	loop := isLoopbackHost(u.Hostname())
+	if u.Scheme == "http" {
+		switch {
+		case env == "production" && !(loop && allowLoopback):
+			return "", fmt.Sprintf("%s must use https in production", label)
+		case env == "sandbox" && !loop:
+			return "", fmt.Sprintf("%s must use https (http is allowed only for localhost in sandbox)", label)
+		}
+	}
+	if field == "base_url" {
+		u.Path = strings.TrimRight(u.Path, "/")
+	}
+	return u.String(), ""
+}
+
+// checkOrigin validates one allowed callback origin (scheme://host[:port]).
+func checkOrigin(env, raw string, allowLoopback bool) (string, string) {
+	raw = strings.TrimSpace(raw)
+	if raw == "*" {
+		return "", "allowed origins must be listed one by one; * would let any site post callbacks"
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Sprintf("%q is not an origin; write scheme://host[:port], e.g. https://app.example.com", raw)
+	}
+	if _, msg := checkURL(env, "allowed_origins", raw, allowLoopback); msg != "" {
+		return "", fmt.Sprintf("origin %s: %s", raw, strings.TrimPrefix(msg, "allowed origins "))
+	}
+	return u.Scheme + "://" + strings.ToLower(u.Host), ""
+}
+
+// checkKeyValue validates a key value as typed or pasted.
+func checkKeyValue(kind, v string) (string, string) {
+	v = strings.TrimSpace(v)
+	label := keyLabels[kind]
+	switch {
+	case v == "":
+		return "", ""
+	case len(v) < minKeyLen:
+		return "", fmt.Sprintf("%s looks too short (%d characters); paste the whole key from Tensfer's dashboard", label, len(v))
+	case len(v) > maxKeyLen:
+		return "", fmt.Sprintf("%s must be at most %d characters", label, maxKeyLen)
+	}
+	for _, r := range v {
+		if r > unicode.MaxASCII || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return "", fmt.Sprintf("%s contains a space or a character that is not printable ASCII; paste the key alone", label)
+		}
+	}
+	return v, ""
+}
+
+// validateEnvChange checks in against the rules and against the other environment, and turns it
+// into a database change with new keys sealed. Field errors name what to fix; when there are any
+// the change must not be applied.
+func (s *Server) validateEnvChange(ctx context.Context, env string, in envInput) (db.EnvChange, templates.FieldErrors, error) {
+	errs := templates.FieldErrors{}
+	var c db.EnvChange
+	allow := s.cfg.AllowLoopbackURLs
+	for _, f := range []struct {
+		name string
+		in   *string
+		out  **string
+	}{{"base_url", in.BaseURL, &c.BaseURL}, {"callback_url", in.CallbackURL, &c.CallbackURL}, {"app_url", in.AppURL, &c.AppURL}} {
+		if f.in == nil {
+			continue
+		}
+		v, msg := checkURL(env, f.name, *f.in, allow)
+		if msg != "" {
+			errs[f.name] = msg
+			continue
+		}
+		*f.out = &v
+	}
+	if in.AllowedOrigins != nil {
+		var origins []string
+		for _, o := range *in.AllowedOrigins {
+			if strings.TrimSpace(o) == "" {
+				continue
+			}
+			v, msg := checkOrigin(env, o, allow)
+			if msg != "" {
+				errs["allowed_origins"] = msg
+				break
+			}
+			if !slices.Contains(origins, v) {
+				origins = append(origins, v)
+			}
+		}
+		if len(origins) > maxOrigins {
+			errs["allowed_origins"] = fmt.Sprintf("at most %d allowed origins", maxOrigins)
+		}
+		if origins == nil {
+			origins = []string{}
+		}
+		c.AllowedOrigins = &origins
+	}
+	if in.KeepPrevious < 0 || in.KeepPrevious > maxKeepAlive {
+		errs["keep_previous"] = "the overlap for the previous key must be between 0 and 30 days"
+	}
+
+	// Compare with what is stored, for the classic go-live mistakes.
+	others, err := s.db.ListEnvironments(ctx)
+	if err != nil {
+		return c, nil, err
+	}
+	keys, err := s.db.ListEnvKeys(ctx, "")
+	if err != nil {
+		return c, nil, err
+	}
+	other := "production"
+	if env == "production" {
+		other = "sandbox"
+	}
+	var otherEnv db.Environment
+	for _, e := range others {
+		if e.Name == other {
+			otherEnv = e
+		}
+	}
+	sandboxURL := func(mine *string, theirs, field, msg string) {
+		if env == "production" && mine != nil && *mine != "" && *mine == theirs {
+			errs[field] = msg
+		}
+	}
+	sandboxURL(c.BaseURL, otherEnv.BaseURL, "base_url", "production base URL equals the sandbox base URL; point it at Tensfer's production API")
+	sandboxURL(c.CallbackURL, otherEnv.CallbackURL, "callback_url", "production callback URL is still the sandbox one; switch it to your production callback URL")
+	if env == "sandbox" && c.BaseURL != nil && *c.BaseURL != "" && *c.BaseURL == otherEnv.BaseURL {
+		errs["base_url"] = "sandbox base URL equals the production base URL; sandbox must point at Tensfer's sandbox API"
+	}
+
+	seen := map[string]string{} // fingerprint -> kind, within this change
+	for _, kind := range db.KeyKinds {
+		raw, ok := in.Keys[kind]
+		if !ok {
+			continue
+		}
+		v, msg := checkKeyValue(kind, raw)
+		if msg != "" {
+			errs[kind] = msg
+			continue
+		}
+		if v == "" {
+			continue
+		}
+		fp := s.box.Fingerprint([]byte(v))
+		if k, dup := seen[fp]; dup {
+			errs[kind] = fmt.Sprintf("the %s is the same value as the %s; each key is different", keyLabels[kind], keyLabels[k])
+			continue
+		}
+		seen[fp] = kind
+		for _, k := range keys {
+			if k.Fingerprint != fp || !k.Active() {
+				continue
+			}
+			switch {
+			case k.Env != env:
+				errs[kind] = fmt.Sprintf("this is the %s %s; %s needs its own key from Tensfer's %s dashboard", k.Env, keyLabels[k.Kind], env, env)
+			case k.Kind != kind:
+				errs[kind] = fmt.Sprintf("this is already the %s of %s; each key is different", keyLabels[k.Kind], env)
+			default:
+				errs[kind] = fmt.Sprintf("this %s is already the active one (…%s)", keyLabels[kind], k.Last4)
+			}
+		}
+		if errs.Has(kind) {
+			continue
+		}
+		sealed, err := s.box.Seal([]byte(v), sealContext(env, kind))
+		if err != nil {
+			return c, nil, err
+		}
+		nk := db.NewEnvKey{Kind: kind, Sealed: sealed, Last4: secrets.Last4(v), Fingerprint: fp}
+		if in.KeepPrevious > 0 {
+			nk.KeepPreviousUntil = s.now().Add(in.KeepPrevious)
+		}
+		c.Keys = append(c.Keys, nk)
+	}
+	return c, errs, nil
+}
+
+// sealContext binds a sealed value to its environment and field, so a ciphertext copied to
+// another row does not open.
+func sealContext(env, field string) string { return "env/" + env + "/" + field }
