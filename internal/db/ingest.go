@@ -1,0 +1,321 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrIngesterClosed is returned by Submit once the Ingester is closed.
+var ErrIngesterClosed = errors.New("db: ingester closed")
+
+// IngestOptions configure an Ingester.
+type IngestOptions struct {
+	// MaxBatch is the most events one transaction takes (default 256). One Submit is never split,
+	// so a Submit larger than MaxBatch gets a transaction of its own.
+	MaxBatch int
+	// OnCommit, when set, is called on the writer goroutine after each commit with the events that
+	// transaction newly stored (duplicates left out), in id order, before any Submit of the batch
+	// returns. It is how the web layer feeds the live feed.
+	//
+	// NB: the writer waits for it, so it must be fast and never block (hand the events to a
+	// non-blocking publish); it must not call Submit.
+	OnCommit func([]Event)
+}
+
+// IngestResult is the outcome of one submitted event.
+type IngestResult struct {
+	ID        int64 // the stored event, or for a duplicate the event stored first
+	Duplicate bool  // the dedupe key was already stored; nothing new was written
+}
+
+// IngestStats are running totals for metrics.
+type IngestStats struct {
+	Batches    uint64 // transactions committed
+	Events     uint64 // events newly stored
+	Duplicates uint64 // events answered with an earlier event
+	Failed     uint64 // transactions that failed (every Submit in them got the error)
+	Queued     int64  // Submits waiting for the writer to take them, now
+}
+
+// Ingester stores events with group commit: one goroutine takes every Submit waiting at that
+// moment (up to MaxBatch events, never waiting for more), writes them in one transaction on the
+// writer connection, and answers each Submit only after the commit, with synchronous=FULL, has
+// returned. Under load many requests share one fsync; alone, a request does not wait for company.
+type Ingester struct {
+	d    *DB
+	opts IngestOptions
+	in   chan *ingestReq // unbuffered: a request is queued while its Submit blocks on the send
+	quit chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+
+	batches, events, duplicates, failed atomic.Uint64
+	waiting                             atomic.Int64
+}
+
+type ingestReq struct {
+	inputs []EventInput
+	reply  chan ingestReply // buffered: the writer never blocks on a reply
+}
+
+type ingestReply struct {
+	results []IngestResult
+	err     error
+}
+
+// NewIngester returns an Ingester writing to d. Call Start before Submit and Close when done.
+func NewIngester(d *DB, opts IngestOptions) *Ingester {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	return &Ingester{d: d, opts: opts, in: make(chan *ingestReq), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Start starts the writer goroutine. Calling it again, or after Close, does nothing.
+func (g *Ingester) Start() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started || g.closed {
+		return
+	}
+	g.started = true
+	go g.run()
+}
+
+// Close stops accepting Submits, writes what is already queued, and returns once the writer
+// goroutine has exited. It is safe to call more than once.
+func (g *Ingester) Close() error {
+	g.mu.Lock()
+	if !g.closed {
+		g.closed = true
+		close(g.quit)
+	}
+	started := g.started
+	g.mu.Unlock()
+	if started {
+		<-g.done
+	}
+	return nil
+}
+
+// Stats returns running totals.
+func (g *Ingester) Stats() IngestStats {
+	return IngestStats{Batches: g.batches.Load(), Events: g.events.Load(), Duplicates: g.duplicates.Load(),
+		Failed: g.failed.Load(), Queued: g.waiting.Load()}
+}
+
+// Submit stores events (all in one transaction) and returns one result per event, in order,
+// once that transaction has committed. An invalid event fails the whole Submit before anything
+// is queued.
+//
+// If ctx ends while the request is still queued, Submit returns ctx.Err() and nothing is stored.
+// NB: once the writer has taken the request into a batch, Submit waits for that batch and returns
+// its outcome even if ctx ends meanwhile, so a caller never sees an error for stored events.
+// If the transaction fails, every Submit in the batch gets the error and nothing of it is stored.
+// Before Start, Submit waits (for Start or ctx); after Close it returns ErrIngesterClosed.
+func (g *Ingester) Submit(ctx context.Context, inputs []EventInput) ([]IngestResult, error) {
+	if len(inputs) == 0 {
+		return nil, nil
+	}
+	for i := range inputs {
+		if err := inputs[i].validate(); err != nil {
+			return nil, fmt.Errorf("db: ingest: event %d: %w", i, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r := &ingestReq{inputs: inputs, reply: make(chan ingestReply, 1)}
+	g.waiting.Add(1)
+	select {
+	case g.in <- r:
+		g.waiting.Add(-1)
+	case <-ctx.Done():
+		g.waiting.Add(-1)
+		return nil, ctx.Err()
+	case <-g.quit:
+		g.waiting.Add(-1)
+		return nil, ErrIngesterClosed
+	}
+	rep := <-r.reply // the writer answers every request it has taken
+	return rep.results, rep.err
+}
+
+// run is the writer goroutine.
+func (g *Ingester) run() {
+	defer close(g.done)
+	var carry *ingestReq // taken but did not fit in the previous batch
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-g.in:
+			case <-g.quit:
+				select { // drain: whoever is still blocked in Submit is written
+				case first = <-g.in:
+				default:
+					return
+				}
+			}
+		}
+		batch := []*ingestReq{first}
+		n := len(first.inputs)
+	gather:
+		for n < g.opts.MaxBatch {
+			select {
+			case r := <-g.in:
+				if n+len(r.inputs) > g.opts.MaxBatch {
+					carry = r
+					break gather
+				}
+				batch = append(batch, r)
+				n += len(r.inputs)
+			default:
+				break gather
+			}
+		}
+		g.write(batch, n)
+	}
+}
+
+// write stores one batch in one transaction and answers its requests.
+func (g *Ingester) write(batch []*ingestReq, n int) {
+	results := make([][]IngestResult, len(batch))
+	inserted := make([]Event, 0, n)
+	// NB: not the callers' contexts: one caller going away must not fail the others' batch.
+	ctx := context.Background()
+	err := g.d.tx(ctx, func(tx txer) error {
+		var err error
+		inserted, err = g.insert(ctx, tx, batch, results, inserted)
+		return err
+	})
+	if err != nil {
+		g.failed.Add(1)
+		err = fmt.Errorf("db: ingest: %w", err)
+		for _, r := range batch {
+			r.reply <- ingestReply{err: err}
+		}
+		return
+	}
+	g.batches.Add(1)
+	g.events.Add(uint64(len(inserted)))
+	g.duplicates.Add(uint64(n - len(inserted)))
+	if g.opts.OnCommit != nil && len(inserted) > 0 {
+		g.opts.OnCommit(inserted)
+	}
+	for i, r := range batch {
+		r.reply <- ingestReply{results: results[i]}
+	}
+}
+
+const insertEventSQL = `INSERT INTO events (source, env, type, request_id, user_id, external_id, dedupe_key,
+	received_at, occurred_at, is_error, method, path, status, duration_ms, error_code, error_message, payload,
+	headers, verification, demo)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (dedupe_key) DO NOTHING
+	RETURNING id`
+
+func (g *Ingester) insert(ctx context.Context, tx txer, batch []*ingestReq, results [][]IngestResult, inserted []Event) ([]Event, error) {
+	// received_at never goes below the newest stored one, even if the clock steps back, so that
+	// a time window is an id range (see firstEventAtOrAfter).
+	now := g.d.Now()
+	var last sql.NullInt64
+	if err := tx.QueryRowContext(ctx, "SELECT received_at FROM events ORDER BY id DESC LIMIT 1").Scan(&last); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	if last.Valid && last.Int64 > ms(now) {
+		now = fromMS(last.Int64)
+	}
+	ins, err := tx.PrepareContext(ctx, insertEventSQL)
+	if err != nil {
+		return nil, err
+	}
+	defer ins.Close()
+	var dup *sql.Stmt
+	type counter struct{ env, source string }
+	counts := map[counter]int64{}
+	for i, r := range batch {
+		results[i] = make([]IngestResult, len(r.inputs))
+		for j := range r.inputs {
+			in := &r.inputs[j]
+			args, err := insertArgs(in, ms(now))
+			if err != nil {
+				return nil, err
+			}
+			var id int64
+			err = ins.QueryRowContext(ctx, args...).Scan(&id)
+			if errors.Is(err, sql.ErrNoRows) { // the dedupe key is already stored
+				if dup == nil {
+					if dup, err = tx.PrepareContext(ctx, "SELECT id FROM events WHERE dedupe_key = ?"); err != nil {
+						return nil, err
+					}
+					defer dup.Close()
+				}
+				if err := dup.QueryRowContext(ctx, in.DedupeKey).Scan(&id); err != nil {
+					return nil, fmt.Errorf("duplicate of %q: %w", in.DedupeKey, err)
+				}
+				results[i][j] = IngestResult{ID: id, Duplicate: true}
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			results[i][j] = IngestResult{ID: id}
+			e := Event{ID: id, ReceivedAt: now, EventInput: *in}
+			if in.Source != SourceAPI { // as read back: the API-call fields are not stored
+				e.Method, e.Path, e.Status, e.DurationMS, e.ErrorCode, e.ErrorMessage = "", "", 0, 0, "", ""
+			}
+			inserted = append(inserted, e)
+			if !in.Demo {
+				counts[counter{in.Env, in.Source}]++
+			}
+		}
+	}
+	for c, k := range counts {
+		_, err := tx.ExecContext(ctx, `INSERT INTO event_counts (env, source, n) VALUES (?, ?, ?)
+			ON CONFLICT (env, source) DO UPDATE SET n = n + excluded.n`, c.env, c.source, k)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return inserted, nil
+}
+
+func insertArgs(in *EventInput, receivedAt int64) ([]any, error) {
+	var dedupe, headers, verification sql.NullString
+	if in.DedupeKey != "" {
+		dedupe = sql.NullString{String: in.DedupeKey, Valid: true}
+	}
+	if in.Headers != nil {
+		b, err := json.Marshal(in.Headers)
+		if err != nil {
+			return nil, err
+		}
+		headers = sql.NullString{String: string(b), Valid: true}
+	}
+	if len(in.Verification) > 0 {
+		verification = sql.NullString{String: string(in.Verification), Valid: true}
+	}
+	var method, path, errCode, errMsg sql.NullString
+	var status, duration sql.NullInt64
+	if in.Source == SourceAPI {
+		method = sql.NullString{String: in.Method, Valid: true}
+		path = sql.NullString{String: in.Path, Valid: true}
+		errCode = sql.NullString{String: in.ErrorCode, Valid: true}
+		errMsg = sql.NullString{String: in.ErrorMessage, Valid: true}
+		status = sql.NullInt64{Int64: int64(in.Status), Valid: in.Status != 0}
+		duration = sql.NullInt64{Int64: in.DurationMS, Valid: true}
+	}
+	return []any{in.Source, in.Env, in.Type, in.RequestID, in.UserID, in.ExternalID, dedupe,
+		receivedAt, nullMS(in.OccurredAt), in.IsError, method, path, status, duration, errCode, errMsg, in.Payload,
+		headers, verification, in.Demo}, nil
+}
