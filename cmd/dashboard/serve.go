@@ -91,7 +91,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	defer d.Close()
 
-	srv := web.New(web.Config{
+	srv, err := web.New(web.Config{
 		PublicURL:      cfg.publicURL,
 		Version:        version(),
 		Demo:           cfg.demo,
@@ -101,6 +101,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		// The demo's simulator listens on loopback; only then may configured URLs point there.
 		AllowLoopbackURLs: cfg.demo,
 	}, d, box, log)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -116,6 +120,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	httpSrv.RegisterOnShutdown(srv.EndStreams)
 	log.Info("dashboard started", "addr", ln.Addr().String(), "public_url", cfg.publicURL.String(), "data", cfg.dataDir,
 		"master_key", box.KeyID(), "master_key_source", string(keySource), "version", version(),
 		"startup_ms", time.Since(start).Milliseconds())
@@ -143,6 +148,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	// Every acknowledged event is already committed; this stops the writer cleanly.
+	if err := srv.Close(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")

@@ -20,6 +20,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
+	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
 // testApp is the whole dashboard on a real router, a temp-file SQLite and a loopback listener.
@@ -82,10 +83,16 @@ func newTestApp(t *testing.T, opts ...func(*Config)) *testApp {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	app.srv = New(cfg, d, box, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	srv, err := New(cfg, d, box, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.srv = srv
+	t.Cleanup(func() { srv.Close() })
 	app.http.Config.Handler = app.srv.Handler()
+	app.http.Config.RegisterOnShutdown(srv.EndStreams)
 	app.http.Start()
-	t.Cleanup(app.http.Close)
+	t.Cleanup(func() { srv.EndStreams(); app.http.Close() })
 	return app
 }
 
@@ -225,4 +232,17 @@ func mustPrefixes(s ...string) []netip.Prefix {
 		out = append(out, netip.MustParsePrefix(p))
 	}
 	return out
+}
+
+// sendWebhook posts a webhook signed with whsec to /hooks/{env}, as Tensfer would.
+func (a *testApp) sendWebhook(env, whsec, id, body string) response {
+	a.t.Helper()
+	key, err := tensfer.ParseSecret(whsec)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, a.url+"/hooks/"+env, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	tensfer.SignRequest(req, id, time.Now(), []byte(body), key)
+	return a.client().do(req)
 }

@@ -128,7 +128,7 @@ func TestBrowserFirstRunLoginLogout(t *testing.T) {
 	screenshot(t, ctx, "overview")
 
 	// A page not built yet says so plainly.
-	mustDo(t, ctx, "open events", chromedp.Click(chromedp.CSS(`[data-testid="nav-events"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="unbuilt"]`)))
+	mustDo(t, ctx, "open rollout", chromedp.Click(chromedp.CSS(`[data-testid="nav-rollout"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="unbuilt"]`)))
 
 	// "/" focuses the lookup box from anywhere on the page.
 	mustDo(t, ctx, "press /", chromedp.KeyEvent("/"))

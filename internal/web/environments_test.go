@@ -260,6 +260,7 @@ func TestGoLiveChecklistFollowsState(t *testing.T) {
 	admin := app.addToken("admin", auth.ScopeAdmin)
 	viewer, _ := app.login(db.RoleViewer)
 	keys := tensfer.DefaultSimKeys()[tensfer.Production]
+	var whsec string
 	state := func() map[string]string {
 		doc := viewer.get("/go-live").doc(t)
 		out := map[string]string{}
@@ -286,8 +287,17 @@ func TestGoLiveChecklistFollowsState(t *testing.T) {
 			app.patchEnv(admin, "sandbox", map[string]any{"callback_url": "https://app.example.com/cb"})
 			app.patchEnv(admin, "production", map[string]any{"callback_url": "https://app.example.com/cb-live"})
 		}, map[string]string{"callback_url": "done"}},
-		{"signing secret", func() { app.api("POST", "/api/v1/environments/production/webhook-secrets", admin, nil) },
-			map[string]string{"signing_secret": "done"}},
+		{"signing secret", func() {
+			res := app.api("POST", "/api/v1/environments/production/webhook-secrets", admin, nil)
+			var gen struct{ Secret string }
+			json.Unmarshal([]byte(res.body), &gen)
+			whsec = gen.Secret
+		}, map[string]string{"signing_secret": "done", "webhook": "todo"}},
+		{"verified production webhook", func() {
+			if res := app.sendWebhook("production", whsec, "msg_1", `{"id":"evt_1","type":"payment.cancelled","data":{}}`); res.StatusCode != 200 {
+				t.Fatalf("webhook: %d %s", res.StatusCode, res.body)
+			}
+		}, map[string]string{"webhook": "done"}},
 		{"key rolled: verification stale", func() { app.patchEnv(admin, "production", map[string]any{"public_key": "pk_live_rolledrolled"}) },
 			map[string]string{"production_keys": "todo", "base_url": "todo"}},
 	}
@@ -300,8 +310,8 @@ func TestGoLiveChecklistFollowsState(t *testing.T) {
 			}
 		}
 	}
-	if p := strings.TrimSpace(viewer.get("/").doc(t).Find(`[data-testid="overview-golive-progress"]`).Text()); p != "1 of 3" {
-		t.Errorf("overview progress %q, want 1 of 3 (the webhook step cannot be measured yet)", p)
+	if p := strings.TrimSpace(viewer.get("/").doc(t).Find(`[data-testid="overview-golive-progress"]`).Text()); p != "2 of 4" {
+		t.Errorf("overview progress %q, want 2 of 4 (callback URL and webhook done; keys and base URL stale)", p)
 	}
 }
 

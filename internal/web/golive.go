@@ -171,3 +171,36 @@ func (s *Server) showGoLive(w http.ResponseWriter, r *http.Request) error {
 	vm.Done, vm.Total = progress(steps)
 	return render(w, r, http.StatusOK, templates.GoLivePage(vm))
 }
+
+// eventSignals measures the go-live items that depend on traffic.
+func (s *Server) eventSignals(ctx context.Context) (goLiveSignals, error) {
+	sig := goLiveSignals{Available: true}
+	hooks, _, err := s.db.ListEvents(ctx, db.EventFilter{Env: "production", Source: db.SourceWebhook, Limit: 1})
+	if err != nil {
+		return sig, err
+	}
+	sig.ProdWebhookVerified = len(hooks) > 0
+	yes := true
+	errs, _, err := s.db.ListEvents(ctx, db.EventFilter{Source: db.SourceAPI, IsError: &yes, Limit: 100})
+	if err != nil {
+		return sig, err
+	}
+	for _, e := range errs {
+		if e.RequestID != "" {
+			sig.ErrorRequestIDsLogged++
+		}
+	}
+	// Reported 4xx calls carry request_ids too.
+	calls, _, err := s.db.ListEvents(ctx, db.EventFilter{Source: db.SourceAPI, Type: "api.error", Limit: 100})
+	if err != nil {
+		return sig, err
+	}
+	for _, e := range calls {
+		if e.RequestID != "" {
+			sig.ErrorRequestIDsLogged++
+		}
+	}
+	n, err := s.db.CountProductionAPICalls(ctx)
+	sig.ProdAPICalls = int(n)
+	return sig, err
+}

@@ -21,6 +21,13 @@ func (s *Server) routes() chi.Router {
 	r.Get("/readyz", s.h(s.showReady))
 	r.Get(static.Prefix+"*", static.Handler().ServeHTTP)
 
+	// Public ingest: Tensfer and the integrator's front end. Never reads the session cookie;
+	// webhooks are authenticated by their signature, callbacks by CORS origin and rate limits.
+	r.Post("/hooks/{env}", s.h(s.receiveWebhook))
+	r.Post("/callbacks/{env}", s.h(s.receiveCallback))
+	r.Options("/callbacks/{env}", s.h(s.preflightCallback))
+	r.Get("/callbacks/{env}/return", s.h(s.returnCallback))
+
 	// Pages: a session cookie, CSRF protection on every unsafe method.
 	r.Group(func(r chi.Router) {
 		r.Use(s.crossOrigin, s.loadUser)
@@ -36,8 +43,12 @@ func (s *Server) routes() chi.Router {
 			r.Get("/", s.h(s.showOverview))
 			r.Get("/environments", s.h(s.showEnvironments))
 			r.Get("/go-live", s.h(s.showGoLive))
-			r.Get("/events", s.h(s.showUnbuilt))
-			r.Get("/lookup", s.h(s.showUnbuilt))
+			r.Get("/events", s.h(s.showEvents))
+			r.Get("/events/stream", s.h(s.streamEvents))
+			r.Get("/events/export", s.h(s.exportEvents))
+			r.Get("/events/{id}", s.h(s.showEvent))
+			r.Get("/lookup", s.h(s.showLookup))
+			r.Get("/lookup/bundle", s.h(s.supportBundle))
 			r.Get("/rollout", s.h(s.showUnbuilt))
 			r.Get("/settings", s.h(s.showSettings))
 			r.Get("/settings/account", s.h(s.showAccount))
@@ -47,6 +58,8 @@ func (s *Server) routes() chi.Router {
 			r.Use(s.requireRole(db.RoleOperator))
 			r.Get("/audit", s.h(s.listAudit))
 			r.Post("/environments/{env}/verify", s.h(s.verifyEnvironment))
+			r.Post("/environments/{env}/test-event", s.h(s.sendTestEvent))
+			r.Post("/events/{id}/reverify", s.h(s.reverifyEvent))
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireRole(db.RoleAdmin))
@@ -65,6 +78,7 @@ func (s *Server) routes() chi.Router {
 			r.Post("/environments/{env}/keys/{id}/reveal", s.h(s.revealEnvKey))
 			r.Post("/environments/{env}/webhook-secrets", s.h(s.createWebhookSecret))
 			r.Post("/environments/{env}/webhook-secrets/{id}/retire", s.h(s.retireWebhookSecret))
+			r.Get("/events/rejected", s.h(s.listRejected))
 		})
 	})
 
@@ -75,6 +89,10 @@ func (s *Server) routes() chi.Router {
 		r.MethodNotAllowed(s.h(s.apiMethodNotAllowed))
 		r.Get("/whoami", s.h(s.showWhoami))
 		r.With(s.requireScope(auth.ScopeAdmin)).Get("/audit", s.h(s.apiListAudit))
+		r.With(s.requireScope(auth.ScopeEventsRead)).Get("/events", s.h(s.apiListEvents))
+		r.With(s.requireScope(auth.ScopeEventsRead)).Get("/events/{id}", s.h(s.apiShowEvent))
+		r.With(s.requireScope(auth.ScopeEventsRead)).Get("/lookup/{request_id}", s.h(s.apiLookup))
+		r.With(s.requireScope(auth.ScopeEventsWrite)).Post("/api-calls", s.h(s.createAPICall))
 		r.With(s.requireScope(auth.ScopeConfigRead)).Get("/environments", s.h(s.apiListEnvironments))
 		r.With(s.requireScope(auth.ScopeConfigRead)).Get("/environments/{env}", s.h(s.apiShowEnvironment))
 		r.With(s.requireScope(auth.ScopeAdmin)).Patch("/environments/{env}", s.h(s.apiUpdateEnvironment))

@@ -13,8 +13,10 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/feed"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
+	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
 // Config is what the server needs to know about how it is deployed.
@@ -27,6 +29,7 @@ type Config struct {
 	SessionMax     time.Duration  // a session ends this long after login, used or not
 	PasswordParams auth.Params    // argon2id cost (cheap in tests)
 	LoginRate      RateLimit      // failed and successful attempts per client IP
+	CallbackRate   RateLimit      // public callback beacons per client IP
 	MaxBodyBytes   int64          // default request body limit
 	// AllowLoopbackURLs accepts http://localhost URLs in production and lets the Tensfer client
 	// reach loopback addresses (demo mode with the built-in simulator, and tests).
@@ -55,10 +58,24 @@ type Server struct {
 	safeHTTP      *http.Client                        // outbound calls to user-configured URLs
 	onTensferCall func(context.Context, tensfer.Call) // records the dashboard's own Tensfer calls
 	goLiveSignals func(context.Context) (goLiveSignals, error)
+	eventExtras   func(*http.Request, db.Event, *templates.EventDetailVM) error
+
+	router        http.Handler
+	ingester      *db.Ingester
+	hub           *feed.Hub[feedRow]
+	committed     chan []db.Event
+	publisherDone chan struct{}
+	closeOnce     sync.Once
+	secrets       secretCache
+	rejectLimit   *limiter // storing refused webhook deliveries, per client
+	callbackLimit *limiter // public callback ingest, per client
+	touchMu       sync.Mutex
+	touched       map[string]time.Time
 }
 
-// New builds a Server. Zero config values get sensible defaults.
-func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) *Server {
+// New builds a Server and starts its ingest pipeline. Zero config values get sensible defaults.
+// Call Close after the HTTP server has shut down.
+func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, error) {
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = &url.URL{Scheme: "http", Host: "127.0.0.1:8080"}
 	}
@@ -74,6 +91,9 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) *Server {
 	if cfg.LoginRate.Burst == 0 {
 		cfg.LoginRate = RateLimit{Burst: 10, Every: 6 * time.Second}
 	}
+	if cfg.CallbackRate.Burst == 0 {
+		cfg.CallbackRate = RateLimit{Burst: 120, Every: 50 * time.Millisecond}
+	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -87,7 +107,15 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) *Server {
 	}
 	s.loginLimit = newLimiter(cfg.LoginRate, s.clock)
 	s.safeHTTP = tensfer.NewSafeClient(tensfer.SafeClientOptions{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
-	return s
+	s.rejectLimit = newLimiter(RateLimit{Burst: 100, Every: 100 * time.Millisecond}, s.clock)
+	s.callbackLimit = newLimiter(cfg.CallbackRate, s.clock)
+	s.onTensferCall = s.recordOwnCall
+	s.goLiveSignals = s.eventSignals
+	if err := s.startIngest(context.Background()); err != nil {
+		return nil, err
+	}
+	s.router = s.routes()
+	return s, nil
 }
 
 // SetClock replaces the clock (tests only).
@@ -96,4 +124,4 @@ func (s *Server) SetClock(now func() time.Time) { s.now = now }
 func (s *Server) clock() time.Time { return s.now() }
 
 // Handler returns the whole HTTP surface with its middleware.
-func (s *Server) Handler() http.Handler { return s.routes() }
+func (s *Server) Handler() http.Handler { return s.router }

@@ -77,3 +77,5 @@ func rfc3339(t time.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339)
 }
+
+func chiParam(r *http.Request, name string) string { return chi.URLParam(r, name) }

@@ -3,9 +3,12 @@
 package templates
 
 import (
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tensfer-golive/dashboard/web/static"
 )
 
 // Layout is what every logged-in page needs for its frame.
@@ -72,3 +75,7 @@ func ActorName(actor string) string {
 	}
 	return actor
 }
+
+func urlQuery(s string) string { return url.QueryEscape(s) }
+
+func staticURL(name string) string { return static.URL(name) }

@@ -1,0 +1,463 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/web/templates"
+)
+
+// eventFilter reads the event filter shared by the page, the stream, the export and the API.
+// Times are RFC 3339, or the browser's datetime-local form (taken as UTC).
+func eventFilter(q url.Values) (db.EventFilter, templates.EventFilters, error) {
+	var f db.EventFilter
+	vf := templates.EventFilters{Env: q.Get("env"), Source: q.Get("source"), Type: strings.TrimSpace(q.Get("type")),
+		Status: q.Get("status"), Since: q.Get("since"), Until: q.Get("until")}
+	switch vf.Env {
+	case "", "sandbox", "production":
+	default:
+		return f, vf, errBadRequest("env must be sandbox or production")
+	}
+	switch vf.Source {
+	case "", db.SourceWebhook, db.SourceCallback, db.SourceAPI:
+	default:
+		return f, vf, errBadRequest("source must be webhook, callback or api")
+	}
+	if len(vf.Type) > 100 {
+		return f, vf, errBadRequest("type must be at most 100 characters")
+	}
+	switch vf.Status {
+	case "":
+	case "error":
+		yes := true
+		f.IsError = &yes
+	default:
+		return f, vf, errBadRequest("status must be error or empty")
+	}
+	var err error
+	if f.Since, err = parseTimeParam("since", vf.Since); err != nil {
+		return f, vf, err
+	}
+	if f.Until, err = parseTimeParam("until", vf.Until); err != nil {
+		return f, vf, err
+	}
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		return f, vf, errBadRequest("until must be after since")
+	}
+	f.Env, f.Source, f.Type = vf.Env, vf.Source, vf.Type
+	f.RequestID = strings.TrimSpace(q.Get("request_id"))
+	if c := q.Get("cursor"); c != "" {
+		if f.BeforeID, err = strconv.ParseInt(c, 10, 64); err != nil || f.BeforeID <= 0 {
+			return f, vf, errBadRequest("cursor %q is not valid; use the next_cursor value of the previous page", trim(c, 40))
+		}
+	}
+	if l := q.Get("limit"); l != "" {
+		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 1 || f.Limit > 500 {
+			return f, vf, errBadRequest("limit must be a whole number from 1 to 500")
+		}
+	}
+	enc := url.Values{}
+	for k, v := range map[string]string{"env": vf.Env, "source": vf.Source, "type": vf.Type, "status": vf.Status, "since": vf.Since, "until": vf.Until} {
+		if v != "" {
+			enc.Set(k, v)
+		}
+	}
+	vf.Query = enc.Encode()
+	return f, vf, nil
+}
+
+func parseTimeParam(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, errBadRequest("%s must be a time such as 2026-11-26T10:00:00Z", name)
+}
+
+// eventSummary is the one-line gist of an event for the feed.
+func eventSummary(e db.Event) string {
+	switch e.Source {
+	case db.SourceAPI:
+		s := e.Method + " " + e.Path
+		if e.DurationMS > 0 {
+			s += fmt.Sprintf(" · %d ms", e.DurationMS)
+		}
+		if e.ErrorCode != "" {
+			s += " · " + e.ErrorCode
+		}
+		return s
+	case db.SourceCallback:
+		var cb struct {
+			Screen string `json:"screen"`
+			Error  *struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal(e.Payload, &cb)
+		parts := []string{}
+		if cb.Screen != "" {
+			parts = append(parts, "screen "+cb.Screen)
+		}
+		if cb.Error != nil {
+			parts = append(parts, strings.TrimSpace(cb.Error.Code+" "+cb.Error.Message))
+		}
+		if e.UserID != "" {
+			parts = append(parts, "user "+e.UserID)
+		}
+		return strings.Join(parts, " · ")
+	}
+	var wh struct {
+		Data map[string]json.RawMessage `json:"data"`
+	}
+	_ = json.Unmarshal(e.Payload, &wh)
+	keys := make([]string, 0, len(wh.Data))
+	for k := range wh.Data {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		v := strings.Trim(string(wh.Data[k]), `"`)
+		if len(v) > 40 || strings.ContainsAny(v, "{[") {
+			continue
+		}
+		parts = append(parts, k+"="+v)
+		if len(parts) == 3 {
+			break
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func eventRow(e db.Event) templates.EventRow {
+	return templates.EventRow{ID: e.ID, Source: e.Source, Env: e.Env, Type: e.Type, RequestID: e.RequestID, UserID: e.UserID,
+		ReceivedAt: e.ReceivedAt, Summary: trim(eventSummary(e), 200), Status: e.Status, IsError: e.IsError, Demo: e.Demo}
+}
+
+func (s *Server) showEvents(w http.ResponseWriter, r *http.Request) error {
+	f, vf, err := eventFilter(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	evs, next, err := s.db.ListEvents(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	u, _ := userFrom(r.Context())
+	vm := templates.EventsVM{Layout: s.page(w, r, "events", "Events"), Filters: vf, CanAct: u.Role.AtLeast(db.RoleOperator),
+		IsAdmin: u.Role.AtLeast(db.RoleAdmin), Filtered: vf.Query != ""}
+	for _, e := range evs {
+		vm.Rows = append(vm.Rows, eventRow(e))
+	}
+	if next > 0 {
+		q := r.URL.Query()
+		q.Set("cursor", strconv.FormatInt(next, 10))
+		vm.NextURL = "/events?" + q.Encode()
+	}
+	// The live stream continues the first page only (an older page is history).
+	vm.Live = f.BeforeID == 0 && (f.Until.IsZero() || f.Until.After(s.now()))
+	if vm.Live {
+		vm.NewestID = s.hub.Last()
+		if len(evs) > 0 && evs[0].ID > vm.NewestID {
+			vm.NewestID = evs[0].ID
+		}
+		vm.StreamURL = "/events/stream"
+		if vf.Query != "" {
+			vm.StreamURL += "?" + vf.Query
+		}
+	}
+	return render(w, r, http.StatusOK, templates.EventsPage(vm))
+}
+
+func eventIDParam(r *http.Request) (int64, error) { return pathID(r, "id") }
+
+func prettyJSON(raw []byte) string {
+	var out bytes.Buffer
+	if err := json.Indent(&out, raw, "", "  "); err != nil {
+		return string(raw)
+	}
+	return out.String()
+}
+
+func sortedHeaders(h map[string]string) [][2]string {
+	out := make([][2]string, 0, len(h))
+	for k, v := range h {
+		out = append(out, [2]string{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0] < out[j][0] })
+	return out
+}
+
+// curlFor rebuilds the delivery as a cURL command (to re-post it to this dashboard or elsewhere).
+func (s *Server) curlFor(e db.Event) string {
+	target := s.publicURL("/hooks/" + e.Env)
+	if e.Source == db.SourceCallback {
+		target = s.publicURL("/callbacks/" + e.Env)
+	} else if e.Source == db.SourceAPI {
+		target = s.publicURL("/api/v1/api-calls")
+	}
+	var b strings.Builder
+	b.WriteString("curl -X POST " + shellQuote(target) + " \\\n  -H 'Content-Type: application/json'")
+	for _, h := range []string{"webhook-id", "webhook-timestamp", "webhook-signature"} {
+		if v := e.Headers[h]; v != "" {
+			b.WriteString(" \\\n  -H " + shellQuote(h+": "+v))
+		}
+	}
+	if e.Source == db.SourceAPI {
+		b.WriteString(" \\\n  -H 'Authorization: Bearer $TOKEN'")
+	}
+	b.WriteString(" \\\n  --data-binary " + shellQuote(string(e.Payload)))
+	return b.String()
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func (s *Server) showEvent(w http.ResponseWriter, r *http.Request) error {
+	id, err := eventIDParam(r)
+	if err != nil {
+		return err
+	}
+	e, err := s.db.EventByID(r.Context(), id)
+	if errors.Is(err, db.ErrNotFound) {
+		return errNotFound(fmt.Sprintf("there is no event %d (it may have been purged by retention)", id))
+	}
+	if err != nil {
+		return err
+	}
+	u, _ := userFrom(r.Context())
+	vm := templates.EventDetailVM{Layout: s.page(w, r, "events", e.Type), Row: eventRow(e), OccurredAt: e.OccurredAt, ExternalID: e.ExternalID,
+		Payload: prettyJSON(e.Payload), Headers: sortedHeaders(e.Headers), Method: e.Method, Path: e.Path, Duration: e.DurationMS,
+		ErrorCode: e.ErrorCode, ErrorMessage: e.ErrorMessage, Curl: s.curlFor(e), CanAct: u.Role.AtLeast(db.RoleOperator)}
+	if len(e.Verification) > 0 {
+		vm.Verification = string(e.Verification)
+	}
+	if s.eventExtras != nil {
+		if err := s.eventExtras(r, e, &vm); err != nil {
+			return err
+		}
+	}
+	return render(w, r, http.StatusOK, templates.EventDetailPage(vm))
+}
+
+// showLookup finds everything about one request_id (or external event id, user id, or our event
+// number) on one timeline, oldest first.
+func (s *Server) showLookup(w http.ResponseWriter, r *http.Request) error {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	vm := templates.LookupVM{Layout: s.page(w, r, "lookup", "Lookup"), Query: q}
+	vm.Layout.Query = q
+	if len(q) > 256 {
+		return errBadRequest("the lookup text must be at most 256 characters")
+	}
+	evs, truncated, err := s.lookup(r, q)
+	if err != nil {
+		return err
+	}
+	vm.Truncated = truncated
+	for _, e := range evs {
+		vm.Events = append(vm.Events, eventRow(e))
+	}
+	return render(w, r, http.StatusOK, templates.LookupPage(vm))
+}
+
+const lookupLimit = 1000
+
+func (s *Server) lookup(r *http.Request, q string) ([]db.Event, bool, error) {
+	if q == "" {
+		return nil, false, nil
+	}
+	evs, err := s.db.LookupEvents(r.Context(), q, lookupLimit)
+	if err != nil {
+		return nil, false, err
+	}
+	if id, err := strconv.ParseInt(q, 10, 64); err == nil && id > 0 {
+		if e, err := s.db.EventByID(r.Context(), id); err == nil {
+			evs = append([]db.Event{e}, evs...)
+		} else if !errors.Is(err, db.ErrNotFound) {
+			return nil, false, err
+		}
+	}
+	return evs, len(evs) >= lookupLimit, nil
+}
+
+// eventJSON is an event in the JSON API, the export and the support bundle.
+type eventJSON struct {
+	ID           string            `json:"id"`
+	Source       string            `json:"source"`
+	Env          string            `json:"env"`
+	Type         string            `json:"type"`
+	RequestID    string            `json:"request_id"`
+	ReceivedAt   string            `json:"received_at"`
+	Payload      json.RawMessage   `json:"payload"`
+	UserID       string            `json:"user_id,omitempty"`
+	ExternalID   string            `json:"external_id,omitempty"`
+	OccurredAt   *string           `json:"occurred_at,omitempty"`
+	IsError      bool              `json:"is_error"`
+	Method       string            `json:"method,omitempty"`
+	Path         string            `json:"path,omitempty"`
+	Status       *int              `json:"status,omitempty"`
+	DurationMS   *int64            `json:"duration_ms,omitempty"`
+	ErrorCode    string            `json:"error_code,omitempty"`
+	ErrorMessage string            `json:"error_message,omitempty"`
+	Headers      map[string]string `json:"headers,omitempty"`
+	Verification json.RawMessage   `json:"verification,omitempty"`
+	Demo         bool              `json:"demo,omitempty"`
+}
+
+func toEventJSON(e db.Event) eventJSON {
+	out := eventJSON{ID: itoa(e.ID), Source: e.Source, Env: e.Env, Type: e.Type, RequestID: e.RequestID, ReceivedAt: rfc3339(e.ReceivedAt),
+		UserID: e.UserID, ExternalID: e.ExternalID, OccurredAt: optTime(e.OccurredAt), IsError: e.IsError, Headers: e.Headers, Demo: e.Demo}
+	if json.Valid(e.Payload) {
+		out.Payload = e.Payload
+	} else {
+		b, _ := json.Marshal(string(e.Payload))
+		out.Payload = b
+	}
+	if len(e.Verification) > 0 {
+		out.Verification = e.Verification
+	}
+	if e.Source == db.SourceAPI {
+		out.Method, out.Path, out.ErrorCode, out.ErrorMessage = e.Method, e.Path, e.ErrorCode, e.ErrorMessage
+		d := e.DurationMS
+		out.DurationMS = &d
+		if e.Status > 0 {
+			st := e.Status
+			out.Status = &st
+		}
+	}
+	return out
+}
+
+// supportBundle is GET /lookup/bundle?q=: everything about one id as a JSON file to send to
+// Tensfer support. It holds what was received and reported, never a key or signing secret.
+func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request) error {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if q == "" || len(q) > 256 {
+		return errBadRequest("give the request_id to bundle as ?q=")
+	}
+	evs, _, err := s.lookup(r, q)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Query       string      `json:"query"`
+		GeneratedAt string      `json:"generated_at"`
+		Dashboard   string      `json:"dashboard_version"`
+		Note        string      `json:"note"`
+		Events      []eventJSON `json:"events"`
+	}{Query: q, GeneratedAt: rfc3339(s.now()), Dashboard: s.cfg.Version, Events: []eventJSON{},
+		Note: "Webhooks, callbacks and API calls carrying this id, oldest first, as received. Contains no API keys or signing secrets."}
+	for _, e := range evs {
+		out.Events = append(out.Events, toEventJSON(e))
+	}
+	a := s.auditFor(r, "lookup.support_bundle")
+	a.Target = "lookup:" + trim(q, 200)
+	if err := s.db.InsertAudit(r.Context(), a); err != nil {
+		return err
+	}
+	name := strings.Map(func(c rune) rune {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
+			return c
+		}
+		return '_'
+	}, q)
+	w.Header().Set("Content-Disposition", `attachment; filename="tensfer-support-`+trim(name, 80)+`.json"`)
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) listRejected(w http.ResponseWriter, r *http.Request) error {
+	var before int64
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		var err error
+		if before, err = strconv.ParseInt(c, 10, 64); err != nil || before <= 0 {
+			return errBadRequest("cursor is not valid")
+		}
+	}
+	rows, next, err := s.db.ListRejected(r.Context(), "", before, 50)
+	if err != nil {
+		return err
+	}
+	vm := templates.RejectedVM{Layout: s.page(w, r, "events", "Rejected deliveries")}
+	for _, d := range rows {
+		vm.Rows = append(vm.Rows, templates.RejectedRow{ID: d.ID, Env: d.Env, ReceivedAt: d.ReceivedAt, Reason: d.Reason, Detail: d.Detail, IP: d.IP,
+			RequestID: d.RequestID, BodySize: d.BodySize, Body: prettyJSON(d.Body), Headers: sortedHeaders(d.Headers)})
+	}
+	if next > 0 {
+		vm.NextURL = "/events/rejected?cursor=" + strconv.FormatInt(next, 10)
+	}
+	return render(w, r, http.StatusOK, templates.RejectedPage(vm))
+}
+
+// apiListEvents is GET /api/v1/events.
+func (s *Server) apiListEvents(w http.ResponseWriter, r *http.Request) error {
+	f, _, err := eventFilter(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	evs, next, err := s.db.ListEvents(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Events     []eventJSON `json:"events"`
+		NextCursor *string     `json:"next_cursor"`
+	}{Events: []eventJSON{}}
+	for _, e := range evs {
+		out.Events = append(out.Events, toEventJSON(e))
+	}
+	if next > 0 {
+		c := strconv.FormatInt(next, 10)
+		out.NextCursor = &c
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// apiShowEvent is GET /api/v1/events/{id}.
+func (s *Server) apiShowEvent(w http.ResponseWriter, r *http.Request) error {
+	id, err := eventIDParam(r)
+	if err != nil {
+		return err
+	}
+	e, err := s.db.EventByID(r.Context(), id)
+	if errors.Is(err, db.ErrNotFound) {
+		return errNotFound(fmt.Sprintf("there is no event %d", id))
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, toEventJSON(e))
+}
+
+// apiLookup is GET /api/v1/lookup/{request_id}: every webhook, callback and API call carrying
+// that id, oldest first.
+func (s *Server) apiLookup(w http.ResponseWriter, r *http.Request) error {
+	q := strings.TrimSpace(chiParam(r, "request_id"))
+	if q == "" || len(q) > 256 {
+		return errBadRequest("request_id must be 1 to 256 characters")
+	}
+	evs, err := s.db.LookupEvents(r.Context(), q, lookupLimit)
+	if err != nil {
+		return err
+	}
+	out := struct {
+		RequestID string      `json:"request_id"`
+		Events    []eventJSON `json:"events"`
+	}{RequestID: q, Events: []eventJSON{}}
+	for _, e := range evs {
+		out.Events = append(out.Events, toEventJSON(e))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}

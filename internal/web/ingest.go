@@ -1,0 +1,100 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/feed"
+	"github.com/tensfer-golive/dashboard/web/templates"
+)
+
+// feedRow is what the live feed carries: the fields its filters look at and the row already
+// rendered, so the HTML is made once per event however many browsers watch (and the ring of
+// recent items holds small rows, not payloads).
+type feedRow struct {
+	Env     string
+	Source  string
+	Type    string
+	IsError bool
+	HTML    []byte
+}
+
+// startIngest wires the group-commit ingester to the live feed: after each commit the new rows
+// go to a publisher goroutine that renders them and publishes them to the hub.
+func (s *Server) startIngest(ctx context.Context) error {
+	last, err := s.db.LatestEventID(ctx)
+	if err != nil {
+		return err
+	}
+	s.hub = feed.New[feedRow](feed.Options{StartAfter: last, MaxSubscribers: 500})
+	s.committed = make(chan []db.Event, 1024)
+	s.ingester = db.NewIngester(s.db, db.IngestOptions{OnCommit: func(evs []db.Event) { s.committed <- evs }})
+	s.publisherDone = make(chan struct{})
+	go s.publish()
+	s.ingester.Start()
+	return nil
+}
+
+// publish renders committed events and hands them to the hub, in commit order.
+func (s *Server) publish() {
+	defer close(s.publisherDone)
+	var buf bytes.Buffer
+	for evs := range s.committed {
+		items := make([]feed.Item[feedRow], 0, len(evs))
+		for _, e := range evs {
+			buf.Reset()
+			if err := templates.EventRowView(eventRow(e)).Render(context.Background(), &buf); err != nil {
+				s.log.Error("render feed row", "event_id", e.ID, "error", err)
+			}
+			items = append(items, feed.Item[feedRow]{ID: e.ID, Value: feedRow{Env: e.Env, Source: e.Source, Type: e.Type, IsError: e.IsError,
+				HTML: bytes.Clone(buf.Bytes())}})
+		}
+		s.hub.Publish(items...)
+	}
+}
+
+// EndStreams closes every live stream so a graceful shutdown does not wait on them; browsers
+// reconnect to the next instance with their Last-Event-ID. Register it with
+// http.Server.RegisterOnShutdown.
+func (s *Server) EndStreams() { s.hub.Close() }
+
+// Close stops ingest after every acknowledged event is stored and published, and ends live
+// streams. Call it after the HTTP server has shut down.
+func (s *Server) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		if s.ingester == nil {
+			return
+		}
+		err = s.ingester.Close()
+		close(s.committed)
+		<-s.publisherDone
+		s.hub.Close()
+	})
+	return err
+}
+
+// secretCache keeps each environment's active webhook keys in memory so verifying a delivery
+// reads no database row; any change to secrets drops it, and it expires after a few seconds so
+// an expiry time passing is noticed.
+type secretCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedSecrets
+}
+
+type cachedSecrets struct {
+	ids    []string
+	keys   [][]byte
+	loaded time.Time
+}
+
+const secretCacheTTL = 5 * time.Second
+
+func (c *secretCache) invalidate() {
+	c.mu.Lock()
+	c.entries = nil
+	c.mu.Unlock()
+}
