@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -109,6 +110,7 @@ type serveConfig struct {
 	trustedProxies []netip.Prefix
 	sessionIdle    time.Duration
 	sessionMax     time.Duration
+	retentionDays  int
 	masterKey      string
 	masterKeyFile  string
 	demo           bool
@@ -116,7 +118,7 @@ type serveConfig struct {
 
 func parseServe(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
 	var c serveConfig
-	var public, proxies, idle, max string
+	var public, proxies, idle, max, retention string
 	f := newFlags("serve", stderr, getenv)
 	f.string(&c.addr, "addr", "DASHBOARD_ADDR", "127.0.0.1:8080", "address to listen on")
 	f.string(&c.dataDir, "data", "DASHBOARD_DATA", "./data", "data directory (SQLite file and generated master key)")
@@ -126,6 +128,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	f.string(&proxies, "trusted-proxies", "DASHBOARD_TRUSTED_PROXIES", "", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed")
 	f.string(&idle, "session-idle", "DASHBOARD_SESSION_IDLE", "12h", "a session unused this long ends")
 	f.string(&max, "session-max", "DASHBOARD_SESSION_MAX", "168h", "a session ends this long after login")
+	f.string(&retention, "retention-days", "DASHBOARD_RETENTION_DAYS", "30", "events older than this many days are purged")
 	f.bool(&c.demo, "demo", "DASHBOARD_DEMO", "run with the built-in Tensfer simulator wired to the dashboard")
 	f.secretString(&c.masterKey, "master-key", "DASHBOARD_MASTER_KEY", "master key, 32 bytes as base64 or hex (default: generated in the data directory)")
 	if err := f.parse(args); err != nil {
@@ -195,6 +198,11 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	}
 	if c.sessionMax, err = time.ParseDuration(max); err != nil || c.sessionMax < c.sessionIdle {
 		errs = append(errs, fmt.Errorf("--session-max %q must be a duration no shorter than --session-idle, e.g. 168h", max))
+	}
+	if n, err := strconv.Atoi(retention); err != nil || n < 1 || n > 3650 {
+		errs = append(errs, fmt.Errorf("--retention-days %q must be a whole number of days from 1 to 3650", retention))
+	} else {
+		c.retentionDays = n
 	}
 	if c.masterKey == "" {
 		if c.masterKey, err = secretFromFile(getenv, "DASHBOARD_MASTER_KEY"); err != nil {

@@ -38,16 +38,39 @@ func startSimulator(ctx context.Context, log *slog.Logger) (string, *tensfer.Sim
 	return "http://" + ln.Addr().String(), sim, nil
 }
 
-// startDemo starts the simulator and wires the dashboard to it.
-func startDemo(ctx context.Context, srv *web.Server, stdout io.Writer, log *slog.Logger) error {
-	root, _, err := startSimulator(ctx, log)
+// startDemo starts the simulator and wires the dashboard to it. The returned func starts the
+// steady trickle of API calls, webhooks and callbacks; call it once the dashboard serves at addr.
+func startDemo(ctx context.Context, srv *web.Server, stdout io.Writer, log *slog.Logger) (func(addr string), error) {
+	root, sim, err := startSimulator(ctx, log)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := srv.SetupDemo(ctx, root); err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return nil, fmt.Errorf("demo: %w", err)
 	}
 	log.Info("demo: Tensfer simulator running", "url", root)
 	fmt.Fprintf(stdout, "Demo mode: a simulated Tensfer sandbox and production run at %s; both environments are configured against it.\n", root)
-	return nil
+	return func(addr string) {
+		clients, err := srv.TensferClients(ctx)
+		if err != nil {
+			log.Error("demo: clients", "error", err)
+			return
+		}
+		base := "http://" + addr
+		cfg := tensfer.RunConfig{
+			Interval:        700 * time.Millisecond,
+			WebhookTargets:  map[tensfer.Environment]string{},
+			CallbackTargets: map[tensfer.Environment]string{},
+			WebhookKeys:     srv.WebhookKeys,
+			Clients:         clients,
+			Logger:          log,
+		}
+		for _, env := range tensfer.Environments() {
+			cfg.WebhookTargets[env] = base + "/hooks/" + string(env)
+			cfg.CallbackTargets[env] = base + "/callbacks/" + string(env)
+		}
+		if err := sim.Run(ctx, cfg); err != nil {
+			log.Error("demo: simulator run", "error", err)
+		}
+	}, nil
 }

@@ -98,6 +98,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		TrustedProxies: cfg.trustedProxies,
 		SessionIdle:    cfg.sessionIdle,
 		SessionMax:     cfg.sessionMax,
+		RetentionDays:  cfg.retentionDays,
 		// The demo's simulator listens on loopback; only then may configured URLs point there.
 		AllowLoopbackURLs: cfg.demo,
 	}, d, box, log)
@@ -130,8 +131,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	} else if link != "" {
 		fmt.Fprintf(stdout, "\nNo users yet. Open this one-time link to create the first admin (valid %s):\n\n    %s\n\n", web.SetupLinkTTL, link)
 	}
+	var trickle func(addr string)
 	if cfg.demo {
-		if err := startDemo(ctx, srv, stdout, log); err != nil {
+		if trickle, err = startDemo(ctx, srv, stdout, log); err != nil {
 			return err
 		}
 	}
@@ -139,6 +141,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
+	if trickle != nil {
+		go trickle(ln.Addr().String())
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -71,3 +71,35 @@ func isLoopbackURL(raw string) bool {
 	u, err := url.Parse(raw)
 	return err == nil && isLoopbackHost(u.Hostname())
 }
+
+// WebhookKeys returns env's active signing keys, for the demo simulator to sign with (read at
+// each delivery, so a rotation in the UI takes effect).
+func (s *Server) WebhookKeys(env tensfer.Environment) [][]byte {
+	_, keys, err := s.activeWebhookKeys(context.Background(), string(env))
+	if err != nil {
+		s.log.Warn("demo: webhook keys", "env", string(env), "error", err)
+		return nil
+	}
+	return keys
+}
+
+// TensferClients returns a Tensfer client per environment built from the stored configuration,
+// whose calls are recorded as API-call events like the dashboard's own.
+func (s *Server) TensferClients(ctx context.Context) (map[tensfer.Environment]*tensfer.Client, error) {
+	out := map[tensfer.Environment]*tensfer.Client{}
+	for _, env := range tensfer.Environments() {
+		st, err := s.loadEnv(ctx, string(env))
+		if err != nil {
+			return nil, err
+		}
+		if st.env.BaseURL == "" {
+			continue
+		}
+		c, _, err := s.tensferClient(st)
+		if err != nil {
+			return nil, err
+		}
+		out[env] = c
+	}
+	return out, nil
+}

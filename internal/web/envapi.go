@@ -379,7 +379,7 @@ func (s *Server) apiDeleteWebhookSecret(w http.ResponseWriter, r *http.Request) 
 		return err
 	}
 	id := chi.URLParam(r, "id")
-	err = s.db.RetireWebhookSecret(r.Context(), env, id, s.auditFor(r, "environment.webhook_secret_retire"))
+	err = s.retireSecret(r, env, id)
 	if errors.Is(err, db.ErrNotFound) {
 		return errNotFound(fmt.Sprintf("no active webhook secret %q in %s", id, env))
 	}

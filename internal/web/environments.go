@@ -305,7 +305,7 @@ func (s *Server) retireWebhookSecret(w http.ResponseWriter, r *http.Request) err
 		return err
 	}
 	id := chi.URLParam(r, "id")
-	err = s.db.RetireWebhookSecret(r.Context(), env, id, s.auditFor(r, "environment.webhook_secret_retire"))
+	err = s.retireSecret(r, env, id)
 	if errors.Is(err, db.ErrNotFound) {
 		setFlash(w, "err", "That secret does not exist or is already retired.")
 		return redirect(w, r, "/environments#env-"+env)
@@ -347,8 +347,15 @@ func (s *Server) addWebhookSecret(ctx context.Context, env, secret string, expir
 		sec.ExpiresAt = s.now().Add(expiresIn)
 	}
 	sec, err = s.db.InsertWebhookSecret(ctx, sec, a)
+	s.secrets.invalidate()
 	if errors.Is(err, db.ErrConflict) {
 		return db.WebhookSecret{}, "", validationError("this signing secret is already active for " + env)
 	}
 	return sec, generated, err
+}
+
+// retireSecret stops a signing secret from verifying deliveries, at once.
+func (s *Server) retireSecret(r *http.Request, env, id string) error {
+	defer s.secrets.invalidate()
+	return s.db.RetireWebhookSecret(r.Context(), env, id, s.auditFor(r, "environment.webhook_secret_retire"))
 }

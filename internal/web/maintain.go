@@ -5,7 +5,9 @@ import (
 	"time"
 )
 
-// Maintain runs periodic housekeeping until ctx ends: expired sessions are deleted hourly.
+// Maintain runs periodic housekeeping until ctx ends: expired sessions are deleted, and events
+// and rejected deliveries older than the retention window are purged in small batches (each a
+// short transaction, so ingest never waits long behind them).
 func (s *Server) Maintain(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -16,10 +18,25 @@ func (s *Server) Maintain(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("purged expired sessions", "count", n)
 		}
+		if events, rejected, err := s.PurgeOld(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("retention purge", "error", err)
+		} else if events+rejected > 0 {
+			s.log.Info("retention purge", "events", events, "rejected", rejected, "retention_days", s.cfg.RetentionDays)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 	}
+}
+
+// PurgeOld deletes events and rejected deliveries older than the retention window.
+func (s *Server) PurgeOld(ctx context.Context) (events, rejected int64, err error) {
+	before := s.now().Add(-time.Duration(s.cfg.RetentionDays) * 24 * time.Hour)
+	if events, err = s.db.PurgeEvents(ctx, before, 500); err != nil {
+		return events, 0, err
+	}
+	rejected, err = s.db.PurgeRejected(ctx, before, 500)
+	return events, rejected, err
 }

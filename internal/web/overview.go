@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/web/templates"
@@ -40,6 +41,22 @@ func (s *Server) showOverview(w http.ResponseWriter, r *http.Request) error {
 		if !t.Revoked() {
 			vm.ActiveTokens++
 		}
+	}
+	stats, err := s.db.EventStats(ctx, s.now().Add(-time.Hour))
+	if err != nil {
+		return err
+	}
+	for _, env := range []string{"sandbox", "production"} {
+		st := stats[env]
+		vm.Signals = append(vm.Signals, templates.EnvSignals{Env: env, Events: st.Events, Rejected: st.RejectedWebhooks, InitErrors: st.InitErrors, APIErrors: st.APIErrors})
+	}
+	yes := true
+	errs, _, err := s.db.ListEvents(ctx, db.EventFilter{IsError: &yes, Limit: 5})
+	if err != nil {
+		return err
+	}
+	for _, e := range errs {
+		vm.RecentErrors = append(vm.RecentErrors, eventRow(e))
 	}
 	steps, _, err := s.goLiveChecklist(ctx)
 	if err != nil {

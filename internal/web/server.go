@@ -30,6 +30,8 @@ type Config struct {
 	PasswordParams auth.Params    // argon2id cost (cheap in tests)
 	LoginRate      RateLimit      // failed and successful attempts per client IP
 	CallbackRate   RateLimit      // public callback beacons per client IP
+	FeedBuffer     int            // recent events kept for stream resume (default 4096)
+	RetentionDays  int            // events older than this are purged (default 30)
 	MaxBodyBytes   int64          // default request body limit
 	// AllowLoopbackURLs accepts http://localhost URLs in production and lets the Tensfer client
 	// reach loopback addresses (demo mode with the built-in simulator, and tests).
@@ -93,6 +95,9 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	}
 	if cfg.CallbackRate.Burst == 0 {
 		cfg.CallbackRate = RateLimit{Burst: 120, Every: 50 * time.Millisecond}
+	}
+	if cfg.RetentionDays == 0 {
+		cfg.RetentionDays = 30
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20

@@ -11,6 +11,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
+	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
 // sendTestEvent signs a test webhook with the environment's active secret and sends it through
@@ -26,8 +27,7 @@ func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if len(keys) == 0 {
-		setFlash(w, "err", "Add a webhook signing secret to "+env+" first (Environments).")
-		return redirect(w, r, "/events")
+		return s.testEventDone(w, r, false, "Add a webhook signing secret to "+env+" first (Environments).")
 	}
 	u, _ := userFrom(r.Context())
 	now := s.now()
@@ -52,10 +52,21 @@ func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if rec.Code != http.StatusOK {
-		setFlash(w, "err", fmt.Sprintf("The test event was refused (%d): %s", rec.Code, strings.TrimSpace(rec.Body.String())))
-		return redirect(w, r, "/events")
+		return s.testEventDone(w, r, false, fmt.Sprintf("The test event was refused (%d): %s", rec.Code, strings.TrimSpace(rec.Body.String())))
 	}
-	setFlash(w, "ok", fmt.Sprintf("Sent a signed test webhook to %s; it carries request_id %s.", env, reqID))
+	return s.testEventDone(w, r, true, fmt.Sprintf("Sent a signed test webhook to %s; it carries request_id %s.", env, reqID))
+}
+
+// testEventDone answers an htmx request with the fragment to swap, a plain form with a redirect.
+func (s *Server) testEventDone(w http.ResponseWriter, r *http.Request, ok bool, msg string) error {
+	if r.Header.Get("HX-Request") == "true" {
+		return render(w, r, http.StatusOK, templates.TestEventResult(ok, msg))
+	}
+	kind := "ok"
+	if !ok {
+		kind = "err"
+	}
+	setFlash(w, kind, msg)
 	return redirect(w, r, "/events")
 }
 

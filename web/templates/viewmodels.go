@@ -79,3 +79,11 @@ func ActorName(actor string) string {
 func urlQuery(s string) string { return url.QueryEscape(s) }
 
 func staticURL(name string) string { return static.URL(name) }
+
+// plural says "1 event" or "3 events".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return itoa(n) + " " + many
+}

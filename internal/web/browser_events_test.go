@@ -1,0 +1,56 @@
+package web
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserEventsJourney opens the live feed, sends a test event, watches it arrive without a
+// reload, follows its request_id to the lookup page, and sees a webhook from outside arrive too.
+func TestBrowserEventsJourney(t *testing.T) {
+	app := newTestApp(t)
+	ctx := newBrowser(t)
+	secret := app.withSecret("sandbox")
+	u := app.addUser("otto@example.com", "operator")
+	mustDo(t, ctx, "log in and open events",
+		chromedp.Navigate(app.url+"/events"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
+		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="events-empty"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`.live[data-state="live"]`)),
+	)
+	screenshot(t, ctx, "events-empty")
+	mustDo(t, ctx, "send a test event; it arrives live",
+		chromedp.Click(chromedp.CSS(`[data-testid="test-event-sandbox"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="test-result"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#feed [data-testid="event-row"]`)),
+	)
+	if got := mustText(t, ctx, `#feed [data-testid="event-type"]`); got != "dashboard.test" {
+		t.Fatalf("live row type %q", got)
+	}
+	// A webhook from outside the browser shows up too, on top.
+	if res := app.sendWebhook("sandbox", secret, "msg_outside", `{"type":"payment.cancelled","request_id":"req_outside","data":{"payment_id":"pay_9"}}`); res.StatusCode != 200 {
+		t.Fatalf("webhook: %d", res.StatusCode)
+	}
+	mustDo(t, ctx, "outside webhook arrives", chromedp.WaitVisible(chromedp.CSS(`#feed tr:first-child a[href="/lookup?q=req_outside"]`)))
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#feed tr').length`))
+	if err != nil || rows != 2 {
+		t.Fatalf("rows in feed: %d %v", rows, err)
+	}
+	screenshot(t, ctx, "events-live")
+	mustDo(t, ctx, "follow the request_id",
+		chromedp.Click(chromedp.CSS(`#feed tr:first-child [data-testid="event-request-id"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="lookup-table"]`)),
+	)
+	if got := mustText(t, ctx, `[data-testid="lookup-query"]`); got != "req_outside" {
+		t.Fatalf("lookup for %q", got)
+	}
+	if got := mustText(t, ctx, `[data-testid="lookup-table"] [data-testid="event-type"]`); !strings.Contains(got, "payment.cancelled") {
+		t.Fatalf("lookup shows %q", got)
+	}
+	screenshot(t, ctx, "lookup")
+}
