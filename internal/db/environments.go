@@ -16,6 +16,7 @@ type Environment struct {
 	CallbackURL     string
 	AppURL          string
 	AllowedOrigins  []string
+	ReplayURL       string
 	Version         int64
 	UpdatedAt       time.Time
 	UpdatedBy       string
@@ -61,7 +62,7 @@ func (k EnvKey) Served(now time.Time) bool {
 }
 
 const envCols = `name, base_url, callback_url, app_url, allowed_origins, version, updated_at, updated_by,
-	verified_at, verify_outcome, verify_detail, verify_request_id, verify_basis`
+	verified_at, verify_outcome, verify_detail, verify_request_id, verify_basis, replay_url`
 
 func scanEnv(row interface{ Scan(...any) error }) (Environment, error) {
 	var e Environment
@@ -69,7 +70,7 @@ func scanEnv(row interface{ Scan(...any) error }) (Environment, error) {
 	var updated int64
 	var verified sql.NullInt64
 	err := row.Scan(&e.Name, &e.BaseURL, &e.CallbackURL, &e.AppURL, &origins, &e.Version, &updated, &e.UpdatedBy,
-		&verified, &e.VerifyOutcome, &e.VerifyDetail, &e.VerifyRequestID, &e.VerifyBasis)
+		&verified, &e.VerifyOutcome, &e.VerifyDetail, &e.VerifyRequestID, &e.VerifyBasis, &e.ReplayURL)
 	if err != nil {
 		return Environment{}, err
 	}
@@ -173,13 +174,14 @@ type EnvChange struct {
 	BaseURL        *string
 	CallbackURL    *string
 	AppURL         *string
+	ReplayURL      *string
 	AllowedOrigins *[]string
 	Keys           []NewEnvKey
 }
 
 // Empty reports whether the change changes nothing.
 func (c EnvChange) Empty() bool {
-	return c.BaseURL == nil && c.CallbackURL == nil && c.AppURL == nil && c.AllowedOrigins == nil && len(c.Keys) == 0
+	return c.BaseURL == nil && c.CallbackURL == nil && c.AppURL == nil && c.ReplayURL == nil && c.AllowedOrigins == nil && len(c.Keys) == 0
 }
 
 // UpdateEnvironment applies c in one transaction: URL fields are replaced, each new key retires
@@ -207,6 +209,7 @@ func (d *DB) UpdateEnvironment(ctx context.Context, name string, c EnvChange, a 
 		set("base_url", &after.BaseURL, c.BaseURL)
 		set("callback_url", &after.CallbackURL, c.CallbackURL)
 		set("app_url", &after.AppURL, c.AppURL)
+		set("replay_url", &after.ReplayURL, c.ReplayURL)
 		if c.AllowedOrigins != nil {
 			bm["allowed_origins"], am["allowed_origins"] = before.AllowedOrigins, *c.AllowedOrigins
 			after.AllowedOrigins = *c.AllowedOrigins
@@ -244,9 +247,9 @@ func (d *DB) UpdateEnvironment(ctx context.Context, name string, c EnvChange, a 
 		}
 		after.Version = before.Version + 1
 		after.UpdatedAt, after.UpdatedBy = now, a.Actor
-		_, err = tx.ExecContext(ctx, `UPDATE environments SET base_url = ?, callback_url = ?, app_url = ?, allowed_origins = ?,
+		_, err = tx.ExecContext(ctx, `UPDATE environments SET base_url = ?, callback_url = ?, app_url = ?, replay_url = ?, allowed_origins = ?,
 			version = ?, updated_at = ?, updated_by = ? WHERE name = ?`,
-			after.BaseURL, after.CallbackURL, after.AppURL, string(origins), after.Version, ms(now), a.Actor, name)
+			after.BaseURL, after.CallbackURL, after.AppURL, after.ReplayURL, string(origins), after.Version, ms(now), a.Actor, name)
 		if err != nil {
 			return err
 		}

@@ -46,6 +46,7 @@ type environmentJSON struct {
 	BaseURL        string           `json:"base_url"`
 	CallbackURL    string           `json:"callback_url"`
 	AppURL         string           `json:"app_url"`
+	ReplayURL      string           `json:"replay_url"`
 	AllowedOrigins []string         `json:"allowed_origins"`
 	ClientToken    keyJSON          `json:"client_token"`
 	PublicKey      keyJSON          `json:"public_key"`
@@ -76,7 +77,7 @@ func (s *Server) environmentJSON(st envState) environmentJSON {
 	}
 	e := st.env
 	out := environmentJSON{
-		Name: e.Name, BaseURL: e.BaseURL, CallbackURL: e.CallbackURL, AppURL: e.AppURL, AllowedOrigins: e.AllowedOrigins,
+		Name: e.Name, BaseURL: e.BaseURL, CallbackURL: e.CallbackURL, AppURL: e.AppURL, ReplayURL: e.ReplayURL, AllowedOrigins: e.AllowedOrigins,
 		ClientToken: key(db.KeyClientToken), PublicKey: key(db.KeyPublic), SecretKey: key(db.KeySecret),
 		WebhookURL: s.publicURL("/hooks/" + e.Name), WebhookSecrets: []secretJSON{}, Version: e.Version,
 		Verification: verificationJSON{Outcome: e.VerifyOutcome, Detail: e.VerifyDetail, RequestID: e.VerifyRequestID,
@@ -161,7 +162,7 @@ func writeFieldErrors(w http.ResponseWriter, r *http.Request, fields map[string]
 	var out fieldsError
 	out.Error.Code = "validation_failed"
 	var msgs []string
-	for _, f := range []string{"base_url", "callback_url", "app_url", "allowed_origins", "client_token", "public_key", "secret_key", "keep_previous", "secret"} {
+	for _, f := range []string{"base_url", "callback_url", "app_url", "replay_url", "allowed_origins", "client_token", "public_key", "secret_key", "keep_previous", "secret"} {
 		if m := fields[f]; m != "" {
 			msgs = append(msgs, m)
 		}
@@ -176,6 +177,7 @@ type patchEnvironment struct {
 	BaseURL        *string   `json:"base_url"`
 	CallbackURL    *string   `json:"callback_url"`
 	AppURL         *string   `json:"app_url"`
+	ReplayURL      *string   `json:"replay_url"`
 	AllowedOrigins *[]string `json:"allowed_origins"`
 	ClientToken    *string   `json:"client_token"`
 	PublicKey      *string   `json:"public_key"`
@@ -194,7 +196,7 @@ func (s *Server) apiUpdateEnvironment(w http.ResponseWriter, r *http.Request) er
 	if err := decodeJSON(r, &p); err != nil {
 		return err
 	}
-	in := envInput{BaseURL: p.BaseURL, CallbackURL: p.CallbackURL, AppURL: p.AppURL, AllowedOrigins: p.AllowedOrigins, Keys: map[string]string{}}
+	in := envInput{BaseURL: p.BaseURL, CallbackURL: p.CallbackURL, AppURL: p.AppURL, ReplayURL: p.ReplayURL, AllowedOrigins: p.AllowedOrigins, Keys: map[string]string{}}
 	fields := map[string]string{}
 	for kind, v := range map[string]*string{db.KeyClientToken: p.ClientToken, db.KeyPublic: p.PublicKey, db.KeySecret: p.SecretKey} {
 		if v == nil {
@@ -224,7 +226,7 @@ func (s *Server) apiUpdateEnvironment(w http.ResponseWriter, r *http.Request) er
 		return writeFieldErrors(w, r, fields)
 	}
 	if change.Empty() {
-		return errBadRequest("nothing to change; send any of base_url, callback_url, app_url, allowed_origins, client_token, public_key, secret_key")
+		return errBadRequest("nothing to change; send any of base_url, callback_url, app_url, replay_url, allowed_origins, client_token, public_key, secret_key")
 	}
 	if _, err := s.db.UpdateEnvironment(r.Context(), env, change, s.auditFor(r, "environment.update")); err != nil {
 		return err

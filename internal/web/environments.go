@@ -74,7 +74,7 @@ func (s *Server) envCard(st envState, role db.Role) templates.EnvCard {
 	now := s.now()
 	c := templates.EnvCard{
 		Name: e.Name, Production: e.Name == "production",
-		BaseURL: e.BaseURL, CallbackURL: e.CallbackURL, AppURL: e.AppURL,
+		BaseURL: e.BaseURL, CallbackURL: e.CallbackURL, AppURL: e.AppURL, ReplayURL: e.ReplayURL,
 		AllowedOrigins: strings.Join(e.AllowedOrigins, "\n"),
 		WebhookURL:     s.publicURL("/hooks/" + e.Name),
 		ReturnURL:      s.publicURL("/callbacks/" + e.Name + "/return"),
@@ -146,7 +146,7 @@ func (s *Server) updateEnvironmentURLs(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	in := envInput{BaseURL: formStr(r, "base_url"), CallbackURL: formStr(r, "callback_url"), AppURL: formStr(r, "app_url")}
+	in := envInput{BaseURL: formStr(r, "base_url"), CallbackURL: formStr(r, "callback_url"), AppURL: formStr(r, "app_url"), ReplayURL: formStr(r, "replay_url")}
 	if o := formStr(r, "allowed_origins"); o != nil {
 		lines := strings.FieldsFunc(*o, func(r rune) bool { return r == '\n' || r == '\r' || r == ',' })
 		in.AllowedOrigins = &lines
@@ -159,6 +159,7 @@ func (s *Server) updateEnvironmentURLs(w http.ResponseWriter, r *http.Request) e
 		return s.renderEnvironments(w, r, http.StatusUnprocessableEntity, env, func(c *templates.EnvCard) {
 			c.Errors = errs
 			c.BaseURL, c.CallbackURL, c.AppURL, c.AllowedOrigins = r.PostForm.Get("base_url"), r.PostForm.Get("callback_url"), r.PostForm.Get("app_url"), r.PostForm.Get("allowed_origins")
+			c.ReplayURL = r.PostForm.Get("replay_url")
 		})
 	}
 	if _, err := s.db.UpdateEnvironment(r.Context(), env, change, s.auditFor(r, "environment.update")); err != nil {

@@ -21,6 +21,7 @@ type envInput struct {
 	BaseURL        *string
 	CallbackURL    *string
 	AppURL         *string
+	ReplayURL      *string
 	AllowedOrigins *[]string
 	Keys           map[string]string // kind -> new value
 	KeepPrevious   time.Duration     // overlap during which a replaced key is still served
@@ -137,7 +138,7 @@ func (s *Server) validateEnvChange(ctx context.Context, env string, in envInput)
 		name string
 		in   *string
 		out  **string
-	}{{"base_url", in.BaseURL, &c.BaseURL}, {"callback_url", in.CallbackURL, &c.CallbackURL}, {"app_url", in.AppURL, &c.AppURL}} {
+	}{{"base_url", in.BaseURL, &c.BaseURL}, {"callback_url", in.CallbackURL, &c.CallbackURL}, {"app_url", in.AppURL, &c.AppURL}, {"replay_url", in.ReplayURL, &c.ReplayURL}} {
 		if f.in == nil {
 			continue
 		}

@@ -60,6 +60,9 @@ func (s *Server) routes() chi.Router {
 			r.Post("/environments/{env}/verify", s.h(s.verifyEnvironment))
 			r.Post("/environments/{env}/test-event", s.h(s.sendTestEvent))
 			r.Post("/events/{id}/reverify", s.h(s.reverifyEvent))
+			r.Post("/events/{id}/replay", s.h(s.replayEvent))
+			r.Get("/events/replay", s.h(s.confirmReplay))
+			r.Post("/events/replay", s.h(s.replayMatching))
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireRole(db.RoleAdmin))

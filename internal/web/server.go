@@ -116,6 +116,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	s.callbackLimit = newLimiter(cfg.CallbackRate, s.clock)
 	s.onTensferCall = s.recordOwnCall
 	s.goLiveSignals = s.eventSignals
+	s.eventExtras = s.replayExtras
 	if err := s.startIngest(context.Background()); err != nil {
 		return nil, err
 	}
