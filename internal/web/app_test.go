@@ -25,7 +25,7 @@ import (
 
 // testApp is the whole dashboard on a real router, a temp-file SQLite and a loopback listener.
 type testApp struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	db   *db.DB
 	box  *secrets.Box
@@ -54,7 +54,7 @@ func (s *syncBuffer) String() string {
 const testPassword = "a long test password"
 
 // newTestApp starts the whole app in one line. Options may adjust the config before start.
-func newTestApp(t *testing.T, opts ...func(*Config)) *testApp {
+func newTestApp(t testing.TB, opts ...func(*Config)) *testApp {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
