@@ -98,7 +98,7 @@ func (s *Server) createAPICall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if f := in.validate(); len(f) > 0 {
-		return writeAPIFieldErrors(w, r, f)
+		return writeFieldErrors(w, r, f)
 	}
 	payload, err := json.Marshal(in)
 	if err != nil {
@@ -109,21 +109,6 @@ func (s *Server) createAPICall(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, map[string]string{"id": itoa(res[0].ID), "request_id": requestIDFrom(r.Context())})
-}
-
-func writeAPIFieldErrors(w http.ResponseWriter, r *http.Request, fields map[string]string) error {
-	var out fieldsError
-	out.Error.Code = "validation_failed"
-	var msgs []string
-	for _, k := range []string{"env", "method", "path", "status", "duration_ms", "request_id", "error_code", "error_message", "user_id"} {
-		if m := fields[k]; m != "" {
-			msgs = append(msgs, m)
-		}
-	}
-	out.Error.Message = strings.Join(msgs, "; ")
-	out.Error.RequestID = requestIDFrom(r.Context())
-	out.Error.Fields = fields
-	return writeJSON(w, http.StatusUnprocessableEntity, out)
 }
 
 // recordOwnCall stores one of the dashboard's own Tensfer calls (Verify, the demo) as an API-call

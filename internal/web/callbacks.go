@@ -49,18 +49,26 @@ func (s *Server) corsAllowed(w http.ResponseWriter, r *http.Request, env string)
 	return true, nil
 }
 
-// preflightCallback answers the CORS preflight of a beacon.
-func (s *Server) preflightCallback(w http.ResponseWriter, r *http.Request) error {
+// callbackOrigin checks the environment of a beacon and that its Origin may post there.
+func (s *Server) callbackOrigin(w http.ResponseWriter, r *http.Request) (string, error) {
 	env, err := callbackEnv(r)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ok, err := s.corsAllowed(w, r, env)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if !ok {
-		return errForbidden(fmt.Sprintf("origin %s may not send callbacks to %s; add it to the environment's allowed callback origins", trim(r.Header.Get("Origin"), 200), env))
+		return "", errForbidden(fmt.Sprintf("origin %s may not send callbacks to %s; add it to the environment's allowed callback origins", trim(r.Header.Get("Origin"), 200), env))
+	}
+	return env, nil
+}
+
+// preflightCallback answers the CORS preflight of a beacon.
+func (s *Server) preflightCallback(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.callbackOrigin(w, r); err != nil {
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -79,16 +87,9 @@ func (s *Server) limitCallback(w http.ResponseWriter, r *http.Request) error {
 // receiveCallback is POST /callbacks/{env}: a JSON beacon from the integrator's front end.
 // CORS only for the environment's allowed origins; deduplicated by event_id when given.
 func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
-	env, err := callbackEnv(r)
+	env, err := s.callbackOrigin(w, r)
 	if err != nil {
 		return err
-	}
-	ok, err := s.corsAllowed(w, r, env)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errForbidden(fmt.Sprintf("origin %s may not send callbacks to %s; add it to the environment's allowed callback origins", trim(r.Header.Get("Origin"), 200), env))
 	}
 	if err := s.limitCallback(w, r); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -148,7 +149,7 @@ func decodeJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// validationFailed is a 422 whose body lists the message for each field.
+// fieldsError is a 422 whose body lists the message for each field.
 type fieldsError struct {
 	Error struct {
 		Code      string            `json:"code"`
@@ -161,11 +162,14 @@ type fieldsError struct {
 func writeFieldErrors(w http.ResponseWriter, r *http.Request, fields map[string]string) error {
 	var out fieldsError
 	out.Error.Code = "validation_failed"
-	var msgs []string
-	for _, f := range []string{"base_url", "callback_url", "app_url", "replay_url", "allowed_origins", "client_token", "public_key", "secret_key", "keep_previous", "secret"} {
-		if m := fields[f]; m != "" {
-			msgs = append(msgs, m)
-		}
+	names := make([]string, 0, len(fields))
+	for f := range fields {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	msgs := make([]string, 0, len(names))
+	for _, f := range names {
+		msgs = append(msgs, fields[f])
 	}
 	out.Error.Message = strings.Join(msgs, "; ")
 	out.Error.RequestID = requestIDFrom(r.Context())

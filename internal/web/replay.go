@@ -77,19 +77,15 @@ func (s *Server) replayTarget(ctx context.Context, env string) (string, []byte, 
 
 // replayEvent is POST /events/{id}/replay.
 func (s *Server) replayEvent(w http.ResponseWriter, r *http.Request) error {
-	id, err := eventIDParam(r)
+	e, back, err := s.storedWebhook(r)
 	if err != nil {
 		return err
 	}
-	e, err := s.db.EventByID(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	back := fmt.Sprintf("/events/%d", id)
 	if e.Source != db.SourceWebhook {
 		setFlash(w, "err", "Only webhooks can be replayed.")
 		return redirect(w, r, back)
 	}
+	id := e.ID
 	target, key, msg, err := s.replayTarget(r.Context(), e.Env)
 	if err != nil {
 		return err

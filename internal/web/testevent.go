@@ -73,15 +73,10 @@ func (s *Server) testEventDone(w http.ResponseWriter, r *http.Request, ok bool, 
 // reverifyEvent checks a stored webhook's signature again against today's active secrets (the
 // timestamp tolerance does not apply to a stored delivery). It changes nothing.
 func (s *Server) reverifyEvent(w http.ResponseWriter, r *http.Request) error {
-	id, err := eventIDParam(r)
+	e, back, err := s.storedWebhook(r)
 	if err != nil {
 		return err
 	}
-	e, err := s.db.EventByID(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	back := fmt.Sprintf("/events/%d", id)
 	if e.Source != db.SourceWebhook {
 		setFlash(w, "err", "Only webhooks carry a signature to verify.")
 		return redirect(w, r, back)
@@ -107,4 +102,14 @@ func (s *Server) reverifyEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	setFlash(w, "ok", "The stored signature verifies with active secret "+ids[matched]+".")
 	return redirect(w, r, back)
+}
+
+// storedWebhook loads the event named in the path and the URL of its page.
+func (s *Server) storedWebhook(r *http.Request) (db.Event, string, error) {
+	id, err := eventIDParam(r)
+	if err != nil {
+		return db.Event{}, "", err
+	}
+	e, err := s.db.EventByID(r.Context(), id)
+	return e, fmt.Sprintf("/events/%d", id), err
 }
