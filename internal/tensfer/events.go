@@ -440,7 +440,11 @@ func stringField(m map[string]json.RawMessage, name string, dst *string, max int
 	if !ok || isNull(raw) {
 		return nil
 	}
-	if err := json.Unmarshal(raw, dst); err != nil {
+	// Fast path: a plain quoted string without escapes (the map decode already validated the
+	// JSON) is its bytes; anything else goes through the decoder.
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw[1:n-1], '\\') < 0 && bytes.IndexByte(raw[1:n-1], '"') < 0 && utf8.Valid(raw[1:n-1]) {
+		*dst = string(raw[1 : n-1])
+	} else if err := json.Unmarshal(raw, dst); err != nil {
 		return fieldErr(name, "must be a string")
 	}
 	if utf8.RuneCountInString(*dst) > max {

@@ -3,7 +3,6 @@ package web
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/url"
@@ -94,7 +93,7 @@ func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
 	if err := s.limitCallback(w, r); err != nil {
 		return err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCallbackBytes))
+	body, err := readBody(w, r, MaxCallbackBytes)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return &httpError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", msg: fmt.Sprintf("callback body is larger than the %d byte limit", MaxCallbackBytes)}

@@ -11,15 +11,15 @@ import (
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
-// feedRow is what the live feed carries: the fields its filters look at and the row already
-// rendered, so the HTML is made once per event however many browsers watch (and the ring of
-// recent items holds small rows, not payloads).
+// feedRow is what the live feed carries: the fields its filters look at, and the row rendered
+// once when someone is watching, so the HTML is made once per event however many browsers
+// watch, and not at all when nobody does (the ring of recent items then holds no payloads).
 type feedRow struct {
 	Env     string
 	Source  string
 	Type    string
 	IsError bool
-	HTML    []byte
+	HTML    []byte // nil when nobody was subscribed at publish time; rendered from the database then
 }
 
 // startIngest wires the group-commit ingester to the live feed: after each commit the new rows
@@ -41,19 +41,27 @@ func (s *Server) startIngest(ctx context.Context) error {
 // publish renders committed events and hands them to the hub, in commit order.
 func (s *Server) publish() {
 	defer close(s.publisherDone)
-	var buf bytes.Buffer
 	for evs := range s.committed {
+		watched := s.hub.Subscribers() > 0
 		items := make([]feed.Item[feedRow], 0, len(evs))
 		for _, e := range evs {
-			buf.Reset()
-			if err := templates.EventRowView(eventRow(e)).Render(context.Background(), &buf); err != nil {
-				s.log.Error("render feed row", "event_id", e.ID, "error", err)
+			row := feedRow{Env: e.Env, Source: e.Source, Type: e.Type, IsError: e.IsError}
+			if watched {
+				row.HTML = s.renderRow(eventRow(e))
 			}
-			items = append(items, feed.Item[feedRow]{ID: e.ID, Value: feedRow{Env: e.Env, Source: e.Source, Type: e.Type, IsError: e.IsError,
-				HTML: bytes.Clone(buf.Bytes())}})
+			items = append(items, feed.Item[feedRow]{ID: e.ID, Value: row})
 		}
 		s.hub.Publish(items...)
 	}
+}
+
+// renderRow renders one feed row; a failure is logged and yields an empty row.
+func (s *Server) renderRow(r templates.EventRow) []byte {
+	var buf bytes.Buffer
+	if err := templates.EventRowView(r).Render(context.Background(), &buf); err != nil {
+		s.log.Error("render feed row", "event_id", r.ID, "error", err)
+	}
+	return buf.Bytes()
 }
 
 // EndStreams closes every live stream so a graceful shutdown does not wait on them; browsers

@@ -26,11 +26,11 @@ func (s *Server) routes() chi.Router {
 	r.Post("/hooks/{env}", s.h(s.receiveWebhook))
 	r.Post("/callbacks/{env}", s.h(s.receiveCallback))
 	r.Options("/callbacks/{env}", s.h(s.preflightCallback))
-	r.Get("/callbacks/{env}/return", s.h(s.returnCallback))
+	r.With(s.pageCSP).Get("/callbacks/{env}/return", s.h(s.returnCallback))
 
 	// Pages: a session cookie, CSRF protection on every unsafe method.
 	r.Group(func(r chi.Router) {
-		r.Use(s.crossOrigin, s.loadUser)
+		r.Use(s.pageCSP, s.crossOrigin, s.loadUser)
 
 		r.Get("/login", s.h(s.showLogin))
 		r.Post("/login", s.h(s.createSession))

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/feed"
-	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
 const (
@@ -116,7 +114,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil // dropped (fell behind) or shutting down: the browser reconnects from its last id
 			}
-			writeSSE(&buf, it.ID, "row", it.Value.HTML)
+			writeSSE(&buf, it.ID, "row", s.rowHTML(r.Context(), it))
 			// Send whatever else is already waiting in the same write.
 			for more := true; more && buf.Len() < 64<<10; {
 				select {
@@ -125,7 +123,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 						more = false
 						break
 					}
-					writeSSE(&buf, it.ID, "row", it.Value.HTML)
+					writeSSE(&buf, it.ID, "row", s.rowHTML(r.Context(), it))
 				default:
 					more = false
 				}
@@ -142,10 +140,23 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
+// rowHTML is the row as rendered at publish time, or, if nobody was watching then, rendered now
+// from the stored event.
+func (s *Server) rowHTML(ctx context.Context, it feed.Item[feedRow]) []byte {
+	if it.Value.HTML != nil {
+		return it.Value.HTML
+	}
+	e, err := s.db.EventByID(ctx, it.ID)
+	if err != nil {
+		s.log.Warn("stream: load event", "event_id", it.ID, "error", err)
+		return nil
+	}
+	return s.renderRow(eventRow(e))
+}
+
 // backfill writes the stored events with last < id <= through that match f, oldest first. It
 // reports reload when there are more than a browser should be sent.
 func (s *Server) backfill(ctx context.Context, buf *bytes.Buffer, f db.EventFilter, last, through int64) (reload bool, err error) {
-	var row bytes.Buffer
 	sent := 0
 	for cursor := last; cursor < through; {
 		f.AfterID, f.BeforeID, f.Limit = cursor, through+1, 500
@@ -157,21 +168,12 @@ func (s *Server) backfill(ctx context.Context, buf *bytes.Buffer, f db.EventFilt
 			break
 		}
 		for _, e := range evs {
-			row.Reset()
-			if err := templates.EventRowView(eventRow(e)).Render(ctx, &row); err != nil {
-				return false, err
-			}
-			writeSSE(buf, e.ID, "row", row.Bytes())
+			writeSSE(buf, e.ID, "row", s.renderRow(eventRow(e)))
 			cursor = e.ID
 		}
 		if sent += len(evs); sent > streamMaxBackfill {
 			return true, nil
 		}
 	}
-	if buf.Len() > 0 {
-		return false, nil
-	}
 	return false, nil
 }
-
-var _ = fmt.Sprint
