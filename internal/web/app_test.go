@@ -83,7 +83,7 @@ func newTestApp(t testing.TB, opts ...func(*Config)) *testApp {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	srv, err := New(cfg, d, box, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	srv, err := New(cfg, d, box, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {
 		t.Fatal(err)
 	}

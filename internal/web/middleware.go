@@ -93,7 +93,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // accessLog writes one line per request. It logs the path without the query string, which may
-// carry one-time links or filters with personal data.
+// carry one-time links or filters with personal data. Accepted public ingest (webhooks,
+// callbacks, API-call reports) is logged at debug: each is stored as an event already, and at
+// thousands a second the duplicate line costs throughput; refusals and everything else are info.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -102,13 +104,22 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http",
+		level := slog.LevelInfo
+		if sw.status < 400 && isIngest(r) {
+			level = slog.LevelDebug
+		}
+		s.log.LogAttrs(r.Context(), level, "http",
 			slog.String("request_id", requestIDFrom(r.Context())),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", sw.status), slog.Int64("bytes", sw.bytes),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.String("ip", s.clientIP(r)))
 	})
+}
+
+func isIngest(r *http.Request) bool {
+	p := r.URL.Path
+	return strings.HasPrefix(p, "/hooks/") || strings.HasPrefix(p, "/callbacks/") || p == "/api/v1/api-calls"
 }
 
 // Security headers. Every answer gets the fixed set, with a CSP that allows nothing (right for
