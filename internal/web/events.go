@@ -243,7 +243,15 @@ func (s *Server) showEvent(w http.ResponseWriter, r *http.Request) error {
 		Payload: prettyJSON(e.Payload), Headers: sortedHeaders(e.Headers), Method: e.Method, Path: e.Path, Duration: e.DurationMS,
 		ErrorCode: e.ErrorCode, ErrorMessage: e.ErrorMessage, Curl: s.curlFor(e), CanAct: u.Role.AtLeast(db.RoleOperator)}
 	if len(e.Verification) > 0 {
-		vm.Verification = string(e.Verification)
+		var v struct {
+			SecretID   string `json:"secret_id"`
+			VerifiedAt string `json:"verified_at"`
+		}
+		if json.Unmarshal(e.Verification, &v) == nil && v.SecretID != "" {
+			vm.Verification = "signature matched secret " + v.SecretID + " at " + v.VerifiedAt
+		} else {
+			vm.Verification = string(e.Verification)
+		}
 	}
 	if s.eventExtras != nil {
 		if err := s.eventExtras(r, e, &vm); err != nil {
