@@ -253,10 +253,8 @@ func (s *Server) showEvent(w http.ResponseWriter, r *http.Request) error {
 			vm.Verification = string(e.Verification)
 		}
 	}
-	if s.eventExtras != nil {
-		if err := s.eventExtras(r, e, &vm); err != nil {
-			return err
-		}
+	if err := s.replayExtras(r, e, &vm); err != nil {
+		return err
 	}
 	return render(w, r, http.StatusOK, templates.EventDetailPage(vm))
 }

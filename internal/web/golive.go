@@ -16,10 +16,8 @@ const (
 	checkNA   = "na" // the capability that measures it is not available yet
 )
 
-// goLiveSignals are the facts the checklist needs from the event log; the events capability
-// fills them in. Available false means they cannot be measured yet.
+// goLiveSignals are the facts the checklist needs from the event log.
 type goLiveSignals struct {
-	Available             bool
 	ProdWebhookVerified   bool
 	ErrorRequestIDsLogged int
 	ProdAPICalls          int
@@ -36,11 +34,9 @@ func (s *Server) goLiveChecklist(ctx context.Context) (steps, practices []templa
 	if err != nil {
 		return nil, nil, err
 	}
-	sig := goLiveSignals{}
-	if s.goLiveSignals != nil {
-		if sig, err = s.goLiveSignals(ctx); err != nil {
-			return nil, nil, err
-		}
+	sig, err := s.eventSignals(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	verified := pr.env.VerifyOutcome == "ok" && pr.env.VerifyBasis == pr.basis()
 	item := func(key, title string, done bool, todo, fix, fixLabel string) templates.CheckItem {
@@ -90,8 +86,6 @@ func (s *Server) goLiveChecklist(ctx context.Context) (steps, practices []templa
 	case wh.State == checkDone:
 	case !hasSecret:
 		wh.Detail = "Register " + s.publicURL("/hooks/production") + " at Tensfer and add its signing secret here."
-	case !sig.Available:
-		wh.State, wh.Detail = checkNA, "A signing secret is set. Receiving webhooks is not available yet in this version, so delivery cannot be confirmed."
 	default:
 		wh.Detail = "No verified production webhook has arrived yet. Use \"Send test event\" or trigger one from Tensfer."
 	}
@@ -115,20 +109,15 @@ func (s *Server) goLiveChecklist(ctx context.Context) (steps, practices []templa
 
 	// Best practices.
 	practices = append(practices, item("signing_secret", "Webhook signing secret set", hasSecret, "Without a signing secret anyone could post fake events.", "/environments#env-production", "Add secret"))
-	logged := templates.CheckItem{Key: "request_ids", Title: "Error request_ids are being logged", State: checkNA,
-		Detail: "Reporting API calls is not available yet in this version.", FixURL: "/events", FixLabel: "Events"}
-	calls := templates.CheckItem{Key: "free_calls", Title: "Free production API calls used", State: checkNA,
-		Detail: "Counting production calls is not available yet in this version."}
-	if sig.Available {
-		logged.State, logged.Detail = checkTodo, "No failed API call with a request_id has been reported yet; report calls to POST /api/v1/api-calls."
-		if sig.ErrorRequestIDsLogged > 0 {
-			logged.State, logged.Detail = checkDone, fmt.Sprintf("%d failed calls with request_ids recorded.", sig.ErrorRequestIDsLogged)
-		}
-		calls.State = checkDone
-		calls.Detail = fmt.Sprintf("%d of the 100 free production API calls used.", min(sig.ProdAPICalls, 100))
-		if sig.ProdAPICalls >= 100 {
-			calls.Detail = fmt.Sprintf("All 100 free production calls used (%d recorded).", sig.ProdAPICalls)
-		}
+	logged := templates.CheckItem{Key: "request_ids", Title: "Error request_ids are being logged", State: checkTodo,
+		Detail: "No failed API call with a request_id has been reported yet; report calls to POST /api/v1/api-calls.", FixURL: "/events", FixLabel: "Events"}
+	if sig.ErrorRequestIDsLogged > 0 {
+		logged.State, logged.Detail = checkDone, fmt.Sprintf("%d failed calls with request_ids recorded.", sig.ErrorRequestIDsLogged)
+	}
+	calls := templates.CheckItem{Key: "free_calls", Title: "Free production API calls used", State: checkDone,
+		Detail: fmt.Sprintf("%d of the 100 free production API calls used.", min(sig.ProdAPICalls, 100))}
+	if sig.ProdAPICalls >= 100 {
+		calls.Detail = fmt.Sprintf("All 100 free production calls used (%d recorded).", sig.ProdAPICalls)
 	}
 	practices = append(practices, logged, calls)
 	return steps, practices, nil
@@ -174,7 +163,7 @@ func (s *Server) showGoLive(w http.ResponseWriter, r *http.Request) error {
 
 // eventSignals measures the go-live items that depend on traffic.
 func (s *Server) eventSignals(ctx context.Context) (goLiveSignals, error) {
-	sig := goLiveSignals{Available: true}
+	var sig goLiveSignals
 	hooks, _, err := s.db.ListEvents(ctx, db.EventFilter{Env: "production", Source: db.SourceWebhook, Limit: 1})
 	if err != nil {
 		return sig, err

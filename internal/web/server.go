@@ -16,7 +16,6 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/feed"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
-	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
 // Config is what the server needs to know about how it is deployed.
@@ -57,10 +56,7 @@ type Server struct {
 	dummyOnce sync.Once
 	dummy     string
 
-	safeHTTP      *http.Client                        // outbound calls to user-configured URLs
-	onTensferCall func(context.Context, tensfer.Call) // records the dashboard's own Tensfer calls
-	goLiveSignals func(context.Context) (goLiveSignals, error)
-	eventExtras   func(*http.Request, db.Event, *templates.EventDetailVM) error
+	safeHTTP *http.Client // outbound calls to user-configured URLs
 
 	router        http.Handler
 	ingester      *db.Ingester
@@ -114,9 +110,6 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	s.safeHTTP = tensfer.NewSafeClient(tensfer.SafeClientOptions{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
 	s.rejectLimit = newLimiter(RateLimit{Burst: 100, Every: 100 * time.Millisecond}, s.clock)
 	s.callbackLimit = newLimiter(cfg.CallbackRate, s.clock)
-	s.onTensferCall = s.recordOwnCall
-	s.goLiveSignals = s.eventSignals
-	s.eventExtras = s.replayExtras
 	if err := s.startIngest(context.Background()); err != nil {
 		return nil, err
 	}

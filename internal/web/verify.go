@@ -48,13 +48,11 @@ func (s *Server) tensferClient(st envState) (*tensfer.Client, map[string]string,
 	return c, keys, err
 }
 
-// observeTensferCall is where the dashboard's own Tensfer calls are recorded (as API-call events
-// once the events capability lands); today it logs them with their request_id.
+// observeTensferCall logs each of the dashboard's own Tensfer calls with its request_id and
+// records it as an API-call event, like the calls integrators report.
 func (s *Server) observeTensferCall(ctx context.Context, c tensfer.Call) {
 	s.log.LogAttrs(ctx, levelForCall(c), "tensfer call", callAttrs(c)...)
-	if s.onTensferCall != nil {
-		s.onTensferCall(ctx, c)
-	}
+	s.recordOwnCall(ctx, c)
 }
 
 // verify checks every key set for env against Tensfer, in order secret, public, client token,
