@@ -349,3 +349,32 @@ func TestDemoUsesItsOwnDataDirectory(t *testing.T) {
 		t.Fatalf("--data ignored in demo: %q", c.dataDir)
 	}
 }
+
+func TestRotateRefusedWhileServing(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := &lockedBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--data", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, strings.NewReader(""), io.Discard, stderr, func(string) string { return "" })
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stderr.String(), "dashboard started") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, _, err := cli(t, nil, "", "rotate-master-key", "--data", dir)
+	if err == nil || !strings.Contains(err.Error(), "is running with") {
+		t.Fatalf("rotate beside a running server: %v", err)
+	}
+	// A second server on the same data is refused too.
+	if _, _, err := cli(t, nil, "", "--data", dir, "--addr", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "is running with") {
+		t.Fatalf("second server: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := cli(t, nil, "", "rotate-master-key", "--data", dir); err != nil || !strings.Contains(out, "re-encrypted") {
+		t.Fatalf("rotate after stop: %q %v", out, err)
+	}
+}

@@ -42,6 +42,14 @@ func rotateMasterKey(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 	}
 	inDataDir := keyValue == ""
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	release, err := lockData(dir, "rotating the master key (the running server would keep sealing with the old key)")
+	if err != nil {
+		return err
+	}
+	defer release()
 	d, oldBox, _, err := openData(ctx, dir, keyValue, "")
 	if err != nil {
 		return err
@@ -88,6 +96,10 @@ func rotateMasterKey(ctx context.Context, args []string, stdout, stderr io.Write
 			return err
 		}
 		fmt.Fprintf(stdout, "re-encrypted %d values from master key %s to %s; %s now holds the new key\n", n, oldBox.KeyID(), newKey.ID, filepath.Join(dir, secrets.KeyFileName))
+		return nil
+	}
+	if newKeyFile != "" {
+		fmt.Fprintf(stdout, "re-encrypted %d values from master key %s to %s.\nSet DASHBOARD_MASTER_KEY (or its _FILE) to the key in %s before starting the dashboard.\n", n, oldBox.KeyID(), newKey.ID, newKeyFile)
 		return nil
 	}
 	fmt.Fprintf(stdout, "re-encrypted %d values from master key %s to %s.\nSet DASHBOARD_MASTER_KEY (or its _FILE) to the new key before starting the dashboard; it is shown only once:\n%s\n", n, oldBox.KeyID(), newKey.ID, newKey.Encode())

@@ -85,6 +85,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	log := newLogger(stderr, cfg.logFormat, cfg.logLevel)
 	start := time.Now()
 
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	release, err := lockData(cfg.dataDir, "starting another")
+	if err != nil {
+		return err
+	}
+	defer release()
 	d, box, keySource, err := openData(ctx, cfg.dataDir, cfg.masterKey, "")
 	if err != nil {
 		return err

@@ -16,15 +16,18 @@ func (d *DB) Backup(ctx context.Context, out string) error {
 	if err != nil {
 		return fmt.Errorf("db: backup: %w", err)
 	}
-	if _, err := os.Stat(abs); err == nil {
+	// Create the file owner-only first (VACUUM INTO accepts an empty file), so the copy, which
+	// holds sealed secrets and event payloads, is never readable by others, even for a moment.
+	f, err := os.OpenFile(abs, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("db: backup: %s already exists; choose a new file name", abs)
-	} else if !errors.Is(err, os.ErrNotExist) {
+	}
+	if err != nil {
 		return fmt.Errorf("db: backup: %w", err)
 	}
+	f.Close()
 	if _, err := d.R.ExecContext(ctx, "VACUUM INTO ?", abs); err != nil {
-		return fmt.Errorf("db: backup: %w", err)
-	}
-	if err := os.Chmod(abs, 0o600); err != nil {
+		os.Remove(abs)
 		return fmt.Errorf("db: backup: %w", err)
 	}
 	if err := syncPath(abs); err != nil {

@@ -159,13 +159,15 @@ type EventFilter struct {
 	IsError   *bool
 	BeforeID  int64 // keyset cursor, newest first: only events with id < BeforeID (0: unset)
 	AfterID   int64 // keyset cursor, oldest first: only events with id > AfterID (0: unset)
+	Ascending bool  // oldest first even when AfterID is 0 (a stream replaying from the start)
 	Limit     int   // default 50, at most 500
 }
 
 // ListEvents returns the events that match f and the cursor for the next page (0 when there is
 // none). Pages are newest first and the cursor goes in BeforeID; when AfterID is set the page is
 // oldest first (so a live stream can replay what it missed in order) and the cursor goes in
-// AfterID. Both may be set to read a closed id range.
+// AfterID; Ascending asks for oldest first from the very first event. Both cursors may be set to
+// read a closed id range.
 //
 // Every filter combination is answered by walking one index in id order (see listEventsQuery),
 // and a Since/Until window becomes an id range, because received_at grows with id.
@@ -317,7 +319,7 @@ func listEventsQuery(f EventFilter, lo, hi int64, n int) (string, []any) {
 		return q, args
 	}
 	order := " ORDER BY id DESC LIMIT ?"
-	if f.AfterID > 0 {
+	if f.AfterID > 0 || f.Ascending {
 		order = " ORDER BY id LIMIT ?"
 	}
 	if byEnv && f.Env == "" {

@@ -1,6 +1,9 @@
 package web
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -75,7 +78,7 @@ func (s *Server) preflightCallback(w http.ResponseWriter, r *http.Request) error
 
 // limitCallback applies the per-client rate limit of public callback ingest.
 func (s *Server) limitCallback(w http.ResponseWriter, r *http.Request) error {
-	if ok, wait := s.callbackLimit.allow(s.clientIP(r)); !ok {
+	if ok, wait := s.callbackLimit.allow(s.clientKey(r)); !ok {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", fmt.Sprint(secs))
 		return &httpError{status: http.StatusTooManyRequests, code: "rate_limited", msg: fmt.Sprintf("too many callbacks from your address; retry in %d seconds", secs)}
@@ -111,19 +114,16 @@ func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) storeCallback(w http.ResponseWriter, r *http.Request, env string, ev tensfer.CallbackEvent, payload []byte) error {
 	in := db.EventInput{
-		Source: db.SourceCallback, Env: env, Type: string(ev.Event), RequestID: ev.RequestID, UserID: ev.UserID,
-		ExternalID: ev.EventID, OccurredAt: ev.OccurredAt, IsError: ev.Event == tensfer.CallbackInitializationError,
+		Source: db.SourceCallback, Env: env, Type: clipBytes(string(ev.Event), 255), RequestID: clipBytes(ev.RequestID, 1024),
+		UserID: clipBytes(ev.UserID, 1024), ExternalID: clipBytes(ev.EventID, 256), OccurredAt: ev.OccurredAt, IsError: ev.Event == tensfer.CallbackInitializationError,
 		Payload: payload, Headers: headerMap(r.Header), Demo: s.cfg.Demo,
 	}
 	if ev.EventID != "" {
-		in.DedupeKey = "callback:" + env + ":" + ev.EventID
+		in.DedupeKey = dedupeKey("callback:"+env+":", ev.EventID)
 	}
 	res, err := s.ingester.Submit(r.Context(), []db.EventInput{in})
-	if err != nil {
+	if err != nil || w == nil {
 		return err
-	}
-	if r.Method == http.MethodGet {
-		return nil
 	}
 	answer, status := "accepted", http.StatusAccepted
 	if res[0].Duplicate {
@@ -135,25 +135,18 @@ func (s *Server) storeCallback(w http.ResponseWriter, r *http.Request, env strin
 // returnCallback is GET /callbacks/{env}/return: usable as the Tensfer callback (redirect) URL.
 // It records the query as a callback event, then sends the browser to the environment's
 // configured app URL with the same query. It never redirects to a URL taken from the request.
+// Recording is best-effort here: the end user is always sent back to the app, even when the
+// query does not parse, the client is rate-limited or storing fails (each is logged).
 func (s *Server) returnCallback(w http.ResponseWriter, r *http.Request) error {
 	env, err := callbackEnv(r)
 	if err != nil {
 		return err
 	}
-	if err := s.limitCallback(w, r); err != nil {
-		return err
-	}
 	q := r.URL.Query()
-	ev, err := tensfer.ParseCallbackQuery(q)
-	if err != nil {
-		return errBadRequest("callback rejected: %v", err)
-	}
-	payload, err := ev.MarshalJSON()
-	if err != nil {
-		return err
-	}
-	if err := s.storeCallback(w, r, env, ev, payload); err != nil {
-		return err
+	if ok, _ := s.callbackLimit.allow(s.clientKey(r)); !ok {
+		s.log.Warn("return callback not recorded: rate limited", "request_id", requestIDFrom(r.Context()), "env", env)
+	} else if err := s.recordReturn(r, env, q); err != nil {
+		s.log.Warn("return callback not recorded", "request_id", requestIDFrom(r.Context()), "env", env, "error", err)
 	}
 	e, err := s.db.EnvironmentByName(r.Context(), env)
 	if err != nil {
@@ -178,4 +171,37 @@ func (s *Server) returnCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	http.Redirect(w, r, target.String(), http.StatusSeeOther)
 	return nil
+}
+
+// recordReturn stores the return query as a callback event; a query without a recognisable
+// event is kept as type "return" with the query as its payload.
+func (s *Server) recordReturn(r *http.Request, env string, q url.Values) error {
+	ev, err := tensfer.ParseCallbackQuery(q)
+	if err != nil {
+		ev = tensfer.CallbackEvent{Event: "return"}
+	}
+	payload, err := ev.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	if ev.Event == "return" {
+		flat := map[string]string{}
+		for k := range q {
+			flat[trim(k, 100)] = trim(q.Get(k), 1000)
+		}
+		if payload, err = json.Marshal(map[string]any{"event": "return", "query": flat}); err != nil {
+			return err
+		}
+	}
+	return s.storeCallback(nil, r, env, ev, payload)
+}
+
+// dedupeKey is prefix+id, or prefix and the id's SHA-256 when the id is long: the key stays
+// within the database's bound whatever a client sends.
+func dedupeKey(prefix, id string) string {
+	if len(id) <= 200 {
+		return prefix + id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return prefix + "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -20,8 +20,8 @@ import (
 
 type keyJSON struct {
 	Set         bool    `json:"set"`
-	Last4       string  `json:"last4,omitempty"`
-	Fingerprint string  `json:"fingerprint,omitempty"`
+	Last4       string  `json:"last4"`
+	Fingerprint string  `json:"fingerprint"`
 	UpdatedAt   *string `json:"updated_at"`
 }
 
@@ -307,6 +307,9 @@ func (s *Server) apiShowConfig(w http.ResponseWriter, r *http.Request) error {
 	etag := `"` + hex.EncodeToString(sum[:12]) + `"`
 	w.Header().Set("ETag", etag)
 	w.Header().Set("Cache-Control", "private, no-cache")
+	if withSecret {
+		w.Header().Set("Cache-Control", "no-store") // never written to a cache on disk
+	}
 	w.Header().Set("Vary", "Authorization")
 	if match := r.Header.Get("If-None-Match"); match != "" && etagMatches(match, etag) {
 		w.WriteHeader(http.StatusNotModified)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,12 +42,14 @@ func (st envState) active(kind string) (db.EnvKey, bool) {
 	return db.EnvKey{}, false
 }
 
-// basis identifies what a verification checked: the base URL and the active keys' fingerprints.
+// basis identifies what a verification checked: the base URL and which key rows were active.
+// Key row ids change when a key is set or rolled and not when the master key is rotated, so a
+// rotation does not make a verification stale.
 func (st envState) basis() string {
 	parts := []string{st.env.BaseURL}
 	for _, kind := range db.KeyKinds {
 		k, _ := st.active(kind)
-		parts = append(parts, k.Fingerprint)
+		parts = append(parts, strconv.FormatInt(k.ID, 10))
 	}
 	return strings.Join(parts, "|")
 }
@@ -221,7 +224,7 @@ func (s *Server) revealEnvKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, _ := userFrom(r.Context())
 	reason := strings.TrimSpace(r.PostForm.Get("reason"))
-	if auth.CheckPassword(r.PostForm.Get("password"), u.PasswordHash) != nil {
+	if !s.checkPassword(r.Context(), r.PostForm.Get("password"), u.PasswordHash) {
 		setFlash(w, "err", "Not revealed: your password was incorrect.")
 		return redirect(w, r, "/environments#env-"+env)
 	}

@@ -47,7 +47,8 @@ func (s *Server) h(fn handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// Read a form body up front so an oversized or malformed one is an error, not a silently
 		// empty form (PostFormValue swallows parse errors).
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		// Public ingest reads its raw body itself (signatures cover the exact bytes).
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") && !isIngest(r) {
 			if err := r.ParseForm(); err != nil {
 				var mbe *http.MaxBytesError
 				if !errors.As(err, &mbe) {

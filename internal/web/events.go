@@ -66,7 +66,7 @@ func eventFilter(q url.Values) (db.EventFilter, templates.EventFilters, error) {
 		}
 	}
 	enc := url.Values{}
-	for k, v := range map[string]string{"env": vf.Env, "source": vf.Source, "type": vf.Type, "status": vf.Status, "since": vf.Since, "until": vf.Until} {
+	for k, v := range map[string]string{"env": vf.Env, "source": vf.Source, "type": vf.Type, "status": vf.Status, "since": vf.Since, "until": vf.Until, "request_id": f.RequestID} {
 		if v != "" {
 			enc.Set(k, v)
 		}
@@ -153,6 +153,9 @@ func (s *Server) showEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// Read the feed's position before the page: an event committed in between is then both on
+	// the page and on the stream (the browser drops the duplicate row), never on neither.
+	published := s.hub.Last()
 	evs, next, err := s.db.ListEvents(r.Context(), f)
 	if err != nil {
 		return err
@@ -171,10 +174,7 @@ func (s *Server) showEvents(w http.ResponseWriter, r *http.Request) error {
 	// The live stream continues the first page only (an older page is history).
 	vm.Live = f.BeforeID == 0 && (f.Until.IsZero() || f.Until.After(s.now()))
 	if vm.Live {
-		vm.NewestID = s.hub.Last()
-		if len(evs) > 0 && evs[0].ID > vm.NewestID {
-			vm.NewestID = evs[0].ID
-		}
+		vm.NewestID = published
 		vm.StreamURL = "/events/stream"
 		if vf.Query != "" {
 			vm.StreamURL += "?" + vf.Query

@@ -354,7 +354,8 @@ type sseClient struct {
 
 func (c *client) stream(t *testing.T, path, lastID string) *sseClient {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	// A deadline so a missing row fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.app.url+path, nil)
 	if lastID != "" {
@@ -436,6 +437,37 @@ func TestStreamBackfillsFromDatabaseBeyondTheRing(t *testing.T) {
 		if !strings.Contains(row, fmt.Sprintf("missed_%d", i)) || id != itoa(evs[0].ID+int64(i)+1) {
 			t.Fatalf("row %d: id %s %s", i, id, row)
 		}
+	}
+	// A page rendered on an empty database resumes from 0: everything, oldest first.
+	st = viewer.stream(t, "/events/stream", "0")
+	for i := range 6 {
+		if id, _ := st.next(t); id != itoa(evs[0].ID+int64(i)) {
+			t.Fatalf("from 0, row %d has id %s", i, id)
+		}
+	}
+}
+
+func TestStreamAppliesTimeAndRequestFilters(t *testing.T) {
+	app := newTestApp(t)
+	secret := app.withSecret("production")
+	viewer, _ := app.login(db.RoleViewer)
+	st := viewer.stream(t, "/events/stream?request_id=req_wanted&since="+time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "")
+	app.sendWebhook("production", secret, "a", `{"type":"other","request_id":"req_other"}`)
+	app.sendWebhook("production", secret, "b", `{"type":"wanted","request_id":"req_wanted"}`)
+	if _, row := st.next(t); !strings.Contains(row, "req_wanted") {
+		t.Fatalf("request_id filter not applied to the stream: %s", row)
+	}
+	// A window that starts in the future matches only once it has started.
+	since := time.Now().Add(time.Hour)
+	st2 := viewer.stream(t, "/events/stream?since="+since.UTC().Format(time.RFC3339), "")
+	app.sendWebhook("production", secret, "c", `{"type":"before_window"}`)
+	later := time.Now().Add(2 * time.Hour)
+	app.db.SetClock(func() time.Time { return later }) // the time the event is received at
+	if res := app.sendWebhook("production", secret, "d", `{"type":"inside_window"}`); res.StatusCode != 200 {
+		t.Fatalf("webhook: %d", res.StatusCode)
+	}
+	if _, row := st2.next(t); !strings.Contains(row, "inside_window") {
+		t.Fatalf("since not applied to the stream: %s", row)
 	}
 }
 

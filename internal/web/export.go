@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -49,8 +50,8 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		for _, e := range evs {
 			if cw != nil {
-				cw.Write([]string{itoa(e.ID), rfc3339(e.ReceivedAt), e.Env, e.Source, e.Type, e.RequestID, e.UserID, e.ExternalID,
-					statusText(e), strconv.FormatBool(e.IsError), e.Method, e.Path, durationText(e), e.ErrorCode, e.ErrorMessage, string(e.Payload)})
+				cw.Write(csvSafe([]string{itoa(e.ID), rfc3339(e.ReceivedAt), e.Env, e.Source, e.Type, e.RequestID, e.UserID, e.ExternalID,
+					statusText(e), strconv.FormatBool(e.IsError), e.Method, e.Path, durationText(e), e.ErrorCode, e.ErrorMessage, string(e.Payload)}))
 			} else if err := enc.Encode(toEventJSON(e)); err != nil {
 				return nil
 			}
@@ -83,4 +84,15 @@ func durationText(e db.Event) string {
 		return ""
 	}
 	return strconv.FormatInt(e.DurationMS, 10)
+}
+
+// csvSafe defuses cells a spreadsheet would run as a formula (they come from outside: callbacks
+// need no signature) by prefixing them with a quote, as OWASP recommends.
+func csvSafe(cells []string) []string {
+	for i, c := range cells {
+		if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+			cells[i] = "'" + c
+		}
+	}
+	return cells
 }

@@ -87,7 +87,7 @@ func (s *Server) goLiveChecklist(ctx context.Context) (steps, practices []templa
 	case !hasSecret:
 		wh.Detail = "Register " + s.publicURL("/hooks/production") + " at Tensfer and add its signing secret here."
 	default:
-		wh.Detail = "No verified production webhook has arrived yet. Use \"Send test event\" or trigger one from Tensfer."
+		wh.Detail = "No verified production webhook from Tensfer has arrived yet. Trigger one from Tensfer's dashboard (\"Send test event\" here checks only the dashboard's side)."
 	}
 	steps = append(steps, wh)
 
@@ -164,28 +164,29 @@ func (s *Server) showGoLive(w http.ResponseWriter, r *http.Request) error {
 // eventSignals measures the go-live items that depend on traffic.
 func (s *Server) eventSignals(ctx context.Context) (goLiveSignals, error) {
 	var sig goLiveSignals
-	hooks, _, err := s.db.ListEvents(ctx, db.EventFilter{Env: "production", Source: db.SourceWebhook, Limit: 1})
+	// A webhook from Tensfer, not the dashboard's own test event (which never crosses the public
+	// URL): look at the latest few.
+	hooks, _, err := s.db.ListEvents(ctx, db.EventFilter{Env: "production", Source: db.SourceWebhook, Limit: 50})
 	if err != nil {
 		return sig, err
 	}
-	sig.ProdWebhookVerified = len(hooks) > 0
+	for _, e := range hooks {
+		sig.ProdWebhookVerified = sig.ProdWebhookVerified || e.Type != testEventType
+	}
+	// Failed calls with request_ids: 5xx and timeouts (error signals) and reported 4xx.
 	yes := true
 	errs, _, err := s.db.ListEvents(ctx, db.EventFilter{Source: db.SourceAPI, IsError: &yes, Limit: 100})
 	if err != nil {
 		return sig, err
 	}
-	for _, e := range errs {
-		if e.RequestID != "" {
-			sig.ErrorRequestIDsLogged++
-		}
-	}
-	// Reported 4xx calls carry request_ids too.
 	calls, _, err := s.db.ListEvents(ctx, db.EventFilter{Source: db.SourceAPI, Type: "api.error", Limit: 100})
 	if err != nil {
 		return sig, err
 	}
-	for _, e := range calls {
-		if e.RequestID != "" {
+	seen := map[int64]bool{}
+	for _, e := range append(errs, calls...) {
+		if e.RequestID != "" && !seen[e.ID] {
+			seen[e.ID] = true
 			sig.ErrorRequestIDsLogged++
 		}
 	}

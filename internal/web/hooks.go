@@ -26,6 +26,7 @@ func (s *Server) activeWebhookKeys(ctx context.Context, env string) ([]string, [
 	c := &s.secrets
 	c.mu.Lock()
 	e, ok := c.entries[env]
+	gen := c.gen
 	c.mu.Unlock()
 	if ok && now.Sub(e.loaded) < secretCacheTTL && now.Sub(e.loaded) >= 0 {
 		return e.ids, e.keys, nil
@@ -50,10 +51,12 @@ func (s *Server) activeWebhookKeys(ctx context.Context, env string) ([]string, [
 		e.ids, e.keys = append(e.ids, sec.ID), append(e.keys, key)
 	}
 	c.mu.Lock()
-	if c.entries == nil {
-		c.entries = map[string]cachedSecrets{}
+	if c.gen == gen { // no change to the secrets while this list was read
+		if c.entries == nil {
+			c.entries = map[string]cachedSecrets{}
+		}
+		c.entries[env] = e
 	}
-	c.entries[env] = e
 	c.mu.Unlock()
 	return e.ids, e.keys, nil
 }
@@ -127,8 +130,8 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) error {
 	// Secret ids are [A-Za-z0-9_-] (whs_ + base64url), so this needs no escaping.
 	verification := []byte(`{"secret_id":"` + secretID + `","verified_at":"` + rfc3339(now) + `"}`)
 	in := db.EventInput{
-		Source: db.SourceWebhook, Env: env, Type: string(ev.Type), RequestID: ev.RequestID,
-		UserID: webhookUserID(ev), ExternalID: r.Header.Get("webhook-id"),
+		Source: db.SourceWebhook, Env: env, Type: clipBytes(string(ev.Type), 255), RequestID: clipBytes(ev.RequestID, 1024),
+		UserID: webhookUserID(ev), ExternalID: clipBytes(r.Header.Get("webhook-id"), 256),
 		DedupeKey:  "webhook:" + env + ":" + r.Header.Get("webhook-id"),
 		OccurredAt: ev.CreatedAt, Payload: body, Headers: headerMap(r.Header), Verification: verification, Demo: s.cfg.Demo,
 	}
@@ -175,16 +178,21 @@ func webhookUserID(ev tensfer.WebhookEvent) string {
 	if bytes.Contains(ev.Data, []byte(`"user_id"`)) {
 		_ = json.Unmarshal(ev.Data, &data)
 	}
-	return trim(data.UserID, 256)
+	return clipBytes(data.UserID, 256)
 }
 
 // rejectWebhook keeps a refused delivery for admins to inspect. Storing is rate-limited per
 // client; past the limit the delivery is still refused, only not kept.
 func (s *Server) rejectWebhook(r *http.Request, env, reason, detail string, body []byte, skew int64) {
-	ip := s.clientIP(r)
-	if ok, _ := s.rejectLimit.allow(ip); !ok {
+	// Per client, and a global budget: refused deliveries from many sources must not keep the
+	// single writer busy or fill the disk.
+	if ok, _ := s.rejectLimit.allow(s.clientKey(r)); !ok {
 		return
 	}
+	if ok, _ := s.rejectGlobal.allow(""); !ok {
+		return
+	}
+	ip := s.clientIP(r)
 	if skew != 0 {
 		detail = fmt.Sprintf("%s (skew %ds)", detail, skew)
 	}

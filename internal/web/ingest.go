@@ -15,11 +15,13 @@ import (
 // once when someone is watching, so the HTML is made once per event however many browsers
 // watch, and not at all when nobody does (the ring of recent items then holds no payloads).
 type feedRow struct {
-	Env     string
-	Source  string
-	Type    string
-	IsError bool
-	HTML    []byte // nil when nobody was subscribed at publish time; rendered from the database then
+	Env        string
+	Source     string
+	Type       string
+	RequestID  string
+	ReceivedAt int64 // Unix ms
+	IsError    bool
+	HTML       []byte // nil when nobody was subscribed at publish time; rendered from the database then
 }
 
 // startIngest wires the group-commit ingester to the live feed: after each commit the new rows
@@ -45,7 +47,7 @@ func (s *Server) publish() {
 		watched := s.hub.Subscribers() > 0
 		items := make([]feed.Item[feedRow], 0, len(evs))
 		for _, e := range evs {
-			row := feedRow{Env: e.Env, Source: e.Source, Type: e.Type, IsError: e.IsError}
+			row := feedRow{Env: e.Env, Source: e.Source, Type: e.Type, RequestID: e.RequestID, ReceivedAt: e.ReceivedAt.UnixMilli(), IsError: e.IsError}
 			if watched {
 				row.HTML = s.renderRow(eventRow(e))
 			}
@@ -90,6 +92,7 @@ func (s *Server) Close() error {
 // an expiry time passing is noticed.
 type secretCache struct {
 	mu      sync.Mutex
+	gen     uint64 // bumped by invalidate; a load started before it is not cached
 	entries map[string]cachedSecrets
 }
 
@@ -104,5 +107,6 @@ const secretCacheTTL = 5 * time.Second
 func (c *secretCache) invalidate() {
 	c.mu.Lock()
 	c.entries = nil
+	c.gen++
 	c.mu.Unlock()
 }

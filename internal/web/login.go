@@ -35,8 +35,7 @@ const loginFailed = "Email or password is incorrect."
 // createSession logs a user in: rate-limited per client IP, the same answer for an unknown
 // email, a wrong password and a disabled account, and a brand-new session id on success.
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
-	ip := s.clientIP(r)
-	if ok, wait := s.loginLimit.allow(ip); !ok {
+	if ok, wait := s.loginLimit.allow(s.clientKey(r)); !ok {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", fmt.Sprint(secs))
 		vm := templates.AuthVM{Next: safeNext(r.PostFormValue("next")), Email: r.PostFormValue("email"),
@@ -53,9 +52,9 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		// Spend the same time as a real check so response time does not reveal which emails exist.
-		_ = auth.CheckPassword(password, s.dummyHash())
+		_ = s.checkPassword(r.Context(), password, s.dummyHash())
 	}
-	if err != nil || auth.CheckPassword(password, u.PasswordHash) != nil || u.Disabled() {
+	if err != nil || !s.checkPassword(r.Context(), password, u.PasswordHash) || u.Disabled() {
 		a := s.auditFor(r, "session.login_failed")
 		a.Actor, a.Target = "anonymous", "email:"+trim(email, 254)
 		if err := s.db.InsertAudit(r.Context(), a); err != nil {

@@ -227,3 +227,18 @@ func (s *Server) trusted(a netip.Addr) bool {
 	}
 	return false
 }
+
+// clientKey is what per-client rate limits count by: the client's address, or for IPv6 its /64,
+// since one host is routinely given a whole /64 and could otherwise rotate addresses freely.
+func (s *Server) clientKey(r *http.Request) string {
+	ip := s.clientIP(r)
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}

@@ -122,8 +122,12 @@ func TestReadyzRefusesWrongMasterKey(t *testing.T) {
 	box, _ := secrets.NewBox(other)
 	app.srv.box = box
 	res := app.client().get("/readyz")
-	if res.StatusCode != 503 || !strings.Contains(res.body, "does not match") {
+	if res.StatusCode != 503 || !strings.Contains(res.body, `"master_key":"failed"`) || strings.Contains(res.body, other.ID) {
 		t.Fatalf("readyz with wrong key: %d %s", res.StatusCode, res.body)
+	}
+	// The cause is in the log, not in the public answer.
+	if !strings.Contains(app.logs.String(), "does not match") {
+		t.Fatal("readyz failure not logged with its cause")
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"sync"
 	"time"
 
@@ -65,8 +66,10 @@ type Server struct {
 	publisherDone chan struct{}
 	closeOnce     sync.Once
 	secrets       secretCache
-	rejectLimit   *limiter // storing refused webhook deliveries, per client
-	callbackLimit *limiter // public callback ingest, per client
+	rejectLimit   *limiter      // storing refused webhook deliveries, per client
+	rejectGlobal  *limiter      // storing refused webhook deliveries, all clients together
+	callbackLimit *limiter      // public callback ingest, per client
+	hashSlots     chan struct{} // bounds concurrent argon2id work
 	touchMu       sync.Mutex
 	touched       map[string]time.Time
 }
@@ -108,7 +111,9 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	}
 	s.loginLimit = newLimiter(cfg.LoginRate, s.clock)
 	s.safeHTTP = tensfer.NewSafeClient(tensfer.SafeClientOptions{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
+	s.hashSlots = make(chan struct{}, max(1, runtime.NumCPU()))
 	s.rejectLimit = newLimiter(RateLimit{Burst: 100, Every: 100 * time.Millisecond}, s.clock)
+	s.rejectGlobal = newLimiter(RateLimit{Burst: 500, Every: 20 * time.Millisecond}, s.clock)
 	s.callbackLimit = newLimiter(cfg.CallbackRate, s.clock)
 	if err := s.startIngest(context.Background()); err != nil {
 		return nil, err

@@ -54,7 +54,7 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	current, next := r.PostFormValue("current"), r.PostFormValue("password")
-	if auth.CheckPassword(current, u.PasswordHash) != nil {
+	if !s.checkPassword(r.Context(), current, u.PasswordHash) {
 		vm.Errors["current"] = "current password is incorrect"
 	}
 	if err := auth.ValidatePassword(next); err != nil {
@@ -65,7 +65,7 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 	if len(vm.Errors) > 0 {
 		return render(w, r, http.StatusUnprocessableEntity, templates.AccountPage(vm))
 	}
-	hash, err := auth.HashPassword(next, s.cfg.PasswordParams)
+	hash, err := s.hashPassword(r.Context(), next)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,7 @@ func (s *Server) completeSetup(w http.ResponseWriter, r *http.Request) error {
 		vm.Invalid = !ok
 		return render(w, r, http.StatusUnprocessableEntity, templates.SetupPage(vm))
 	}
-	hash, err := auth.HashPassword(password, s.cfg.PasswordParams)
+	hash, err := s.hashPassword(r.Context(), password)
 	if err != nil {
 		return err
 	}

@@ -57,9 +57,12 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	if last < 0 {
 		last = s.hub.Last()
 	}
+	since, until := f.Since.UnixMilli(), f.Until.UnixMilli()
 	match := func(row feedRow) bool {
 		return (f.Env == "" || row.Env == f.Env) && (f.Source == "" || row.Source == f.Source) &&
-			(f.Type == "" || row.Type == f.Type) && (f.IsError == nil || row.IsError == *f.IsError)
+			(f.Type == "" || row.Type == f.Type) && (f.IsError == nil || row.IsError == *f.IsError) &&
+			(f.RequestID == "" || row.RequestID == f.RequestID) &&
+			(f.Since.IsZero() || row.ReceivedAt >= since) && (f.Until.IsZero() || row.ReceivedAt < until)
 	}
 	sub, err := s.hub.Subscribe(last, match)
 	if errors.Is(err, feed.ErrTooManySubscribers) {
@@ -159,7 +162,7 @@ func (s *Server) rowHTML(ctx context.Context, it feed.Item[feedRow]) []byte {
 func (s *Server) backfill(ctx context.Context, buf *bytes.Buffer, f db.EventFilter, last, through int64) (reload bool, err error) {
 	sent := 0
 	for cursor := last; cursor < through; {
-		f.AfterID, f.BeforeID, f.Limit = cursor, through+1, 500
+		f.AfterID, f.BeforeID, f.Limit, f.Ascending = cursor, through+1, 500, true
 		evs, _, err := s.db.ListEvents(ctx, f)
 		if err != nil {
 			return false, err

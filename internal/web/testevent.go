@@ -14,6 +14,9 @@ import (
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
+// testEventType is the type of the dashboard's own test webhooks.
+const testEventType = "dashboard.test"
+
 // sendTestEvent signs a test webhook with the environment's active secret and sends it through
 // the real ingest path (the router's /hooks/{env} handler, in process), so an operator can check
 // the wiring without waiting for Tensfer.
@@ -33,7 +36,7 @@ func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request) error {
 	now := s.now()
 	reqID := "req_test_" + auth.RandomID(9)
 	body, err := json.Marshal(map[string]any{
-		"id": "evt_test_" + auth.RandomID(9), "type": "dashboard.test", "created_at": now.UTC().Format(time.RFC3339),
+		"id": "evt_test_" + auth.RandomID(9), "type": testEventType, "created_at": now.UTC().Format(time.RFC3339),
 		"request_id": reqID, "data": map[string]any{"message": "test event sent from the dashboard", "sent_by": u.Email},
 	})
 	if err != nil {

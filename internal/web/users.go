@@ -49,7 +49,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if len(vm.Errors) > 0 {
 		return render(w, r, http.StatusUnprocessableEntity, templates.UsersPage(vm))
 	}
-	hash, err := auth.HashPassword(password, s.cfg.PasswordParams)
+	hash, err := s.hashPassword(r.Context(), password)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ func (s *Server) resetUserPassword(w http.ResponseWriter, r *http.Request) error
 		setFlash(w, "err", "Password not changed: "+err.Error()+".")
 		return redirect(w, r, "/settings/users")
 	}
-	hash, err := auth.HashPassword(password, s.cfg.PasswordParams)
+	hash, err := s.hashPassword(r.Context(), password)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/a-h/templ"
 	"github.com/go-chi/chi/v5"
@@ -79,3 +80,15 @@ func rfc3339(t time.Time) string {
 }
 
 func chiParam(r *http.Request, name string) string { return chi.URLParam(r, name) }
+
+// clipBytes cuts s to at most n bytes without splitting a UTF-8 sequence: for values from
+// outside that go into columns bounded in bytes.
+func clipBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
