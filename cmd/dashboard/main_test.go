@@ -126,6 +126,9 @@ func TestBackupIsAConsistentCopy(t *testing.T) {
 	if _, _, err := cli(t, nil, "", "backup", "--data", dir, "--out", out); err != nil {
 		t.Fatal(err)
 	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("backup file mode: %v %v", st.Mode(), err)
+	}
 	if _, _, err := cli(t, nil, "", "backup", "--data", dir, "--out", out); err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("backup over an existing file: %v", err)
 	}

@@ -246,3 +246,11 @@ func (a *testApp) sendWebhook(env, whsec, id, body string) response {
 	tensfer.SignRequest(req, id, time.Now(), []byte(body), key)
 	return a.client().do(req)
 }
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}

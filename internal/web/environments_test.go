@@ -431,3 +431,34 @@ func TestSecretsLeakNowhere(t *testing.T) {
 		}
 	}
 }
+
+func TestURLsAreNormalisedBeforeTheyAreCompared(t *testing.T) {
+	app := newTestApp(t)
+	admin := app.addToken("admin", auth.ScopeAdmin)
+	app.patchEnv(admin, "sandbox", map[string]any{"base_url": "https://api.tensfer.example"})
+	app.patchEnv(admin, "production", map[string]any{"callback_url": "https://app.example.com/cb"})
+	tests := []struct {
+		env   string
+		body  map[string]any
+		field string
+		want  string
+	}{
+		{"production", map[string]any{"base_url": "https://API.Tensfer.example:443/"}, "base_url", "equals the sandbox base URL"},
+		{"sandbox", map[string]any{"callback_url": "https://APP.example.com:443/cb"}, "callback_url", "equals the production one"},
+	}
+	for _, tt := range tests {
+		res := app.patchEnv(admin, tt.env, tt.body)
+		var e fieldsError
+		json.Unmarshal([]byte(res.body), &e)
+		if res.StatusCode != 422 || !strings.Contains(e.Error.Fields[tt.field], tt.want) {
+			t.Errorf("%s %v: %d %s", tt.env, tt.body, res.StatusCode, res.body)
+		}
+	}
+	// An origin with the default port is stored as browsers send it, so it matches.
+	res := app.patchEnv(admin, "production", map[string]any{"allowed_origins": []string{"https://Shop.Example.com:443"}})
+	var env environmentJSON
+	json.Unmarshal([]byte(res.body), &env)
+	if len(env.AllowedOrigins) != 1 || env.AllowedOrigins[0] != "https://shop.example.com" {
+		t.Fatalf("origin stored as %v", env.AllowedOrigins)
+	}
+}

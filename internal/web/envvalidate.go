@@ -85,10 +85,26 @@ func checkURL(env, field, raw string, allowLoopback bool) (string, string) {
 			return "", fmt.Sprintf("%s must use https (http is allowed only for localhost in sandbox)", label)
 		}
 	}
+	normalizeHost(u)
 	if field == "base_url" {
 		u.Path = strings.TrimRight(u.Path, "/")
 	}
 	return u.String(), ""
+}
+
+// normalizeHost lowercases scheme and host and drops a default port, so that two spellings of
+// one URL compare equal (and an origin matches what browsers send).
+func normalizeHost(u *url.URL) {
+	u.Scheme = strings.ToLower(u.Scheme)
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if port == "" || u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80" {
+		u.Host = host
+		if strings.Contains(host, ":") {
+			u.Host = "[" + host + "]"
+		}
+		return
+	}
+	u.Host = net.JoinHostPort(host, port)
 }
 
 // checkOrigin validates one allowed callback origin (scheme://host[:port]).
@@ -104,7 +120,8 @@ func checkOrigin(env, raw string, allowLoopback bool) (string, string) {
 	if _, msg := checkURL(env, "allowed_origins", raw, allowLoopback); msg != "" {
 		return "", fmt.Sprintf("origin %s: %s", raw, strings.TrimPrefix(msg, "allowed origins "))
 	}
-	return u.Scheme + "://" + strings.ToLower(u.Host), ""
+	normalizeHost(u)
+	return u.Scheme + "://" + u.Host, ""
 }
 
 // checkKeyValue validates a key value as typed or pasted.
@@ -202,8 +219,12 @@ func (s *Server) validateEnvChange(ctx context.Context, env string, in envInput)
 	}
 	sandboxURL(c.BaseURL, otherEnv.BaseURL, "base_url", "production base URL equals the sandbox base URL; point it at Tensfer's production API")
 	sandboxURL(c.CallbackURL, otherEnv.CallbackURL, "callback_url", "production callback URL is still the sandbox one; switch it to your production callback URL")
+	// The same mistakes made from the other side: sandbox set to what production uses.
 	if env == "sandbox" && c.BaseURL != nil && *c.BaseURL != "" && *c.BaseURL == otherEnv.BaseURL {
 		errs["base_url"] = "sandbox base URL equals the production base URL; sandbox must point at Tensfer's sandbox API"
+	}
+	if env == "sandbox" && c.CallbackURL != nil && *c.CallbackURL != "" && *c.CallbackURL == otherEnv.CallbackURL {
+		errs["callback_url"] = "sandbox callback URL equals the production one; each environment needs its own callback URL"
 	}
 
 	seen := map[string]string{} // fingerprint -> kind, within this change

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
@@ -100,6 +101,26 @@ func FuzzWebhookEndpoint(f *testing.F) {
 		}
 		if !signIt && count() != before {
 			t.Fatal("an unsigned delivery was stored")
+		}
+	})
+}
+
+// FuzzCallbackEndpoint sends arbitrary beacons through the real handler: never a 5xx, and a
+// stored beacon is always a callback of that environment.
+func FuzzCallbackEndpoint(f *testing.F) {
+	app := newTestApp(f, func(c *Config) { c.CallbackRate = RateLimit{Burst: 1 << 30, Every: time.Nanosecond} })
+	f.Add([]byte(`{"event":"screen_loaded","event_id":"e1","user_id":"u"}`), "text/plain")
+	f.Add([]byte(`{"event":"initialization_error","error":{"code":"x"}}`), "application/json")
+	f.Add([]byte(`{"event":"\u00e9\u00e9","event_id":"`+strings.Repeat("\u00e9", 300)+`"}`), "application/json")
+	f.Add([]byte(`a=b&c=d`), "application/x-www-form-urlencoded")
+	handler := app.srv.Handler()
+	f.Fuzz(func(t *testing.T, body []byte, ctype string) {
+		req := httptest.NewRequest(http.MethodPost, "/callbacks/sandbox", bytes.NewReader(body))
+		req.Header.Set("Content-Type", ctype)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
 		}
 	})
 }

@@ -132,7 +132,7 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) error {
 	in := db.EventInput{
 		Source: db.SourceWebhook, Env: env, Type: clipBytes(string(ev.Type), 255), RequestID: clipBytes(ev.RequestID, 1024),
 		UserID: webhookUserID(ev), ExternalID: clipBytes(r.Header.Get("webhook-id"), 256),
-		DedupeKey:  "webhook:" + env + ":" + r.Header.Get("webhook-id"),
+		DedupeKey:  dedupeKey("webhook:"+env+":", r.Header.Get("webhook-id")),
 		OccurredAt: ev.CreatedAt, Payload: body, Headers: headerMap(r.Header), Verification: verification, Demo: s.cfg.Demo,
 	}
 	if in.Type == "" {

@@ -31,7 +31,7 @@ func (s *Server) startIngest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.hub = feed.New[feedRow](feed.Options{StartAfter: last, MaxSubscribers: 500, Buffer: s.cfg.FeedBuffer})
+	s.hub = feed.New[feedRow](feed.Options{StartAfter: last, MaxSubscribers: 500, Buffer: s.cfg.FeedBuffer, SubscriberBuffer: s.cfg.FeedSubscriberBuffer})
 	s.committed = make(chan []db.Event, 1024)
 	s.ingester = db.NewIngester(s.db, db.IngestOptions{OnCommit: func(evs []db.Event) { s.committed <- evs }})
 	s.publisherDone = make(chan struct{})

@@ -120,6 +120,14 @@ func (s *Server) replaySelection(r *http.Request) ([]db.Event, bool, templates.E
 		return nil, false, vf, errBadRequest("choose one environment to replay (its replay target and secret are used)")
 	}
 	f.Source, f.Limit, f.BeforeID = db.SourceWebhook, maxReplayBatch, 0
+	// The POST sends what the confirmation page counted: nothing newer than its newest event.
+	if v := r.URL.Query().Get("max_id"); v != "" {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 {
+			return nil, false, vf, errBadRequest("max_id must be an event id")
+		}
+		f.BeforeID = id + 1
+	}
 	evs, next, err := s.db.ListEvents(r.Context(), f)
 	return evs, next > 0, vf, err
 }
@@ -135,8 +143,12 @@ func (s *Server) confirmReplay(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return render(w, r, http.StatusOK, templates.ReplayConfirmPage(templates.ReplayConfirmVM{
-		Layout: s.page(w, r, "events", "Replay webhooks"), Filters: vf, Count: len(evs), More: more, Max: maxReplayBatch, Target: target, Problem: msg}))
+	vm := templates.ReplayConfirmVM{Layout: s.page(w, r, "events", "Replay webhooks"), Filters: vf, Count: len(evs), More: more,
+		Max: maxReplayBatch, Target: target, Problem: msg, Query: vf.Query}
+	if len(evs) > 0 {
+		vm.Query += "&max_id=" + itoa(evs[0].ID)
+	}
+	return render(w, r, http.StatusOK, templates.ReplayConfirmPage(vm))
 }
 
 // replayMatching is POST /events/replay?filters: forwards the selection, four at a time.
@@ -153,6 +165,8 @@ func (s *Server) replayMatching(w http.ResponseWriter, r *http.Request) error {
 		setFlash(w, "err", msg)
 		return redirect(w, r, "/events?"+vf.Query)
 	}
+	// Up to 200 sends of up to 10 s, four at a time, may outlast the server's write timeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(15 * time.Minute))
 	a := s.auditFor(r, "event.replay_bulk")
 	var ok, failed int
 	var mu sync.Mutex

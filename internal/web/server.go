@@ -21,18 +21,19 @@ import (
 
 // Config is what the server needs to know about how it is deployed.
 type Config struct {
-	PublicURL      *url.URL       // where browsers and Tensfer reach us
-	Version        string         // shown in the footer and /healthz
-	Demo           bool           // running with the built-in simulator
-	TrustedProxies []netip.Prefix // whose X-Forwarded-For we believe
-	SessionIdle    time.Duration  // a session unused this long ends
-	SessionMax     time.Duration  // a session ends this long after login, used or not
-	PasswordParams auth.Params    // argon2id cost (cheap in tests)
-	LoginRate      RateLimit      // failed and successful attempts per client IP
-	CallbackRate   RateLimit      // public callback beacons per client IP
-	FeedBuffer     int            // recent events kept for stream resume (default 4096)
-	RetentionDays  int            // events older than this are purged (default 30)
-	MaxBodyBytes   int64          // default request body limit
+	PublicURL            *url.URL       // where browsers and Tensfer reach us
+	Version              string         // shown in the footer and /healthz
+	Demo                 bool           // running with the built-in simulator
+	TrustedProxies       []netip.Prefix // whose X-Forwarded-For we believe
+	SessionIdle          time.Duration  // a session unused this long ends
+	SessionMax           time.Duration  // a session ends this long after login, used or not
+	PasswordParams       auth.Params    // argon2id cost (cheap in tests)
+	LoginRate            RateLimit      // failed and successful attempts per client IP
+	CallbackRate         RateLimit      // public callback beacons per client IP
+	FeedBuffer           int            // recent events kept for stream resume (default 4096)
+	FeedSubscriberBuffer int            // rows a stream may fall behind before it is dropped (default 256)
+	RetentionDays        int            // events older than this are purged (default 30)
+	MaxBodyBytes         int64          // default request body limit
 	// AllowLoopbackURLs accepts http://localhost URLs in production and lets the Tensfer client
 	// reach loopback addresses (demo mode with the built-in simulator, and tests).
 	AllowLoopbackURLs bool
