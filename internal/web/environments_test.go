@@ -147,8 +147,8 @@ func TestEnvironmentKeysAreWriteOnlyAndRolled(t *testing.T) {
 	auditCount := len(app.auditActions())
 	res = app.api("GET", "/api/v1/environments/production/config", secretRead, nil)
 	json.Unmarshal([]byte(res.body), &cfg)
-	if cfg.SecretKey == nil || *cfg.SecretKey != "sk_live_CCCC3333" {
-		t.Fatalf("config with secrets:read: %s", res.body)
+	if cfg.SecretKey == nil || *cfg.SecretKey != "sk_live_CCCC3333" || res.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("config with secrets:read: %s (Cache-Control %q)", res.body, res.Header.Get("Cache-Control"))
 	}
 	acts := app.auditActions()
 	if len(acts) != auditCount+1 || acts[len(acts)-1] != "environment.secret_read" {
@@ -183,6 +183,14 @@ func TestEnvironmentKeysAreWriteOnlyAndRolled(t *testing.T) {
 	rows, _, _ := app.db.ListAudit(context.Background(), db.AuditFilter{Action: "environment.update", Limit: 1})
 	if !strings.Contains(string(rows[0].After), "4444") || strings.Contains(string(rows[0].After)+string(rows[0].Before), "pk_live") {
 		t.Fatalf("audit of roll: %s -> %s", rows[0].Before, rows[0].After)
+	}
+}
+
+func TestUnsetKeysKeepTheirFields(t *testing.T) {
+	app := newTestApp(t)
+	res := app.api("GET", "/api/v1/environments/sandbox", app.addToken("r", auth.ScopeConfigRead), nil)
+	if !strings.Contains(res.body, `"secret_key":{"set":false,"last4":"","fingerprint":"","updated_at":null}`) {
+		t.Fatalf("unset key shape: %s", res.body)
 	}
 }
 
