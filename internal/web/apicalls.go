@@ -114,8 +114,8 @@ func (s *Server) createAPICall(w http.ResponseWriter, r *http.Request) error {
 // recordOwnCall stores one of the dashboard's own Tensfer calls (Verify, the demo) as an API-call
 // event, the same way integrators report theirs.
 func (s *Server) recordOwnCall(ctx context.Context, c tensfer.Call) {
-	if s.ingester == nil {
-		return
+	if s.ingester == nil || tensfer.KindOf(c.Err) == tensfer.KindCanceled {
+		return // a call we abandoned ourselves (shutdown, a closed page) says nothing about Tensfer
 	}
 	in := apiCallInput{Env: string(c.Env), Method: c.Method, Path: c.Path, RequestID: c.RequestID,
 		ErrorCode: c.ErrorCode, ErrorMessage: c.ErrorMessage, Timeout: tensfer.IsTimeout(c.Err)}
