@@ -112,7 +112,6 @@ type serveConfig struct {
 	sessionMax     time.Duration
 	retentionDays  int
 	masterKey      string
-	masterKeyFile  string
 	demo           bool
 }
 

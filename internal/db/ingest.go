@@ -298,7 +298,7 @@ func (g *Ingester) insert(ctx context.Context, tx txer, batch []*ingestReq, resu
 			in := &r.inputs[j]
 			args := r.args[j]
 			args[receivedAtArg] = ms(now)
-			st := lean
+			var st *sql.Stmt
 			if in.Source == SourceAPI {
 				if ins == nil {
 					ins = tx.StmtContext(ctx, g.ins)

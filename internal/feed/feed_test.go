@@ -21,8 +21,6 @@ func items(from, to int64, env func(id int64) string) []Item[ev] {
 	return out
 }
 
-func allProd(int64) string { return "production" }
-
 // evenSandbox makes even ids sandbox and odd ids production.
 func evenSandbox(id int64) string {
 	if id%2 == 0 {

@@ -30,11 +30,11 @@ func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, err := tensfer.Verify([][]byte{b.key}, r.Header, body, time.Now(), tensfer.DefaultTolerance); err != nil {
-		http.Error(w, err.Error(), 401)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
 	if b.fail {
-		http.Error(w, "backend down", 503)
+		http.Error(w, "backend down", http.StatusServiceUnavailable)
 		return
 	}
 	b.received = append(b.received, r.Header.Get("webhook-id"))

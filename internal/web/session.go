@@ -106,12 +106,9 @@ func (st *sessionStore) Save(r *http.Request, w http.ResponseWriter, s *sessions
 	return st.db.TouchSession(ctx, s.ID)
 }
 
-func trim(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+// trim bounds a value from outside to n bytes (see clipBytes): logs, audit rows and stored
+// fields never get a split UTF-8 sequence.
+func trim(s string, n int) string { return clipBytes(s, n) }
 
 // currentUser is the logged-in user of a request.
 type currentUser struct {
