@@ -9,9 +9,9 @@ import (
 	"io"
 	"strings"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
-	"github.com/tensfer-golive/dashboard/internal/web"
 )
 
 // openForCLI opens the data directory for an administrative subcommand.
@@ -56,7 +56,7 @@ func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if password == "" {
 		return usageError{"no password on stdin; e.g.: printf '%s\\n' \"$PASSWORD\" | dashboard user add --email " + email + " --role " + role}
 	}
-	if errs := web.ValidateNewUser(strings.TrimSpace(email), name, password); len(errs) > 0 {
+	if errs := accounts.ValidateNewUser(strings.TrimSpace(email), name, password); len(errs) > 0 {
 		var msgs []string
 		for _, field := range []string{"email", "name", "password"} {
 			if m := errs[field]; m != "" {
@@ -99,7 +99,7 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return err
 	}
 	name = strings.TrimSpace(name)
-	if err := web.ValidateTokenName(name); err != nil {
+	if err := accounts.ValidateTokenName(name); err != nil {
 		return usageError{"--name: " + err.Error()}
 	}
 	scopes, err := auth.ParseScopes(scopeList)

@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/internal/web"
 )
@@ -40,18 +43,18 @@ func startSimulator(ctx context.Context, log *slog.Logger) (string, *tensfer.Sim
 
 // startDemo starts the simulator and wires the dashboard to it. The returned func starts the
 // steady trickle of API calls, webhooks and callbacks; call it once the dashboard serves at addr.
-func startDemo(ctx context.Context, srv *web.Server, stdout io.Writer, log *slog.Logger) (func(addr string), error) {
+func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io.Writer, log *slog.Logger) (func(addr string), error) {
 	root, sim, err := startSimulator(ctx, log)
 	if err != nil {
 		return nil, err
 	}
-	if err := srv.SetupDemo(ctx, root); err != nil {
+	if err := configureDemo(ctx, srv.Environments(), root, publicURL); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
 	log.Info("demo: Tensfer simulator running", "url", root)
 	fmt.Fprintf(stdout, "Demo mode: a simulated Tensfer sandbox and production run at %s; both environments are configured against it.\n", root)
 	return func(addr string) {
-		clients, err := srv.TensferClients(ctx)
+		clients, err := srv.Environments().Clients(ctx)
 		if err != nil {
 			log.Error("demo: clients", "error", err)
 			return
@@ -61,7 +64,7 @@ func startDemo(ctx context.Context, srv *web.Server, stdout io.Writer, log *slog
 			Interval:        700 * time.Millisecond,
 			WebhookTargets:  map[tensfer.Environment]string{},
 			CallbackTargets: map[tensfer.Environment]string{},
-			WebhookKeys:     srv.WebhookKeys,
+			WebhookKeys:     srv.Events().WebhookKeys,
 			Clients:         clients,
 			Logger:          log,
 		}
@@ -73,4 +76,48 @@ func startDemo(ctx context.Context, srv *web.Server, stdout io.Writer, log *slog
 			log.Error("demo: simulator run", "error", err)
 		}
 	}, nil
+}
+
+// configureDemo points both environments at the built-in simulator served at simRoot, with the
+// simulator's keys and a webhook signing secret each, then verifies them, so a newcomer sees a
+// configured, verified dashboard within seconds. On a restart (the simulator gets a new port) only
+// the base URL is moved; an environment the user pointed at a non-loopback URL is left alone.
+func configureDemo(ctx context.Context, envs *environment.Service, simRoot, publicURL string) error {
+	keys := tensfer.DefaultSimKeys()
+	a := db.Audit{Actor: "demo", Action: "environment.update"}
+	verify := db.Audit{Actor: "demo", Action: "environment.verify"}
+	for _, env := range tensfer.Environments() {
+		name := string(env)
+		st, err := envs.Load(ctx, name)
+		if err != nil {
+			return err
+		}
+		if st.Env.BaseURL != "" && !environment.IsLoopbackURL(st.Env.BaseURL) {
+			continue
+		}
+		base := tensfer.SimBaseURL(simRoot, env)
+		in := environment.Input{BaseURL: &base}
+		if st.Env.BaseURL == "" {
+			// The first demo run: the whole configuration, and a signing secret.
+			callback := strings.TrimRight(publicURL, "/") + "/callbacks/" + name + "/return"
+			app := simRoot + "/app/" + name
+			origins := []string{"http://localhost:3000"}
+			k := keys[env]
+			in = environment.Input{BaseURL: &base, CallbackURL: &callback, AppURL: &app, AllowedOrigins: &origins,
+				Keys: map[string]string{db.KeyClientToken: k.ClientToken, db.KeyPublic: k.PublicKey, db.KeySecret: k.SecretKey}}
+		}
+		// A previous demo run otherwise: follow the simulator to its new port.
+		if _, err := envs.Update(ctx, name, in, a); err != nil && !errors.Is(err, environment.ErrNothingToChange) {
+			return fmt.Errorf("configure %s against the simulator: %w", name, err)
+		}
+		if st.Env.BaseURL == "" {
+			if _, _, err := envs.AddWebhookSecret(ctx, name, "", 0, db.Audit{Actor: "demo", Action: "environment.webhook_secret_add"}); err != nil {
+				return err
+			}
+		}
+		if _, err := envs.Verify(ctx, name, verify); err != nil {
+			return err
+		}
+	}
+	return nil
 }

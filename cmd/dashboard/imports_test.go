@@ -1,24 +1,38 @@
 package main
 
 import (
+	"go/parser"
+	"go/token"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// allowedImports is DESIGN.md's import rule: imports only go downward. Keys and values are paths
-// below the module; a package missing here may import no other package of the module.
+// allowedImports is the import rule of docs/architecture.md: imports only go downward, from
+// cmd to web to the domain packages (events, environment, accounts, secrets) to the leaves (db,
+// tensfer, feed, auth, ratelimit, validation), and templates import only static. Keys and values
+// are paths below the module; a package missing here may import no other package of the module.
 var allowedImports = map[string][]string{
-	"cmd/dashboard":    {"internal/web", "internal/db", "internal/secrets", "internal/auth", "internal/tensfer", "internal/rollout", "internal/feed"},
-	"internal/web":     {"internal/db", "internal/secrets", "internal/auth", "internal/tensfer", "internal/rollout", "internal/feed", "web/templates", "web/static"},
-	"web/templates":    {"web/static"},
-	"internal/db":      nil,
-	"internal/secrets": nil,
-	"internal/auth":    nil,
-	"internal/tensfer": nil,
-	"internal/rollout": nil,
-	"internal/feed":    nil,
-	"web/static":       nil,
+	"cmd/dashboard": {"internal/web", "internal/events", "internal/environment", "internal/accounts", "internal/db",
+		"internal/secrets", "internal/auth", "internal/tensfer", "internal/rollout", "internal/feed"},
+	"internal/web": {"internal/events", "internal/environment", "internal/accounts", "internal/db", "internal/secrets",
+		"internal/auth", "internal/tensfer", "internal/rollout", "internal/feed", "internal/ratelimit", "internal/validation",
+		"web/templates", "web/static"},
+	"internal/events":      {"internal/db", "internal/secrets", "internal/tensfer", "internal/feed", "internal/auth", "internal/ratelimit", "internal/validation"},
+	"internal/environment": {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation"},
+	"internal/accounts":    {"internal/db", "internal/auth", "internal/validation"},
+	"internal/secrets":     {"internal/db", "internal/tensfer"},
+	"web/templates":        {"web/static"},
+	"internal/db":          nil,
+	"internal/auth":        nil,
+	"internal/tensfer":     nil,
+	"internal/rollout":     nil,
+	"internal/feed":        nil,
+	"internal/ratelimit":   nil,
+	"internal/validation":  nil,
+	"web/static":           nil,
 }
 
 func TestImportsOnlyGoDownward(t *testing.T) {
@@ -32,7 +46,7 @@ func TestImportsOnlyGoDownward(t *testing.T) {
 		pkg := strings.TrimPrefix(fields[0], mod)
 		allowed, known := allowedImports[pkg]
 		if !known {
-			t.Errorf("package %s is not in the layout of DESIGN.md section 3; add it to allowedImports deliberately", pkg)
+			t.Errorf("package %s is not in the layout of docs/architecture.md; add it to allowedImports (and docs/architecture.md) deliberately", pkg)
 			continue
 		}
 		for _, imp := range fields[1:] {
@@ -46,6 +60,62 @@ func TestImportsOnlyGoDownward(t *testing.T) {
 			}
 			if !ok {
 				t.Errorf("%s imports %s, which the layout forbids", pkg, imp)
+			}
+		}
+	}
+}
+
+// TestOnlyServeWiresTheWebServer keeps the CLI's other commands off the HTTP stack: they call
+// the domain packages directly.
+func TestOnlyServeWiresTheWebServer(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") || name == "serve.go" || name == "demo.go" {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			if strings.HasSuffix(imp.Path.Value, `/internal/web"`) {
+				t.Errorf("%s imports internal/web; commands other than serve call the domain packages", name)
+			}
+		}
+	}
+}
+
+// TestWebIsHTTPOnly guards what internal/web must not do itself: SQL, sealing, and rules that
+// belong to a domain package. It reads the package's source (tests excepted).
+func TestWebIsHTTPOnly(t *testing.T) {
+	files, err := filepath.Glob("../../internal/web/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("glob: %v (%d files)", err, len(files))
+	}
+	forbidden := []struct{ text, why string }{
+		{`"database/sql"`, "SQL lives in internal/db"},
+		{"SELECT ", "SQL lives in internal/db"},
+		{"INSERT INTO", "SQL lives in internal/db"},
+		{".Seal(", "sealing lives in internal/secrets and the domain packages"},
+		{".Open(k.", "opening sealed values lives in the domain packages"},
+		{"Ingester", "ingest goes through internal/events"},
+		{"net/http/httptest", "production code does not fake requests"},
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range forbidden {
+			if strings.Contains(string(src), f.text) {
+				t.Errorf("%s contains %q: %s", filepath.Base(name), f.text, f.why)
 			}
 		}
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
-	"github.com/tensfer-golive/dashboard/internal/web"
 )
 
 // cli runs the command in-process with its own streams and environment.
@@ -287,7 +286,7 @@ func TestRotationInterruptedBeforeRenameIsFinishedAtStart(t *testing.T) {
 	newKey, _ := secrets.GenerateKey()
 	newBox, _ := secrets.NewBox(newKey)
 	writeKeyFile(filepath.Join(dir, pendingKeyFile), newKey)
-	if _, err := web.RotateMasterKey(ctx, d, oldBox, newBox, db.Audit{Actor: "test", Action: "master_key.rotate"}); err != nil {
+	if _, err := secrets.RotateMasterKey(ctx, d, oldBox, newBox, db.Audit{Actor: "test", Action: "master_key.rotate"}); err != nil {
 		t.Fatal(err)
 	}
 	d.Close()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
-	"github.com/tensfer-golive/dashboard/internal/web"
 )
 
 // pendingKeyFile holds a new master key while a rotation is in progress; see rotateMasterKey.
@@ -81,7 +80,7 @@ func rotateMasterKey(ctx context.Context, args []string, stdout, stderr io.Write
 			return err
 		}
 	}
-	n, err := web.RotateMasterKey(ctx, d, oldBox, newBox, db.Audit{Actor: "cli", Action: "master_key.rotate"})
+	n, err := secrets.RotateMasterKey(ctx, d, oldBox, newBox, db.Audit{Actor: "cli", Action: "master_key.rotate"})
 	if err != nil {
 		if inDataDir {
 			os.Remove(pending)

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/web"
@@ -55,13 +56,13 @@ func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secr
 	if err != nil {
 		return nil, nil, "", err
 	}
-	if err := web.CheckMasterKey(ctx, d, box); err != nil {
+	if err := secrets.CheckMasterKey(ctx, d, box); err != nil {
 		// A master-key rotation that committed but crashed before renaming master.key.new into
 		// place leaves the new key pending: finish it.
 		pending := filepath.Join(dir, pendingKeyFile)
 		if keyValue == "" && keyFile == "" {
 			if k, _, err2 := secrets.LoadKey("", "", pending); err2 == nil {
-				if nb, err2 := secrets.NewBox(k); err2 == nil && web.CheckMasterKey(ctx, d, nb) == nil {
+				if nb, err2 := secrets.NewBox(k); err2 == nil && secrets.CheckMasterKey(ctx, d, nb) == nil {
 					if err2 := os.Rename(pending, filepath.Join(dir, secrets.KeyFileName)); err2 == nil {
 						return d, nb, secrets.Source("finished rotation to " + k.ID), nil
 					}
@@ -134,14 +135,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		"master_key", box.KeyID(), "master_key_source", string(keySource), "version", version(),
 		"startup_ms", time.Since(start).Milliseconds())
 
-	if link, err := web.PrepareSetup(ctx, d, cfg.publicURL.String()); err != nil {
+	if link, err := accounts.PrepareSetup(ctx, d, cfg.publicURL.String()); err != nil {
 		return err
 	} else if link != "" {
-		fmt.Fprintf(stdout, "\nNo users yet. Open this one-time link to create the first admin (valid %s):\n\n    %s\n\n", web.SetupLinkTTL, link)
+		fmt.Fprintf(stdout, "\nNo users yet. Open this one-time link to create the first admin (valid %s):\n\n    %s\n\n", accounts.SetupLinkTTL, link)
 	}
 	var trickle func(addr string)
 	if cfg.demo {
-		if trickle, err = startDemo(ctx, srv, stdout, log); err != nil {
+		if trickle, err = startDemo(ctx, srv, cfg.publicURL.String(), stdout, log); err != nil {
 			return err
 		}
 	}

@@ -120,13 +120,19 @@ func Sign(key []byte, id string, ts time.Time, body []byte) string {
 // body (which must be exactly what req sends) with every key, as a
 // provider does while secrets rotate.
 func SignRequest(req *http.Request, id string, ts time.Time, body []byte, keys ...[]byte) {
+	SignHeaders(req.Header, id, ts, body, keys...)
+}
+
+// SignHeaders sets the webhook-id, webhook-timestamp and webhook-signature headers in h, with one
+// signature per key (as SignRequest does for a request).
+func SignHeaders(h http.Header, id string, ts time.Time, body []byte, keys ...[]byte) {
 	sigs := make([]string, 0, len(keys))
 	for _, k := range keys {
 		sigs = append(sigs, Sign(k, id, ts, body))
 	}
-	req.Header.Set(HeaderWebhookID, id)
-	req.Header.Set(HeaderWebhookTimestamp, strconv.FormatInt(ts.Unix(), 10))
-	req.Header.Set(HeaderWebhookSignature, strings.Join(sigs, " "))
+	h.Set(HeaderWebhookID, id)
+	h.Set(HeaderWebhookTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	h.Set(HeaderWebhookSignature, strings.Join(sigs, " "))
 }
 
 // Signature is one entry of a webhook-signature header.

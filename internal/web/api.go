@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -21,8 +19,6 @@ func tokenFrom(ctx context.Context) (db.Token, bool) {
 
 // apiToken authenticates a JSON API request by its bearer token. It never looks at cookies.
 func (s *Server) apiToken(next http.Handler) http.Handler {
-	var mu sync.Mutex
-	lastTouch := map[int64]time.Time{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		scheme, secret, ok := strings.Cut(h, " ")
@@ -44,14 +40,7 @@ func (s *Server) apiToken(next http.Handler) http.Handler {
 			return
 		}
 		// Record use at most once a minute per token, so API traffic is not a stream of writes.
-		now := s.now()
-		mu.Lock()
-		touch := now.Sub(lastTouch[t.ID]) > time.Minute
-		if touch {
-			lastTouch[t.ID] = now
-		}
-		mu.Unlock()
-		if touch {
+		if s.tokenUse.Due(t.ID, s.now()) {
 			if err := s.db.TouchToken(r.Context(), t.ID); err != nil {
 				s.log.Warn("cannot record token use", "token_id", t.ID, "error", err)
 			}

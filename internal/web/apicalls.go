@@ -1,133 +1,21 @@
 package web
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"strings"
-	"time"
 
-	"github.com/tensfer-golive/dashboard/internal/db"
-	"github.com/tensfer-golive/dashboard/internal/tensfer"
+	"github.com/tensfer-golive/dashboard/internal/events"
 )
 
-// apiCallInput is what an integrator's service reports about one Tensfer call.
-type apiCallInput struct {
-	Env          string     `json:"env"`
-	Method       string     `json:"method"`
-	Path         string     `json:"path"`
-	Status       *int       `json:"status"`
-	DurationMS   *int64     `json:"duration_ms"`
-	RequestID    string     `json:"request_id"`
-	ErrorCode    string     `json:"error_code"`
-	ErrorMessage string     `json:"error_message"`
-	OccurredAt   *time.Time `json:"occurred_at"`
-	UserID       string     `json:"user_id"`
-	Timeout      bool       `json:"timeout"`
-}
-
-var httpMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
-
-// validate checks a reported call field by field.
-func (in *apiCallInput) validate() map[string]string {
-	f := map[string]string{}
-	if in.Env != "sandbox" && in.Env != "production" {
-		f["env"] = "env must be sandbox or production"
-	}
-	in.Method = strings.ToUpper(strings.TrimSpace(in.Method))
-	ok := false
-	for _, m := range httpMethods {
-		ok = ok || m == in.Method
-	}
-	if !ok {
-		f["method"] = "method must be an HTTP method such as GET or POST"
-	}
-	if !strings.HasPrefix(in.Path, "/") || len(in.Path) > 1024 {
-		f["path"] = "path must start with / and be at most 1024 characters (e.g. /v1/payments)"
-	}
-	if in.Status != nil && (*in.Status < 100 || *in.Status > 599) {
-		f["status"] = "status must be an HTTP status from 100 to 599, or null when no answer came (timeout)"
-	}
-	if in.Status == nil && !in.Timeout && in.ErrorCode == "" {
-		f["status"] = "status is required; send null with \"timeout\": true or an error_code when no answer came"
-	}
-	if in.DurationMS != nil && (*in.DurationMS < 0 || *in.DurationMS > 24*3600*1000) {
-		f["duration_ms"] = "duration_ms must be between 0 and 86400000"
-	}
-	for name, v := range map[string]string{"request_id": in.RequestID, "error_code": in.ErrorCode, "user_id": in.UserID} {
-		if len(v) > 256 {
-			f[name] = name + " must be at most 256 characters"
-		}
-	}
-	if len(in.ErrorMessage) > 2048 {
-		f["error_message"] = "error_message must be at most 2048 characters"
-	}
-	return f
-}
-
-func (in apiCallInput) event(demo bool, payload []byte) db.EventInput {
-	e := db.EventInput{
-		Source: db.SourceAPI, Env: in.Env, Type: "api.call", RequestID: in.RequestID, UserID: in.UserID,
-		Method: in.Method, Path: in.Path, ErrorCode: in.ErrorCode, ErrorMessage: in.ErrorMessage,
-		Payload: payload, Demo: demo,
-	}
-	if in.Status != nil {
-		e.Status = *in.Status
-	}
-	if in.DurationMS != nil {
-		e.DurationMS = *in.DurationMS
-	}
-	if in.OccurredAt != nil {
-		e.OccurredAt = *in.OccurredAt
-	}
-	e.IsError = e.Status >= 500 || in.Timeout || (in.Status == nil && in.ErrorCode != "")
-	if e.IsError && e.Status == 0 {
-		e.Type = "api.timeout"
-	} else if e.Status >= 400 {
-		e.Type = "api.error"
-	}
-	return e
-}
-
 // createAPICall is POST /api/v1/api-calls: an integrator service reports a Tensfer call, so its
-// request_id is findable and its errors count toward the guardrails. 201 when stored.
+// request_id is findable and its errors count in the error signals. 201 when stored.
 func (s *Server) createAPICall(w http.ResponseWriter, r *http.Request) error {
-	var in apiCallInput
+	var in events.APICall
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	if f := in.validate(); len(f) > 0 {
-		return writeFieldErrors(w, r, f)
-	}
-	payload, err := json.Marshal(in)
+	res, err := s.events.RecordAPICall(r.Context(), in)
 	if err != nil {
 		return err
 	}
-	res, err := s.ingester.Submit(r.Context(), []db.EventInput{in.event(s.cfg.Demo, payload)})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusCreated, map[string]string{"id": itoa(res[0].ID), "request_id": requestIDFrom(r.Context())})
-}
-
-// recordOwnCall stores one of the dashboard's own Tensfer calls (Verify, the demo) as an API-call
-// event, the same way integrators report theirs.
-func (s *Server) recordOwnCall(ctx context.Context, c tensfer.Call) {
-	if s.ingester == nil || tensfer.KindOf(c.Err) == tensfer.KindCanceled {
-		return // a call we abandoned ourselves (shutdown, a closed page) says nothing about Tensfer
-	}
-	in := apiCallInput{Env: string(c.Env), Method: c.Method, Path: c.Path, RequestID: c.RequestID,
-		ErrorCode: c.ErrorCode, ErrorMessage: c.ErrorMessage, Timeout: tensfer.IsTimeout(c.Err)}
-	if c.Status > 0 {
-		st := c.Status
-		in.Status = &st
-	}
-	d := c.Duration.Milliseconds()
-	in.DurationMS = &d
-	payload, _ := json.Marshal(map[string]any{"source": "dashboard", "method": in.Method, "path": in.Path, "status": in.Status,
-		"duration_ms": d, "request_id": in.RequestID, "error_code": in.ErrorCode, "error_message": in.ErrorMessage, "attempts": c.Attempts})
-	if _, err := s.ingester.Submit(context.WithoutCancel(ctx), []db.EventInput{in.event(s.cfg.Demo, payload)}); err != nil {
-		s.log.Warn("record tensfer call", "error", fmt.Sprint(err))
-	}
+	return writeJSON(w, http.StatusCreated, map[string]string{"id": itoa(res.ID), "request_id": requestIDFrom(r.Context())})
 }

@@ -71,7 +71,7 @@ func newTestApp(t testing.TB, opts ...func(*Config)) *testApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := CheckMasterKey(ctx, d, box); err != nil {
+	if err := secrets.CheckMasterKey(ctx, d, box); err != nil {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -26,19 +27,10 @@ func auditFilter(q url.Values) (db.AuditFilter, error) {
 		Action: strings.TrimSpace(q.Get("action")),
 		Target: strings.TrimSpace(q.Get("target")),
 	}
-	if c := q.Get("cursor"); c != "" {
-		id, err := strconv.ParseInt(c, 10, 64)
-		if err != nil || id <= 0 {
-			return f, errBadRequest("cursor %q is not valid; use the next_cursor value of the previous page", c)
-		}
-		f.BeforeID = id
-	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 500 {
-			return f, errBadRequest("limit must be a whole number from 1 to 500")
-		}
-		f.Limit = n
+	var err error
+	f.BeforeID, f.Limit, err = validation.ParsePage(q, 500)
+	if err != nil {
+		return f, err
 	}
 	return f, nil
 }

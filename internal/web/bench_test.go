@@ -22,6 +22,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
@@ -34,7 +35,7 @@ import (
 // benchWebhookKey adds a generated production webhook secret to app and returns its HMAC key.
 func benchWebhookKey(b *testing.B, app *testApp) []byte {
 	b.Helper()
-	_, whsec, err := app.srv.addWebhookSecret(context.Background(), "production", "", 0, db.Audit{Actor: "bench", Action: "environment.webhook_secret_add"})
+	_, whsec, err := app.srv.envs.AddWebhookSecret(context.Background(), "production", "", 0, db.Audit{Actor: "bench", Action: "environment.webhook_secret_add"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func (d *benchDelivery) post(hc *http.Client, target string) (bool, error) {
 func bareHookHandler(key []byte, store func(context.Context, db.EventInput) error) http.Handler {
 	keys := [][]byte{key}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, events.MaxWebhookBytes))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -398,7 +399,7 @@ func BenchmarkWebhookIngest(b *testing.B) {
 		}
 		slices.Sort(t.lat)
 	}
-	dashStats, ingStats := app.srv.ingester.Stats(), bareIng.Stats()
+	dashStats, ingStats := app.srv.events.IngestStats(), bareIng.Stats()
 	if got, want := dashStats.Events, uint64(n+len(warm)); got != want {
 		b.Errorf("dashboard stored %d events, want %d", got, want)
 	}
@@ -672,7 +673,7 @@ func BenchmarkFeedLatency(b *testing.B) {
 	bareSrv.CloseClientConnections()
 
 	b.ResetTimer()
-	lat, missed := benchFeed(b, sseClient, feedRun{stream: app.url + "/events/stream", cookie: cookie, ready: app.srv.hub.Subscribers, senders: senders,
+	lat, missed := benchFeed(b, sseClient, feedRun{stream: app.url + "/events/stream", cookie: cookie, ready: app.srv.events.Hub().Subscribers, senders: senders,
 		send: func(seq int) error {
 			ok, err := ds[seq].post(postClient, app.url+"/hooks/production")
 			if err == nil && !ok {
@@ -766,7 +767,7 @@ func BenchmarkLookupHTTP(b *testing.B) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /lookup/{request_id}", func(w http.ResponseWriter, r *http.Request) {
 		q := r.PathValue("request_id")
-		evs, err := app.db.LookupEvents(r.Context(), q, lookupLimit)
+		evs, err := app.db.LookupEvents(r.Context(), q, events.LookupLimit)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return

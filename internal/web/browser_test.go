@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 )
 
 // newBrowser starts headless Chromium for one test. Without Chromium the test is skipped with a
@@ -95,7 +96,7 @@ func mustText(t *testing.T, ctx context.Context, sel string) string {
 func TestBrowserFirstRunLoginLogout(t *testing.T) {
 	app := newTestApp(t)
 	ctx := newBrowser(t)
-	link, err := PrepareSetup(context.Background(), app.db, app.url)
+	link, err := accounts.PrepareSetup(context.Background(), app.db, app.url)
 	if err != nil {
 		t.Fatal(err)
 	}

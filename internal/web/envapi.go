@@ -16,6 +16,8 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/environment"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
 type keyJSON struct {
@@ -67,22 +69,22 @@ func optTime(t time.Time) *string {
 	return &s
 }
 
-func (s *Server) environmentJSON(st envState) environmentJSON {
+func (s *Server) environmentJSON(st environment.State) environmentJSON {
 	now := s.now()
 	key := func(kind string) keyJSON {
-		k, ok := st.active(kind)
+		k, ok := st.Active(kind)
 		if !ok {
 			return keyJSON{}
 		}
 		return keyJSON{Set: true, Last4: k.Last4, Fingerprint: k.Fingerprint, UpdatedAt: optTime(k.CreatedAt)}
 	}
-	e := st.env
+	e := st.Env
 	out := environmentJSON{
 		Name: e.Name, BaseURL: e.BaseURL, CallbackURL: e.CallbackURL, AppURL: e.AppURL, ReplayURL: e.ReplayURL, AllowedOrigins: e.AllowedOrigins,
 		ClientToken: key(db.KeyClientToken), PublicKey: key(db.KeyPublic), SecretKey: key(db.KeySecret),
 		WebhookURL: s.publicURL("/hooks/" + e.Name), WebhookSecrets: []secretJSON{}, Version: e.Version,
 		Verification: verificationJSON{Outcome: e.VerifyOutcome, Detail: e.VerifyDetail, RequestID: e.VerifyRequestID,
-			VerifiedAt: optTime(e.VerifiedAt), Stale: e.VerifyOutcome != "" && e.VerifyBasis != st.basis()},
+			VerifiedAt: optTime(e.VerifiedAt), Stale: st.VerifyStale()},
 	}
 	if e.Version > 1 {
 		out.UpdatedAt = optTime(e.UpdatedAt)
@@ -90,7 +92,7 @@ func (s *Server) environmentJSON(st envState) environmentJSON {
 	if out.AllowedOrigins == nil {
 		out.AllowedOrigins = []string{}
 	}
-	for _, sec := range st.secrets {
+	for _, sec := range st.Secrets {
 		out.WebhookSecrets = append(out.WebhookSecrets, secretJSON{ID: sec.ID, Fingerprint: sec.Fingerprint, Active: sec.Active(now),
 			CreatedAt: rfc3339(sec.CreatedAt), ExpiresAt: optTime(sec.ExpiresAt), LastMatchedAt: optTime(sec.LastMatchedAt)})
 	}
@@ -102,11 +104,11 @@ func (s *Server) apiListEnvironments(w http.ResponseWriter, r *http.Request) err
 	out := struct {
 		Environments []environmentJSON `json:"environments"`
 	}{}
-	for _, name := range []string{"sandbox", "production"} {
-		st, err := s.loadEnv(r.Context(), name)
-		if err != nil {
-			return err
-		}
+	states, err := s.envs.LoadAll(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, st := range states {
 		out.Environments = append(out.Environments, s.environmentJSON(st))
 	}
 	return writeJSON(w, http.StatusOK, out)
@@ -118,7 +120,7 @@ func (s *Server) apiShowEnvironment(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	st, err := s.loadEnv(r.Context(), env)
+	st, err := s.envs.Load(r.Context(), env)
 	if err != nil {
 		return err
 	}
@@ -200,14 +202,14 @@ func (s *Server) apiUpdateEnvironment(w http.ResponseWriter, r *http.Request) er
 	if err := decodeJSON(r, &p); err != nil {
 		return err
 	}
-	in := envInput{BaseURL: p.BaseURL, CallbackURL: p.CallbackURL, AppURL: p.AppURL, ReplayURL: p.ReplayURL, AllowedOrigins: p.AllowedOrigins, Keys: map[string]string{}}
-	fields := map[string]string{}
+	in := environment.Input{BaseURL: p.BaseURL, CallbackURL: p.CallbackURL, AppURL: p.AppURL, ReplayURL: p.ReplayURL, AllowedOrigins: p.AllowedOrigins, Keys: map[string]string{}}
+	fields := validation.Errors{}
 	for kind, v := range map[string]*string{db.KeyClientToken: p.ClientToken, db.KeyPublic: p.PublicKey, db.KeySecret: p.SecretKey} {
 		if v == nil {
 			continue
 		}
 		if strings.TrimSpace(*v) == "" {
-			fields[kind] = keyLabels[kind] + " cannot be cleared; roll it to a new value instead"
+			fields[kind] = environment.KeyLabel(kind) + " cannot be cleared; roll it to a new value instead"
 			continue
 		}
 		in.Keys[kind] = *v
@@ -219,45 +221,29 @@ func (s *Server) apiUpdateEnvironment(w http.ResponseWriter, r *http.Request) er
 		}
 		in.KeepPrevious = d
 	}
-	change, errs, err := s.validateEnvChange(r.Context(), env, in)
+	if len(fields) > 0 {
+		// Report every problem at once: the edge's and the rules'.
+		_, errs, err := s.envs.Validate(r.Context(), env, in)
+		if err != nil {
+			return err
+		}
+		for k, v := range errs {
+			fields[k] = v
+		}
+		return writeFieldErrors(w, r, fields)
+	}
+	_, err = s.envs.Update(r.Context(), env, in, s.auditFor(r, "environment.update"))
+	if errors.Is(err, environment.ErrNothingToChange) {
+		return errBadRequest("nothing to change; send any of base_url, callback_url, app_url, replay_url, allowed_origins, client_token, public_key, secret_key")
+	}
 	if err != nil {
 		return err
 	}
-	for k, v := range errs {
-		fields[k] = v
-	}
-	if len(fields) > 0 {
-		return writeFieldErrors(w, r, fields)
-	}
-	if change.Empty() {
-		return errBadRequest("nothing to change; send any of base_url, callback_url, app_url, replay_url, allowed_origins, client_token, public_key, secret_key")
-	}
-	if _, err := s.db.UpdateEnvironment(r.Context(), env, change, s.auditFor(r, "environment.update")); err != nil {
-		return err
-	}
-	st, err := s.loadEnv(r.Context(), env)
+	st, err := s.envs.Load(r.Context(), env)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, s.environmentJSON(st))
-}
-
-type servedKeyJSON struct {
-	Kind        string `json:"kind"`
-	Value       string `json:"value"`
-	Last4       string `json:"last4"`
-	ServedUntil string `json:"served_until"`
-}
-
-type configJSON struct {
-	Env          string          `json:"env"`
-	BaseURL      string          `json:"base_url"`
-	CallbackURL  string          `json:"callback_url"`
-	PublicKey    *string         `json:"public_key"`
-	ClientToken  *string         `json:"client_token"`
-	SecretKey    *string         `json:"secret_key,omitempty"`
-	PreviousKeys []servedKeyJSON `json:"previous_keys"`
-	Version      int64           `json:"version"`
 }
 
 // apiShowConfig is GET /api/v1/environments/{env}/config: what an app needs to talk to Tensfer.
@@ -269,35 +255,15 @@ func (s *Server) apiShowConfig(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.loadEnv(r.Context(), env)
+	st, err := s.envs.Load(r.Context(), env)
 	if err != nil {
 		return err
 	}
 	t, _ := tokenFrom(r.Context())
 	withSecret := auth.HasScope(t.Scopes, auth.ScopeSecretsRead)
-	now := s.now()
-	out := configJSON{Env: env, BaseURL: st.env.BaseURL, CallbackURL: st.env.CallbackURL, PreviousKeys: []servedKeyJSON{}, Version: st.env.Version}
-	for _, k := range st.keys {
-		if !k.Served(now) || (k.Kind == db.KeySecret && !withSecret) {
-			continue
-		}
-		v, err := s.box.Open(k.Sealed, sealContext(env, k.Kind))
-		if err != nil {
-			return err
-		}
-		val := string(v)
-		if !k.Active() {
-			out.PreviousKeys = append(out.PreviousKeys, servedKeyJSON{Kind: k.Kind, Value: val, Last4: k.Last4, ServedUntil: rfc3339(k.ExpiresAt)})
-			continue
-		}
-		switch k.Kind {
-		case db.KeyPublic:
-			out.PublicKey = &val
-		case db.KeyClientToken:
-			out.ClientToken = &val
-		case db.KeySecret:
-			out.SecretKey = &val
-		}
+	out, err := s.envs.AppConfig(st, withSecret)
+	if err != nil {
+		return err
 	}
 	body, err := json.Marshal(out)
 	if err != nil {
@@ -318,7 +284,7 @@ func (s *Server) apiShowConfig(w http.ResponseWriter, r *http.Request) error {
 	if withSecret && out.SecretKey != nil {
 		a := s.auditFor(r, "environment.secret_read")
 		a.Target = "environment:" + env
-		k, _ := st.active(db.KeySecret)
+		k, _ := st.Active(db.KeySecret)
 		a.After = map[string]any{"secret_key": keyAudit(k.Last4, k.Fingerprint)}
 		if err := s.db.InsertAudit(r.Context(), a); err != nil {
 			return err
@@ -366,10 +332,10 @@ func (s *Server) apiCreateWebhookSecret(w http.ResponseWriter, r *http.Request) 
 			return writeFieldErrors(w, r, map[string]string{"secret": "expires_in must be a positive duration such as 24h"})
 		}
 	}
-	sec, generated, err := s.addWebhookSecret(r.Context(), env, strings.TrimSpace(in.Secret), expires, s.auditFor(r, "environment.webhook_secret_add"))
-	var ve validationError
-	if errors.As(err, &ve) {
-		return writeFieldErrors(w, r, map[string]string{"secret": string(ve)})
+	sec, generated, err := s.envs.AddWebhookSecret(r.Context(), env, in.Secret, expires, s.auditFor(r, "environment.webhook_secret_add"))
+	var problem validation.Problem
+	if errors.As(err, &problem) {
+		return writeFieldErrors(w, r, map[string]string{"secret": string(problem)})
 	}
 	if err != nil {
 		return err
@@ -388,7 +354,7 @@ func (s *Server) apiDeleteWebhookSecret(w http.ResponseWriter, r *http.Request) 
 		return err
 	}
 	id := chi.URLParam(r, "id")
-	err = s.retireSecret(r, env, id)
+	err = s.envs.RetireWebhookSecret(r.Context(), env, id, s.auditFor(r, "environment.webhook_secret_retire"))
 	if errors.Is(err, db.ErrNotFound) {
 		return errNotFound(fmt.Sprintf("no active webhook secret %q in %s", id, env))
 	}
@@ -405,10 +371,10 @@ func (s *Server) apiVerifyEnvironment(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	v, err := s.verify(r.Context(), env, s.auditFor(r, "environment.verify"))
-	var nc notConfiguredError
-	if errors.As(err, &nc) {
-		return &httpError{status: http.StatusConflict, code: "not_configured", msg: string(nc)}
+	v, err := s.envs.Verify(r.Context(), env, s.auditFor(r, "environment.verify"))
+	var problem validation.Problem
+	if errors.As(err, &problem) {
+		return &httpError{status: http.StatusConflict, code: "not_configured", msg: string(problem)}
 	}
 	if err != nil {
 		return err

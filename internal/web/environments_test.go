@@ -16,6 +16,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
@@ -132,7 +133,7 @@ func TestEnvironmentKeysAreWriteOnlyAndRolled(t *testing.T) {
 	}
 	// The app config: public values for config:read, the secret only with secrets:read.
 	res = app.api("GET", "/api/v1/environments/production/config", cfgRead, nil)
-	var cfg configJSON
+	var cfg environment.AppConfig
 	json.Unmarshal([]byte(res.body), &cfg)
 	if res.StatusCode != 200 || cfg.PublicKey == nil || *cfg.PublicKey != "pk_live_BBBB2222" || *cfg.ClientToken != "ct_live_AAAA1111" || cfg.SecretKey != nil || strings.Contains(res.body, "sk_live") {
 		t.Fatalf("config without secrets:read: %s", res.body)

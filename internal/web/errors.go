@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -48,7 +49,7 @@ func (s *Server) h(fn handlerFunc) http.HandlerFunc {
 		// Read a form body up front so an oversized or malformed one is an error, not a silently
 		// empty form (PostFormValue swallows parse errors).
 		// Public ingest reads its raw body itself (signatures cover the exact bytes).
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") && !isIngest(r) {
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") && infoFrom(r.Context()).kind != kindIngest {
 			if err := r.ParseForm(); err != nil {
 				var mbe *http.MaxBytesError
 				if !errors.As(err, &mbe) {
@@ -69,8 +70,14 @@ func (s *Server) h(fn handlerFunc) http.HandlerFunc {
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	var mbe *http.MaxBytesError
+	var problem validation.Problem
+	var fields validation.Errors
 	switch {
 	case errors.As(err, &he):
+	case errors.As(err, &problem):
+		he = &httpError{status: http.StatusBadRequest, code: "bad_request", msg: string(problem)}
+	case errors.As(err, &fields):
+		he = &httpError{status: http.StatusUnprocessableEntity, code: "validation_failed", msg: fields.Error()}
 	case errors.Is(err, db.ErrNotFound):
 		he = &httpError{status: http.StatusNotFound, code: "not_found", msg: "not found"}
 	case errors.As(err, &mbe):
@@ -85,7 +92,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	s.log.LogAttrs(r.Context(), level, "request failed",
 		slog.String("request_id", requestIDFrom(r.Context())), slog.String("method", r.Method),
 		slog.String("path", r.URL.Path), slog.Int("status", he.status), slog.String("error", err.Error()))
-	if isAPI(r) {
+	if infoFrom(r.Context()).kind != kindPage {
+		if fields != nil {
+			writeFieldErrors(w, r, fields)
+			return
+		}
 		writeJSONError(w, r, he)
 		return
 	}
@@ -98,12 +109,6 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		vm.Layout = s.layout(r, u, "", http.StatusText(he.status))
 	}
 	templates.ErrorPage(vm).Render(r.Context(), w)
-}
-
-func isAPI(r *http.Request) bool {
-	return strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/hooks/") ||
-		strings.HasPrefix(r.URL.Path, "/callbacks/") || strings.HasPrefix(r.URL.Path, "/ofrep/") ||
-		r.URL.Path == "/healthz" || r.URL.Path == "/readyz"
 }
 
 type apiError struct {

@@ -6,85 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/go-chi/chi/v5"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/events"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
-// eventFilter reads the event filter shared by the page, the stream, the export and the API.
-// Times are RFC 3339, or the browser's datetime-local form (taken as UTC).
-func eventFilter(q url.Values) (db.EventFilter, templates.EventFilters, error) {
-	var f db.EventFilter
-	vf := templates.EventFilters{Env: q.Get("env"), Source: q.Get("source"), Type: strings.TrimSpace(q.Get("type")),
-		Status: q.Get("status"), Since: q.Get("since"), Until: q.Get("until")}
-	switch vf.Env {
-	case "", "sandbox", "production":
-	default:
-		return f, vf, errBadRequest("env must be sandbox or production")
-	}
-	switch vf.Source {
-	case "", db.SourceWebhook, db.SourceCallback, db.SourceAPI:
-	default:
-		return f, vf, errBadRequest("source must be webhook, callback or api")
-	}
-	if len(vf.Type) > 100 {
-		return f, vf, errBadRequest("type must be at most 100 characters")
-	}
-	switch vf.Status {
-	case "":
-	case "error":
-		yes := true
-		f.IsError = &yes
-	default:
-		return f, vf, errBadRequest("status must be error or empty")
-	}
-	var err error
-	if f.Since, err = parseTimeParam("since", vf.Since); err != nil {
-		return f, vf, err
-	}
-	if f.Until, err = parseTimeParam("until", vf.Until); err != nil {
-		return f, vf, err
-	}
-	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
-		return f, vf, errBadRequest("until must be after since")
-	}
-	f.Env, f.Source, f.Type = vf.Env, vf.Source, vf.Type
-	f.RequestID = strings.TrimSpace(q.Get("request_id"))
-	if c := q.Get("cursor"); c != "" {
-		if f.BeforeID, err = strconv.ParseInt(c, 10, 64); err != nil || f.BeforeID <= 0 {
-			return f, vf, errBadRequest("cursor %q is not valid; use the next_cursor value of the previous page", trim(c, 40))
-		}
-	}
-	if l := q.Get("limit"); l != "" {
-		if f.Limit, err = strconv.Atoi(l); err != nil || f.Limit < 1 || f.Limit > 500 {
-			return f, vf, errBadRequest("limit must be a whole number from 1 to 500")
-		}
-	}
-	enc := url.Values{}
-	for k, v := range map[string]string{"env": vf.Env, "source": vf.Source, "type": vf.Type, "status": vf.Status, "since": vf.Since, "until": vf.Until, "request_id": f.RequestID} {
-		if v != "" {
-			enc.Set(k, v)
-		}
-	}
-	vf.Query = enc.Encode()
-	return f, vf, nil
-}
-
-func parseTimeParam(name, v string) (time.Time, error) {
-	if v == "" {
-		return time.Time{}, nil
-	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
-		if t, err := time.Parse(layout, v); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, errBadRequest("%s must be a time such as 2026-11-26T10:00:00Z", name)
+// filterVM shows a parsed event filter back in the filter form.
+func filterVM(f events.Filter) templates.EventFilters {
+	v := f.Form
+	return templates.EventFilters{Env: v.Env, Source: v.Source, Type: v.Type, Status: v.Status, Since: v.Since, Until: v.Until, Query: v.Query}
 }
 
 // eventSummary is the one-line gist of an event for the feed.
@@ -145,18 +82,19 @@ func eventSummary(e db.Event) string {
 
 func eventRow(e db.Event) templates.EventRow {
 	return templates.EventRow{ID: e.ID, Source: e.Source, Env: e.Env, Type: e.Type, RequestID: e.RequestID, UserID: e.UserID,
-		ReceivedAt: e.ReceivedAt, Summary: trim(eventSummary(e), 200), Status: e.Status, IsError: e.IsError, Demo: e.Demo}
+		ReceivedAt: e.ReceivedAt, Summary: validation.Clip(eventSummary(e), 200), Status: e.Status, IsError: e.IsError, Demo: e.Demo}
 }
 
 func (s *Server) showEvents(w http.ResponseWriter, r *http.Request) error {
-	f, vf, err := eventFilter(r.URL.Query())
+	f, err := events.ParseFilter(r.URL.Query())
 	if err != nil {
 		return err
 	}
+	vf := filterVM(f)
 	// Read the feed's position before the page: an event committed in between is then both on
 	// the page and on the stream (the browser drops the duplicate row), never on neither.
-	published := s.hub.Last()
-	evs, next, err := s.db.ListEvents(r.Context(), f)
+	published := s.events.Hub().Last()
+	evs, next, err := s.db.ListEvents(r.Context(), f.EventFilter)
 	if err != nil {
 		return err
 	}
@@ -182,8 +120,6 @@ func (s *Server) showEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	return render(w, r, http.StatusOK, templates.EventsPage(vm))
 }
-
-func eventIDParam(r *http.Request) (int64, error) { return pathID(r, "id") }
 
 func prettyJSON(raw []byte) string {
 	var out bytes.Buffer
@@ -227,7 +163,7 @@ func (s *Server) curlFor(e db.Event) string {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func (s *Server) showEvent(w http.ResponseWriter, r *http.Request) error {
-	id, err := eventIDParam(r)
+	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
@@ -263,40 +199,16 @@ func (s *Server) showEvent(w http.ResponseWriter, r *http.Request) error {
 // number) on one timeline, oldest first.
 func (s *Server) showLookup(w http.ResponseWriter, r *http.Request) error {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	vm := templates.LookupVM{Layout: s.page(w, r, "lookup", "Lookup"), Query: q}
-	vm.Layout.Query = q
-	if len(q) > 256 {
-		return errBadRequest("the lookup text must be at most 256 characters")
-	}
-	evs, truncated, err := s.lookup(r, q)
+	evs, truncated, err := s.events.Lookup(r.Context(), q)
 	if err != nil {
 		return err
 	}
-	vm.Truncated = truncated
+	vm := templates.LookupVM{Layout: s.page(w, r, "lookup", "Lookup"), Query: q, Truncated: truncated}
+	vm.Layout.Query = q
 	for _, e := range evs {
 		vm.Events = append(vm.Events, eventRow(e))
 	}
 	return render(w, r, http.StatusOK, templates.LookupPage(vm))
-}
-
-const lookupLimit = 1000
-
-func (s *Server) lookup(r *http.Request, q string) ([]db.Event, bool, error) {
-	if q == "" {
-		return nil, false, nil
-	}
-	evs, err := s.db.LookupEvents(r.Context(), q, lookupLimit)
-	if err != nil {
-		return nil, false, err
-	}
-	if id, err := strconv.ParseInt(q, 10, 64); err == nil && id > 0 {
-		if e, err := s.db.EventByID(r.Context(), id); err == nil {
-			evs = append([]db.Event{e}, evs...)
-		} else if !errors.Is(err, db.ErrNotFound) {
-			return nil, false, err
-		}
-	}
-	return evs, len(evs) >= lookupLimit, nil
 }
 
 // eventJSON is an event in the JSON API, the export and the support bundle.
@@ -351,10 +263,10 @@ func toEventJSON(e db.Event) eventJSON {
 // Tensfer support. It holds what was received and reported, never a key or signing secret.
 func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request) error {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	if q == "" || len(q) > 256 {
+	if q == "" || len(q) > events.MaxLookupLen {
 		return errBadRequest("give the request_id to bundle as ?q=")
 	}
-	evs, _, err := s.lookup(r, q)
+	evs, _, err := s.events.Lookup(r.Context(), q)
 	if err != nil {
 		return err
 	}
@@ -370,7 +282,7 @@ func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request) error {
 		out.Events = append(out.Events, toEventJSON(e))
 	}
 	a := s.auditFor(r, "lookup.support_bundle")
-	a.Target = "lookup:" + trim(q, 200)
+	a.Target = "lookup:" + validation.Clip(q, 200)
 	if err := s.db.InsertAudit(r.Context(), a); err != nil {
 		return err
 	}
@@ -380,19 +292,19 @@ func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request) error {
 		}
 		return '_'
 	}, q)
-	w.Header().Set("Content-Disposition", `attachment; filename="tensfer-support-`+trim(name, 80)+`.json"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="tensfer-support-`+validation.Clip(name, 80)+`.json"`)
 	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) listRejected(w http.ResponseWriter, r *http.Request) error {
-	var before int64
-	if c := r.URL.Query().Get("cursor"); c != "" {
-		var err error
-		if before, err = strconv.ParseInt(c, 10, 64); err != nil || before <= 0 {
-			return errBadRequest("cursor is not valid")
-		}
+	before, limit, err := validation.ParsePage(r.URL.Query(), 500)
+	if err != nil {
+		return err
 	}
-	rows, next, err := s.db.ListRejected(r.Context(), "", before, 50)
+	if limit == 0 {
+		limit = 50
+	}
+	rows, next, err := s.db.ListRejected(r.Context(), "", before, limit)
 	if err != nil {
 		return err
 	}
@@ -409,11 +321,11 @@ func (s *Server) listRejected(w http.ResponseWriter, r *http.Request) error {
 
 // apiListEvents is GET /api/v1/events.
 func (s *Server) apiListEvents(w http.ResponseWriter, r *http.Request) error {
-	f, _, err := eventFilter(r.URL.Query())
+	f, err := events.ParseFilter(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	evs, next, err := s.db.ListEvents(r.Context(), f)
+	evs, next, err := s.db.ListEvents(r.Context(), f.EventFilter)
 	if err != nil {
 		return err
 	}
@@ -433,7 +345,7 @@ func (s *Server) apiListEvents(w http.ResponseWriter, r *http.Request) error {
 
 // apiShowEvent is GET /api/v1/events/{id}.
 func (s *Server) apiShowEvent(w http.ResponseWriter, r *http.Request) error {
-	id, err := eventIDParam(r)
+	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
@@ -450,11 +362,8 @@ func (s *Server) apiShowEvent(w http.ResponseWriter, r *http.Request) error {
 // apiLookup is GET /api/v1/lookup/{request_id}: every webhook, callback and API call carrying
 // that id, oldest first.
 func (s *Server) apiLookup(w http.ResponseWriter, r *http.Request) error {
-	q := strings.TrimSpace(chiParam(r, "request_id"))
-	if q == "" || len(q) > 256 {
-		return errBadRequest("request_id must be 1 to 256 characters")
-	}
-	evs, err := s.db.LookupEvents(r.Context(), q, lookupLimit)
+	q := strings.TrimSpace(chi.URLParam(r, "request_id"))
+	evs, err := s.events.ByRequestID(r.Context(), q)
 	if err != nil {
 		return err
 	}

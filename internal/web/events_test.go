@@ -14,6 +14,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
@@ -84,7 +85,7 @@ func TestWebhookIngestAnswers(t *testing.T) {
 		{"not an object", "production", `[1,2,3]`, signAt("msg_8", time.Now(), key), 400, "malformed_json"},
 		{"sandbox has no secret", "sandbox", body, signAt("msg_9", time.Now(), key), 401, "no_active_secret"},
 		{"unknown environment", "staging", body, signAt("msg_10", time.Now(), key), 404, "unknown_environment"},
-		{"too large", "production", `{"type":"x","pad":"` + strings.Repeat("a", MaxWebhookBytes) + `"}`, nil, 413, "body_too_large"},
+		{"too large", "production", `{"type":"x","pad":"` + strings.Repeat("a", events.MaxWebhookBytes) + `"}`, nil, 413, "body_too_large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -205,7 +206,7 @@ func TestCallbackIngest(t *testing.T) {
 			t.Errorf("body %q: %d %s", body, res.StatusCode, res.body)
 		}
 	}
-	if res := send("", "application/json", `{"event":"screen_loaded","pad":"`+strings.Repeat("a", MaxCallbackBytes)+`"}`); res.StatusCode != 413 {
+	if res := send("", "application/json", `{"event":"screen_loaded","pad":"`+strings.Repeat("a", events.MaxCallbackBytes)+`"}`); res.StatusCode != 413 {
 		t.Errorf("oversized beacon: %d", res.StatusCode)
 	}
 	// Preflight.
@@ -575,7 +576,7 @@ func TestRetentionPurgesOldEventsOnly(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, app.url+"/callbacks/production", strings.NewReader(fmt.Sprintf(`{"event":"screen_loaded","event_id":"new%d"}`, i)))
 		app.client().do(req)
 	}
-	events, _, err := app.srv.PurgeOld(context.Background())
+	events, _, err := app.srv.events.PurgeOld(context.Background())
 	if err != nil || events != 3 {
 		t.Fatalf("purged %d, %v", events, err)
 	}

@@ -9,15 +9,17 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/events"
 )
 
 // exportEvents is GET /events/export?format=csv|ndjson with the feed's filters: every matching
 // event, newest first, streamed page by page (keyset), so a large export never sits in memory.
 func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) error {
-	f, _, err := eventFilter(r.URL.Query())
+	parsed, err := events.ParseFilter(r.URL.Query())
 	if err != nil {
 		return err
 	}
+	f := parsed.EventFilter
 	format := r.URL.Query().Get("format")
 	if format != "csv" && format != "ndjson" {
 		return errBadRequest("format must be csv or ndjson")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/secrets"
 )
 
 // showHealth answers 200 while the process serves requests (liveness).
@@ -24,7 +26,7 @@ func (s *Server) showReady(w http.ResponseWriter, r *http.Request) error {
 		status = http.StatusServiceUnavailable
 		s.log.Error("readyz: database", "error", err)
 	}
-	if err := CheckMasterKey(ctx, s.db, s.box); err != nil {
+	if err := secrets.CheckMasterKey(ctx, s.db, s.box); err != nil {
 		checks["master_key"] = "failed"
 		status = http.StatusServiceUnavailable
 		s.log.Error("readyz: master key", "error", err)

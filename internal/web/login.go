@@ -11,6 +11,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -35,7 +36,7 @@ const loginFailed = "Email or password is incorrect."
 // createSession logs a user in: rate-limited per client IP, the same answer for an unknown
 // email, a wrong password and a disabled account, and a brand-new session id on success.
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
-	if ok, wait := s.loginLimit.allow(s.clientKey(r)); !ok {
+	if ok, wait := s.loginLimit.Allow(s.clientKey(r)); !ok {
 		secs := int(math.Ceil(wait.Seconds()))
 		w.Header().Set("Retry-After", fmt.Sprint(secs))
 		vm := templates.AuthVM{Next: safeNext(r.PostFormValue("next")), Email: r.PostFormValue("email"),
@@ -56,7 +57,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil || !s.checkPassword(r.Context(), password, u.PasswordHash) || u.Disabled() {
 		a := s.auditFor(r, "session.login_failed")
-		a.Actor, a.Target = "anonymous", "email:"+trim(email, 254)
+		a.Actor, a.Target = "anonymous", "email:"+validation.Clip(email, 254)
 		if err := s.db.InsertAudit(r.Context(), a); err != nil {
 			return err
 		}

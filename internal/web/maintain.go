@@ -6,8 +6,7 @@ import (
 )
 
 // Maintain runs periodic housekeeping until ctx ends: expired sessions are deleted, and events
-// and rejected deliveries older than the retention window are purged in small batches (each a
-// short transaction, so ingest never waits long behind them).
+// and rejected deliveries older than the retention window are purged in small batches.
 func (s *Server) Maintain(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -18,10 +17,10 @@ func (s *Server) Maintain(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("purged expired sessions", "count", n)
 		}
-		if events, rejected, err := s.PurgeOld(ctx); err != nil && ctx.Err() == nil {
+		if events, rejected, err := s.events.PurgeOld(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("retention purge", "error", err)
 		} else if events+rejected > 0 {
-			s.log.Info("retention purge", "events", events, "rejected", rejected, "retention_days", s.cfg.RetentionDays)
+			s.log.Info("retention purge", "events", events, "rejected", rejected, "retention_days", s.events.RetentionDays())
 		}
 		select {
 		case <-ctx.Done():
@@ -29,14 +28,4 @@ func (s *Server) Maintain(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-}
-
-// PurgeOld deletes events and rejected deliveries older than the retention window.
-func (s *Server) PurgeOld(ctx context.Context) (events, rejected int64, err error) {
-	before := s.now().Add(-time.Duration(s.cfg.RetentionDays) * 24 * time.Hour)
-	if events, err = s.db.PurgeEvents(ctx, before, 500); err != nil {
-		return events, 0, err
-	}
-	rejected, err = s.db.PurgeRejected(ctx, before, 500)
-	return events, rejected, err
 }

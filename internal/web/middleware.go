@@ -21,7 +21,7 @@ import (
 type ctxKey int
 
 const (
-	ctxRequestID ctxKey = iota
+	ctxRequest ctxKey = iota
 	ctxUser
 	ctxToken
 	ctxNonce
@@ -40,15 +40,46 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 		for range 10 - len(c) {
 			id = append(id, '0')
 		}
-		rid := string(append(id, c...))
-		w.Header()["X-Request-Id"] = []string{rid}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxRequestID, rid)))
+		info := &requestInfo{id: string(append(id, c...))}
+		w.Header()["X-Request-Id"] = []string{info.id}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxRequest, info)))
 	})
 }
 
-func requestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(ctxRequestID).(string)
-	return id
+// requestKind says what a route serves, which decides how its errors are answered and logged.
+// Each route group sets it (kindOf); the outermost middleware reads it after the handler ran.
+type requestKind uint8
+
+const (
+	kindPage   requestKind = iota // HTML pages: errors are pages
+	kindAPI                       // JSON: errors are {"error":{..}}
+	kindIngest                    // public ingest: JSON errors, raw bodies, accepted ones logged at debug
+)
+
+// requestInfo is what the outer middleware knows about a request: its id, and the kind the
+// matched route group set.
+type requestInfo struct {
+	id   string
+	kind requestKind
+}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	if info, ok := ctx.Value(ctxRequest).(*requestInfo); ok {
+		return info
+	}
+	return &requestInfo{}
+}
+
+func requestIDFrom(ctx context.Context) string { return infoFrom(ctx).id }
+
+// kindOf marks the requests of a route group as kind k.
+func kindOf(k requestKind) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			infoFrom(r.Context()).kind = k
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 // recoverer turns a panic into a logged 500 with the request id instead of a dropped connection.
@@ -105,7 +136,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			sw.status = http.StatusOK
 		}
 		level := slog.LevelInfo
-		if sw.status < 400 && isIngest(r) {
+		if sw.status < 400 && infoFrom(r.Context()).kind == kindIngest {
 			level = slog.LevelDebug
 		}
 		s.log.LogAttrs(r.Context(), level, "http",
@@ -115,11 +146,6 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.String("ip", s.clientIP(r)))
 	})
-}
-
-func isIngest(r *http.Request) bool {
-	p := r.URL.Path
-	return strings.HasPrefix(p, "/hooks/") || strings.HasPrefix(p, "/callbacks/") || p == "/api/v1/api-calls"
 }
 
 // Security headers. Every answer gets the fixed set, with a CSP that allows nothing (right for

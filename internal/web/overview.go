@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -42,16 +43,15 @@ func (s *Server) showOverview(w http.ResponseWriter, r *http.Request) error {
 			vm.ActiveTokens++
 		}
 	}
-	stats, err := s.db.EventStats(ctx, s.now().Add(-time.Hour))
+	stats, err := s.events.Signals(ctx, s.now().Add(-time.Hour))
 	if err != nil {
 		return err
 	}
-	for _, env := range []string{"sandbox", "production"} {
+	for _, env := range environment.Names {
 		st := stats[env]
 		vm.Signals = append(vm.Signals, templates.EnvSignals{Env: env, Events: st.Events, Rejected: st.RejectedWebhooks, InitErrors: st.InitErrors, APIErrors: st.APIErrors})
 	}
-	yes := true
-	errs, _, err := s.db.ListEvents(ctx, db.EventFilter{IsError: &yes, Limit: 5})
+	errs, err := s.events.RecentErrors(ctx, 5)
 	if err != nil {
 		return err
 	}
@@ -74,19 +74,10 @@ func (s *Server) showOverview(w http.ResponseWriter, r *http.Request) error {
 	return render(w, r, http.StatusOK, templates.OverviewPage(vm))
 }
 
-// unbuilt says, per page, what is coming; the pages exist so links and the nav are stable.
-var unbuilt = map[string]templates.UnbuiltVM{
-	"/events":  {What: "The live event feed", Detail: "Verified webhooks, callbacks and reported API calls will stream here."},
-	"/lookup":  {What: "Request id lookup", Detail: "Everything about one request_id across webhooks, callbacks and API calls will be shown here."},
-	"/rollout": {What: "The production rollout", Detail: "Cohorts, stages, guardrails and the kill switch will live here."},
-}
-
-func (s *Server) showUnbuilt(w http.ResponseWriter, r *http.Request) error {
-	vm, ok := unbuilt[r.URL.Path]
-	if !ok {
-		return errNotFound("there is no page at " + r.URL.Path)
-	}
-	key := r.URL.Path[1:]
-	vm.Layout = s.page(w, r, key, vm.What)
+// showRollout says plainly that the rollout is not built yet; the page exists so links and the
+// navigation are stable.
+func (s *Server) showRollout(w http.ResponseWriter, r *http.Request) error {
+	vm := templates.UnbuiltVM{Layout: s.page(w, r, "rollout", "The production rollout"), What: "The production rollout",
+		Detail: "Cohorts, stages, guardrails and the kill switch will live here."}
 	return render(w, r, http.StatusOK, templates.UnbuiltPage(vm))
 }

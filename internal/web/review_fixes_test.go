@@ -176,8 +176,8 @@ func TestSlowSubscriberIsDroppedNotWaitedFor(t *testing.T) {
 		fmt.Fprintf(&cookies, "%s=%s; ", c.Name, c.Value)
 	}
 	fmt.Fprintf(conn, "GET /events/stream HTTP/1.1\r\nHost: x\r\nCookie: %s\r\n\r\n", cookies.String())
-	waitFor(t, "the stream to subscribe", func() bool { return app.srv.hub.Subscribers() == 1 })
-	for i := 0; app.srv.hub.Dropped() == 0; i++ {
+	waitFor(t, "the stream to subscribe", func() bool { return app.srv.events.Hub().Subscribers() == 1 })
+	for i := 0; app.srv.events.Hub().Dropped() == 0; i++ {
 		if i == 5000 {
 			t.Fatal("5000 events and the unread stream was never dropped")
 		}
@@ -185,7 +185,7 @@ func TestSlowSubscriberIsDroppedNotWaitedFor(t *testing.T) {
 			t.Fatalf("ingest %d: %d", i, res.StatusCode)
 		}
 	}
-	waitFor(t, "the dropped stream to end", func() bool { return app.srv.hub.Subscribers() == 0 })
+	waitFor(t, "the dropped stream to end", func() bool { return app.srv.events.Hub().Subscribers() == 0 })
 }
 
 type smallBufListener struct{ net.Listener }

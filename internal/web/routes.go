@@ -17,16 +17,26 @@ func (s *Server) routes() chi.Router {
 	r.Use(s.requestID, s.recoverer, s.accessLog, s.securityHeaders, s.limitBody)
 
 	// Operability and assets: no session, no CSRF concerns (read-only).
-	r.Get("/healthz", s.h(s.showHealth))
-	r.Get("/readyz", s.h(s.showReady))
+	r.With(kindOf(kindAPI)).Get("/healthz", s.h(s.showHealth))
+	r.With(kindOf(kindAPI)).Get("/readyz", s.h(s.showReady))
 	r.Get(static.Prefix+"*", static.Handler().ServeHTTP)
 
 	// Public ingest: Tensfer and the integrator's front end. Never reads the session cookie;
 	// webhooks are authenticated by their signature, callbacks by CORS origin and rate limits.
-	r.Post("/hooks/{env}", s.h(s.receiveWebhook))
-	r.Post("/callbacks/{env}", s.h(s.receiveCallback))
-	r.Options("/callbacks/{env}", s.h(s.preflightCallback))
-	r.With(s.pageCSP).Get("/callbacks/{env}/return", s.h(s.returnCallback))
+	r.Route("/hooks", func(r chi.Router) {
+		r.Use(kindOf(kindIngest))
+		r.NotFound(s.h(s.notFound))
+		r.MethodNotAllowed(s.h(s.methodNotAllowed))
+		r.Post("/{env}", s.h(s.receiveWebhook))
+	})
+	r.Route("/callbacks", func(r chi.Router) {
+		r.Use(kindOf(kindIngest))
+		r.NotFound(s.h(s.notFound))
+		r.MethodNotAllowed(s.h(s.methodNotAllowed))
+		r.Post("/{env}", s.h(s.receiveCallback))
+		r.Options("/{env}", s.h(s.preflightCallback))
+		r.With(s.pageCSP).Get("/{env}/return", s.h(s.returnCallback))
+	})
 
 	// Pages: a session cookie, CSRF protection on every unsafe method.
 	r.Group(func(r chi.Router) {
@@ -49,7 +59,7 @@ func (s *Server) routes() chi.Router {
 			r.Get("/events/{id}", s.h(s.showEvent))
 			r.Get("/lookup", s.h(s.showLookup))
 			r.Get("/lookup/bundle", s.h(s.supportBundle))
-			r.Get("/rollout", s.h(s.showUnbuilt))
+			r.Get("/rollout", s.h(s.showRollout))
 			r.Get("/settings", s.h(s.showSettings))
 			r.Get("/settings/account", s.h(s.showAccount))
 			r.Post("/settings/account/password", s.h(s.updateOwnPassword))
@@ -87,7 +97,7 @@ func (s *Server) routes() chi.Router {
 
 	// JSON API: bearer tokens with scopes; never reads the session cookie.
 	r.Route("/api/v1", func(r chi.Router) {
-		r.Use(s.apiToken)
+		r.Use(kindOf(kindAPI), s.apiToken)
 		r.NotFound(s.h(s.apiNotFound))
 		r.MethodNotAllowed(s.h(s.apiMethodNotAllowed))
 		r.Get("/whoami", s.h(s.showWhoami))
@@ -95,7 +105,7 @@ func (s *Server) routes() chi.Router {
 		r.With(s.requireScope(auth.ScopeEventsRead)).Get("/events", s.h(s.apiListEvents))
 		r.With(s.requireScope(auth.ScopeEventsRead)).Get("/events/{id}", s.h(s.apiShowEvent))
 		r.With(s.requireScope(auth.ScopeEventsRead)).Get("/lookup/{request_id}", s.h(s.apiLookup))
-		r.With(s.requireScope(auth.ScopeEventsWrite)).Post("/api-calls", s.h(s.createAPICall))
+		r.With(kindOf(kindIngest), s.requireScope(auth.ScopeEventsWrite)).Post("/api-calls", s.h(s.createAPICall))
 		r.With(s.requireScope(auth.ScopeConfigRead)).Get("/environments", s.h(s.apiListEnvironments))
 		r.With(s.requireScope(auth.ScopeConfigRead)).Get("/environments/{env}", s.h(s.apiShowEnvironment))
 		r.With(s.requireScope(auth.ScopeAdmin)).Patch("/environments/{env}", s.h(s.apiUpdateEnvironment))

@@ -14,7 +14,9 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
-	"github.com/tensfer-golive/dashboard/internal/feed"
+	"github.com/tensfer-golive/dashboard/internal/environment"
+	"github.com/tensfer-golive/dashboard/internal/events"
+	"github.com/tensfer-golive/dashboard/internal/ratelimit"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
@@ -40,10 +42,7 @@ type Config struct {
 }
 
 // RateLimit is a token bucket: Burst requests at once, refilled at one per Every.
-type RateLimit struct {
-	Burst int
-	Every time.Duration
-}
+type RateLimit = ratelimit.Rate
 
 // Server holds every dependency the handlers use. It is built once in main.
 type Server struct {
@@ -52,30 +51,21 @@ type Server struct {
 	box        *secrets.Box
 	log        *slog.Logger
 	sessions   *sessionStore
-	loginLimit *limiter
+	loginLimit *ratelimit.Limiter
 	now        func() time.Time
 
 	dummyOnce sync.Once
 	dummy     string
 
-	safeHTTP *http.Client // outbound calls to user-configured URLs
-
 	router        http.Handler
-	ingester      *db.Ingester
-	hub           *feed.Hub[feedRow]
-	committed     chan []db.Event
-	publisherDone chan struct{}
-	closeOnce     sync.Once
-	secrets       secretCache
-	rejectLimit   *limiter      // storing refused webhook deliveries, per client
-	rejectGlobal  *limiter      // storing refused webhook deliveries, all clients together
-	callbackLimit *limiter      // public callback ingest, per client
+	events        *events.Service      // ingest, live feed, lookup, replay, signals
+	envs          *environment.Service // keys, URLs, secrets, verification, checklist
+	callbackLimit *ratelimit.Limiter   // public callback ingest, per client
+	tokenUse      *ratelimit.Throttle[int64]
 	hashSlots     chan struct{} // bounds concurrent argon2id work
-	touchMu       sync.Mutex
-	touched       map[string]time.Time
 }
 
-// New builds a Server and starts its ingest pipeline. Zero config values get sensible defaults.
+// New builds a Server and the domain services behind it, and starts the ingest pipeline. Zero config values get sensible defaults.
 // Call Close after the HTTP server has shut down.
 func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, error) {
 	if cfg.PublicURL == nil {
@@ -110,18 +100,44 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		max:    cfg.SessionMax,
 		now:    s.clock,
 	}
-	s.loginLimit = newLimiter(cfg.LoginRate, s.clock)
-	s.safeHTTP = tensfer.NewSafeClient(tensfer.SafeClientOptions{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
+	s.loginLimit = ratelimit.New(cfg.LoginRate, s.clock)
+	s.callbackLimit = ratelimit.New(cfg.CallbackRate, s.clock)
+	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)
 	s.hashSlots = make(chan struct{}, max(1, runtime.NumCPU()))
-	s.rejectLimit = newLimiter(RateLimit{Burst: 100, Every: 100 * time.Millisecond}, s.clock)
-	s.rejectGlobal = newLimiter(RateLimit{Burst: 500, Every: 20 * time.Millisecond}, s.clock)
-	s.callbackLimit = newLimiter(cfg.CallbackRate, s.clock)
-	if err := s.startIngest(context.Background()); err != nil {
+	// Outbound calls go to user-configured URLs (Tensfer base URLs, replay targets).
+	safeHTTP := tensfer.NewSafeClient(tensfer.SafeClientOptions{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
+	userAgent := "tensfer-golive-dashboard/" + cfg.Version
+	var err error
+	s.events, err = events.New(context.Background(), events.Config{
+		DB: d, Box: box, Log: log, Now: s.clock, Demo: cfg.Demo, Render: s.renderFeedRow,
+		HTTPClient: safeHTTP, UserAgent: userAgent, RetentionDays: cfg.RetentionDays,
+		FeedBuffer: cfg.FeedBuffer, FeedSubscriberBuffer: cfg.FeedSubscriberBuffer,
+	})
+	if err != nil {
 		return nil, err
 	}
+	s.envs = environment.New(environment.Config{
+		DB: d, Box: box, Now: s.clock, HTTPClient: safeHTTP, AllowLoopbackURLs: cfg.AllowLoopbackURLs, UserAgent: userAgent,
+		Observer: s.events.ObserveTensferCall, SecretsChanged: s.events.InvalidateSecrets,
+	})
 	s.router = s.routes()
 	return s, nil
 }
+
+// Events is the event pipeline the server feeds (for the demo's wiring in main).
+func (s *Server) Events() *events.Service { return s.events }
+
+// Environments is the environment service the server uses (for the demo's wiring in main).
+func (s *Server) Environments() *environment.Service { return s.envs }
+
+// EndStreams closes every live stream so a graceful shutdown does not wait on them; browsers
+// reconnect to the next instance with their Last-Event-ID. Register it with
+// http.Server.RegisterOnShutdown.
+func (s *Server) EndStreams() { s.events.EndStreams() }
+
+// Close stops ingest after every acknowledged event is stored and published, and ends live
+// streams. Call it after the HTTP server has shut down.
+func (s *Server) Close() error { return s.events.Close() }
 
 // SetClock replaces the clock (tests only).
 func (s *Server) SetClock(now func() time.Time) { s.now = now }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
 // sessionStore is a gorilla/sessions Store that keeps sessions server-side in SQLite. The cookie
@@ -92,7 +93,7 @@ func (st *sessionStore) Save(r *http.Request, w http.ResponseWriter, s *sessions
 			return nil
 		}
 		s.ID = auth.RandomID(32)
-		err := st.db.InsertSession(ctx, s.ID, db.Session{UserID: uid, IP: clientIPFrom(ctx), UserAgent: trim(r.UserAgent(), 256)})
+		err := st.db.InsertSession(ctx, s.ID, db.Session{UserID: uid, IP: clientIPFrom(ctx), UserAgent: validation.Clip(r.UserAgent(), 256)})
 		if err != nil {
 			return err
 		}
@@ -105,10 +106,6 @@ func (st *sessionStore) Save(r *http.Request, w http.ResponseWriter, s *sessions
 	}
 	return st.db.TouchSession(ctx, s.ID)
 }
-
-// trim bounds a value from outside to n bytes (see clipBytes): logs, audit rows and stored
-// fields never get a split UTF-8 sequence.
-func trim(s string, n int) string { return clipBytes(s, n) }
 
 // currentUser is the logged-in user of a request.
 type currentUser struct {

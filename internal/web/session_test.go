@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 )
@@ -15,7 +16,7 @@ import (
 func TestSetupLinkWorksOnce(t *testing.T) {
 	app := newTestApp(t)
 	ctx := context.Background()
-	link, err := PrepareSetup(ctx, app.db, app.url)
+	link, err := accounts.PrepareSetup(ctx, app.db, app.url)
 	if err != nil || link == "" {
 		t.Fatalf("PrepareSetup = %q, %v", link, err)
 	}
@@ -57,15 +58,15 @@ func TestSetupLinkWorksOnce(t *testing.T) {
 	if n, _ := app.db.CountUsers(ctx); n != 1 {
 		t.Fatalf("users after reuse = %d, want 1", n)
 	}
-	if link, _ := PrepareSetup(ctx, app.db, app.url); link != "" {
+	if link, _ := accounts.PrepareSetup(ctx, app.db, app.url); link != "" {
 		t.Fatalf("a setup link was made although an admin exists")
 	}
 }
 
 func TestOnlyTheNewestSetupLinkWorks(t *testing.T) {
 	app := newTestApp(t)
-	first, _ := PrepareSetup(context.Background(), app.db, app.url)
-	second, _ := PrepareSetup(context.Background(), app.db, app.url)
+	first, _ := accounts.PrepareSetup(context.Background(), app.db, app.url)
+	second, _ := accounts.PrepareSetup(context.Background(), app.db, app.url)
 	c := app.client()
 	if res := c.get(strings.TrimPrefix(first, app.url)); res.StatusCode != http.StatusNotFound {
 		t.Errorf("older link: %d, want 404", res.StatusCode)

@@ -1,36 +1,14 @@
 package web
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/mail"
 	"strings"
-	"time"
-	"unicode/utf8"
 
-	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
-
-// SetupLinkTTL is how long the first-run setup link stays valid.
-const SetupLinkTTL = 24 * time.Hour
-
-// PrepareSetup returns a one-time setup URL when the database has no users yet, and "" otherwise.
-// Each call replaces the previous link, so only the newest printed link works.
-func PrepareSetup(ctx context.Context, d *db.DB, publicURL string) (string, error) {
-	n, err := d.CountUsers(ctx)
-	if err != nil || n > 0 {
-		return "", err
-	}
-	token := auth.RandomID(24)
-	if err := d.ReplaceSetupToken(ctx, token, SetupLinkTTL); err != nil {
-		return "", err
-	}
-	return strings.TrimRight(publicURL, "/") + "/setup?token=" + token, nil
-}
 
 func (s *Server) showSetup(w http.ResponseWriter, r *http.Request) error {
 	token := r.URL.Query().Get("token")
@@ -54,7 +32,7 @@ func (s *Server) completeSetup(w http.ResponseWriter, r *http.Request) error {
 		Name:  strings.TrimSpace(r.PostFormValue("name")),
 	}
 	password := r.PostFormValue("password")
-	vm.Errors = ValidateNewUser(vm.Email, vm.Name, password)
+	vm.Errors = templates.FieldErrors(accounts.ValidateNewUser(vm.Email, vm.Name, password))
 	if password != r.PostFormValue("confirm") {
 		vm.Errors["confirm"] = "the two passwords differ"
 	}
@@ -85,33 +63,4 @@ func (s *Server) completeSetup(w http.ResponseWriter, r *http.Request) error {
 	}
 	setFlash(w, "ok", "Welcome. You are the first admin: add your team under Settings → Users.")
 	return redirect(w, r, "/")
-}
-
-// ValidateNewUser checks the fields of a new user and says what to fix, field by field.
-func ValidateNewUser(email, name, password string) templates.FieldErrors {
-	errs := templates.FieldErrors{}
-	if msg := validateEmail(email); msg != "" {
-		errs["email"] = msg
-	}
-	if utf8.RuneCountInString(name) > 100 {
-		errs["name"] = "name must be at most 100 characters"
-	}
-	if err := auth.ValidatePassword(password); err != nil {
-		errs["password"] = err.Error()
-	}
-	return errs
-}
-
-func validateEmail(email string) string {
-	if email == "" {
-		return "email is required"
-	}
-	if len(email) > 254 {
-		return "email must be at most 254 characters"
-	}
-	a, err := mail.ParseAddress(email)
-	if err != nil || a.Address != email || !strings.Contains(email[strings.LastIndex(email, "@")+1:], ".") && !strings.HasSuffix(email, "@localhost") {
-		return fmt.Sprintf("%q is not an email address like name@example.com", email)
-	}
-	return ""
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/feed"
+	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
 const (
@@ -35,10 +37,11 @@ func writeSSE(w *bytes.Buffer, id int64, event string, data []byte) {
 // filters. A reconnecting browser sends Last-Event-ID; events it missed come from the hub's ring
 // or, if older, from the database, so nothing is skipped and nothing is sent twice.
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
-	f, _, err := eventFilter(r.URL.Query())
+	parsed, err := events.ParseFilter(r.URL.Query())
 	if err != nil {
 		return err
 	}
+	f := parsed.EventFilter
 	if !f.Until.IsZero() && !f.Until.After(s.now()) {
 		// Nothing new can match a window that has ended; 204 tells EventSource not to reconnect.
 		w.WriteHeader(http.StatusNoContent)
@@ -55,16 +58,16 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 		break
 	}
 	if last < 0 {
-		last = s.hub.Last()
+		last = s.events.Hub().Last()
 	}
 	since, until := f.Since.UnixMilli(), f.Until.UnixMilli()
-	match := func(row feedRow) bool {
+	match := func(row events.FeedRow) bool {
 		return (f.Env == "" || row.Env == f.Env) && (f.Source == "" || row.Source == f.Source) &&
 			(f.Type == "" || row.Type == f.Type) && (f.IsError == nil || row.IsError == *f.IsError) &&
 			(f.RequestID == "" || row.RequestID == f.RequestID) &&
 			(f.Since.IsZero() || row.ReceivedAt >= since) && (f.Until.IsZero() || row.ReceivedAt < until)
 	}
-	sub, err := s.hub.Subscribe(last, match)
+	sub, err := s.events.Hub().Subscribe(last, match)
 	if errors.Is(err, feed.ErrTooManySubscribers) {
 		return &httpError{status: http.StatusServiceUnavailable, code: "too_many_streams", msg: "too many live streams are open; close some tabs and reload"}
 	}
@@ -145,7 +148,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 
 // rowHTML is the row as rendered at publish time, or, if nobody was watching then, rendered now
 // from the stored event.
-func (s *Server) rowHTML(ctx context.Context, it feed.Item[feedRow]) []byte {
+func (s *Server) rowHTML(ctx context.Context, it feed.Item[events.FeedRow]) []byte {
 	if it.Value.HTML != nil {
 		return it.Value.HTML
 	}
@@ -154,7 +157,7 @@ func (s *Server) rowHTML(ctx context.Context, it feed.Item[feedRow]) []byte {
 		s.log.Warn("stream: load event", "event_id", it.ID, "error", err)
 		return nil
 	}
-	return s.renderRow(eventRow(e))
+	return s.renderFeedRow(e)
 }
 
 // backfill writes the stored events with last < id <= through that match f, oldest first. It
@@ -171,7 +174,7 @@ func (s *Server) backfill(ctx context.Context, buf *bytes.Buffer, f db.EventFilt
 			break
 		}
 		for _, e := range evs {
-			writeSSE(buf, e.ID, "row", s.renderRow(eventRow(e)))
+			writeSSE(buf, e.ID, "row", s.renderFeedRow(e))
 			cursor = e.ID
 		}
 		if sent += len(evs); sent > streamMaxBackfill {
@@ -179,4 +182,14 @@ func (s *Server) backfill(ctx context.Context, buf *bytes.Buffer, f db.EventFilt
 		}
 	}
 	return false, nil
+}
+
+// renderFeedRow renders one event as its feed row, the same component the events page shows; a
+// failure is logged and yields an empty row.
+func (s *Server) renderFeedRow(e db.Event) []byte {
+	var buf bytes.Buffer
+	if err := templates.EventRowView(eventRow(e)).Render(context.Background(), &buf); err != nil {
+		s.log.Error("render feed row", "event_id", e.ID, "error", err)
+	}
+	return buf.Bytes()
 }

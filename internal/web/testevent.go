@@ -1,63 +1,47 @@
 package web
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"time"
 
-	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
-	"github.com/tensfer-golive/dashboard/internal/tensfer"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
-// testEventType is the type of the dashboard's own test webhooks.
-const testEventType = "dashboard.test"
-
-// sendTestEvent signs a test webhook with the environment's active secret and sends it through
-// the real ingest path (the router's /hooks/{env} handler, in process), so an operator can check
-// the wiring without waiting for Tensfer.
+// sendTestEvent has the event pipeline sign a test webhook with the environment's active secret
+// and ingest it as it would one from Tensfer, so an operator can check the wiring without
+// waiting for Tensfer.
 func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request) error {
 	env, err := envParam(r)
 	if err != nil {
 		return err
 	}
-	_, keys, err := s.activeWebhookKeys(r.Context(), env)
-	if err != nil {
-		return err
-	}
-	if len(keys) == 0 {
-		return s.testEventDone(w, r, false, "Add a webhook signing secret to "+env+" first (Environments).")
-	}
 	u, _ := userFrom(r.Context())
-	now := s.now()
-	reqID := "req_test_" + auth.RandomID(9)
-	body, err := json.Marshal(map[string]any{
-		"id": "evt_test_" + auth.RandomID(9), "type": testEventType, "created_at": now.UTC().Format(time.RFC3339),
-		"request_id": reqID, "data": map[string]any{"message": "test event sent from the dashboard", "sent_by": u.Email},
-	})
+	res, err := s.events.SendTestEvent(r.Context(), env, u.Email, s.delivery(r, env, nil, false))
+	var problem validation.Problem
+	if errors.As(err, &problem) {
+		return s.testEventDone(w, r, false, string(problem))
+	}
 	if err != nil {
 		return err
 	}
-	req := httptest.NewRequestWithContext(r.Context(), http.MethodPost, "/hooks/"+env, strings.NewReader(string(body)))
-	req.Header.Set("Content-Type", "application/json")
-	tensfer.SignRequest(req, "msg_test_"+auth.RandomID(9), now, body, keys[0])
-	req.RemoteAddr = r.RemoteAddr
-	rec := httptest.NewRecorder()
-	s.router.ServeHTTP(rec, req)
 	a := s.auditFor(r, "event.test_send")
 	a.Target = "environment:" + env
-	a.After = map[string]any{"status": rec.Code, "request_id": reqID}
+	status := http.StatusOK
+	if res.Refused != nil {
+		status = rejectionError(res.Refused).(*httpError).status
+	}
+	a.After = map[string]any{"status": status, "request_id": res.RequestID}
 	if err := s.db.InsertAudit(r.Context(), a); err != nil {
 		return err
 	}
-	if rec.Code != http.StatusOK {
-		return s.testEventDone(w, r, false, fmt.Sprintf("The test event was refused (%d): %s", rec.Code, strings.TrimSpace(rec.Body.String())))
+	if res.Refused != nil {
+		return s.testEventDone(w, r, false, fmt.Sprintf("The test event was refused (%d): %s", status, strings.TrimSpace(res.Refused.Error())))
 	}
-	return s.testEventDone(w, r, true, fmt.Sprintf("Sent a signed test webhook to %s; it carries request_id %s.", env, reqID))
+	return s.testEventDone(w, r, true, fmt.Sprintf("Sent a signed test webhook to %s; it carries request_id %s.", env, res.RequestID))
 }
 
 // testEventDone answers an htmx request with the fragment to swap, a plain form with a redirect.
@@ -73,43 +57,29 @@ func (s *Server) testEventDone(w http.ResponseWriter, r *http.Request, ok bool, 
 	return redirect(w, r, "/events")
 }
 
-// reverifyEvent checks a stored webhook's signature again against today's active secrets (the
-// timestamp tolerance does not apply to a stored delivery). It changes nothing.
+// reverifyEvent checks a stored webhook's signature again against today's active secrets. It
+// changes nothing.
 func (s *Server) reverifyEvent(w http.ResponseWriter, r *http.Request) error {
-	e, back, err := s.storedWebhook(r)
+	e, back, err := s.storedEvent(r)
 	if err != nil {
 		return err
 	}
-	if e.Source != db.SourceWebhook {
-		setFlash(w, "err", "Only webhooks carry a signature to verify.")
+	id, err := s.events.Reverify(r.Context(), e)
+	var problem validation.Problem
+	if errors.As(err, &problem) {
+		setFlash(w, "err", string(problem))
 		return redirect(w, r, back)
 	}
-	ids, keys, err := s.activeWebhookKeys(r.Context(), e.Env)
 	if err != nil {
 		return err
 	}
-	h := http.Header{}
-	for k, v := range e.Headers {
-		h.Set(k, v)
-	}
-	ts, _ := time.Parse(time.RFC3339, "1970-01-01T00:00:00Z")
-	if sec := e.Headers["webhook-timestamp"]; sec != "" {
-		var unix int64
-		fmt.Sscan(sec, &unix)
-		ts = time.Unix(unix, 0)
-	}
-	matched, err := tensfer.Verify(keys, h, e.Payload, ts, tensfer.DefaultTolerance)
-	if err != nil {
-		setFlash(w, "err", "The stored signature does not verify with any active secret of "+e.Env+": "+err.Error())
-		return redirect(w, r, back)
-	}
-	setFlash(w, "ok", "The stored signature verifies with active secret "+ids[matched]+".")
+	setFlash(w, "ok", "The stored signature verifies with active secret "+id+".")
 	return redirect(w, r, back)
 }
 
-// storedWebhook loads the event named in the path and the URL of its page.
-func (s *Server) storedWebhook(r *http.Request) (db.Event, string, error) {
-	id, err := eventIDParam(r)
+// storedEvent loads the event named in the path and the URL of its page.
+func (s *Server) storedEvent(r *http.Request) (db.Event, string, error) {
+	id, err := pathID(r, "id")
 	if err != nil {
 		return db.Event{}, "", err
 	}

@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/web/templates"
@@ -38,17 +38,6 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) error {
 	return render(w, r, http.StatusOK, templates.TokensPage(vm))
 }
 
-// ValidateTokenName checks a token name from the UI or the CLI.
-func ValidateTokenName(name string) error {
-	switch n := utf8.RuneCountInString(name); {
-	case n == 0:
-		return errors.New("name is required, e.g. checkout-service")
-	case n > 80:
-		return errors.New("name must be at most 80 characters")
-	}
-	return nil
-}
-
 // createToken creates a token and shows it in the answer to this POST, the only time it is ever
 // shown (it is stored hashed); the answer is not cached.
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
@@ -61,7 +50,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	vm.Name = name
-	if err := ValidateTokenName(name); err != nil {
+	if err := accounts.ValidateTokenName(name); err != nil {
 		vm.Errors["name"] = err.Error()
 	}
 	scopes, err := auth.ParseScopes(strings.Join(r.PostForm["scopes"], ","))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/web/templates"
@@ -41,7 +42,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	vm.Email, vm.Name, vm.Role = normEmail(r.PostFormValue("email")), strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("role")
 	password := r.PostFormValue("password")
-	vm.Errors = ValidateNewUser(vm.Email, vm.Name, password)
+	vm.Errors = templates.FieldErrors(accounts.ValidateNewUser(vm.Email, vm.Name, password))
 	role, err := db.ParseRole(vm.Role)
 	if err != nil {
 		vm.Errors["role"] = err.Error()

@@ -1,15 +1,19 @@
 package web
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/a-h/templ"
 	"github.com/go-chi/chi/v5"
+
+	"github.com/tensfer-golive/dashboard/internal/environment"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -55,7 +59,7 @@ func takeFlash(w http.ResponseWriter, r *http.Request) (kind, msg string) {
 	if kind != "ok" && kind != "err" && kind != "info" {
 		return "", ""
 	}
-	return kind, trim(msg, 300)
+	return kind, validation.Clip(msg, 300)
 }
 
 // redirect ends a successful change (303 See Other, so a reload does not repeat the POST).
@@ -81,14 +85,30 @@ func rfc3339(t time.Time) string {
 
 func chiParam(r *http.Request, name string) string { return chi.URLParam(r, name) }
 
-// clipBytes cuts s to at most n bytes without splitting a UTF-8 sequence: for values from
-// outside that go into columns bounded in bytes.
-func clipBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
+// flashProblem handles the outcome of a domain call in an action that answers with a redirect:
+// a validation.Problem becomes an error flash and a redirect to back (done, nil); another error
+// is returned (done, err); no error means carry on (false, nil).
+func flashProblem(w http.ResponseWriter, r *http.Request, err error, back string) (bool, error) {
+	var problem validation.Problem
+	switch {
+	case err == nil:
+		return false, nil
+	case errors.As(err, &problem):
+		setFlash(w, "err", string(problem))
+		return true, redirect(w, r, back)
 	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
+	return true, err
+}
+
+// envNamed checks an environment name from a URL; hint says where to go instead.
+func envNamed(name, hint string) (string, error) {
+	if environment.Valid(name) {
+		return name, nil
 	}
-	return s[:n]
+	return "", errNotFound(fmt.Sprintf("there is no environment %q; %s", validation.Clip(name, 64), hint))
+}
+
+// envParam reads and validates the {env} path parameter.
+func envParam(r *http.Request) (string, error) {
+	return envNamed(chi.URLParam(r, "env"), "use sandbox or production")
 }

@@ -1,4 +1,4 @@
-package web
+package environment
 
 import (
 	"context"
@@ -12,12 +12,12 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
-	"github.com/tensfer-golive/dashboard/web/templates"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
-// envInput is a requested change to an environment, from the form or the JSON API. Nil means
+// Input is a requested change to an environment, from the form or the JSON API. Nil means
 // "leave alone"; an empty string clears a URL.
-type envInput struct {
+type Input struct {
 	BaseURL        *string
 	CallbackURL    *string
 	AppURL         *string
@@ -35,10 +35,10 @@ const (
 	maxKeepAlive = 30 * 24 * time.Hour
 )
 
-var keyLabels = map[string]string{
-	db.KeyClientToken: "client token",
-	db.KeyPublic:      "public API key",
-	db.KeySecret:      "secret API key",
+// IsLoopbackURL reports whether raw is a URL on this machine (localhost or a loopback address).
+func IsLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && isLoopbackHost(u.Hostname())
 }
 
 func isLoopbackHost(host string) bool {
@@ -144,12 +144,15 @@ func checkKeyValue(kind, v string) (string, string) {
 	return v, ""
 }
 
-// validateEnvChange checks in against the rules and against the other environment, and turns it
-// into a database change with new keys sealed. Field errors name what to fix; when there are any
-// the change must not be applied.
-func (s *Server) validateEnvChange(ctx context.Context, env string, in envInput) (db.EnvChange, templates.FieldErrors, error) {
-	errs := templates.FieldErrors{}
+// Validate checks in against the rules and against the other environment, and turns it into a
+// database change with new keys sealed. Field errors name what to fix; when there are any the
+// change must not be applied. It stores nothing.
+func (s *Service) Validate(ctx context.Context, env string, in Input) (db.EnvChange, validation.Errors, error) {
+	errs := validation.Errors{}
 	var c db.EnvChange
+	if !Valid(env) {
+		return c, nil, db.ErrNotFound
+	}
 	allow := s.cfg.AllowLoopbackURLs
 	for _, f := range []struct {
 		name string
@@ -194,18 +197,15 @@ func (s *Server) validateEnvChange(ctx context.Context, env string, in envInput)
 	}
 
 	// Compare with what is stored, for the classic go-live mistakes.
-	others, err := s.db.ListEnvironments(ctx)
+	others, err := s.cfg.DB.ListEnvironments(ctx)
 	if err != nil {
 		return c, nil, err
 	}
-	keys, err := s.db.ListEnvKeys(ctx, "")
+	keys, err := s.cfg.DB.ListEnvKeys(ctx, "")
 	if err != nil {
 		return c, nil, err
 	}
-	other := "production"
-	if env == "production" {
-		other = "sandbox"
-	}
+	other := Other(env)
 	var otherEnv db.Environment
 	for _, e := range others {
 		if e.Name == other {
@@ -241,7 +241,7 @@ func (s *Server) validateEnvChange(ctx context.Context, env string, in envInput)
 		if v == "" {
 			continue
 		}
-		fp := s.box.Fingerprint([]byte(v))
+		fp := s.cfg.Box.Fingerprint([]byte(v))
 		if k, dup := seen[fp]; dup {
 			errs[kind] = fmt.Sprintf("the %s is the same value as the %s; each key is different", keyLabels[kind], keyLabels[k])
 			continue
@@ -263,19 +263,15 @@ func (s *Server) validateEnvChange(ctx context.Context, env string, in envInput)
 		if errs.Has(kind) {
 			continue
 		}
-		sealed, err := s.box.Seal([]byte(v), sealContext(env, kind))
+		sealed, err := s.cfg.Box.Seal([]byte(v), secrets.EnvKeyContext(env, kind))
 		if err != nil {
 			return c, nil, err
 		}
 		nk := db.NewEnvKey{Kind: kind, Sealed: sealed, Last4: secrets.Last4(v), Fingerprint: fp}
 		if in.KeepPrevious > 0 {
-			nk.KeepPreviousUntil = s.now().Add(in.KeepPrevious)
+			nk.KeepPreviousUntil = s.cfg.Now().Add(in.KeepPrevious)
 		}
 		c.Keys = append(c.Keys, nk)
 	}
 	return c, errs, nil
 }
-
-// sealContext binds a sealed value to its environment and field, so a ciphertext copied to
-// another row does not open.
-func sealContext(env, field string) string { return "env/" + env + "/" + field }

@@ -1,0 +1,142 @@
+package environment
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+)
+
+// Check states of a go-live checklist item.
+const (
+	CheckDone = "done"
+	CheckTodo = "todo"
+	CheckNA   = "na" // the capability that measures it is not available yet
+)
+
+// CheckItem is one step or best practice of the go-live checklist. Key names the step; the
+// dashboard links each key to the place where it is fixed.
+type CheckItem struct {
+	Key    string
+	Title  string
+	State  string // CheckDone | CheckTodo | CheckNA
+	Detail string // what is missing, or a figure when done
+}
+
+// Signals are the facts the checklist needs from the event log.
+type Signals struct {
+	ProdWebhookVerified   bool // a verified production webhook from Tensfer (not a test event) arrived
+	ErrorRequestIDsLogged int  // failed API calls recorded with a request_id
+	ProdAPICalls          int  // production API calls recorded, ever
+}
+
+// ChecklistInput is the state the checklist is computed from.
+type ChecklistInput struct {
+	Sandbox, Production State
+	Signals             Signals
+	ProdWebhookURL      string // where Tensfer must deliver production webhooks
+	Now                 time.Time
+}
+
+// FreeProductionCalls is Tensfer's allowance of free production API calls.
+const FreeProductionCalls = 100
+
+// Checklist computes Tensfer's go-live steps and best practices from stored state; nothing is
+// ticked by hand. It is a pure function.
+func Checklist(in ChecklistInput) (steps, practices []CheckItem) {
+	sb, pr, sig := in.Sandbox, in.Production, in.Signals
+	verified := pr.Verified()
+	item := func(key, title string, done bool, todo string) CheckItem {
+		c := CheckItem{Key: key, Title: title, State: CheckTodo, Detail: todo}
+		if done {
+			c.State, c.Detail = CheckDone, ""
+		}
+		return c
+	}
+
+	// 1. Production keys set and verified.
+	var missing []string
+	for _, kind := range db.KeyKinds {
+		if _, ok := pr.Active(kind); !ok {
+			missing = append(missing, keyLabels[kind])
+		}
+	}
+	keysTodo := ""
+	switch {
+	case len(missing) > 0:
+		keysTodo = fmt.Sprintf("Missing in production: %s.", JoinAnd(missing))
+	case !verified:
+		keysTodo = "All three keys are set; verify them against Tensfer production."
+		if pr.Env.VerifyOutcome != "" && pr.Env.VerifyOutcome != "ok" {
+			keysTodo = "Last verification failed: " + pr.Env.VerifyDetail
+		}
+	}
+	steps = append(steps, item("production_keys", "Production API keys set and verified", keysTodo == "", keysTodo))
+
+	// 2. Callback URL switched to production.
+	cbTodo := ""
+	switch {
+	case pr.Env.CallbackURL == "":
+		cbTodo = "Set the production callback URL (where Tensfer sends users back)."
+	case pr.Env.CallbackURL == sb.Env.CallbackURL:
+		cbTodo = "The production callback URL is still the sandbox one."
+	}
+	steps = append(steps, item("callback_url", "Callback URL switched to production", cbTodo == "", cbTodo))
+
+	// 3. Production webhook URL defined, and a verified production webhook received.
+	hasSecret := pr.HasActiveSecret(in.Now)
+	wh := item("webhook", "Production webhook URL registered and a verified webhook received", hasSecret && sig.ProdWebhookVerified, "")
+	switch {
+	case wh.State == CheckDone:
+	case !hasSecret:
+		wh.Detail = "Register " + in.ProdWebhookURL + " at Tensfer and add its signing secret here."
+	default:
+		wh.Detail = "No verified production webhook from Tensfer has arrived yet. Trigger one from Tensfer's dashboard (\"Send test event\" here checks only the dashboard's side)."
+	}
+	steps = append(steps, wh)
+
+	// 4. Base URL set to production and verified.
+	baseTodo := ""
+	switch {
+	case pr.Env.BaseURL == "":
+		baseTodo = "Set the production base URL."
+	case pr.Env.BaseURL == sb.Env.BaseURL:
+		baseTodo = "The production base URL equals the sandbox one."
+	case !verified:
+		baseTodo = "Verify the production configuration against Tensfer."
+	}
+	steps = append(steps, item("base_url", "Base URL points at production and is verified", baseTodo == "", baseTodo))
+
+	// 5. Launch to a subset of users first. NB: measured by the rollout once it exists.
+	steps = append(steps, CheckItem{Key: "rollout", Title: "Rollout started for a subset of users, not everyone", State: CheckNA,
+		Detail: "The rollout is not available yet in this version."})
+
+	// Best practices.
+	practices = append(practices, item("signing_secret", "Webhook signing secret set", hasSecret, "Without a signing secret anyone could post fake events."))
+	logged := CheckItem{Key: "request_ids", Title: "Error request_ids are being logged", State: CheckTodo,
+		Detail: "No failed API call with a request_id has been reported yet; report calls to POST /api/v1/api-calls."}
+	if sig.ErrorRequestIDsLogged > 0 {
+		logged.State, logged.Detail = CheckDone, fmt.Sprintf("%d failed calls with request_ids recorded.", sig.ErrorRequestIDsLogged)
+	}
+	calls := CheckItem{Key: "free_calls", Title: "Free production API calls used", State: CheckDone,
+		Detail: fmt.Sprintf("%d of the %d free production API calls used.", min(sig.ProdAPICalls, FreeProductionCalls), FreeProductionCalls)}
+	if sig.ProdAPICalls >= FreeProductionCalls {
+		calls.Detail = fmt.Sprintf("All %d free production calls used (%d recorded).", FreeProductionCalls, sig.ProdAPICalls)
+	}
+	practices = append(practices, logged, calls)
+	return steps, practices
+}
+
+// Progress counts done items among the measurable ones.
+func Progress(items []CheckItem) (done, total int) {
+	for _, c := range items {
+		if c.State == CheckNA {
+			continue
+		}
+		total++
+		if c.State == CheckDone {
+			done++
+		}
+	}
+	return done, total
+}

@@ -1,0 +1,153 @@
+// Package events is the event pipeline: verifying and storing inbound webhooks, callback beacons
+// and API-call reports (through the database's group-commit ingester, acknowledged only after
+// commit), the cache of webhook signing keys, publishing committed events to the live feed,
+// lookup, replay to the integrator's backend, retention, and the error signals that the go-live
+// checklist, the overview and the rollout's guardrails read.
+//
+// It is reachable without HTTP: the web handlers parse a request into a Delivery or an input
+// and call it, and the dashboard's own test event goes through the same functions in process.
+package events
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/feed"
+	"github.com/tensfer-golive/dashboard/internal/ratelimit"
+	"github.com/tensfer-golive/dashboard/internal/secrets"
+)
+
+// Config is what a Service needs. Zero values get the defaults noted.
+type Config struct {
+	DB  *db.DB
+	Box *secrets.Box
+	Log *slog.Logger
+	Now func() time.Time
+	// Demo tags every stored event as demo traffic.
+	Demo bool
+	// Render turns a committed event into the feed row's HTML. It is called once per event, and
+	// only while someone watches the live feed.
+	Render func(db.Event) []byte
+	// HTTPClient sends replays to the user-configured replay URL; it must refuse internal
+	// addresses (safehttp).
+	HTTPClient           *http.Client
+	UserAgent            string // of replays
+	FeedBuffer           int    // recent events kept for stream resume (default 4096)
+	FeedSubscriberBuffer int    // rows a stream may fall behind before it is dropped (default 256)
+	RetentionDays        int    // events older than this are purged (default 30)
+}
+
+// FeedRow is what the live feed carries: the fields its filters look at, and the row rendered
+// once when someone is watching, so the HTML is made once per event however many browsers
+// watch, and not at all when nobody does (the ring of recent items then holds no payloads).
+type FeedRow struct {
+	Env        string
+	Source     string
+	Type       string
+	RequestID  string
+	ReceivedAt int64 // Unix ms
+	IsError    bool
+	HTML       []byte // nil when nobody was subscribed at publish time; render from the database then
+}
+
+// Service is the event pipeline. Build it with New and stop it with Close.
+type Service struct {
+	cfg           Config
+	db            *db.DB
+	log           *slog.Logger
+	ingester      *db.Ingester
+	hub           *feed.Hub[FeedRow]
+	committed     chan []db.Event
+	publisherDone chan struct{}
+	closeOnce     sync.Once
+
+	keys         keyCache
+	touched      *ratelimit.Throttle[string] // recording when a secret last matched
+	rejectLimit  *ratelimit.Limiter          // storing refused webhook deliveries, per client
+	rejectGlobal *ratelimit.Limiter          // storing refused webhook deliveries, all clients together
+}
+
+// New starts the ingester and the publisher that feeds the live stream.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RetentionDays == 0 {
+		cfg.RetentionDays = 30
+	}
+	if cfg.Render == nil {
+		cfg.Render = func(db.Event) []byte { return nil }
+	}
+	s := &Service{cfg: cfg, db: cfg.DB, log: cfg.Log}
+	s.touched = ratelimit.NewThrottle[string](30 * time.Second)
+	s.rejectLimit = ratelimit.New(ratelimit.Rate{Burst: 100, Every: 100 * time.Millisecond}, s.now)
+	s.rejectGlobal = ratelimit.New(ratelimit.Rate{Burst: 500, Every: 20 * time.Millisecond}, s.now)
+	last, err := s.db.LatestEventID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.hub = feed.New[FeedRow](feed.Options{StartAfter: last, MaxSubscribers: 500, Buffer: cfg.FeedBuffer, SubscriberBuffer: cfg.FeedSubscriberBuffer})
+	s.committed = make(chan []db.Event, 1024)
+	s.ingester = db.NewIngester(s.db, db.IngestOptions{OnCommit: func(evs []db.Event) { s.committed <- evs }})
+	s.publisherDone = make(chan struct{})
+	go s.publish()
+	s.ingester.Start()
+	return s, nil
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now() }
+
+// Hub is the live feed that committed events are published to, in commit order.
+func (s *Service) Hub() *feed.Hub[FeedRow] { return s.hub }
+
+// IngestStats reports the ingester's counters (for benchmarks).
+func (s *Service) IngestStats() db.IngestStats { return s.ingester.Stats() }
+
+// publish hands committed events to the hub, in commit order, rendered when someone watches.
+func (s *Service) publish() {
+	defer close(s.publisherDone)
+	for evs := range s.committed {
+		watched := s.hub.Subscribers() > 0
+		items := make([]feed.Item[FeedRow], 0, len(evs))
+		for _, e := range evs {
+			row := FeedRow{Env: e.Env, Source: e.Source, Type: e.Type, RequestID: e.RequestID, ReceivedAt: e.ReceivedAt.UnixMilli(), IsError: e.IsError}
+			if watched {
+				row.HTML = s.cfg.Render(e)
+			}
+			items = append(items, feed.Item[FeedRow]{ID: e.ID, Value: row})
+		}
+		s.hub.Publish(items...)
+	}
+}
+
+// submit stores inputs durably through the group-commit ingester.
+func (s *Service) submit(ctx context.Context, in ...db.EventInput) ([]db.IngestResult, error) {
+	for i := range in {
+		in[i].Demo = in[i].Demo || s.cfg.Demo
+	}
+	return s.ingester.Submit(ctx, in)
+}
+
+// EndStreams closes every live stream so a graceful shutdown does not wait on them; browsers
+// reconnect to the next instance with their Last-Event-ID.
+func (s *Service) EndStreams() { s.hub.Close() }
+
+// Close stops ingest after every acknowledged event is stored and published, and ends live
+// streams. Call it after the HTTP server has shut down.
+func (s *Service) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		err = s.ingester.Close()
+		close(s.committed)
+		<-s.publisherDone
+		s.hub.Close()
+	})
+	return err
+}

@@ -1,0 +1,146 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/tensfer"
+	"github.com/tensfer-golive/dashboard/internal/validation"
+)
+
+// MaxWebhookBytes is the largest webhook body accepted.
+const MaxWebhookBytes = 1 << 20
+
+// Delivery is one inbound webhook as received: the raw bytes its signature covers, the headers,
+// and who sent it (for the limits on keeping refused deliveries).
+type Delivery struct {
+	Env       string
+	Header    http.Header
+	Body      []byte
+	TooLarge  bool   // the body was cut at MaxWebhookBytes
+	Client    string // rate-limit key of the sender (IP, IPv6 /64)
+	IP        string
+	RequestID string
+}
+
+// Rejection is a refused delivery: Reason is one of the db.Reject* codes, Message says why in
+// words for the sender.
+type Rejection struct {
+	Reason  string
+	Message string
+}
+
+func (r *Rejection) Error() string { return r.Message }
+
+// keptHeaders are the request headers stored with an event (never Authorization or cookies).
+var keptHeaders = []string{"Content-Type", "User-Agent", "Webhook-Id", "Webhook-Timestamp", "Webhook-Signature", "Origin", "Referer", "Content-Length"}
+
+// HeaderMap picks the headers stored with an event, bounded in size.
+func HeaderMap(h http.Header) map[string]string {
+	out := map[string]string{}
+	for _, k := range keptHeaders {
+		if v := h.Get(k); v != "" {
+			out[strings.ToLower(k)] = validation.Clip(v, 1024)
+		}
+	}
+	return out
+}
+
+// ReceiveWebhook verifies a delivery (Standard Webhooks, over the raw bytes, against every active
+// secret of the environment) and stores it durably. It returns only after the event is
+// committed; a repeated webhook-id stores nothing new and reports Duplicate. A refused delivery
+// is a *Rejection, and is kept with its precise reason (within per-client and global limits, so
+// a flood cannot fill the disk or hold the single writer).
+func (s *Service) ReceiveWebhook(ctx context.Context, d Delivery) (db.IngestResult, error) {
+	if d.TooLarge {
+		return db.IngestResult{}, s.reject(ctx, d, db.RejectBodyTooLarge, fmt.Sprintf("body is larger than %d bytes", MaxWebhookBytes), 0,
+			fmt.Sprintf("webhook body is larger than the %d byte limit", MaxWebhookBytes))
+	}
+	if !tensfer.Environment(d.Env).Valid() {
+		env := validation.Clip(d.Env, 64)
+		return db.IngestResult{}, s.reject(ctx, d, db.RejectUnknownEnvironment, fmt.Sprintf("environment %q does not exist", env), 0,
+			fmt.Sprintf("there is no environment %q; webhooks go to /hooks/sandbox or /hooks/production", env))
+	}
+	ids, keys, err := s.ActiveWebhookKeys(ctx, d.Env)
+	if err != nil {
+		return db.IngestResult{}, err
+	}
+	now := s.now()
+	matched, err := tensfer.Verify(keys, d.Header, d.Body, now, tensfer.DefaultTolerance)
+	if err != nil {
+		var ve *tensfer.VerifyError
+		reason, detail := "no_matching_signature", err.Error()
+		var skew int64
+		if errors.As(err, &ve) {
+			reason, skew = ve.Reason, ve.SkewSeconds
+			detail = ve.Detail
+			if detail == "" {
+				detail = ve.Error()
+			}
+		}
+		return db.IngestResult{}, s.reject(ctx, d, reason, detail, skew, "webhook rejected: "+err.Error())
+	}
+	ev, err := tensfer.ParseWebhookEvent(d.Body)
+	if err != nil {
+		return db.IngestResult{}, s.reject(ctx, d, db.RejectMalformedJSON, err.Error(), 0, "webhook body is malformed: "+err.Error())
+	}
+	secretID := ids[matched]
+	// Secret ids are [A-Za-z0-9_-] (whs_ + base64url), so this needs no escaping.
+	verification := []byte(`{"secret_id":"` + secretID + `","verified_at":"` + now.UTC().Format(time.RFC3339) + `"}`)
+	webhookID := d.Header.Get("webhook-id")
+	in := db.EventInput{
+		Source: db.SourceWebhook, Env: d.Env, Type: validation.Clip(string(ev.Type), 255), RequestID: validation.Clip(ev.RequestID, 1024),
+		UserID: webhookUserID(ev), ExternalID: validation.Clip(webhookID, 256),
+		DedupeKey:  dedupeKey("webhook:"+d.Env+":", webhookID),
+		OccurredAt: ev.CreatedAt, Payload: d.Body, Headers: HeaderMap(d.Header), Verification: verification,
+	}
+	if in.Type == "" {
+		in.Type = "unknown"
+	}
+	res, err := s.submit(ctx, in)
+	if err != nil {
+		return db.IngestResult{}, err
+	}
+	s.touchSecret(secretID, now)
+	return res[0], nil
+}
+
+// webhookUserID finds the user a webhook is about, for lookup by user id.
+func webhookUserID(ev tensfer.WebhookEvent) string {
+	var data struct {
+		UserID string `json:"user_id"`
+	}
+	if bytes.Contains(ev.Data, []byte(`"user_id"`)) {
+		_ = json.Unmarshal(ev.Data, &data)
+	}
+	return validation.Clip(data.UserID, 256)
+}
+
+// reject keeps a refused delivery for admins to inspect and returns the *Rejection to answer
+// with. Storing is rate-limited per client and globally; past the limits the delivery is still
+// refused, only not kept.
+func (s *Service) reject(ctx context.Context, d Delivery, reason, detail string, skew int64, msg string) error {
+	rej := &Rejection{Reason: reason, Message: msg}
+	if ok, _ := s.rejectLimit.Allow(d.Client); !ok {
+		return rej
+	}
+	if ok, _ := s.rejectGlobal.Allow(""); !ok {
+		return rej
+	}
+	if skew != 0 {
+		detail = fmt.Sprintf("%s (skew %ds)", detail, skew)
+	}
+	_, err := s.db.InsertRejected(ctx, db.RejectedDelivery{Env: d.Env, Reason: reason, Detail: detail, Headers: HeaderMap(d.Header),
+		Body: d.Body, BodySize: int64(len(d.Body)), IP: d.IP, RequestID: d.RequestID})
+	if err != nil {
+		s.log.Error("store rejected delivery", "request_id", d.RequestID, "error", err)
+	}
+	return rej
+}

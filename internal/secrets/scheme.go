@@ -1,0 +1,15 @@
+package secrets
+
+// The sealing scheme: every sealed value in the database is bound to the place it is stored, so
+// a ciphertext copied to another row, environment or field does not open. These are the only
+// context strings in use; every caller builds them here.
+
+// EnvKeyContext is the context of an environment's API key of the given kind
+// (client_token, public_key, secret_key).
+func EnvKeyContext(env, kind string) string { return "env/" + env + "/" + kind }
+
+// WebhookSecretContext is the context of one webhook signing secret of env.
+func WebhookSecretContext(env, id string) string { return "env/" + env + "/webhook_secret/" + id }
+
+// checkContext is the context of the master-key check value in the meta table.
+const checkContext = "meta/master_key_check"
