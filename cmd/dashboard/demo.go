@@ -11,14 +11,15 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
+	"github.com/tensfer-golive/dashboard/internal/tensfer/tensfersim"
 	"github.com/tensfer-golive/dashboard/internal/web"
 )
 
 // startSimulator serves the built-in Tensfer simulator on a free loopback port until ctx ends and
 // returns its root URL.
-func startSimulator(ctx context.Context, log *slog.Logger) (string, *tensfer.Simulator, error) {
+func startSimulator(ctx context.Context, log *slog.Logger) (string, *tensfersim.Simulator, error) {
 	// NB: no random failure injection, so the start-up verification is deterministic.
-	sim := tensfer.NewSimulator(tensfer.SimConfig{AccountName: "Demo Ltd (simulated)"})
+	sim := tensfersim.New(tensfersim.Config{AccountName: "Demo Ltd (simulated)"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("demo: start simulator: %w", err)
@@ -57,7 +58,7 @@ func startDemo(ctx context.Context, srv *web.Server, stdout io.Writer, log *slog
 			return
 		}
 		base := "http://" + addr
-		cfg := tensfer.RunConfig{
+		cfg := tensfersim.RunConfig{
 			Interval:        700 * time.Millisecond,
 			WebhookTargets:  map[tensfer.Environment]string{},
 			CallbackTargets: map[tensfer.Environment]string{},

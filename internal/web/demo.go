@@ -7,6 +7,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
+	"github.com/tensfer-golive/dashboard/internal/tensfer/tensfersim"
 )
 
 // SetupDemo points both environments at the built-in simulator served at simRoot, with the
@@ -14,7 +15,7 @@ import (
 // configured, verified dashboard within seconds. On a restart (the simulator gets a new port) only
 // the base URL is moved; an environment the user pointed at a non-loopback URL is left alone.
 func (s *Server) SetupDemo(ctx context.Context, simRoot string) error {
-	keys := tensfer.DefaultSimKeys()
+	keys := tensfersim.DefaultKeys()
 	a := db.Audit{Actor: "demo", Action: "environment.update"}
 	for _, env := range tensfer.Environments() {
 		name := string(env)
@@ -25,7 +26,7 @@ func (s *Server) SetupDemo(ctx context.Context, simRoot string) error {
 		if e.BaseURL != "" && !isLoopbackURL(e.BaseURL) {
 			continue
 		}
-		base := tensfer.SimBaseURL(simRoot, env)
+		base := tensfersim.BaseURL(simRoot, env)
 		if e.BaseURL != "" {
 			// A previous demo run: follow the simulator to its new port.
 			change, errs, err := s.validateEnvChange(ctx, name, envInput{BaseURL: &base})
