@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -312,6 +313,11 @@ func TestSafeClientBodyLimit(t *testing.T) {
 			if !errors.Is(err, ErrBodyTooLarge) || int64(len(body)) != tt.max {
 				t.Errorf("max %d: read %d bytes, err %v; want exactly max bytes then ErrBodyTooLarge", tt.max, len(body), err)
 			}
+			// The Tensfer client, which does not import this package,
+			// recognises the bound by the standard library's error.
+			if mbe, ok := errors.AsType[*http.MaxBytesError](err); !ok || mbe.Limit != tt.max || !strings.Contains(err.Error(), fmt.Sprintf("over %d bytes", tt.max)) {
+				t.Errorf("max %d: err %v, want an *http.MaxBytesError naming the bound", tt.max, err)
+			}
 			continue
 		}
 		if err != nil || len(body) != 2000 {
@@ -335,6 +341,9 @@ func TestReadLimited(t *testing.T) {
 		got, err := ReadLimited(strings.NewReader(tt.in), tt.max)
 		if tt.wantErr != errors.Is(err, ErrBodyTooLarge) || (!tt.wantErr && string(got) != tt.in) {
 			t.Errorf("ReadLimited(%q, %d) = %q, %v", tt.in, tt.max, got, err)
+		}
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); tt.wantErr && (!ok || mbe.Limit != tt.max) {
+			t.Errorf("ReadLimited(%q, %d) err = %v, want an *http.MaxBytesError with the limit", tt.in, tt.max, err)
 		}
 	}
 }
