@@ -10,13 +10,14 @@ import (
 // below the module; a package missing here may import no other package of the module.
 var allowedImports = map[string][]string{
 	"cmd/dashboard":               {"internal/web", "internal/db", "internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/feed"},
-	"internal/web":                {"internal/db", "internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/feed", "web/templates", "web/static"},
+	"internal/web":                {"internal/db", "internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/safehttp", "internal/rollout", "internal/feed", "web/templates", "web/static"},
 	"web/templates":               {"web/static"},
 	"internal/db":                 nil,
 	"internal/secrets":            nil,
 	"internal/auth":               nil,
 	"internal/tensfer":            nil,
 	"internal/tensfer/tensfersim": {"internal/tensfer"},
+	"internal/safehttp":           nil,
 	"internal/rollout":            nil,
 	"internal/feed":               nil,
 	"web/static":                  nil,

@@ -93,8 +93,8 @@ type Config struct {
 	ClientToken, PublicKey, SecretKey string
 	// HTTPClient sends the requests; nil means a plain client that follows
 	// no redirects (a redirect is reported as KindUnexpected naming the
-	// Location, since it means the base URL is wrong). Use NewSafeClient
-	// when the base URL is user-configured.
+	// Location, since it means the base URL is wrong). Use safehttp.NewClient
+	// (internal/safehttp) when the base URL is user-configured.
 	HTTPClient *http.Client
 	// Timeout bounds each attempt, from sending to reading the whole body.
 	// Zero means DefaultTimeout; negative means no per-attempt timeout. The

@@ -11,7 +11,7 @@ import (
 )
 
 // TestImportsStayAtTheBottom guards the layering rule of DESIGN.md §3 for
-// tensfer and the packages beside it at the bottom: each uses only the
+// tensfer, its simulator and safehttp at the bottom: each uses only the
 // standard library and imports no other package of this module but the
 // ones listed (the simulator speaks the client's types). An external test
 // package (package x_test) may also import the packages listed here, e.g.
@@ -24,6 +24,7 @@ func TestImportsStayAtTheBottom(t *testing.T) {
 	}{
 		{".", "internal/tensfer", nil},
 		{"tensfersim", "internal/tensfer/tensfersim", []string{"internal/tensfer"}},
+		{"../safehttp", "internal/safehttp", nil},
 	}
 	inLayer := map[string]bool{}
 	for _, b := range bottom {

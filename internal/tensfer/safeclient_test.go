@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tensfer-golive/dashboard/internal/safehttp"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/internal/tensfer/tensfersim"
 )
@@ -14,7 +15,7 @@ import (
 // safeSimClient returns a sandbox client for a simulator on loopback that
 // sends through the SSRF-safe HTTP client made with opts, and the calls its
 // observer sees.
-func safeSimClient(t *testing.T, opts tensfer.SafeClientOptions, maxRetries int) (*tensfer.Client, *[]tensfer.Call) {
+func safeSimClient(t *testing.T, opts safehttp.Options, maxRetries int) (*tensfer.Client, *[]tensfer.Call) {
 	t.Helper()
 	srv := httptest.NewServer(tensfersim.New(tensfersim.Config{Seed: 42}))
 	t.Cleanup(srv.Close)
@@ -23,7 +24,7 @@ func safeSimClient(t *testing.T, opts tensfer.SafeClientOptions, maxRetries int)
 	c, err := tensfer.New(tensfer.Config{
 		Env: tensfer.Sandbox, BaseURL: tensfersim.BaseURL(srv.URL, tensfer.Sandbox),
 		SecretKey: keys.SecretKey, PublicKey: keys.PublicKey, ClientToken: keys.ClientToken,
-		HTTPClient: tensfer.NewSafeClient(opts),
+		HTTPClient: safehttp.NewClient(opts),
 		MaxRetries: maxRetries,
 		Observer:   func(_ context.Context, c tensfer.Call) { *calls = append(*calls, c) },
 	})
@@ -46,7 +47,7 @@ func TestClientWithSafeHTTPClient(t *testing.T) {
 		{false, "refusing to connect to 127.0.0.1: loopback address"},
 	}
 	for _, tt := range tests {
-		c, calls := safeSimClient(t, tensfer.SafeClientOptions{AllowLoopback: tt.allowLoopback}, -1)
+		c, calls := safeSimClient(t, safehttp.Options{AllowLoopback: tt.allowLoopback}, -1)
 		_, err := c.CheckCredentials(t.Context())
 		if tt.wantErr == "" {
 			if err != nil {
@@ -64,7 +65,7 @@ func TestClientWithSafeHTTPClient(t *testing.T) {
 // bound reaches the client as a decode error naming the bound, not as an
 // unreachable server to retry, although tensfer does not import it.
 func TestClientWithSafeHTTPClientBodyBound(t *testing.T) {
-	c, calls := safeSimClient(t, tensfer.SafeClientOptions{AllowLoopback: true, MaxBodyBytes: 64}, 0)
+	c, calls := safeSimClient(t, safehttp.Options{AllowLoopback: true, MaxBodyBytes: 64}, 0)
 	_, err := c.CheckCredentials(t.Context())
 	e, ok := errors.AsType[*tensfer.Error](err)
 	if !ok || e.Kind != tensfer.KindDecode || e.Status != 200 || !strings.Contains(e.Message, "over 64 bytes") || !strings.HasPrefix(e.RequestID, "req_") {

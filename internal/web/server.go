@@ -15,8 +15,8 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/feed"
+	"github.com/tensfer-golive/dashboard/internal/safehttp"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
-	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
 // Config is what the server needs to know about how it is deployed.
@@ -111,7 +111,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		now:    s.clock,
 	}
 	s.loginLimit = newLimiter(cfg.LoginRate, s.clock)
-	s.safeHTTP = tensfer.NewSafeClient(tensfer.SafeClientOptions{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
+	s.safeHTTP = safehttp.NewClient(safehttp.Options{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
 	s.hashSlots = make(chan struct{}, max(1, runtime.NumCPU()))
 	s.rejectLimit = newLimiter(RateLimit{Burst: 100, Every: 100 * time.Millisecond}, s.clock)
 	s.rejectGlobal = newLimiter(RateLimit{Burst: 500, Every: 20 * time.Millisecond}, s.clock)

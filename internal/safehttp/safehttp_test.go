@@ -1,4 +1,4 @@
-package tensfer
+package safehttp
 
 import (
 	"context"
@@ -107,7 +107,7 @@ func TestSafeClientRefusesBlockedAddresses(t *testing.T) {
 		{"fe80::5", "refusing to connect to fe80::5: link-local address"},
 		{"::1", "refusing to connect to ::1: loopback address"},
 	}
-	c := NewSafeClient(SafeClientOptions{Timeout: 2 * time.Second})
+	c := NewClient(Options{Timeout: 2 * time.Second})
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {
 			mustBeBlocked(t, tt.host, false)
@@ -214,7 +214,7 @@ func TestSafeClientRefusesNamesResolvingToBlockedAddresses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := NewSafeClient(SafeClientOptions{Resolver: tt.resolver(t), Timeout: 2 * time.Second})
+			c := NewClient(Options{Resolver: tt.resolver(t), Timeout: 2 * time.Second})
 			_, err := c.Get(tt.url)
 			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("Get(%s) err = %v, want %q", tt.url, err, tt.wantMsg)
@@ -239,7 +239,7 @@ func TestSafeClientLoopbackOnlyWithOption(t *testing.T) {
 	}
 	for _, tt := range tests {
 		before := hits.Load()
-		res, err := NewSafeClient(SafeClientOptions{AllowLoopback: tt.allow}).Get(srv.URL)
+		res, err := NewClient(Options{AllowLoopback: tt.allow}).Get(srv.URL)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || hits.Load() != before {
 				t.Errorf("AllowLoopback=%v: err = %v, hits %d→%d; want refused before connecting", tt.allow, err, before, hits.Load())
@@ -266,7 +266,7 @@ func TestSafeClientDoesNotFollowRedirects(t *testing.T) {
 	mux.HandleFunc("/target", func(w http.ResponseWriter, r *http.Request) { targetHits.Add(1) })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	res, err := NewSafeClient(SafeClientOptions{AllowLoopback: true}).Get(srv.URL + "/start")
+	res, err := NewClient(Options{AllowLoopback: true}).Get(srv.URL + "/start")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func TestSafeClientDoesNotFollowRedirects(t *testing.T) {
 }
 
 func TestSafeClientNoProxy(t *testing.T) {
-	c := NewSafeClient(SafeClientOptions{})
+	c := NewClient(Options{})
 	lt, ok := c.Transport.(*limitTransport)
 	if !ok {
 		t.Fatalf("transport = %T", c.Transport)
@@ -303,7 +303,7 @@ func TestSafeClientBodyLimit(t *testing.T) {
 		{-1, false},
 	}
 	for _, tt := range tests {
-		res, err := NewSafeClient(SafeClientOptions{AllowLoopback: true, MaxBodyBytes: tt.max}).Get(srv.URL)
+		res, err := NewClient(Options{AllowLoopback: true, MaxBodyBytes: tt.max}).Get(srv.URL)
 		if err != nil {
 			t.Fatal(err)
 		}

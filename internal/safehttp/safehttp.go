@@ -1,4 +1,14 @@
-package tensfer
+// Package safehttp provides the HTTP client for URLs that users configure
+// (base URLs to verify, webhook targets to replay to): it refuses private,
+// loopback, link-local and other internal addresses, checked after DNS
+// resolution just before connecting, follows no redirects and bounds time
+// and body size, so a configured URL cannot make the dashboard reach into
+// the network it runs in.
+//
+// It uses only the standard library and imports no other internal package,
+// so the Tensfer client's callers and the webhook-replay code can share it
+// without depending on each other.
+package safehttp
 
 import (
 	"errors"
@@ -11,8 +21,8 @@ import (
 	"time"
 )
 
-// SafeClientOptions configures NewSafeClient.
-type SafeClientOptions struct {
+// Options configures NewClient.
+type Options struct {
 	// AllowLoopback permits 127.0.0.0/8 and ::1 (and nothing else that is
 	// otherwise blocked), for tests and the demo's local simulator.
 	AllowLoopback bool
@@ -145,12 +155,12 @@ func safeControl(allowLoopback bool) func(network, address string, _ syscall.Raw
 	}
 }
 
-// NewSafeClient returns an HTTP client for URLs that users configure
+// NewClient returns an HTTP client for URLs that users configure
 // (webhook targets, base URLs to verify): it dials only public addresses
 // (checked after DNS resolution, at connect time), uses no proxy, follows
 // no redirects (the 3xx response is returned as is) and bounds time and
 // body size.
-func NewSafeClient(opts SafeClientOptions) *http.Client {
+func NewClient(opts Options) *http.Client {
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
