@@ -14,14 +14,15 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
+	"github.com/tensfer-golive/dashboard/internal/tensfer/tensfersim"
 	"github.com/tensfer-golive/dashboard/internal/web"
 )
 
 // startSimulator serves the built-in Tensfer simulator on a free loopback port until ctx ends and
 // returns its root URL.
-func startSimulator(ctx context.Context, log *slog.Logger) (string, *tensfer.Simulator, error) {
+func startSimulator(ctx context.Context, log *slog.Logger) (string, *tensfersim.Simulator, error) {
 	// NB: no random failure injection, so the start-up verification is deterministic.
-	sim := tensfer.NewSimulator(tensfer.SimConfig{AccountName: "Demo Ltd (simulated)"})
+	sim := tensfersim.New(tensfersim.Config{AccountName: "Demo Ltd (simulated)"})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("demo: start simulator: %w", err)
@@ -60,7 +61,7 @@ func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io
 			return
 		}
 		base := "http://" + addr
-		cfg := tensfer.RunConfig{
+		cfg := tensfersim.RunConfig{
 			Interval:        700 * time.Millisecond,
 			WebhookTargets:  map[tensfer.Environment]string{},
 			CallbackTargets: map[tensfer.Environment]string{},
@@ -83,7 +84,7 @@ func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io
 // configured, verified dashboard within seconds. On a restart (the simulator gets a new port) only
 // the base URL is moved; an environment the user pointed at a non-loopback URL is left alone.
 func configureDemo(ctx context.Context, envs *environment.Service, simRoot, publicURL string) error {
-	keys := tensfer.DefaultSimKeys()
+	keys := tensfersim.DefaultKeys()
 	a := db.Audit{Actor: "demo", Action: "environment.update"}
 	verify := db.Audit{Actor: "demo", Action: "environment.verify"}
 	for _, env := range tensfer.Environments() {
@@ -95,7 +96,7 @@ func configureDemo(ctx context.Context, envs *environment.Service, simRoot, publ
 		if st.Env.BaseURL != "" && !environment.IsLoopbackURL(st.Env.BaseURL) {
 			continue
 		}
-		base := tensfer.SimBaseURL(simRoot, env)
+		base := tensfersim.BaseURL(simRoot, env)
 		in := environment.Input{BaseURL: &base}
 		if st.Env.BaseURL == "" {
 			// The first demo run: the whole configuration, and a signing secret.

@@ -93,8 +93,8 @@ type Config struct {
 	ClientToken, PublicKey, SecretKey string
 	// HTTPClient sends the requests; nil means a plain client that follows
 	// no redirects (a redirect is reported as KindUnexpected naming the
-	// Location, since it means the base URL is wrong). Use NewSafeClient
-	// when the base URL is user-configured.
+	// Location, since it means the base URL is wrong). Use safehttp.NewClient
+	// (internal/safehttp) when the base URL is user-configured.
 	HTTPClient *http.Client
 	// Timeout bounds each attempt, from sending to reading the whole body.
 	// Zero means DefaultTimeout; negative means no per-attempt timeout. The
@@ -377,10 +377,13 @@ func (c *Client) attempt(ctx context.Context, r Request, u, key string, body []b
 	}
 	defer res.Body.Close()
 	resp := Response{Status: res.StatusCode, RequestID: requestIDFromHeader(res.Header), Header: res.Header}
-	data, err := ReadLimited(res.Body, MaxResponseBytes)
+	data, err := io.ReadAll(http.MaxBytesReader(nil, res.Body, MaxResponseBytes))
 	if err != nil {
-		if errors.Is(err, ErrBodyTooLarge) {
-			return resp, &Error{Kind: KindDecode, Status: res.StatusCode, Code: CodeDecode, Message: err.Error(), RequestID: resp.RequestID, Err: err}
+		// NB: any bound on the body fails with an *http.MaxBytesError: this
+		// one, and the SSRF-safe transport's when HTTPClient is that client.
+		if tooLarge, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			msg := fmt.Sprintf("response body too large: over %d bytes", tooLarge.Limit)
+			return resp, &Error{Kind: KindDecode, Status: res.StatusCode, Code: CodeDecode, Message: msg, RequestID: resp.RequestID, Err: err}
 		}
 		e := c.transportError(ctx, actx, err)
 		e.Status, e.RequestID = res.StatusCode, resp.RequestID

@@ -3,6 +3,7 @@ package tensfer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -555,6 +556,46 @@ func TestClientDecodeError(t *testing.T) {
 	e, ok := errors.AsType[*Error](err)
 	if !ok || e.Kind != KindDecode || e.RequestID != "req_trunc" || e.Status != 200 {
 		t.Fatalf("err = %#v, want decode error with request id", err)
+	}
+}
+
+// boundedTransport bounds every response body the way the SSRF-safe
+// transport does, failing reads past limit with an *http.MaxBytesError.
+type boundedTransport struct{ limit int64 }
+
+func (b boundedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	res, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil {
+		res.Body = http.MaxBytesReader(nil, res.Body, b.limit)
+	}
+	return res, err
+}
+
+func TestClientBoundsResponseBody(t *testing.T) {
+	big := `{"id":"pay_1","description":"` + strings.Repeat("x", MaxResponseBytes) + `"}`
+	tests := []struct {
+		name    string
+		body    string
+		hc      *http.Client
+		wantMsg string
+	}{
+		{"over the client's bound", big, nil, fmt.Sprintf("response body too large: over %d bytes", MaxResponseBytes)},
+		{"over the transport's bound", `{"id":"pay_1","description":"` + strings.Repeat("x", 200) + `"}`,
+			&http.Client{Transport: boundedTransport{limit: 100}}, "response body too large: over 100 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _ := serve(t, answer(200, tt.body, "X-Request-Id", "req_big"))
+			c, rec := newTestClient(t, srv.URL, func(cfg *Config) { cfg.HTTPClient = tt.hc })
+			_, err := c.Payment(t.Context(), "pay_1")
+			e, ok := errors.AsType[*Error](err)
+			if !ok || e.Kind != KindDecode || e.Message != tt.wantMsg || e.RequestID != "req_big" || e.Status != 200 {
+				t.Fatalf("err = %v, want a decode error %q with the request id", err, tt.wantMsg)
+			}
+			if calls := rec.Calls(); len(calls) != 1 || calls[0].Attempts != 1 {
+				t.Errorf("observer = %+v, want one call, not retried", calls)
+			}
+		})
 	}
 }
 

@@ -7,16 +7,17 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
+	"github.com/tensfer-golive/dashboard/internal/tensfer/tensfersim"
 )
 
 // TestBrowserEnvironmentsJourney sets sandbox keys and verifies them against the simulator, then
 // configures production and watches the go-live checklist move.
 func TestBrowserEnvironmentsJourney(t *testing.T) {
-	_, root := newSimulator(t, tensfer.SimConfig{AccountName: "Acme"})
+	_, root := newSimulator(t, tensfersim.Config{AccountName: "Acme"})
 	app := newTestApp(t, loopbackOK)
 	ctx := newBrowser(t)
 	u := app.addUser("ada@example.com", "admin")
-	keys := tensfer.DefaultSimKeys()
+	keys := tensfersim.DefaultKeys()
 	mustDo(t, ctx, "log in",
 		chromedp.Navigate(app.url+"/environments"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
@@ -40,7 +41,7 @@ func TestBrowserEnvironmentsJourney(t *testing.T) {
 	}
 	// Sandbox: base URL, keys, verify.
 	mustDo(t, ctx, "sandbox URLs",
-		chromedp.SendKeys(chromedp.CSS(`#sandbox-base_url`), tensfer.SimBaseURL(root, tensfer.Sandbox)),
+		chromedp.SendKeys(chromedp.CSS(`#sandbox-base_url`), tensfersim.BaseURL(root, tensfer.Sandbox)),
 		chromedp.Click(chromedp.CSS(`[data-testid="env-sandbox"] [data-testid="save-urls"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)),
 	)
@@ -66,7 +67,7 @@ func TestBrowserEnvironmentsJourney(t *testing.T) {
 	}
 	// Production: URLs and all three keys, then verify; the checklist moves.
 	mustDo(t, ctx, "production URLs",
-		chromedp.SendKeys(chromedp.CSS(`#production-base_url`), tensfer.SimBaseURL(root, tensfer.Production)),
+		chromedp.SendKeys(chromedp.CSS(`#production-base_url`), tensfersim.BaseURL(root, tensfer.Production)),
 		chromedp.SendKeys(chromedp.CSS(`#production-callback_url`), "https://app.example.com/tensfer/return"),
 		chromedp.Click(chromedp.CSS(card+`[data-testid="save-urls"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)),

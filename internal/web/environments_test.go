@@ -18,15 +18,16 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
+	"github.com/tensfer-golive/dashboard/internal/tensfer/tensfersim"
 )
 
 // newSimulator serves a Tensfer simulator on loopback and returns its root URL.
-func newSimulator(t *testing.T, cfg tensfer.SimConfig) (*tensfer.Simulator, string) {
+func newSimulator(t *testing.T, cfg tensfersim.Config) (*tensfersim.Simulator, string) {
 	t.Helper()
 	if cfg.Seed == 0 {
 		cfg.Seed = 42
 	}
-	sim := tensfer.NewSimulator(cfg)
+	sim := tensfersim.New(cfg)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	return sim, srv.URL
@@ -211,12 +212,12 @@ func TestSealedKeysCannotMoveBetweenEnvironments(t *testing.T) {
 }
 
 func TestVerifyAgainstSimulator(t *testing.T) {
-	_, root := newSimulator(t, tensfer.SimConfig{AccountName: "Acme Ltd"})
-	_, failing := newSimulator(t, tensfer.SimConfig{FailureRate: 1, FailureModes: []string{"500"}})
+	_, root := newSimulator(t, tensfersim.Config{AccountName: "Acme Ltd"})
+	_, failing := newSimulator(t, tensfersim.Config{FailureRate: 1, FailureModes: []string{"500"}})
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closedURL := closed.URL
 	closed.Close()
-	keys := tensfer.DefaultSimKeys()
+	keys := tensfersim.DefaultKeys()
 	tests := []struct {
 		name    string
 		env     string
@@ -225,12 +226,12 @@ func TestVerifyAgainstSimulator(t *testing.T) {
 		outcome string
 		detail  string
 	}{
-		{"ok", "sandbox", tensfer.SimBaseURL(root, tensfer.Sandbox), keys[tensfer.Sandbox].SecretKey, "ok", "accepted the secret API key"},
-		{"wrong key", "sandbox", tensfer.SimBaseURL(root, tensfer.Sandbox), "sk_sandbox_wrongwrong", "wrong_key", "rejected"},
-		{"sandbox key on production", "production", tensfer.SimBaseURL(root, tensfer.Production), keys[tensfer.Sandbox].SecretKey + "x", "wrong_key", "rejected"},
-		{"production keys at sandbox URL", "production", tensfer.SimBaseURL(root, tensfer.Sandbox), keys[tensfer.Production].SecretKey, "wrong_environment", "Wrong environment"},
+		{"ok", "sandbox", tensfersim.BaseURL(root, tensfer.Sandbox), keys[tensfer.Sandbox].SecretKey, "ok", "accepted the secret API key"},
+		{"wrong key", "sandbox", tensfersim.BaseURL(root, tensfer.Sandbox), "sk_sandbox_wrongwrong", "wrong_key", "rejected"},
+		{"sandbox key on production", "production", tensfersim.BaseURL(root, tensfer.Production), keys[tensfer.Sandbox].SecretKey + "x", "wrong_key", "rejected"},
+		{"production keys at sandbox URL", "production", tensfersim.BaseURL(root, tensfer.Sandbox), keys[tensfer.Production].SecretKey, "wrong_environment", "Wrong environment"},
 		{"unreachable", "production", closedURL + "/production", keys[tensfer.Production].SecretKey, "unreachable", "Could not reach"},
-		{"server error", "production", tensfer.SimBaseURL(failing, tensfer.Production), keys[tensfer.Production].SecretKey, "error", "500"},
+		{"server error", "production", tensfersim.BaseURL(failing, tensfer.Production), keys[tensfer.Production].SecretKey, "error", "500"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,11 +265,11 @@ func TestVerifyAgainstSimulator(t *testing.T) {
 }
 
 func TestGoLiveChecklistFollowsState(t *testing.T) {
-	_, root := newSimulator(t, tensfer.SimConfig{})
+	_, root := newSimulator(t, tensfersim.Config{})
 	app := newTestApp(t, loopbackOK)
 	admin := app.addToken("admin", auth.ScopeAdmin)
 	viewer, _ := app.login(db.RoleViewer)
-	keys := tensfer.DefaultSimKeys()[tensfer.Production]
+	keys := tensfersim.DefaultKeys()[tensfer.Production]
 	var whsec string
 	state := func() map[string]string {
 		doc := viewer.get("/go-live").doc(t)
@@ -287,7 +288,7 @@ func TestGoLiveChecklistFollowsState(t *testing.T) {
 	}{
 		{"fresh install", func() {}, map[string]string{"production_keys": "todo", "callback_url": "todo", "webhook": "todo", "base_url": "todo", "rollout": "na", "signing_secret": "todo"}},
 		{"keys and base URL set, not verified", func() {
-			app.patchEnv(admin, "production", map[string]any{"base_url": tensfer.SimBaseURL(root, tensfer.Production),
+			app.patchEnv(admin, "production", map[string]any{"base_url": tensfersim.BaseURL(root, tensfer.Production),
 				"secret_key": keys.SecretKey, "public_key": keys.PublicKey, "client_token": keys.ClientToken})
 		}, map[string]string{"production_keys": "todo", "base_url": "todo"}},
 		{"verified", func() { app.api("POST", "/api/v1/environments/production/verify", admin, nil) },
@@ -392,13 +393,13 @@ func TestRevealNeedsPasswordAndIsAudited(t *testing.T) {
 // TestSecretsLeakNowhere sets known secrets through every path and looks for them in logs,
 // pages, audit rows, API answers without secrets:read and the raw database file.
 func TestSecretsLeakNowhere(t *testing.T) {
-	_, root := newSimulator(t, tensfer.SimConfig{})
+	_, root := newSimulator(t, tensfersim.Config{})
 	app := newTestApp(t, loopbackOK)
 	admin := app.addToken("admin", auth.ScopeAdmin)
 	browser, _ := app.login(db.RoleAdmin)
-	keys := tensfer.DefaultSimKeys()[tensfer.Sandbox]
+	keys := tensfersim.DefaultKeys()[tensfer.Sandbox]
 	secrets := []string{keys.SecretKey, keys.PublicKey, keys.ClientToken}
-	app.patchEnv(admin, "sandbox", map[string]any{"base_url": tensfer.SimBaseURL(root, tensfer.Sandbox), "secret_key": keys.SecretKey, "public_key": keys.PublicKey})
+	app.patchEnv(admin, "sandbox", map[string]any{"base_url": tensfersim.BaseURL(root, tensfer.Sandbox), "secret_key": keys.SecretKey, "public_key": keys.PublicKey})
 	browser.postForm("/environments/sandbox/keys", url.Values{"kind": {"client_token"}, "value": {keys.ClientToken}})
 	res := app.api("POST", "/api/v1/environments/sandbox/webhook-secrets", admin, nil)
 	var gen struct{ Secret string }

@@ -17,8 +17,8 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/ratelimit"
+	"github.com/tensfer-golive/dashboard/internal/safehttp"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
-	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
 // Config is what the server needs to know about how it is deployed.
@@ -105,7 +105,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)
 	s.hashSlots = make(chan struct{}, max(1, runtime.NumCPU()))
 	// Outbound calls go to user-configured URLs (Tensfer base URLs, replay targets).
-	safeHTTP := tensfer.NewSafeClient(tensfer.SafeClientOptions{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
+	safeHTTP := safehttp.NewClient(safehttp.Options{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
 	userAgent := "tensfer-golive-dashboard/" + cfg.Version
 	var err error
 	s.events, err = events.New(context.Background(), events.Config{

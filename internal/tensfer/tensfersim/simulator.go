@@ -1,4 +1,13 @@
-package tensfer
+// Package tensfersim simulates the Tensfer API for tests and the demo: an
+// http.Handler that answers like both environments (with injectable
+// failures), an emitter of signed webhooks and front-end callback beacons,
+// generators of plausible events tied to the calls it answered, and a loop
+// that keeps a steady trickle of all three going.
+//
+// It imports package tensfer (whose client, event types and webhook
+// signing it speaks) and the standard library only. docs/tensfer.md
+// describes what it simulates.
+package tensfersim
 
 import (
 	"context"
@@ -6,6 +15,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
@@ -13,27 +23,29 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
-// SimKeys are the three keys of one simulated environment.
-type SimKeys struct {
+// Keys are the three keys of one simulated environment.
+type Keys struct {
 	ClientToken, PublicKey, SecretKey string
 }
 
-func (k SimKeys) byKind() map[KeyKind]string {
-	return map[KeyKind]string{KeySecret: k.SecretKey, KeyPublic: k.PublicKey, KeyClientToken: k.ClientToken}
+func (k Keys) byKind() map[tensfer.KeyKind]string {
+	return map[tensfer.KeyKind]string{tensfer.KeySecret: k.SecretKey, tensfer.KeyPublic: k.PublicKey, tensfer.KeyClientToken: k.ClientToken}
 }
 
-// DefaultSimKeys returns recognisable keys for both environments: sandbox
+// DefaultKeys returns recognisable keys for both environments: sandbox
 // keys contain "_sandbox_", production keys "_live_".
-func DefaultSimKeys() map[Environment]SimKeys {
-	return map[Environment]SimKeys{
-		Sandbox: {
+func DefaultKeys() map[tensfer.Environment]Keys {
+	return map[tensfer.Environment]Keys{
+		tensfer.Sandbox: {
 			ClientToken: "ct_sandbox_7Rq2dYp4Lw9xKs3m",
 			PublicKey:   "pk_sandbox_4Hn8tVb2Qe6zJc1w",
 			SecretKey:   "sk_sandbox_9Fx3kMs7Ua5rGd2p",
 		},
-		Production: {
+		tensfer.Production: {
 			ClientToken: "ct_live_2Wm6pXc8Nf4qTb7h",
 			PublicKey:   "pk_live_8Jd1sRk5Ey3vLa9g",
 			SecretKey:   "sk_live_5Tb9nQw2Hz7cMf4x",
@@ -41,21 +53,21 @@ func DefaultSimKeys() map[Environment]SimKeys {
 	}
 }
 
-// Simulator failure modes for X-Sim-Fail, the sim_fail query parameter and
-// SimConfig.FailureModes.
+// Failure modes for X-Sim-Fail, the sim_fail query parameter and
+// Config.FailureModes.
 const (
-	SimFailTimeout = "timeout" // block until the client gives up (or MaxBlock, then 504)
-	SimFailReset   = "reset"   // drop the connection without an answer
+	FailTimeout = "timeout" // block until the client gives up (or MaxBlock, then 504)
+	FailReset   = "reset"   // drop the connection without an answer
 )
 
-// simFailure returns the error code and message an injected status
+// injectedFailure returns the error code and message an injected status
 // failure answers with.
-func simFailure(status int) (code, message string, ok bool) {
+func injectedFailure(status int) (code, message string, ok bool) {
 	switch status {
 	case 400:
 		return "invalid_request", "injected failure: the request was malformed", true
 	case 401:
-		return CodeInvalidAPIKey, "injected failure: the API key is not valid", true
+		return tensfer.CodeInvalidAPIKey, "injected failure: the API key is not valid", true
 	case 403:
 		return "key_not_allowed", "injected failure: this key may not call this endpoint", true
 	case 404:
@@ -76,10 +88,10 @@ func simFailure(status int) (code, message string, ok bool) {
 	return "", "", false
 }
 
-// SimConfig configures a Simulator. The zero value is usable.
-type SimConfig struct {
-	// Keys per environment; nil means DefaultSimKeys().
-	Keys map[Environment]SimKeys
+// Config configures a Simulator. The zero value is usable.
+type Config struct {
+	// Keys per environment; nil means DefaultKeys().
+	Keys map[tensfer.Environment]Keys
 	// AccountName is reported by the credentials endpoint.
 	AccountName string
 	// FailureRate is the probability (0..1) that a request fails with one
@@ -116,10 +128,10 @@ type SimConfig struct {
 	CallbackOrigin string
 }
 
-// SimRequest is one API request the simulator answered, kept so that
+// Request is one API request the simulator answered, kept so that
 // generated events can carry the request_id of a related call.
-type SimRequest struct {
-	Env       Environment
+type Request struct {
+	Env       tensfer.Environment
 	RequestID string
 	Method    string
 	Path      string
@@ -132,15 +144,15 @@ type SimRequest struct {
 // plus an emitter of signed webhooks and callback beacons. It is safe for
 // concurrent use.
 type Simulator struct {
-	cfg          SimConfig
-	institutions []Institution
+	cfg          Config
+	institutions []tensfer.Institution
 
 	mu       sync.Mutex
 	rng      *mrand.Rand
-	payments map[Environment]map[string]*Payment
-	sessions map[Environment]map[string]*Session
+	payments map[tensfer.Environment]map[string]*tensfer.Payment
+	sessions map[tensfer.Environment]map[string]*tensfer.Session
 	idem     map[string]idemEntry
-	recent   map[Environment][]SimRequest
+	recent   map[tensfer.Environment][]Request
 }
 
 // idemEntry is a stored answer to a POST with an Idempotency-Key.
@@ -152,11 +164,11 @@ type idemEntry struct {
 
 const maxRecent = 200
 
-// NewSimulator returns a simulator with cfg's defaults filled in and a few
+// New returns a simulator with cfg's defaults filled in and a few
 // seeded payments per environment (see docs/tensfer.md).
-func NewSimulator(cfg SimConfig) *Simulator {
+func New(cfg Config) *Simulator {
 	if cfg.Keys == nil {
-		cfg.Keys = DefaultSimKeys()
+		cfg.Keys = DefaultKeys()
 	}
 	if cfg.AccountName == "" {
 		cfg.AccountName = "Demo Company Ltd"
@@ -186,7 +198,7 @@ func NewSimulator(cfg SimConfig) *Simulator {
 		cfg.WebhookBackoff = time.Second
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleepContext
+		cfg.Sleep = sleep
 	}
 	if cfg.CallbackOrigin == "" {
 		cfg.CallbackOrigin = "http://localhost:3000"
@@ -197,70 +209,70 @@ func NewSimulator(cfg SimConfig) *Simulator {
 	}
 	s := &Simulator{
 		cfg:          cfg,
-		institutions: simInstitutions(cfg.Institutions),
+		institutions: newInstitutions(cfg.Institutions),
 		rng:          mrand.New(mrand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		payments:     map[Environment]map[string]*Payment{},
-		sessions:     map[Environment]map[string]*Session{},
+		payments:     map[tensfer.Environment]map[string]*tensfer.Payment{},
+		sessions:     map[tensfer.Environment]map[string]*tensfer.Session{},
 		idem:         map[string]idemEntry{},
-		recent:       map[Environment][]SimRequest{},
+		recent:       map[tensfer.Environment][]Request{},
 	}
-	for _, env := range Environments() {
+	for _, env := range tensfer.Environments() {
 		s.payments[env] = seedPayments(env, cfg.Now())
-		s.sessions[env] = map[string]*Session{}
+		s.sessions[env] = map[string]*tensfer.Session{}
 	}
 	return s
 }
 
-// SimBaseURL returns the base URL of env on a simulator served at root,
-// e.g. SimBaseURL("http://127.0.0.1:8081", Sandbox) is
+// BaseURL returns the base URL of env on a simulator served at root,
+// e.g. BaseURL("http://127.0.0.1:8081", tensfer.Sandbox) is
 // "http://127.0.0.1:8081/sandbox".
-func SimBaseURL(root string, env Environment) string {
+func BaseURL(root string, env tensfer.Environment) string {
 	return strings.TrimRight(root, "/") + "/" + string(env)
 }
 
 // RecentRequests returns the latest requests the simulator answered in
 // env, oldest first (at most 200).
-func (s *Simulator) RecentRequests(env Environment) []SimRequest {
+func (s *Simulator) RecentRequests(env tensfer.Environment) []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]SimRequest(nil), s.recent[env]...)
+	return append([]Request(nil), s.recent[env]...)
 }
 
-// simEndpoint is one route of the simulated API.
-type simEndpoint struct {
+// endpoint is one route of the simulated API.
+type endpoint struct {
 	method string
 	// keys are the key kinds the endpoint accepts.
-	keys    []KeyKind
-	handler func(w http.ResponseWriter, r *http.Request, c *simCall)
+	keys    []tensfer.KeyKind
+	handler func(w http.ResponseWriter, r *http.Request, c *call)
 }
 
-// simCall is the per-request state handlers need.
-type simCall struct {
-	env       Environment
+// call is the per-request state handlers need.
+type call struct {
+	env       tensfer.Environment
 	requestID string
-	key       KeyKind
+	key       tensfer.KeyKind
 	id        string // path parameter, if any
 }
 
 // route finds the endpoints of a path below the environment prefix.
-func (s *Simulator) route(rest string) ([]simEndpoint, string) {
-	all := []KeyKind{KeySecret, KeyPublic, KeyClientToken}
-	secret := []KeyKind{KeySecret}
+func (s *Simulator) route(rest string) ([]endpoint, string) {
+	all := []tensfer.KeyKind{tensfer.KeySecret, tensfer.KeyPublic, tensfer.KeyClientToken}
+	secret := []tensfer.KeyKind{tensfer.KeySecret}
 	switch {
 	case rest == "/v1/credentials":
-		return []simEndpoint{{http.MethodGet, all, s.credentials}}, ""
+		return []endpoint{{http.MethodGet, all, s.credentials}}, ""
 	case rest == "/v1/institutions":
-		return []simEndpoint{{http.MethodGet, []KeyKind{KeySecret, KeyPublic}, s.listInstitutions}}, ""
+		return []endpoint{{http.MethodGet, []tensfer.KeyKind{tensfer.KeySecret, tensfer.KeyPublic}, s.listInstitutions}}, ""
 	case rest == "/v1/payments":
-		return []simEndpoint{{http.MethodPost, secret, s.createPayment}}, ""
+		return []endpoint{{http.MethodPost, secret, s.createPayment}}, ""
 	case rest == "/v1/sessions":
-		return []simEndpoint{{http.MethodPost, secret, s.createSession}}, ""
+		return []endpoint{{http.MethodPost, secret, s.createSession}}, ""
 	}
 	if id, ok := strings.CutPrefix(rest, "/v1/payments/"); ok && id != "" && !strings.Contains(id, "/") {
-		return []simEndpoint{{http.MethodGet, secret, s.getPayment}}, id
+		return []endpoint{{http.MethodGet, secret, s.getPayment}}, id
 	}
 	if id, ok := strings.CutPrefix(rest, "/v1/sessions/"); ok && id != "" && !strings.Contains(id, "/") {
-		return []simEndpoint{{http.MethodDelete, secret, s.revokeSession}}, id
+		return []endpoint{{http.MethodDelete, secret, s.revokeSession}}, id
 	}
 	return nil, ""
 }
@@ -293,9 +305,9 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
 	prefix, rest, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	rest = "/" + rest
-	env, err := ParseEnvironment(prefix)
+	env, err := tensfer.ParseEnvironment(prefix)
 	if err != nil {
-		writeSimError(rec, http.StatusNotFound, rid, "unknown_environment",
+		writeError(rec, http.StatusNotFound, rid, "unknown_environment",
 			fmt.Sprintf("no Tensfer environment at /%s: base URLs end in /sandbox or /production", prefix))
 		return
 	}
@@ -304,14 +316,14 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = 499 // the handler gave up without answering (reset or client gone)
 		}
-		s.record(SimRequest{Env: env, RequestID: rid, Method: r.Method, Path: rest, Status: status, At: s.cfg.Now()})
+		s.record(Request{Env: env, RequestID: rid, Method: r.Method, Path: rest, Status: status, At: s.cfg.Now()})
 	}()
 	eps, id := s.route(rest)
 	if eps == nil {
-		writeSimError(rec, http.StatusNotFound, rid, "route_not_found", fmt.Sprintf("no endpoint %s %s", r.Method, rest))
+		writeError(rec, http.StatusNotFound, rid, "route_not_found", fmt.Sprintf("no endpoint %s %s", r.Method, rest))
 		return
 	}
-	var ep *simEndpoint
+	var ep *endpoint
 	for i := range eps {
 		if eps[i].method == r.Method {
 			ep = &eps[i]
@@ -319,7 +331,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if ep == nil {
 		rec.Header().Set("Allow", eps[0].method)
-		writeSimError(rec, http.StatusMethodNotAllowed, rid, "method_not_allowed", fmt.Sprintf("%s %s is not supported; use %s", r.Method, rest, eps[0].method))
+		writeError(rec, http.StatusMethodNotAllowed, rid, "method_not_allowed", fmt.Sprintf("%s %s is not supported; use %s", r.Method, rest, eps[0].method))
 		return
 	}
 	if s.injectFailure(rec, r, rid) {
@@ -329,7 +341,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ep.handler(rec, r, &simCall{env: env, requestID: rid, key: kind, id: id})
+	ep.handler(rec, r, &call{env: env, requestID: rid, key: kind, id: id})
 }
 
 // injectFailure applies X-Sim-Fail / sim_fail or a FailureRate draw; it
@@ -349,51 +361,51 @@ func (s *Simulator) injectFailure(w http.ResponseWriter, r *http.Request, rid st
 	switch mode = strings.TrimSpace(strings.ToLower(mode)); mode {
 	case "":
 		return false
-	case SimFailTimeout:
+	case FailTimeout:
 		t := time.NewTimer(s.cfg.MaxBlock)
 		defer t.Stop()
 		select {
 		case <-r.Context().Done():
 		case <-t.C:
-			writeSimError(w, http.StatusGatewayTimeout, rid, "gateway_timeout", "injected failure: no answer within "+s.cfg.MaxBlock.String())
+			writeError(w, http.StatusGatewayTimeout, rid, "gateway_timeout", "injected failure: no answer within "+s.cfg.MaxBlock.String())
 		}
 		return true
-	case SimFailReset:
+	case FailReset:
 		panic(http.ErrAbortHandler) // net/http drops the connection without logging
 	}
 	status, err := strconv.Atoi(mode)
-	code, message, ok := simFailure(status)
+	code, message, ok := injectedFailure(status)
 	if err != nil || !ok {
-		writeSimError(w, http.StatusBadRequest, rid, "invalid_sim_fail",
+		writeError(w, http.StatusBadRequest, rid, "invalid_sim_fail",
 			fmt.Sprintf("X-Sim-Fail %q is not one of 400, 401, 403, 404, 409, 429, 500, 502, 503, 504, timeout, reset", mode))
 		return true
 	}
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeSimError(w, status, rid, code, message)
+	writeError(w, status, rid, code, message)
 	return true
 }
 
 // authenticate checks the bearer key against env and the endpoint's key
 // kinds, answering 401/403 itself when it fails.
-func (s *Simulator) authenticate(w http.ResponseWriter, r *http.Request, env Environment, rid string, allowed []KeyKind) (KeyKind, bool) {
+func (s *Simulator) authenticate(w http.ResponseWriter, r *http.Request, env tensfer.Environment, rid string, allowed []tensfer.KeyKind) (tensfer.KeyKind, bool) {
 	auth := r.Header.Get("Authorization")
 	scheme, key, _ := strings.Cut(auth, " ")
 	key = strings.TrimSpace(key)
 	if auth == "" || !strings.EqualFold(scheme, "Bearer") || key == "" {
-		writeSimError(w, http.StatusUnauthorized, rid, CodeInvalidAPIKey, "no API key: send Authorization: Bearer <key>")
+		writeError(w, http.StatusUnauthorized, rid, tensfer.CodeInvalidAPIKey, "no API key: send Authorization: Bearer <key>")
 		return "", false
 	}
 	kind := s.keyKind(env, key)
 	if kind == "" {
 		if other := s.keyKind(env.Other(), key); other != "" {
-			writeSimError(w, http.StatusUnauthorized, rid, CodeEnvironmentMismatch,
+			writeError(w, http.StatusUnauthorized, rid, tensfer.CodeEnvironmentMismatch,
 				fmt.Sprintf("this is a %s %s but this is the %s API: use the %s key, or the %s base URL",
 					env.Other(), strings.ReplaceAll(string(other), "_", " "), env, env, env.Other()))
 			return "", false
 		}
-		writeSimError(w, http.StatusUnauthorized, rid, CodeInvalidAPIKey,
+		writeError(w, http.StatusUnauthorized, rid, tensfer.CodeInvalidAPIKey,
 			fmt.Sprintf("the API key ending in %q is not a valid %s key", last4(key), env))
 		return "", false
 	}
@@ -402,13 +414,13 @@ func (s *Simulator) authenticate(w http.ResponseWriter, r *http.Request, env Env
 			return kind, true
 		}
 	}
-	writeSimError(w, http.StatusForbidden, rid, "key_not_allowed",
+	writeError(w, http.StatusForbidden, rid, "key_not_allowed",
 		fmt.Sprintf("this endpoint needs the %s; the %s cannot call it", strings.ReplaceAll(string(allowed[0]), "_", " "), strings.ReplaceAll(string(kind), "_", " ")))
 	return "", false
 }
 
 // keyKind returns which key of env key is, or "".
-func (s *Simulator) keyKind(env Environment, key string) KeyKind {
+func (s *Simulator) keyKind(env tensfer.Environment, key string) tensfer.KeyKind {
 	for kind, k := range s.cfg.Keys[env].byKind() {
 		if k != "" && k == key {
 			return kind
@@ -417,62 +429,62 @@ func (s *Simulator) keyKind(env Environment, key string) KeyKind {
 	return ""
 }
 
-func (s *Simulator) credentials(w http.ResponseWriter, _ *http.Request, c *simCall) {
+func (s *Simulator) credentials(w http.ResponseWriter, _ *http.Request, c *call) {
 	key := s.cfg.Keys[c.env].byKind()[c.key]
-	writeSimJSON(w, http.StatusOK, Credentials{
+	writeJSON(w, http.StatusOK, tensfer.Credentials{
 		Environment: c.env,
 		KeyKind:     c.key,
 		AccountID:   "acct_sim_" + string(c.env),
 		AccountName: s.cfg.AccountName,
 		KeyLast4:    last4(key),
-		Livemode:    c.env == Production,
+		Livemode:    c.env == tensfer.Production,
 		RequestID:   c.requestID,
 	})
 }
 
 // Page sizes of the simulated lists.
 const (
-	simDefaultLimit = 20
-	simMaxLimit     = 100
+	defaultLimit = 20
+	maxLimit     = 100
 )
 
-func (s *Simulator) listInstitutions(w http.ResponseWriter, r *http.Request, c *simCall) {
+func (s *Simulator) listInstitutions(w http.ResponseWriter, r *http.Request, c *call) {
 	q := r.URL.Query()
-	limit := simDefaultLimit
+	limit := defaultLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > simMaxLimit {
-			writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", fmt.Sprintf("limit must be an integer from 1 to %d", simMaxLimit))
+		if err != nil || n < 1 || n > maxLimit {
+			writeError(w, http.StatusBadRequest, c.requestID, "invalid_request", fmt.Sprintf("limit must be an integer from 1 to %d", maxLimit))
 			return
 		}
 		limit = n
 	}
 	offset := 0
 	if v := q.Get("cursor"); v != "" {
-		n, ok := decodeSimCursor(v)
+		n, ok := decodeCursor(v)
 		if !ok || n > len(s.institutions) {
-			writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_cursor", "cursor is not one this API returned")
+			writeError(w, http.StatusBadRequest, c.requestID, "invalid_cursor", "cursor is not one this API returned")
 			return
 		}
 		offset = n
 	}
 	end := min(offset+limit, len(s.institutions))
-	page := Page[Institution]{Data: s.institutions[offset:end], HasMore: end < len(s.institutions), RequestID: c.requestID}
+	page := tensfer.Page[tensfer.Institution]{Data: s.institutions[offset:end], HasMore: end < len(s.institutions), RequestID: c.requestID}
 	if page.HasMore {
-		cur := encodeSimCursor(end)
+		cur := encodeCursor(end)
 		page.NextCursor = &cur
 	}
 	if page.Data == nil {
-		page.Data = []Institution{}
+		page.Data = []tensfer.Institution{}
 	}
-	writeSimJSON(w, http.StatusOK, page)
+	writeJSON(w, http.StatusOK, page)
 }
 
-func encodeSimCursor(offset int) string {
+func encodeCursor(offset int) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("ins:" + strconv.Itoa(offset)))
 }
 
-func decodeSimCursor(c string) (int, bool) {
+func decodeCursor(c string) (int, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	if err != nil {
 		return 0, false
@@ -482,32 +494,32 @@ func decodeSimCursor(c string) (int, bool) {
 	return n, ok && err == nil && n >= 0
 }
 
-func (s *Simulator) getPayment(w http.ResponseWriter, _ *http.Request, c *simCall) {
+func (s *Simulator) getPayment(w http.ResponseWriter, _ *http.Request, c *call) {
 	s.mu.Lock()
 	p, ok := s.payments[c.env][c.id]
-	var out Payment
+	var out tensfer.Payment
 	if ok {
 		out = *p
 	}
 	s.mu.Unlock()
 	if !ok {
-		writeSimError(w, http.StatusNotFound, c.requestID, "payment_not_found", fmt.Sprintf("no payment %q in %s", c.id, c.env))
+		writeError(w, http.StatusNotFound, c.requestID, "payment_not_found", fmt.Sprintf("no payment %q in %s", c.id, c.env))
 		return
 	}
 	out.RequestID = c.requestID
-	writeSimJSON(w, http.StatusOK, out)
+	writeJSON(w, http.StatusOK, out)
 }
 
-// readSimBody reads a JSON request body (at most 64 KiB) into v, answering
+// readBody reads a JSON request body (at most 64 KiB) into v, answering
 // 400 itself when it cannot. It returns the raw bytes.
-func readSimBody(w http.ResponseWriter, r *http.Request, rid string, v any) ([]byte, bool) {
-	body, err := ReadLimited(r.Body, 64<<10)
+func readBody(w http.ResponseWriter, r *http.Request, rid string, v any) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 	if err != nil {
-		writeSimError(w, http.StatusBadRequest, rid, "invalid_json", "request body is unreadable or over 64 KiB")
+		writeError(w, http.StatusBadRequest, rid, "invalid_json", "request body is unreadable or over 64 KiB")
 		return nil, false
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		writeSimError(w, http.StatusBadRequest, rid, "invalid_json", "request body is not valid JSON: "+jsonErrorText(err))
+		writeError(w, http.StatusBadRequest, rid, "invalid_json", "request body is not valid JSON: "+strings.TrimPrefix(err.Error(), "json: "))
 		return nil, false
 	}
 	return body, true
@@ -516,7 +528,7 @@ func readSimBody(w http.ResponseWriter, r *http.Request, rid string, v any) ([]b
 // idempotent replays the stored answer for r's Idempotency-Key, or answers
 // 409 when the key was used with another body. It reports whether it
 // answered; store must be called with the fresh answer otherwise.
-func (s *Simulator) idempotent(w http.ResponseWriter, r *http.Request, c *simCall, body []byte) (handled bool, store func(status int, resp []byte)) {
+func (s *Simulator) idempotent(w http.ResponseWriter, r *http.Request, c *call, body []byte) (handled bool, store func(status int, resp []byte)) {
 	key := r.Header.Get("Idempotency-Key")
 	if key == "" {
 		return false, func(int, []byte) {}
@@ -528,7 +540,7 @@ func (s *Simulator) idempotent(w http.ResponseWriter, r *http.Request, c *simCal
 	s.mu.Unlock()
 	switch {
 	case ok && prev.bodyHash != h:
-		writeSimError(w, http.StatusConflict, c.requestID, "idempotency_conflict", "this Idempotency-Key was already used with a different request body")
+		writeError(w, http.StatusConflict, c.requestID, "idempotency_conflict", "this Idempotency-Key was already used with a different request body")
 		return true, nil
 	case ok:
 		w.Header().Set("Content-Type", "application/json")
@@ -544,9 +556,9 @@ func (s *Simulator) idempotent(w http.ResponseWriter, r *http.Request, c *simCal
 	}
 }
 
-func (s *Simulator) createPayment(w http.ResponseWriter, r *http.Request, c *simCall) {
-	var in PaymentParams
-	body, ok := readSimBody(w, r, c.requestID, &in)
+func (s *Simulator) createPayment(w http.ResponseWriter, r *http.Request, c *call) {
+	var in tensfer.PaymentParams
+	body, ok := readBody(w, r, c.requestID, &in)
 	if !ok {
 		return
 	}
@@ -556,26 +568,26 @@ func (s *Simulator) createPayment(w http.ResponseWriter, r *http.Request, c *sim
 	}
 	switch {
 	case in.Amount <= 0 || in.Amount > 100_000_000:
-		writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", "amount must be a positive integer in minor units, at most 100000000")
+		writeError(w, http.StatusBadRequest, c.requestID, "invalid_request", "amount must be a positive integer in minor units, at most 100000000")
 		return
 	case len(in.Currency) != 3 || strings.ToUpper(in.Currency) != in.Currency:
-		writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", "currency must be a three-letter upper-case ISO 4217 code such as GBP")
+		writeError(w, http.StatusBadRequest, c.requestID, "invalid_request", "currency must be a three-letter upper-case ISO 4217 code such as GBP")
 		return
 	case in.UserID == "":
-		writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", "user_id is required")
+		writeError(w, http.StatusBadRequest, c.requestID, "invalid_request", "user_id is required")
 		return
 	}
-	p := Payment{
+	p := tensfer.Payment{
 		ID:                "pay_" + s.randHex(12),
-		Status:            PaymentPending,
+		Status:            tensfer.PaymentPending,
 		Amount:            in.Amount,
 		Currency:          in.Currency,
 		UserID:            in.UserID,
 		Description:       in.Description,
 		Metadata:          in.Metadata,
 		CreatedAt:         s.cfg.Now().UTC().Truncate(time.Second),
-		CancelledAt:       Null[time.Time](),
-		FailureReason:     Null[string](),
+		CancelledAt:       tensfer.Null[time.Time](),
+		FailureReason:     tensfer.Null[string](),
 		CreationRequestID: c.requestID,
 	}
 	s.mu.Lock()
@@ -583,12 +595,12 @@ func (s *Simulator) createPayment(w http.ResponseWriter, r *http.Request, c *sim
 	s.payments[c.env][p.ID] = &stored
 	s.mu.Unlock()
 	p.RequestID = c.requestID
-	store(http.StatusCreated, writeSimJSON(w, http.StatusCreated, p))
+	store(http.StatusCreated, writeJSON(w, http.StatusCreated, p))
 }
 
-func (s *Simulator) createSession(w http.ResponseWriter, r *http.Request, c *simCall) {
-	var in SessionParams
-	body, ok := readSimBody(w, r, c.requestID, &in)
+func (s *Simulator) createSession(w http.ResponseWriter, r *http.Request, c *call) {
+	var in tensfer.SessionParams
+	body, ok := readBody(w, r, c.requestID, &in)
 	if !ok {
 		return
 	}
@@ -597,17 +609,17 @@ func (s *Simulator) createSession(w http.ResponseWriter, r *http.Request, c *sim
 		return
 	}
 	if in.UserID == "" {
-		writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", "user_id is required")
+		writeError(w, http.StatusBadRequest, c.requestID, "invalid_request", "user_id is required")
 		return
 	}
 	if in.RedirectURI != "" {
 		if u, err := url.Parse(in.RedirectURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			writeSimError(w, http.StatusBadRequest, c.requestID, "invalid_request", "redirect_uri must be an absolute http(s) URL")
+			writeError(w, http.StatusBadRequest, c.requestID, "invalid_request", "redirect_uri must be an absolute http(s) URL")
 			return
 		}
 	}
 	id := "sess_" + s.randHex(12)
-	sess := Session{
+	sess := tensfer.Session{
 		ID:        id,
 		UserID:    in.UserID,
 		URL:       "https://link.tensfer.example/s/" + id + "?env=" + string(c.env),
@@ -618,28 +630,28 @@ func (s *Simulator) createSession(w http.ResponseWriter, r *http.Request, c *sim
 	stored := sess
 	s.sessions[c.env][id] = &stored
 	s.mu.Unlock()
-	store(http.StatusCreated, writeSimJSON(w, http.StatusCreated, sess))
+	store(http.StatusCreated, writeJSON(w, http.StatusCreated, sess))
 }
 
-func (s *Simulator) revokeSession(w http.ResponseWriter, _ *http.Request, c *simCall) {
+func (s *Simulator) revokeSession(w http.ResponseWriter, _ *http.Request, c *call) {
 	s.mu.Lock()
 	_, ok := s.sessions[c.env][c.id]
 	delete(s.sessions[c.env], c.id)
 	s.mu.Unlock()
 	if !ok {
-		writeSimError(w, http.StatusNotFound, c.requestID, "session_not_found", fmt.Sprintf("no active session %q in %s", c.id, c.env))
+		writeError(w, http.StatusNotFound, c.requestID, "session_not_found", fmt.Sprintf("no active session %q in %s", c.id, c.env))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // record remembers a request for event linking, keeping the latest ones.
-func (s *Simulator) record(r SimRequest) {
+func (s *Simulator) record(r Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	l := append(s.recent[r.Env], r)
 	if len(l) > maxRecent {
-		l = append([]SimRequest(nil), l[len(l)-maxRecent:]...)
+		l = append([]Request(nil), l[len(l)-maxRecent:]...)
 	}
 	s.recent[r.Env] = l
 }
@@ -663,8 +675,8 @@ func randHexFrom(r *mrand.Rand, n int) string {
 	return string(b)
 }
 
-// writeSimJSON writes v as the JSON answer and returns the bytes written.
-func writeSimJSON(w http.ResponseWriter, status int, v any) []byte {
+// writeJSON writes v as the JSON answer and returns the bytes written.
+func writeJSON(w http.ResponseWriter, status int, v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
 		b = []byte(`{"error":{"code":"internal_error","message":"encode response"}}`)
@@ -677,14 +689,14 @@ func writeSimJSON(w http.ResponseWriter, status int, v any) []byte {
 	return b
 }
 
-// writeSimError writes the documented error body.
-func writeSimError(w http.ResponseWriter, status int, rid, code, message string) {
+// writeError writes the documented error body.
+func writeError(w http.ResponseWriter, status int, rid, code, message string) {
 	type detail struct {
 		Code      string `json:"code"`
 		Message   string `json:"message"`
 		RequestID string `json:"request_id"`
 	}
-	writeSimJSON(w, status, struct {
+	writeJSON(w, status, struct {
 		Error detail `json:"error"`
 	}{detail{code, message, rid}})
 }
@@ -697,23 +709,23 @@ func last4(key string) string {
 	return key[len(key)-4:]
 }
 
-// simInstitutions builds a deterministic catalogue of n institutions. A
-// few have no logo (null) and one reports a status this client does not
+// newInstitutions builds a deterministic catalogue of n institutions. A
+// few have no logo (null) and one reports a status the client does not
 // know, as a real catalogue eventually will.
-func simInstitutions(n int) []Institution {
+func newInstitutions(n int) []tensfer.Institution {
 	names := []string{"Northwind Bank", "Harbor Savings", "Crescent Credit Union", "Summit Trust", "Meridian Bank",
 		"Bluebell Building Society", "Granite Financial", "Lakeside Bank", "Orchard Mutual", "Pioneer Bank",
 		"Riverstone Bank", "Silverline", "Thistle Bank", "Union Square Bank", "Westgate Bank"}
 	countries := []string{"GB", "IE", "FR", "DE", "ES", "NL"}
-	out := make([]Institution, n)
+	out := make([]tensfer.Institution, n)
 	for i := range out {
 		id := fmt.Sprintf("ins_%03d", i+1)
-		status := InstitutionHealthy
+		status := tensfer.InstitutionHealthy
 		switch {
 		case i%11 == 4:
-			status = InstitutionDegraded
+			status = tensfer.InstitutionDegraded
 		case i%17 == 9:
-			status = InstitutionDown
+			status = tensfer.InstitutionDown
 		case i == 7:
 			status = "scheduled_maintenance"
 		}
@@ -726,7 +738,7 @@ func simInstitutions(n int) []Institution {
 		if i%3 == 2 {
 			products = []string{"payments"}
 		}
-		out[i] = Institution{
+		out[i] = tensfer.Institution{
 			ID:       id,
 			Name:     fmt.Sprintf("%s %s", names[i%len(names)], countries[i%len(countries)]),
 			Country:  countries[i%len(countries)],
@@ -741,22 +753,22 @@ func simInstitutions(n int) []Institution {
 // seedPayments returns the payments every environment starts with: one
 // pending with null fields, one completed, and one "legacy" payment whose
 // cancelled_at and failure_reason are absent rather than null.
-func seedPayments(env Environment, now time.Time) map[string]*Payment {
+func seedPayments(env tensfer.Environment, now time.Time) map[string]*tensfer.Payment {
 	created := now.UTC().Add(-time.Hour).Truncate(time.Second)
 	completed := created.Add(2 * time.Minute)
 	desc := "Invoice 1042"
-	return map[string]*Payment{
+	return map[string]*tensfer.Payment{
 		"pay_demo_pending": {
-			ID: "pay_demo_pending", Status: PaymentPending, Amount: 1250, Currency: "GBP", UserID: "usr_0001",
-			CreatedAt: created, CancelledAt: Null[time.Time](), FailureReason: Null[string](),
+			ID: "pay_demo_pending", Status: tensfer.PaymentPending, Amount: 1250, Currency: "GBP", UserID: "usr_0001",
+			CreatedAt: created, CancelledAt: tensfer.Null[time.Time](), FailureReason: tensfer.Null[string](),
 		},
 		"pay_demo_completed": {
-			ID: "pay_demo_completed", Status: PaymentCompleted, Amount: 9900, Currency: "EUR", UserID: "usr_0002",
+			ID: "pay_demo_completed", Status: tensfer.PaymentCompleted, Amount: 9900, Currency: "EUR", UserID: "usr_0002",
 			Description: &desc, Metadata: map[string]string{"order": "1042", "env": string(env)},
-			CreatedAt: created, CompletedAt: &completed, CancelledAt: Null[time.Time](), FailureReason: Null[string](),
+			CreatedAt: created, CompletedAt: &completed, CancelledAt: tensfer.Null[time.Time](), FailureReason: tensfer.Null[string](),
 		},
 		"pay_demo_legacy": {
-			ID: "pay_demo_legacy", Status: PaymentCompleted, Amount: 500, Currency: "GBP", UserID: "usr_0003",
+			ID: "pay_demo_legacy", Status: tensfer.PaymentCompleted, Amount: 500, Currency: "GBP", UserID: "usr_0003",
 			CreatedAt: created, CompletedAt: &completed,
 		},
 	}

@@ -1,4 +1,4 @@
-package tensfer
+package tensfersim
 
 import (
 	"context"
@@ -10,29 +10,31 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
-// simUserID returns one of a small pool of user ids, so the same users
+// randomUserID returns one of a small pool of user ids, so the same users
 // recur across events, API calls and rollout decisions.
-func simUserID(r *mrand.Rand) string { return fmt.Sprintf("usr_%04d", r.IntN(40)+1) }
+func randomUserID(r *mrand.Rand) string { return fmt.Sprintf("usr_%04d", r.IntN(40)+1) }
 
 // RandomWebhook returns a plausible webhook event for env: mostly
 // user.reauthentication_required, identity.profile_ready and
 // payment.cancelled, and about one in ten of a type no client has seen,
 // with extra top-level fields. All randomness comes from r.
-func RandomWebhook(r *mrand.Rand, env Environment, now time.Time) WebhookEvent {
-	ev := WebhookEvent{
+func RandomWebhook(r *mrand.Rand, env tensfer.Environment, now time.Time) tensfer.WebhookEvent {
+	ev := tensfer.WebhookEvent{
 		ID:        "evt_" + randHexFrom(r, 12),
 		CreatedAt: now.UTC().Truncate(time.Second),
 		RequestID: "req_" + randHexFrom(r, 12),
 	}
-	user := simUserID(r)
+	user := randomUserID(r)
 	var data any
 	switch n := r.IntN(10); {
 	case n < 3:
-		ev.Type = EventUserReauthenticationRequired
+		ev.Type = tensfer.EventUserReauthenticationRequired
 		exp := now.UTC().Add(time.Duration(1+r.IntN(72)) * time.Hour).Truncate(time.Second)
-		data = ReauthenticationRequiredData{
+		data = tensfer.ReauthenticationRequiredData{
 			UserID:        user,
 			ConnectionID:  "conn_" + randHexFrom(r, 8),
 			InstitutionID: fmt.Sprintf("ins_%03d", 1+r.IntN(45)),
@@ -40,20 +42,20 @@ func RandomWebhook(r *mrand.Rand, env Environment, now time.Time) WebhookEvent {
 			ExpiresAt:     &exp,
 		}
 	case n < 6:
-		ev.Type = EventIdentityProfileReady
-		data = IdentityProfileReadyData{
+		ev.Type = tensfer.EventIdentityProfileReady
+		data = tensfer.IdentityProfileReadyData{
 			UserID:    user,
 			ProfileID: "idp_" + randHexFrom(r, 8),
 			Fields:    []string{"name", "email", "address", "date_of_birth"}[:2+r.IntN(3)],
 		}
 	case n < 9:
-		ev.Type = EventPaymentCancelled
+		ev.Type = tensfer.EventPaymentCancelled
 		var reason *string
 		if r.IntN(2) == 0 {
 			s := []string{"user closed the bank's consent screen", "insufficient funds", "bank declined"}[r.IntN(3)]
 			reason = &s
 		}
-		data = PaymentCancelledData{
+		data = tensfer.PaymentCancelledData{
 			PaymentID:   "pay_" + randHexFrom(r, 12),
 			UserID:      user,
 			Amount:      int64(100 + r.IntN(50000)),
@@ -63,10 +65,10 @@ func RandomWebhook(r *mrand.Rand, env Environment, now time.Time) WebhookEvent {
 			Reason:      reason,
 		}
 	default:
-		ev.Type = []EventType{"account.balance_updated", "connection.synced", "consent.expiring_soon"}[r.IntN(3)]
+		ev.Type = []tensfer.EventType{"account.balance_updated", "connection.synced", "consent.expiring_soon"}[r.IntN(3)]
 		ev.Extra = map[string]json.RawMessage{
 			"api_version": json.RawMessage(`"2025-09-01"`),
-			"livemode":    json.RawMessage(fmt.Sprint(env == Production)),
+			"livemode":    json.RawMessage(fmt.Sprint(env == tensfer.Production)),
 		}
 		data = map[string]any{"user_id": user, "object": "connection", "attempt": r.IntN(5), "details": map[string]any{"new_field": true}}
 	}
@@ -77,26 +79,26 @@ func RandomWebhook(r *mrand.Rand, env Environment, now time.Time) WebhookEvent {
 // RandomCallback returns a plausible front-end callback for env:
 // screen_loaded, accounts_connected or initialization_error. All
 // randomness comes from r.
-func RandomCallback(r *mrand.Rand, env Environment, now time.Time) CallbackEvent {
-	ev := CallbackEvent{
+func RandomCallback(r *mrand.Rand, env tensfer.Environment, now time.Time) tensfer.CallbackEvent {
+	ev := tensfer.CallbackEvent{
 		EventID:    "cb_" + randHexFrom(r, 12),
 		SessionID:  "sess_" + randHexFrom(r, 12),
-		UserID:     simUserID(r),
+		UserID:     randomUserID(r),
 		OccurredAt: now.UTC().Truncate(time.Millisecond),
 	}
 	switch n := r.IntN(10); {
 	case n < 5:
-		ev.Event = CallbackScreenLoaded
+		ev.Event = tensfer.CallbackScreenLoaded
 		ev.Screen = []string{"institution_select", "consent", "credentials", "account_select", "success"}[r.IntN(5)]
 	case n < 8:
-		ev.Event = CallbackAccountsConnected
+		ev.Event = tensfer.CallbackAccountsConnected
 		ev.Screen = "success"
 		ev.RequestID = "req_" + randHexFrom(r, 12)
 		ev.Extra = map[string]json.RawMessage{"accounts": json.RawMessage(fmt.Sprint(1 + r.IntN(3)))}
 	default:
-		ev.Event = CallbackInitializationError
+		ev.Event = tensfer.CallbackInitializationError
 		ev.RequestID = "req_" + randHexFrom(r, 12)
-		codes := []CallbackError{
+		codes := []tensfer.CallbackError{
 			{Code: "INVALID_CLIENT_TOKEN", Message: "the client token is not valid for " + string(env)},
 			{Code: "NETWORK_ERROR", Message: "could not reach Tensfer"},
 			{Code: "SESSION_EXPIRED", Message: "the link session expired"},
@@ -111,35 +113,35 @@ func RandomCallback(r *mrand.Rand, env Environment, now time.Time) CallbackEvent
 // state where natural: payment.cancelled cancels a pending payment created
 // through the API and carries that call's request_id; identity.profile_ready
 // names a session created through the API and carries its request_id.
-func (s *Simulator) NextWebhook(env Environment) WebhookEvent {
+func (s *Simulator) NextWebhook(env tensfer.Environment) tensfer.WebhookEvent {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
 	ev := RandomWebhook(s.rng, env, now)
 	switch ev.Type {
-	case EventPaymentCancelled:
-		p := pickSorted(s.rng, s.payments[env], func(p *Payment) bool {
-			return p.Status == PaymentPending && p.CreationRequestID != ""
+	case tensfer.EventPaymentCancelled:
+		p := pickSorted(s.rng, s.payments[env], func(p *tensfer.Payment) bool {
+			return p.Status == tensfer.PaymentPending && p.CreationRequestID != ""
 		})
 		if p == nil {
 			return ev
 		}
-		var d PaymentCancelledData
+		var d tensfer.PaymentCancelledData
 		_ = json.Unmarshal(ev.Data, &d)
-		p.Status = PaymentCancelled
-		p.CancelledAt = Some(now.UTC().Truncate(time.Second))
+		p.Status = tensfer.PaymentCancelled
+		p.CancelledAt = tensfer.Some(now.UTC().Truncate(time.Second))
 		if d.Reason != nil {
-			p.FailureReason = Some(*d.Reason)
+			p.FailureReason = tensfer.Some(*d.Reason)
 		}
 		d.PaymentID, d.UserID, d.Amount, d.Currency, d.CancelledAt = p.ID, p.UserID, p.Amount, p.Currency, p.CancelledAt.Value
 		ev.Data, _ = json.Marshal(d)
 		ev.RequestID = p.CreationRequestID
-	case EventIdentityProfileReady:
-		sess := pickSorted(s.rng, s.sessions[env], func(*Session) bool { return true })
+	case tensfer.EventIdentityProfileReady:
+		sess := pickSorted(s.rng, s.sessions[env], func(*tensfer.Session) bool { return true })
 		if sess == nil {
 			return ev
 		}
-		var d IdentityProfileReadyData
+		var d tensfer.IdentityProfileReadyData
 		_ = json.Unmarshal(ev.Data, &d)
 		d.UserID, d.SessionID = sess.UserID, sess.ID
 		ev.Data, _ = json.Marshal(d)
@@ -152,16 +154,16 @@ func (s *Simulator) NextWebhook(env Environment) WebhookEvent {
 // state where natural: accounts_connected and screen_loaded name a session
 // created through the API (with its request_id), and initialization_error
 // carries the request_id of a recent failed API call.
-func (s *Simulator) NextCallback(env Environment) CallbackEvent {
+func (s *Simulator) NextCallback(env tensfer.Environment) tensfer.CallbackEvent {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ev := RandomCallback(s.rng, env, s.cfg.Now())
 	switch ev.Event {
-	case CallbackAccountsConnected, CallbackScreenLoaded:
-		if sess := pickSorted(s.rng, s.sessions[env], func(*Session) bool { return true }); sess != nil {
+	case tensfer.CallbackAccountsConnected, tensfer.CallbackScreenLoaded:
+		if sess := pickSorted(s.rng, s.sessions[env], func(*tensfer.Session) bool { return true }); sess != nil {
 			ev.SessionID, ev.UserID, ev.RequestID = sess.ID, sess.UserID, sess.RequestID
 		}
-	case CallbackInitializationError:
+	case tensfer.CallbackInitializationError:
 		for i := len(s.recent[env]) - 1; i >= 0; i-- {
 			if req := s.recent[env][i]; req.Status >= 400 {
 				ev.RequestID = req.RequestID
@@ -194,16 +196,16 @@ type RunConfig struct {
 	Interval time.Duration
 	// WebhookTargets and CallbackTargets are where each environment's
 	// webhooks and callbacks go, e.g. http://127.0.0.1:8080/hooks/sandbox.
-	WebhookTargets  map[Environment]string
-	CallbackTargets map[Environment]string
+	WebhookTargets  map[tensfer.Environment]string
+	CallbackTargets map[tensfer.Environment]string
 	// WebhookKeys returns the keys to sign env's webhooks with, read at
 	// each delivery so secret rotation in the dashboard takes effect. A
 	// nil func or an empty answer skips webhooks for env.
-	WebhookKeys func(Environment) [][]byte
+	WebhookKeys func(tensfer.Environment) [][]byte
 	// Clients, if set, make API calls against the simulator through the
 	// real client (so its Observer sees them), which gives later events
 	// request_ids to share.
-	Clients map[Environment]*Client
+	Clients map[tensfer.Environment]*tensfer.Client
 	// MaxInFlight bounds concurrent webhook deliveries (each may retry for
 	// a while); zero means 4. A step finding them all busy skips its webhook.
 	MaxInFlight int
@@ -227,8 +229,8 @@ func (s *Simulator) Run(ctx context.Context, cfg RunConfig) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var envs []Environment
-	for _, env := range Environments() {
+	var envs []tensfer.Environment
+	for _, env := range tensfer.Environments() {
 		if cfg.WebhookTargets[env] != "" || cfg.CallbackTargets[env] != "" || cfg.Clients[env] != nil {
 			envs = append(envs, env)
 		}
@@ -296,17 +298,17 @@ func tryAcquire(sem chan struct{}) bool {
 
 // apiStep makes the n-th call of a rotation that creates things events can
 // later refer to. Errors are left to the client's Observer.
-func (s *Simulator) apiStep(ctx context.Context, c *Client, n int) {
+func (s *Simulator) apiStep(ctx context.Context, c *tensfer.Client, n int) {
 	s.mu.Lock()
 	r := mrand.New(mrand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
 	s.mu.Unlock()
 	switch n % 5 {
 	case 0:
-		_, _ = c.CreatePayment(ctx, PaymentParams{Amount: int64(100 + r.IntN(20000)), Currency: "GBP", UserID: simUserID(r)})
+		_, _ = c.CreatePayment(ctx, tensfer.PaymentParams{Amount: int64(100 + r.IntN(20000)), Currency: "GBP", UserID: randomUserID(r)})
 	case 1:
-		_, _ = c.CreateSession(ctx, SessionParams{UserID: simUserID(r)})
+		_, _ = c.CreateSession(ctx, tensfer.SessionParams{UserID: randomUserID(r)})
 	case 2:
-		_, _ = c.InstitutionsPage(ctx, ListParams{Limit: 10})
+		_, _ = c.InstitutionsPage(ctx, tensfer.ListParams{Limit: 10})
 	case 3:
 		_, _ = c.Payment(ctx, "pay_demo_pending")
 	case 4:

@@ -1,4 +1,4 @@
-package tensfer
+package tensfersim
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
 // Attempt is one delivery attempt of a webhook or callback.
@@ -32,7 +34,7 @@ type Attempt struct {
 // transport error is retried after WebhookBackoff, doubling each time, up
 // to WebhookMaxAttempts attempts or until ctx is done. It returns every
 // attempt made and an error if none succeeded.
-func (s *Simulator) EmitWebhook(ctx context.Context, target string, keys [][]byte, ev WebhookEvent) ([]Attempt, error) {
+func (s *Simulator) EmitWebhook(ctx context.Context, target string, keys [][]byte, ev tensfer.WebhookEvent) ([]Attempt, error) {
 	if err := checkTarget(target); err != nil {
 		return nil, err
 	}
@@ -52,7 +54,7 @@ func (s *Simulator) EmitWebhook(ctx context.Context, target string, keys [][]byt
 	for n := 1; ; n++ {
 		a := s.post(ctx, target, body, n, func(req *http.Request) {
 			req.Header.Set("User-Agent", "Tensfer-Webhooks/1.0 (simulator)")
-			SignRequest(req, id, s.cfg.Now(), body, keys...)
+			tensfer.SignRequest(req, id, s.cfg.Now(), body, keys...)
 		})
 		attempts = append(attempts, a)
 		if a.Err == nil {
@@ -70,7 +72,7 @@ func (s *Simulator) EmitWebhook(ctx context.Context, target string, keys [][]byt
 
 // EmitCallback sends ev to target as the integrator's front end would: one
 // JSON POST (a beacon is not retried) with the configured Origin header.
-func (s *Simulator) EmitCallback(ctx context.Context, target string, ev CallbackEvent) (Attempt, error) {
+func (s *Simulator) EmitCallback(ctx context.Context, target string, ev tensfer.CallbackEvent) (Attempt, error) {
 	if err := checkTarget(target); err != nil {
 		return Attempt{}, err
 	}
@@ -106,7 +108,7 @@ func (s *Simulator) post(ctx context.Context, target string, body []byte, n int,
 		return a
 	}
 	defer res.Body.Close()
-	snippet, _ := ReadLimited(io.LimitReader(res.Body, 512), 512)
+	snippet, _ := io.ReadAll(io.LimitReader(res.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	a.Status = res.StatusCode
 	if res.StatusCode < 200 || res.StatusCode > 299 {
@@ -122,4 +124,14 @@ func checkTarget(target string) error {
 		return fmt.Errorf("target %q must be an absolute http(s) URL", target)
 	}
 	return nil
+}
+
+// sleep waits for d or until ctx is done; it is Config.Sleep's default.
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -1,4 +1,4 @@
-package tensfer
+package tensfersim
 
 import (
 	"bytes"
@@ -13,20 +13,22 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
 func TestRandomWebhook(t *testing.T) {
 	r := mrand.New(mrand.NewPCG(1, 2))
 	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	counts := map[EventType]int{}
+	counts := map[tensfer.EventType]int{}
 	unknown := 0
 	for range 300 {
-		ev := RandomWebhook(r, Sandbox, now)
+		ev := RandomWebhook(r, tensfer.Sandbox, now)
 		body, err := json.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := ParseWebhookEvent(body)
+		got, err := tensfer.ParseWebhookEvent(body)
 		if err != nil {
 			t.Fatalf("generated body %s does not parse: %v", body, err)
 		}
@@ -40,12 +42,12 @@ func TestRandomWebhook(t *testing.T) {
 			t.Fatalf("data %s: user %q, %v", got.Data, user.UserID, err)
 		}
 		switch got.Type {
-		case EventPaymentCancelled:
-			var d PaymentCancelledData
+		case tensfer.EventPaymentCancelled:
+			var d tensfer.PaymentCancelledData
 			if err := got.DecodeData(&d); err != nil || !strings.HasPrefix(d.PaymentID, "pay_") || d.Amount <= 0 {
 				t.Fatalf("payment.cancelled data %s: %v", got.Data, err)
 			}
-		case EventUserReauthenticationRequired, EventIdentityProfileReady:
+		case tensfer.EventUserReauthenticationRequired, tensfer.EventIdentityProfileReady:
 		default:
 			unknown++
 			if got.Extra["api_version"] == nil {
@@ -54,7 +56,7 @@ func TestRandomWebhook(t *testing.T) {
 		}
 		counts[got.Type]++
 	}
-	for _, typ := range []EventType{EventUserReauthenticationRequired, EventIdentityProfileReady, EventPaymentCancelled} {
+	for _, typ := range []tensfer.EventType{tensfer.EventUserReauthenticationRequired, tensfer.EventIdentityProfileReady, tensfer.EventPaymentCancelled} {
 		if counts[typ] < 30 {
 			t.Errorf("%s generated %d times in 300", typ, counts[typ])
 		}
@@ -66,23 +68,23 @@ func TestRandomWebhook(t *testing.T) {
 
 func TestRandomCallback(t *testing.T) {
 	r := mrand.New(mrand.NewPCG(3, 4))
-	counts := map[CallbackType]int{}
+	counts := map[tensfer.CallbackType]int{}
 	for range 200 {
-		ev := RandomCallback(r, Production, time.Now())
+		ev := RandomCallback(r, tensfer.Production, time.Now())
 		body, _ := json.Marshal(ev)
-		got, err := ParseCallbackEvent(body)
+		got, err := tensfer.ParseCallbackEvent(body)
 		if err != nil {
 			t.Fatalf("generated body %s is rejected: %v", body, err)
 		}
-		if got.Event == CallbackInitializationError && (got.Error == nil || got.Error.Code == "" || got.RequestID == "") {
+		if got.Event == tensfer.CallbackInitializationError && (got.Error == nil || got.Error.Code == "" || got.RequestID == "") {
 			t.Errorf("initialization_error without error or request id: %s", body)
 		}
-		if got.Event == CallbackScreenLoaded && got.Screen == "" {
+		if got.Event == tensfer.CallbackScreenLoaded && got.Screen == "" {
 			t.Errorf("screen_loaded without screen: %s", body)
 		}
 		counts[got.Event]++
 	}
-	for _, typ := range []CallbackType{CallbackScreenLoaded, CallbackAccountsConnected, CallbackInitializationError} {
+	for _, typ := range []tensfer.CallbackType{tensfer.CallbackScreenLoaded, tensfer.CallbackAccountsConnected, tensfer.CallbackInitializationError} {
 		if counts[typ] < 10 {
 			t.Errorf("%s generated %d times in 200", typ, counts[typ])
 		}
@@ -91,9 +93,9 @@ func TestRandomCallback(t *testing.T) {
 
 func TestRandomGeneratorsAreDeterministic(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	a, _ := json.Marshal(RandomWebhook(mrand.New(mrand.NewPCG(9, 9)), Sandbox, now))
-	b, _ := json.Marshal(RandomWebhook(mrand.New(mrand.NewPCG(9, 9)), Sandbox, now))
-	c, _ := json.Marshal(RandomWebhook(mrand.New(mrand.NewPCG(9, 10)), Sandbox, now))
+	a, _ := json.Marshal(RandomWebhook(mrand.New(mrand.NewPCG(9, 9)), tensfer.Sandbox, now))
+	b, _ := json.Marshal(RandomWebhook(mrand.New(mrand.NewPCG(9, 9)), tensfer.Sandbox, now))
+	c, _ := json.Marshal(RandomWebhook(mrand.New(mrand.NewPCG(9, 10)), tensfer.Sandbox, now))
 	if !bytes.Equal(a, b) || bytes.Equal(a, c) {
 		t.Errorf("same seed gave %s and %s; other seed gave %s", a, b, c)
 	}
@@ -111,63 +113,63 @@ func nextUntil[E any](n int, next func() E, match func(E) bool) (E, bool) {
 }
 
 func TestNextWebhookSharesRequestIDsWithAPICalls(t *testing.T) {
-	sim, root := simServer(t, SimConfig{Seed: 5})
-	c, _ := simClient(t, root, Sandbox, DefaultSimKeys()[Sandbox], nil)
+	sim, root := simServer(t, Config{Seed: 5})
+	c, _ := simClient(t, root, tensfer.Sandbox, DefaultKeys()[tensfer.Sandbox], nil)
 	ctx := t.Context()
-	p, err := c.CreatePayment(ctx, PaymentParams{Amount: 4200, Currency: "GBP", UserID: "usr_0009"})
+	p, err := c.CreatePayment(ctx, tensfer.PaymentParams{Amount: 4200, Currency: "GBP", UserID: "usr_0009"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, err := c.CreateSession(ctx, SessionParams{UserID: "usr_0010"})
+	sess, err := c.CreateSession(ctx, tensfer.SessionParams{UserID: "usr_0010"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func() WebhookEvent { return sim.NextWebhook(Sandbox) }
-	ev, ok := nextUntil(200, next, func(e WebhookEvent) bool { return e.Type == EventPaymentCancelled })
+	next := func() tensfer.WebhookEvent { return sim.NextWebhook(tensfer.Sandbox) }
+	ev, ok := nextUntil(200, next, func(e tensfer.WebhookEvent) bool { return e.Type == tensfer.EventPaymentCancelled })
 	if !ok {
 		t.Fatal("no payment.cancelled in 200 events")
 	}
-	var d PaymentCancelledData
+	var d tensfer.PaymentCancelledData
 	if err := ev.DecodeData(&d); err != nil || ev.RequestID != p.RequestID || d.PaymentID != p.ID || d.Amount != 4200 || d.UserID != "usr_0009" {
 		t.Fatalf("event %+v data %+v; want the created payment and its creation request id %s", ev, d, p.RequestID)
 	}
 	got, err := c.Payment(ctx, p.ID)
-	if at, ok := got.CancelledAt.Get(); err != nil || got.Status != PaymentCancelled || !ok || !at.Equal(d.CancelledAt) {
+	if at, ok := got.CancelledAt.Get(); err != nil || got.Status != tensfer.PaymentCancelled || !ok || !at.Equal(d.CancelledAt) {
 		t.Errorf("payment after event = %+v, %v; want cancelled at the event's time", got, err)
 	}
 	// With its only API-created payment cancelled, later payment.cancelled
 	// events are synthetic and do not cancel it again.
-	if ev2, ok := nextUntil(200, next, func(e WebhookEvent) bool { return e.Type == EventPaymentCancelled }); ok && ev2.RequestID == p.RequestID {
+	if ev2, ok := nextUntil(200, next, func(e tensfer.WebhookEvent) bool { return e.Type == tensfer.EventPaymentCancelled }); ok && ev2.RequestID == p.RequestID {
 		t.Errorf("payment %s cancelled twice", p.ID)
 	}
-	ev, ok = nextUntil(200, next, func(e WebhookEvent) bool { return e.Type == EventIdentityProfileReady })
-	var idd IdentityProfileReadyData
+	ev, ok = nextUntil(200, next, func(e tensfer.WebhookEvent) bool { return e.Type == tensfer.EventIdentityProfileReady })
+	var idd tensfer.IdentityProfileReadyData
 	if !ok || ev.DecodeData(&idd) != nil || ev.RequestID != sess.RequestID || idd.SessionID != sess.ID || idd.UserID != "usr_0010" {
 		t.Errorf("identity event %+v data %+v; want session %s and request id %s", ev, idd, sess.ID, sess.RequestID)
 	}
 	// Production has no API-created payments: its events stay synthetic.
-	if ev, ok := nextUntil(200, func() WebhookEvent { return sim.NextWebhook(Production) },
-		func(e WebhookEvent) bool { return e.Type == EventPaymentCancelled }); !ok || ev.RequestID == p.RequestID {
+	if ev, ok := nextUntil(200, func() tensfer.WebhookEvent { return sim.NextWebhook(tensfer.Production) },
+		func(e tensfer.WebhookEvent) bool { return e.Type == tensfer.EventPaymentCancelled }); !ok || ev.RequestID == p.RequestID {
 		t.Errorf("production event %+v linked to a sandbox call", ev)
 	}
 }
 
 func TestNextCallbackSharesRequestIDs(t *testing.T) {
-	sim, root := simServer(t, SimConfig{Seed: 6})
-	c, rec := simClient(t, root, Production, DefaultSimKeys()[Production], func(cfg *Config) { cfg.MaxRetries = -1 })
+	sim, root := simServer(t, Config{Seed: 6})
+	c, rec := simClient(t, root, tensfer.Production, DefaultKeys()[tensfer.Production], func(cfg *tensfer.Config) { cfg.MaxRetries = -1 })
 	ctx := t.Context()
-	_, _ = c.Do(ctx, Request{Method: "GET", Path: "/v1/credentials", Header: http.Header{"X-Sim-Fail": {"500"}}}, nil)
+	_, _ = c.Do(ctx, tensfer.Request{Method: "GET", Path: "/v1/credentials", Header: http.Header{"X-Sim-Fail": {"500"}}}, nil)
 	failedID := rec.Calls()[0].RequestID
-	sess, err := c.CreateSession(ctx, SessionParams{UserID: "usr_0011"})
+	sess, err := c.CreateSession(ctx, tensfer.SessionParams{UserID: "usr_0011"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	next := func() CallbackEvent { return sim.NextCallback(Production) }
-	ev, ok := nextUntil(200, next, func(e CallbackEvent) bool { return e.Event == CallbackInitializationError })
+	next := func() tensfer.CallbackEvent { return sim.NextCallback(tensfer.Production) }
+	ev, ok := nextUntil(200, next, func(e tensfer.CallbackEvent) bool { return e.Event == tensfer.CallbackInitializationError })
 	if !ok || ev.RequestID != failedID {
 		t.Errorf("initialization_error request id = %q, want the failed call's %q", ev.RequestID, failedID)
 	}
-	ev, ok = nextUntil(200, next, func(e CallbackEvent) bool { return e.Event == CallbackAccountsConnected })
+	ev, ok = nextUntil(200, next, func(e tensfer.CallbackEvent) bool { return e.Event == tensfer.CallbackAccountsConnected })
 	if !ok || ev.SessionID != sess.ID || ev.UserID != "usr_0011" || ev.RequestID != sess.RequestID {
 		t.Errorf("accounts_connected = %+v, want session %s", ev, sess.ID)
 	}
@@ -176,11 +178,11 @@ func TestNextCallbackSharesRequestIDs(t *testing.T) {
 // hub is a fake dashboard: it verifies webhooks per environment and
 // signals what arrived.
 type hub struct {
-	keys map[Environment][]byte
+	keys map[tensfer.Environment][]byte
 
 	mu        sync.Mutex
-	webhooks  map[Environment]int
-	callbacks map[Environment]int
+	webhooks  map[tensfer.Environment]int
+	callbacks map[tensfer.Environment]int
 	rejected  []string
 	changed   chan struct{}
 }
@@ -188,7 +190,7 @@ type hub struct {
 func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	kind, envName, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-	env, err := ParseEnvironment(envName)
+	env, err := tensfer.ParseEnvironment(envName)
 	if err != nil {
 		http.NotFound(w, r)
 		return
@@ -197,19 +199,19 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.mu.Unlock()
 	switch kind {
 	case "hooks":
-		if _, err := Verify([][]byte{h.keys[env]}, r.Header, body, time.Now(), 0); err != nil {
+		if _, err := tensfer.Verify([][]byte{h.keys[env]}, r.Header, body, time.Now(), 0); err != nil {
 			h.rejected = append(h.rejected, err.Error())
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
-		if _, err := ParseWebhookEvent(body); err != nil {
+		if _, err := tensfer.ParseWebhookEvent(body); err != nil {
 			h.rejected = append(h.rejected, err.Error())
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
 		h.webhooks[env]++
 	case "callbacks":
-		if _, err := ParseCallbackEvent(body); err != nil || r.Header.Get("Origin") == "" {
+		if _, err := tensfer.ParseCallbackEvent(body); err != nil || r.Header.Get("Origin") == "" {
 			h.rejected = append(h.rejected, "callback: "+string(body))
 			w.WriteHeader(http.StatusBadRequest)
 			return
@@ -226,23 +228,23 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *hub) done() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.webhooks[Sandbox] > 0 && h.webhooks[Production] > 0 && h.callbacks[Sandbox] > 0 && h.callbacks[Production] > 0
+	return h.webhooks[tensfer.Sandbox] > 0 && h.webhooks[tensfer.Production] > 0 && h.callbacks[tensfer.Sandbox] > 0 && h.callbacks[tensfer.Production] > 0
 }
 
 func TestRunEmitsATrickleUntilCanceled(t *testing.T) {
-	sim, root := simServer(t, SimConfig{Seed: 8})
+	sim, root := simServer(t, Config{Seed: 8})
 	h := &hub{
-		keys:      map[Environment][]byte{Sandbox: bytes.Repeat([]byte{1}, 32), Production: bytes.Repeat([]byte{2}, 32)},
-		webhooks:  map[Environment]int{},
-		callbacks: map[Environment]int{},
+		keys:      map[tensfer.Environment][]byte{tensfer.Sandbox: bytes.Repeat([]byte{1}, 32), tensfer.Production: bytes.Repeat([]byte{2}, 32)},
+		webhooks:  map[tensfer.Environment]int{},
+		callbacks: map[tensfer.Environment]int{},
 		changed:   make(chan struct{}, 1),
 	}
 	dash := httptest.NewServer(h)
 	t.Cleanup(dash.Close)
-	clients := map[Environment]*Client{}
-	recs := map[Environment]*recorder{}
-	for _, env := range Environments() {
-		clients[env], recs[env] = simClient(t, root, env, DefaultSimKeys()[env], nil)
+	clients := map[tensfer.Environment]*tensfer.Client{}
+	recs := map[tensfer.Environment]*recorder{}
+	for _, env := range tensfer.Environments() {
+		clients[env], recs[env] = simClient(t, root, env, DefaultKeys()[env], nil)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -250,9 +252,9 @@ func TestRunEmitsATrickleUntilCanceled(t *testing.T) {
 	go func() {
 		done <- sim.Run(ctx, RunConfig{
 			Interval:        2 * time.Millisecond,
-			WebhookTargets:  map[Environment]string{Sandbox: dash.URL + "/hooks/sandbox", Production: dash.URL + "/hooks/production"},
-			CallbackTargets: map[Environment]string{Sandbox: dash.URL + "/callbacks/sandbox", Production: dash.URL + "/callbacks/production"},
-			WebhookKeys:     func(env Environment) [][]byte { return [][]byte{h.keys[env]} },
+			WebhookTargets:  map[tensfer.Environment]string{tensfer.Sandbox: dash.URL + "/hooks/sandbox", tensfer.Production: dash.URL + "/hooks/production"},
+			CallbackTargets: map[tensfer.Environment]string{tensfer.Sandbox: dash.URL + "/callbacks/sandbox", tensfer.Production: dash.URL + "/callbacks/production"},
+			WebhookKeys:     func(env tensfer.Environment) [][]byte { return [][]byte{h.keys[env]} },
 			Clients:         clients,
 		})
 	}()
@@ -283,13 +285,13 @@ func TestRunEmitsATrickleUntilCanceled(t *testing.T) {
 	if len(h.rejected) > 0 {
 		t.Errorf("the fake dashboard rejected deliveries: %v", h.rejected)
 	}
-	for _, env := range Environments() {
+	for _, env := range tensfer.Environments() {
 		calls := recs[env].Calls()
 		if len(calls) == 0 {
 			t.Errorf("%s: no API calls observed", env)
 		}
 		for _, c := range calls {
-			if KindOf(c.Err) == KindCanceled {
+			if tensfer.KindOf(c.Err) == tensfer.KindCanceled {
 				continue // in flight when Run was canceled
 			}
 			if c.Env != env || !strings.HasPrefix(c.RequestID, "req_") {
@@ -300,7 +302,7 @@ func TestRunEmitsATrickleUntilCanceled(t *testing.T) {
 }
 
 func TestRunNeedsSomethingToDo(t *testing.T) {
-	sim := NewSimulator(SimConfig{Seed: 1})
+	sim := New(Config{Seed: 1})
 	if err := sim.Run(t.Context(), RunConfig{}); err == nil || !strings.Contains(err.Error(), "no webhook target") {
 		t.Errorf("Run with nothing configured = %v", err)
 	}

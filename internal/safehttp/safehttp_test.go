@@ -1,9 +1,10 @@
-package tensfer
+package safehttp
 
 import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -106,7 +107,7 @@ func TestSafeClientRefusesBlockedAddresses(t *testing.T) {
 		{"fe80::5", "refusing to connect to fe80::5: link-local address"},
 		{"::1", "refusing to connect to ::1: loopback address"},
 	}
-	c := NewSafeClient(SafeClientOptions{Timeout: 2 * time.Second})
+	c := NewClient(Options{Timeout: 2 * time.Second})
 	for _, tt := range tests {
 		t.Run(tt.host, func(t *testing.T) {
 			mustBeBlocked(t, tt.host, false)
@@ -213,7 +214,7 @@ func TestSafeClientRefusesNamesResolvingToBlockedAddresses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := NewSafeClient(SafeClientOptions{Resolver: tt.resolver(t), Timeout: 2 * time.Second})
+			c := NewClient(Options{Resolver: tt.resolver(t), Timeout: 2 * time.Second})
 			_, err := c.Get(tt.url)
 			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("Get(%s) err = %v, want %q", tt.url, err, tt.wantMsg)
@@ -238,7 +239,7 @@ func TestSafeClientLoopbackOnlyWithOption(t *testing.T) {
 	}
 	for _, tt := range tests {
 		before := hits.Load()
-		res, err := NewSafeClient(SafeClientOptions{AllowLoopback: tt.allow}).Get(srv.URL)
+		res, err := NewClient(Options{AllowLoopback: tt.allow}).Get(srv.URL)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || hits.Load() != before {
 				t.Errorf("AllowLoopback=%v: err = %v, hits %d→%d; want refused before connecting", tt.allow, err, before, hits.Load())
@@ -265,7 +266,7 @@ func TestSafeClientDoesNotFollowRedirects(t *testing.T) {
 	mux.HandleFunc("/target", func(w http.ResponseWriter, r *http.Request) { targetHits.Add(1) })
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	res, err := NewSafeClient(SafeClientOptions{AllowLoopback: true}).Get(srv.URL + "/start")
+	res, err := NewClient(Options{AllowLoopback: true}).Get(srv.URL + "/start")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +277,7 @@ func TestSafeClientDoesNotFollowRedirects(t *testing.T) {
 }
 
 func TestSafeClientNoProxy(t *testing.T) {
-	c := NewSafeClient(SafeClientOptions{})
+	c := NewClient(Options{})
 	lt, ok := c.Transport.(*limitTransport)
 	if !ok {
 		t.Fatalf("transport = %T", c.Transport)
@@ -302,7 +303,7 @@ func TestSafeClientBodyLimit(t *testing.T) {
 		{-1, false},
 	}
 	for _, tt := range tests {
-		res, err := NewSafeClient(SafeClientOptions{AllowLoopback: true, MaxBodyBytes: tt.max}).Get(srv.URL)
+		res, err := NewClient(Options{AllowLoopback: true, MaxBodyBytes: tt.max}).Get(srv.URL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -311,6 +312,11 @@ func TestSafeClientBodyLimit(t *testing.T) {
 		if tt.wantErr {
 			if !errors.Is(err, ErrBodyTooLarge) || int64(len(body)) != tt.max {
 				t.Errorf("max %d: read %d bytes, err %v; want exactly max bytes then ErrBodyTooLarge", tt.max, len(body), err)
+			}
+			// The Tensfer client, which does not import this package,
+			// recognises the bound by the standard library's error.
+			if mbe, ok := errors.AsType[*http.MaxBytesError](err); !ok || mbe.Limit != tt.max || !strings.Contains(err.Error(), fmt.Sprintf("over %d bytes", tt.max)) {
+				t.Errorf("max %d: err %v, want an *http.MaxBytesError naming the bound", tt.max, err)
 			}
 			continue
 		}
@@ -335,6 +341,9 @@ func TestReadLimited(t *testing.T) {
 		got, err := ReadLimited(strings.NewReader(tt.in), tt.max)
 		if tt.wantErr != errors.Is(err, ErrBodyTooLarge) || (!tt.wantErr && string(got) != tt.in) {
 			t.Errorf("ReadLimited(%q, %d) = %q, %v", tt.in, tt.max, got, err)
+		}
+		if mbe, ok := errors.AsType[*http.MaxBytesError](err); tt.wantErr && (!ok || mbe.Limit != tt.max) {
+			t.Errorf("ReadLimited(%q, %d) err = %v, want an *http.MaxBytesError with the limit", tt.in, tt.max, err)
 		}
 	}
 }

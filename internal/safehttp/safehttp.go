@@ -1,4 +1,14 @@
-package tensfer
+// Package safehttp provides the HTTP client for URLs that users configure
+// (base URLs to verify, webhook targets to replay to): it refuses private,
+// loopback, link-local and other internal addresses, checked after DNS
+// resolution just before connecting, follows no redirects and bounds time
+// and body size, so a configured URL cannot make the dashboard reach into
+// the network it runs in.
+//
+// It uses only the standard library and imports no other internal package,
+// so the Tensfer client's callers and the webhook-replay code can share it
+// without depending on each other.
+package safehttp
 
 import (
 	"errors"
@@ -11,8 +21,8 @@ import (
 	"time"
 )
 
-// SafeClientOptions configures NewSafeClient.
-type SafeClientOptions struct {
+// Options configures NewClient.
+type Options struct {
 	// AllowLoopback permits 127.0.0.0/8 and ::1 (and nothing else that is
 	// otherwise blocked), for tests and the demo's local simulator.
 	AllowLoopback bool
@@ -29,6 +39,20 @@ type SafeClientOptions struct {
 
 // ErrBodyTooLarge is returned when a response body exceeds its bound.
 var ErrBodyTooLarge = errors.New("response body too large")
+
+// bodyTooLargeError is how a bound on a body fails: it names the bound and
+// is both ErrBodyTooLarge and an *http.MaxBytesError, so code that takes
+// any *http.Client without importing this package (the Tensfer client) can
+// still tell an oversized body from a broken connection.
+type bodyTooLargeError struct{ limit int64 }
+
+func (e *bodyTooLargeError) Error() string {
+	return fmt.Sprintf("%v: over %d bytes", ErrBodyTooLarge, e.limit)
+}
+
+func (e *bodyTooLargeError) Unwrap() []error {
+	return []error{ErrBodyTooLarge, &http.MaxBytesError{Limit: e.limit}}
+}
 
 // BlockedAddressError is returned when the safe client refuses to connect
 // to an address, e.g. "refusing to connect to 10.0.0.1: private address".
@@ -131,12 +155,12 @@ func safeControl(allowLoopback bool) func(network, address string, _ syscall.Raw
 	}
 }
 
-// NewSafeClient returns an HTTP client for URLs that users configure
+// NewClient returns an HTTP client for URLs that users configure
 // (webhook targets, base URLs to verify): it dials only public addresses
 // (checked after DNS resolution, at connect time), uses no proxy, follows
 // no redirects (the 3xx response is returned as is) and bounds time and
 // body size.
-func NewSafeClient(opts SafeClientOptions) *http.Client {
+func NewClient(opts Options) *http.Client {
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
@@ -184,19 +208,20 @@ func (t *limitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Body = &limitedBody{rc: res.Body, left: t.max}
+	res.Body = &limitedBody{rc: res.Body, limit: t.max, left: t.max}
 	return res, nil
 }
 
 // limitedBody fails with ErrBodyTooLarge once more than its bound is read.
 type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
+	rc    io.ReadCloser
+	limit int64
+	left  int64
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
 	if b.left < 0 {
-		return 0, ErrBodyTooLarge
+		return 0, &bodyTooLargeError{limit: b.limit}
 	}
 	if int64(len(p)) > b.left+1 {
 		p = p[:b.left+1]
@@ -204,25 +229,22 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
 	if b.left < 0 {
-		return n + int(b.left), ErrBodyTooLarge
+		return n + int(b.left), &bodyTooLargeError{limit: b.limit}
 	}
 	return n, err
 }
 
 func (b *limitedBody) Close() error { return b.rc.Close() }
 
-// ReadLimited reads all of r, failing with ErrBodyTooLarge (wrapped with
-// the limit) when it holds more than max bytes.
+// ReadLimited reads all of r, failing with ErrBodyTooLarge (naming the
+// limit) when it holds more than max bytes or a bound below r trips first.
 func ReadLimited(r io.Reader, max int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, max+1))
 	if err != nil {
-		if errors.Is(err, ErrBodyTooLarge) {
-			return nil, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, max)
-		}
 		return nil, err
 	}
 	if int64(len(data)) > max {
-		return nil, fmt.Errorf("%w: over %d bytes", ErrBodyTooLarge, max)
+		return nil, &bodyTooLargeError{limit: max}
 	}
 	return data, nil
 }

@@ -1,4 +1,4 @@
-package tensfer
+package tensfersim
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
 // receiver is a webhook endpoint that verifies every delivery with
@@ -27,10 +29,10 @@ type receiver struct {
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	m, err := Verify(rc.keys, r.Header, body, time.Now(), 0)
+	m, err := tensfer.Verify(rc.keys, r.Header, body, time.Now(), 0)
 	rc.mu.Lock()
 	n := len(rc.ids)
-	rc.ids = append(rc.ids, r.Header.Get(HeaderWebhookID))
+	rc.ids = append(rc.ids, r.Header.Get(tensfer.HeaderWebhookID))
 	rc.matched = append(rc.matched, m)
 	rc.verified = append(rc.verified, err)
 	rc.bodies = append(rc.bodies, body)
@@ -81,8 +83,8 @@ func TestEmitWebhookRetriesUntilAccepted(t *testing.T) {
 			srv := httptest.NewServer(rc)
 			t.Cleanup(srv.Close)
 			rec := &recorder{}
-			sim := NewSimulator(SimConfig{Seed: 1, Sleep: rec.sleep, WebhookMaxAttempts: tt.maxAttempts})
-			ev := RandomWebhook(sim.rng, Sandbox, time.Now())
+			sim := New(Config{Seed: 1, Sleep: rec.sleep, WebhookMaxAttempts: tt.maxAttempts})
+			ev := RandomWebhook(sim.rng, tensfer.Sandbox, time.Now())
 			attempts, err := sim.EmitWebhook(t.Context(), srv.URL+"/hooks/sandbox", tt.signWith, ev)
 			if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -108,7 +110,7 @@ func TestEmitWebhookRetriesUntilAccepted(t *testing.T) {
 				if rc.verified[i] != nil || rc.matched[i] != tt.wantMatched {
 					t.Errorf("delivery %d: Verify = %d, %v; want key %d", i, rc.matched[i], rc.verified[i], tt.wantMatched)
 				}
-				got, err := ParseWebhookEvent(rc.bodies[i])
+				got, err := tensfer.ParseWebhookEvent(rc.bodies[i])
 				if err != nil || got.ID != ev.ID || got.Type != ev.Type || got.RequestID != ev.RequestID {
 					t.Errorf("delivery %d body = %+v, %v", i, got, err)
 				}
@@ -122,18 +124,18 @@ func TestEmitWebhookStopsWhenContextDone(t *testing.T) {
 	srv := httptest.NewServer(rc)
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(t.Context())
-	sim := NewSimulator(SimConfig{Seed: 1, Sleep: func(ctx context.Context, _ time.Duration) error {
+	sim := New(Config{Seed: 1, Sleep: func(ctx context.Context, _ time.Duration) error {
 		cancel()
 		return ctx.Err()
 	}})
-	attempts, err := sim.EmitWebhook(ctx, srv.URL, [][]byte{{1}}, WebhookEvent{ID: "evt_1", Type: "x"})
+	attempts, err := sim.EmitWebhook(ctx, srv.URL, [][]byte{{1}}, tensfer.WebhookEvent{ID: "evt_1", Type: "x"})
 	if err == nil || len(attempts) != 1 || !strings.Contains(err.Error(), "stopped after 1 attempts") {
 		t.Fatalf("attempts = %d, err = %v; want to stop after the first", len(attempts), err)
 	}
 }
 
 func TestEmitWebhookRejectsBadInput(t *testing.T) {
-	sim := NewSimulator(SimConfig{Seed: 1})
+	sim := New(Config{Seed: 1})
 	tests := []struct {
 		target  string
 		keys    [][]byte
@@ -144,7 +146,7 @@ func TestEmitWebhookRejectsBadInput(t *testing.T) {
 		{"http://127.0.0.1:1/", nil, "no signing key"},
 	}
 	for _, tt := range tests {
-		attempts, err := sim.EmitWebhook(t.Context(), tt.target, tt.keys, WebhookEvent{Type: "x"})
+		attempts, err := sim.EmitWebhook(t.Context(), tt.target, tt.keys, tensfer.WebhookEvent{Type: "x"})
 		if err == nil || !strings.Contains(err.Error(), tt.wantErr) || len(attempts) != 0 {
 			t.Errorf("EmitWebhook(%q) = %d attempts, %v; want %q without attempts", tt.target, len(attempts), err, tt.wantErr)
 		}
@@ -170,8 +172,8 @@ func TestEmitCallback(t *testing.T) {
 				w.WriteHeader(tt.status)
 			}))
 			t.Cleanup(srv.Close)
-			sim := NewSimulator(SimConfig{Seed: 3, CallbackOrigin: "https://app.example"})
-			ev := CallbackEvent{Event: CallbackInitializationError, SessionID: "sess_1", Error: &CallbackError{Code: "NETWORK_ERROR"}}
+			sim := New(Config{Seed: 3, CallbackOrigin: "https://app.example"})
+			ev := tensfer.CallbackEvent{Event: tensfer.CallbackInitializationError, SessionID: "sess_1", Error: &tensfer.CallbackError{Code: "NETWORK_ERROR"}}
 			a, err := sim.EmitCallback(t.Context(), srv.URL+"/callbacks/sandbox", ev)
 			if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("err = %v, want %q", err, tt.wantErr)
@@ -182,7 +184,7 @@ func TestEmitCallback(t *testing.T) {
 			if got.Method != "POST" || got.Header.Get("Origin") != "https://app.example" || got.Header.Get("Content-Type") != "application/json" {
 				t.Errorf("request = %s origin %q type %q", got.Method, got.Header.Get("Origin"), got.Header.Get("Content-Type"))
 			}
-			parsed, err := ParseCallbackEvent(body)
+			parsed, err := tensfer.ParseCallbackEvent(body)
 			if err != nil || parsed.Event != ev.Event || parsed.SessionID != "sess_1" || parsed.Error.Code != "NETWORK_ERROR" {
 				t.Errorf("body %s parsed = %+v, %v", body, parsed, err)
 			}
