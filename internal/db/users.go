@@ -160,16 +160,6 @@ func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
 	return us, rows.Err()
 }
 
-// CountActiveAdmins counts admins who are not disabled; used to refuse removing the last one.
-func (d *DB) CountActiveAdmins(ctx context.Context) (int, error) {
-	var n int
-	err := d.R.QueryRowContext(ctx, "SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL").Scan(&n)
-	if err != nil {
-		return 0, fmt.Errorf("db: count admins: %w", err)
-	}
-	return n, nil
-}
-
 // ErrLastAdmin is returned when a change would leave no active admin.
 var ErrLastAdmin = errors.New("db: the last active admin cannot be demoted or disabled")
 

@@ -1,0 +1,110 @@
+package environment
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+)
+
+// prodState builds a production environment as the checklist sees it.
+func prodState(base, callback string, kinds []string, verified bool, secretActive bool, now time.Time) State {
+	st := State{Env: db.Environment{Name: "production", BaseURL: base, CallbackURL: callback}}
+	for i, k := range kinds {
+		st.Keys = append(st.Keys, db.EnvKey{ID: int64(i + 1), Env: "production", Kind: k, Last4: "1234"})
+	}
+	if verified {
+		st.Env.VerifyOutcome, st.Env.VerifyBasis = "ok", st.Basis()
+	}
+	if secretActive {
+		st.Secrets = append(st.Secrets, db.WebhookSecret{ID: "whs_1", Env: "production", CreatedAt: now.Add(-time.Hour)})
+	}
+	return st
+}
+
+func TestChecklistIsComputedFromState(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	sandbox := State{Env: db.Environment{Name: "sandbox", BaseURL: "https://sandbox.tensfer.example", CallbackURL: "https://app.example.com/sb"}}
+	all := db.KeyKinds
+	tests := []struct {
+		name       string
+		prod       State
+		sig        Signals
+		wantState  map[string]string // step key -> state
+		wantDetail map[string]string // step key -> part of its detail
+	}{
+		{name: "fresh install", prod: prodState("", "", nil, false, false, now),
+			wantState:  map[string]string{"production_keys": CheckTodo, "callback_url": CheckTodo, "webhook": CheckTodo, "base_url": CheckTodo, "rollout": CheckNA},
+			wantDetail: map[string]string{"production_keys": "client token, public API key and secret API key", "webhook": "Register https://dash.example/hooks/production"}},
+		{name: "sandbox values copied into production",
+			prod:       prodState("https://sandbox.tensfer.example", "https://app.example.com/sb", all, false, true, now),
+			wantState:  map[string]string{"production_keys": CheckTodo, "callback_url": CheckTodo, "base_url": CheckTodo, "webhook": CheckTodo},
+			wantDetail: map[string]string{"callback_url": "still the sandbox one", "base_url": "equals the sandbox one", "webhook": "No verified production webhook"}},
+		{name: "verification went stale after a key roll",
+			prod: func() State {
+				st := prodState("https://api.tensfer.example", "https://app.example.com/prod", all, true, true, now)
+				st.Keys[0].ID = 99 // a new row: the verification no longer covers it
+				return st
+			}(),
+			sig:       Signals{ProdWebhookVerified: true},
+			wantState: map[string]string{"production_keys": CheckTodo, "base_url": CheckTodo, "callback_url": CheckDone, "webhook": CheckDone}},
+		{name: "everything done", prod: prodState("https://api.tensfer.example", "https://app.example.com/prod", all, true, true, now),
+			sig:       Signals{ProdWebhookVerified: true, ErrorRequestIDsLogged: 2, ProdAPICalls: 140},
+			wantState: map[string]string{"production_keys": CheckDone, "callback_url": CheckDone, "webhook": CheckDone, "base_url": CheckDone}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			steps, practices := Checklist(ChecklistInput{Sandbox: sandbox, Production: tt.prod, Signals: tt.sig,
+				ProdWebhookURL: "https://dash.example/hooks/production", Now: now})
+			byKey := map[string]CheckItem{}
+			for _, c := range append(steps, practices...) {
+				byKey[c.Key] = c
+			}
+			for k, want := range tt.wantState {
+				if byKey[k].State != want {
+					t.Errorf("%s: state %q, want %q (%s)", k, byKey[k].State, want, byKey[k].Detail)
+				}
+				if want == CheckDone && byKey[k].Detail != "" && k != "free_calls" && k != "request_ids" {
+					t.Errorf("%s: done but says %q", k, byKey[k].Detail)
+				}
+			}
+			for k, want := range tt.wantDetail {
+				if !strings.Contains(byKey[k].Detail, want) {
+					t.Errorf("%s: detail %q, want it to contain %q", k, byKey[k].Detail, want)
+				}
+			}
+		})
+	}
+}
+
+func TestChecklistPracticesAndProgress(t *testing.T) {
+	now := time.Now()
+	in := ChecklistInput{Production: prodState("", "", nil, false, false, now), Now: now}
+	in.Signals = Signals{ErrorRequestIDsLogged: 3, ProdAPICalls: 250}
+	steps, practices := Checklist(in)
+	if done, total := Progress(steps); done != 0 || total != 4 {
+		t.Errorf("progress %d/%d, want 0/4 (the rollout step is not measurable yet)", done, total)
+	}
+	want := map[string]string{"signing_secret": CheckTodo, "request_ids": CheckDone, "free_calls": CheckDone}
+	for _, c := range practices {
+		if c.State != want[c.Key] {
+			t.Errorf("%s: %q, want %q", c.Key, c.State, want[c.Key])
+		}
+		if c.Key == "free_calls" && !strings.Contains(c.Detail, "All 100 free production calls used (250 recorded)") {
+			t.Errorf("free calls detail %q", c.Detail)
+		}
+	}
+}
+
+func TestJoinAnd(t *testing.T) {
+	for in, want := range map[string]string{"": "", "a": "a", "a|b": "a and b", "a|b|c": "a, b and c"} {
+		var xs []string
+		if in != "" {
+			xs = strings.Split(in, "|")
+		}
+		if got := JoinAnd(xs); got != want {
+			t.Errorf("JoinAnd(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
