@@ -20,7 +20,7 @@ type IngestOptions struct {
 	MaxBatch int
 	// OnCommit, when set, is called on the writer goroutine after each commit with the events that
 	// transaction newly stored (duplicates left out), in id order, before any Submit of the batch
-	// returns. It is how the web layer feeds the live feed.
+	// returns. It is how internal/events feeds the live feed.
 	//
 	// NB: the writer waits for it, so it must be fast and never block (hand the events to a
 	// non-blocking publish); it must not call Submit.

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// TestImportsStayAtTheBottom guards the layering rule of DESIGN.md §3 for
+// TestImportsStayAtTheBottom guards the layering rule of docs/architecture.md for
 // tensfer, its simulator and safehttp at the bottom: each uses only the
 // standard library and imports no other package of this module but the
 // ones listed (the simulator speaks the client's types). An external test

@@ -28,7 +28,7 @@ import (
 )
 
 // Benchmarks of the HTTP hot paths, each reported as a ratio against a baseline measured in the
-// same run on loopback (DESIGN.md 7). The dashboard side is newTestApp: the real router on an
+// same run on loopback (see BENCHMARKS.md). The dashboard side is newTestApp: the real router on an
 // httptest server and a temp-file SQLite (its JSON log goes to memory rather than stderr).
 // BENCHMARKS.md records the figures and the commands.
 
@@ -308,7 +308,7 @@ func benchMS(sorted []time.Duration, q float64) float64 {
 // commit. Against, in the same run and with the same deliveries:
 //
 //   - bare: bareHookHandler on net/http with bareGroupCommit (the hand-written minimal group
-//     commit) on its own database: "bare net/http + bare SQLite group commit" of DESIGN.md 7.
+//     commit) on its own database: "bare net/http + bare SQLite group commit" (BENCHMARKS.md).
 //     ratio = events/s over bare_events/s (target >= 0.85).
 //   - bare_ingester: the same handler with db.Ingester as the sink, so ratio_vs_bare_ingester is
 //     the cost of the web layer alone (router, middleware, parsing, headers), the Ingester's own
