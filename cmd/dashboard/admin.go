@@ -12,6 +12,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
 // openForCLI opens the data directory for an administrative subcommand.
@@ -28,6 +29,17 @@ func openForCLI(ctx context.Context, dir string, getenv func(string) string) (*d
 }
 
 func cliAudit(action string) db.Audit { return db.Audit{Actor: "cli", Action: action} }
+
+// fieldMessages joins the messages of errs for the named fields, in that order.
+func fieldMessages(errs validation.Errors, fields ...string) string {
+	var msgs []string
+	for _, f := range fields {
+		if m := errs[f]; m != "" {
+			msgs = append(msgs, m)
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
 
 // userAdd adds a user; the password is the first line of stdin so it never shows in the
 // process list or shell history.
@@ -56,27 +68,19 @@ func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if password == "" {
 		return usageError{"no password on stdin; e.g.: printf '%s\\n' \"$PASSWORD\" | dashboard user add --email " + email + " --role " + role}
 	}
+	// Check the input before touching the data directory.
 	if errs := accounts.ValidateNewUser(strings.TrimSpace(email), name, password); len(errs) > 0 {
-		var msgs []string
-		for _, field := range []string{"email", "name", "password"} {
-			if m := errs[field]; m != "" {
-				msgs = append(msgs, m)
-			}
-		}
-		return usageError{strings.Join(msgs, "; ")}
-	}
-	hash, err := auth.HashPassword(password, auth.DefaultParams)
-	if err != nil {
-		return err
+		return usageError{fieldMessages(errs, "email", "name", "password")}
 	}
 	d, err := openForCLI(ctx, dir, getenv)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	u, err := d.InsertUser(ctx, db.User{Email: strings.TrimSpace(email), Name: name, Role: r, PasswordHash: hash}, cliAudit("user.create"))
-	if errors.Is(err, db.ErrConflict) {
-		return fmt.Errorf("a user with email %s already exists", email)
+	u, err := accounts.New(accounts.Config{DB: d}).CreateUser(ctx, accounts.NewUser{Email: email, Name: name, Role: string(r), Password: password}, cliAudit("user.create"))
+	var errs validation.Errors
+	if errors.As(err, &errs) {
+		return errors.New(fieldMessages(errs, "email", "name", "password", "role"))
 	}
 	if err != nil {
 		return err
@@ -111,8 +115,7 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return err
 	}
 	defer d.Close()
-	secret, prefix := auth.NewToken()
-	t, err := d.InsertToken(ctx, secret, db.Token{Name: name, Prefix: prefix, Scopes: scopes, CreatedBy: "cli"}, cliAudit("token.create"))
+	secret, t, err := accounts.New(accounts.Config{DB: d}).CreateToken(ctx, name, scopes, "cli", cliAudit("token.create"))
 	if err != nil {
 		return err
 	}

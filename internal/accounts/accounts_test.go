@@ -2,11 +2,13 @@ package accounts
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
 func TestValidateNewUser(t *testing.T) {
@@ -68,5 +70,76 @@ func TestSetupLinkOnlyWithoutUsersAndOnlyTheNewest(t *testing.T) {
 	}
 	if link, err := PrepareSetup(ctx, d, "https://dash.example"); link != "" || err != nil {
 		t.Fatalf("with a user: %q %v", link, err)
+	}
+}
+
+func newService(t *testing.T) (*Service, *db.DB) {
+	t.Helper()
+	d, err := db.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return New(Config{DB: d, Params: auth.TestParams}), d
+}
+
+var testAudit = db.Audit{Actor: "test", Action: "test"}
+
+func TestUsersAndPasswords(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	pw := "correct horse battery"
+	admin, err := s.CreateUser(ctx, NewUser{Email: " ana@example.com ", Name: "Ana", Role: "admin", Password: pw}, testAudit)
+	if err != nil || admin.Email != "ana@example.com" || admin.Role != db.RoleAdmin {
+		t.Fatalf("create: %+v %v", admin, err)
+	}
+	_, err = s.CreateUser(ctx, NewUser{Email: "ana@example.com", Role: "owner", Password: pw}, testAudit)
+	var errs validation.Errors
+	if !errors.As(err, &errs) || !errs.Has("role") {
+		t.Fatalf("bad role: %v", err)
+	}
+	if _, err = s.CreateUser(ctx, NewUser{Email: "ana@example.com", Role: "viewer", Password: pw}, testAudit); !errors.As(err, &errs) || !strings.Contains(errs["email"], "already exists") {
+		t.Fatalf("duplicate email: %v", err)
+	}
+	if u, err := s.Authenticate(ctx, "ana@example.com", pw); err != nil || u.ID != admin.ID {
+		t.Fatalf("authenticate: %+v %v", u, err)
+	}
+	for _, c := range [][2]string{{"ana@example.com", "wrong password!"}, {"nobody@example.com", pw}} {
+		if _, err := s.Authenticate(ctx, c[0], c[1]); !errors.Is(err, ErrBadCredentials) {
+			t.Errorf("authenticate %s: %v", c[0], err)
+		}
+	}
+	if _, err := s.SetDisabled(ctx, admin.ID, admin.ID, true, testAudit); !errors.As(err, new(validation.Problem)) {
+		t.Fatalf("disable yourself: %v", err)
+	}
+	if _, err := s.SetRole(ctx, admin.ID, "viewer", testAudit); err == nil || !strings.Contains(err.Error(), "no active admin") {
+		t.Fatalf("demote the last admin: %v", err)
+	}
+	if _, err := s.ChangeOwnPassword(ctx, admin, "wrong", "short", testAudit); !errors.As(err, &errs) || !errs.Has("current") || !errs.Has("password") {
+		t.Fatalf("change password: %v", err)
+	}
+	if _, err := s.ChangeOwnPassword(ctx, admin, pw, "a new long password", testAudit); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(ctx, "ana@example.com", "a new long password"); err != nil {
+		t.Fatalf("the new password does not work: %v", err)
+	}
+}
+
+func TestCreateToken(t *testing.T) {
+	s, d := newService(t)
+	ctx := context.Background()
+	_, _, err := s.CreateToken(ctx, "", []string{"nope"}, "cli", testAudit)
+	var errs validation.Errors
+	if !errors.As(err, &errs) || !errs.Has("name") || !errs.Has("scopes") {
+		t.Fatalf("bad token: %v", err)
+	}
+	secret, tok, err := s.CreateToken(ctx, " checkout ", []string{auth.ScopeConfigRead, auth.ScopeEventsWrite}, "cli", testAudit)
+	if err != nil || tok.Name != "checkout" {
+		t.Fatalf("create: %+v %v", tok, err)
+	}
+	got, err := d.TokenBySecret(ctx, secret)
+	if err != nil || got.ID != tok.ID || len(got.Scopes) != 2 {
+		t.Fatalf("the shown secret does not find the token: %+v %v", got, err)
 	}
 }

@@ -166,7 +166,7 @@ func (s *Server) revealEnvKey(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u, _ := userFrom(r.Context())
-	if !s.checkPassword(r.Context(), r.PostForm.Get("password"), u.PasswordHash) {
+	if !s.accounts.CheckPassword(r.Context(), r.PostForm.Get("password"), u.PasswordHash) {
 		setFlash(w, "err", "Not revealed: your password was incorrect.")
 		return redirect(w, r, "/environments#env-"+env)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gorilla/sessions"
 
-	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
@@ -47,15 +47,8 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	password := r.PostFormValue("password")
 	vm := templates.AuthVM{Next: safeNext(r.PostFormValue("next")), Email: email}
 
-	u, err := s.db.UserByEmail(r.Context(), email)
-	if err != nil && !errors.Is(err, db.ErrNotFound) {
-		return err
-	}
-	if err != nil {
-		// Spend the same time as a real check so response time does not reveal which emails exist.
-		_ = s.checkPassword(r.Context(), password, s.dummyHash())
-	}
-	if err != nil || !s.checkPassword(r.Context(), password, u.PasswordHash) || u.Disabled() {
+	u, err := s.accounts.Authenticate(r.Context(), email, password)
+	if errors.Is(err, accounts.ErrBadCredentials) {
 		a := s.auditFor(r, "session.login_failed")
 		a.Actor, a.Target = "anonymous", "email:"+validation.Clip(email, 254)
 		if err := s.db.InsertAudit(r.Context(), a); err != nil {
@@ -63,6 +56,9 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 		}
 		vm.Error = loginFailed
 		return render(w, r, http.StatusUnauthorized, templates.LoginPage(vm))
+	}
+	if err != nil {
+		return err
 	}
 	if err := s.startSession(w, r, u); err != nil {
 		return err
@@ -91,15 +87,6 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u db.User)
 		return err
 	}
 	return s.db.RecordLogin(r.Context(), u.ID)
-}
-
-// dummyHash is a valid hash with the server's cost parameters, checked against when the email is
-// unknown.
-func (s *Server) dummyHash() string {
-	s.dummyOnce.Do(func() {
-		s.dummy, _ = auth.HashPassword(auth.RandomID(16), s.cfg.PasswordParams)
-	})
-	return s.dummy
 }
 
 // deleteSession logs out: the session row is deleted, so the cookie is worthless even if copied.

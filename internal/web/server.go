@@ -8,10 +8,9 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"runtime"
-	"sync"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/environment"
@@ -54,15 +53,12 @@ type Server struct {
 	loginLimit *ratelimit.Limiter
 	now        func() time.Time
 
-	dummyOnce sync.Once
-	dummy     string
-
 	router        http.Handler
+	accounts      *accounts.Service    // users, passwords, tokens
 	events        *events.Service      // ingest, live feed, lookup, replay, signals
 	envs          *environment.Service // keys, URLs, secrets, verification, checklist
 	callbackLimit *ratelimit.Limiter   // public callback ingest, per client
 	tokenUse      *ratelimit.Throttle[int64]
-	hashSlots     chan struct{} // bounds concurrent argon2id work
 }
 
 // New builds a Server and the domain services behind it, and starts the ingest pipeline. Zero config values get sensible defaults.
@@ -103,7 +99,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	s.loginLimit = ratelimit.New(cfg.LoginRate, s.clock)
 	s.callbackLimit = ratelimit.New(cfg.CallbackRate, s.clock)
 	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)
-	s.hashSlots = make(chan struct{}, max(1, runtime.NumCPU()))
+	s.accounts = accounts.New(accounts.Config{DB: d, Params: cfg.PasswordParams})
 	// Outbound calls go to user-configured URLs (Tensfer base URLs, replay targets).
 	safeHTTP := safehttp.NewClient(safehttp.Options{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
 	userAgent := "tensfer-golive-dashboard/" + cfg.Version

@@ -1,11 +1,11 @@
 package web
 
 import (
+	"errors"
 	"net/http"
-	"strings"
 
-	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -53,23 +53,12 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	current, next := r.PostFormValue("current"), r.PostFormValue("password")
-	if !s.checkPassword(r.Context(), current, u.PasswordHash) {
-		vm.Errors["current"] = "current password is incorrect"
-	}
-	if err := auth.ValidatePassword(next); err != nil {
-		vm.Errors["password"] = err.Error()
-	} else if next == current {
-		vm.Errors["password"] = "new password must differ from the current one"
-	}
-	if len(vm.Errors) > 0 {
+	updated, err := s.accounts.ChangeOwnPassword(r.Context(), u.User, r.PostFormValue("current"), r.PostFormValue("password"), s.auditFor(r, "user.password_change"))
+	var errs validation.Errors
+	if errors.As(err, &errs) {
+		vm.Errors = templates.FieldErrors(errs)
 		return render(w, r, http.StatusUnprocessableEntity, templates.AccountPage(vm))
 	}
-	hash, err := s.hashPassword(r.Context(), next)
-	if err != nil {
-		return err
-	}
-	updated, err := s.db.UpdateUser(r.Context(), u.ID, db.UserChange{PasswordHash: &hash}, s.auditFor(r, "user.password_change"))
 	if err != nil {
 		return err
 	}
@@ -83,5 +72,3 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 func roleNames() []string {
 	return []string{string(db.RoleViewer), string(db.RoleOperator), string(db.RoleAdmin)}
 }
-
-func normEmail(s string) string { return strings.TrimSpace(s) }

@@ -45,7 +45,7 @@ func (s *Server) completeSetup(w http.ResponseWriter, r *http.Request) error {
 		vm.Invalid = !ok
 		return render(w, r, http.StatusUnprocessableEntity, templates.SetupPage(vm))
 	}
-	hash, err := s.hashPassword(r.Context(), password)
+	hash, err := s.accounts.HashPassword(r.Context(), password)
 	if err != nil {
 		return err
 	}

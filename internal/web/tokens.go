@@ -7,9 +7,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -50,19 +50,14 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	vm.Name = name
-	if err := accounts.ValidateTokenName(name); err != nil {
-		vm.Errors["name"] = err.Error()
-	}
-	scopes, err := auth.ParseScopes(strings.Join(r.PostForm["scopes"], ","))
-	if err != nil {
-		vm.Errors["scopes"] = err.Error()
-	}
-	if len(vm.Errors) > 0 {
+	me, _ := userFrom(r.Context())
+	secret, _, err := s.accounts.CreateToken(r.Context(), name, r.PostForm["scopes"], me.Email, s.auditFor(r, "token.create"))
+	var errs validation.Errors
+	if errors.As(err, &errs) {
+		vm.Errors = templates.FieldErrors(errs)
 		return render(w, r, http.StatusUnprocessableEntity, templates.TokensPage(vm))
 	}
-	me, _ := userFrom(r.Context())
-	secret, prefix := auth.NewToken()
-	if _, err := s.db.InsertToken(r.Context(), secret, db.Token{Name: name, Prefix: prefix, Scopes: scopes, CreatedBy: me.Email}, s.auditFor(r, "token.create")); err != nil {
+	if err != nil {
 		return err
 	}
 	vm, err = s.tokensVM(w, r, nil)

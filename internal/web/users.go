@@ -7,8 +7,8 @@ import (
 	"strings"
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
-	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -40,44 +40,30 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	vm.Email, vm.Name, vm.Role = normEmail(r.PostFormValue("email")), strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("role")
-	password := r.PostFormValue("password")
-	vm.Errors = templates.FieldErrors(accounts.ValidateNewUser(vm.Email, vm.Name, password))
-	role, err := db.ParseRole(vm.Role)
-	if err != nil {
-		vm.Errors["role"] = err.Error()
-	}
-	if len(vm.Errors) > 0 {
-		return render(w, r, http.StatusUnprocessableEntity, templates.UsersPage(vm))
-	}
-	hash, err := s.hashPassword(r.Context(), password)
-	if err != nil {
-		return err
-	}
-	_, err = s.db.InsertUser(r.Context(), db.User{Email: vm.Email, Name: vm.Name, Role: role, PasswordHash: hash}, s.auditFor(r, "user.create"))
-	if errors.Is(err, db.ErrConflict) {
-		vm.Errors["email"] = "a user with this email already exists"
+	vm.Email, vm.Name, vm.Role = strings.TrimSpace(r.PostFormValue("email")), strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("role")
+	u, err := s.accounts.CreateUser(r.Context(), accounts.NewUser{Email: vm.Email, Name: vm.Name, Role: vm.Role, Password: r.PostFormValue("password")},
+		s.auditFor(r, "user.create"))
+	var errs validation.Errors
+	if errors.As(err, &errs) {
+		vm.Errors = templates.FieldErrors(errs)
 		return render(w, r, http.StatusUnprocessableEntity, templates.UsersPage(vm))
 	}
 	if err != nil {
 		return err
 	}
-	setFlash(w, "ok", fmt.Sprintf("Added %s as %s.", vm.Email, role))
+	setFlash(w, "ok", fmt.Sprintf("Added %s as %s.", u.Email, u.Role))
 	return redirect(w, r, "/settings/users")
 }
 
-// changeUser applies one change to the user in the URL and redirects back with what happened.
-func (s *Server) changeUser(w http.ResponseWriter, r *http.Request, c db.UserChange, action, done string) error {
+// changeUser applies one account change to the user in the URL and redirects back with what
+// happened.
+func (s *Server) changeUser(w http.ResponseWriter, r *http.Request, done string, change func(id int64) (db.User, error)) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
-	u, err := s.db.UpdateUser(r.Context(), id, c, s.auditFor(r, action))
-	if errors.Is(err, db.ErrLastAdmin) {
-		setFlash(w, "err", "That would leave no active admin. Make someone else an admin first.")
-		return redirect(w, r, "/settings/users")
-	}
-	if err != nil {
+	u, err := change(id)
+	if handled, err := flashProblem(w, r, err, "/settings/users"); handled {
 		return err
 	}
 	setFlash(w, "ok", fmt.Sprintf(done, u.Email))
@@ -85,39 +71,38 @@ func (s *Server) changeUser(w http.ResponseWriter, r *http.Request, c db.UserCha
 }
 
 func (s *Server) updateUserRole(w http.ResponseWriter, r *http.Request) error {
-	role, err := db.ParseRole(r.PostFormValue("role"))
-	if err != nil {
+	role := r.PostFormValue("role")
+	if _, err := db.ParseRole(role); err != nil {
 		return errBadRequest("%s", err.Error())
 	}
-	return s.changeUser(w, r, db.UserChange{Role: &role}, "user.role", "%s is now "+string(role)+"; their sessions were ended.")
+	return s.changeUser(w, r, "%s is now "+role+"; their sessions were ended.", func(id int64) (db.User, error) {
+		return s.accounts.SetRole(r.Context(), id, role, s.auditFor(r, "user.role"))
+	})
 }
 
 func (s *Server) disableUser(w http.ResponseWriter, r *http.Request) error {
 	me, _ := userFrom(r.Context())
-	if id, _ := pathID(r, "id"); id == me.ID {
-		setFlash(w, "err", "You cannot disable yourself.")
-		return redirect(w, r, "/settings/users")
-	}
-	yes := true
-	return s.changeUser(w, r, db.UserChange{Disabled: &yes}, "user.disable", "Disabled %s and ended their sessions.")
+	return s.changeUser(w, r, "Disabled %s and ended their sessions.", func(id int64) (db.User, error) {
+		return s.accounts.SetDisabled(r.Context(), me.ID, id, true, s.auditFor(r, "user.disable"))
+	})
 }
 
 func (s *Server) enableUser(w http.ResponseWriter, r *http.Request) error {
-	no := false
-	return s.changeUser(w, r, db.UserChange{Disabled: &no}, "user.enable", "Enabled %s.")
+	me, _ := userFrom(r.Context())
+	return s.changeUser(w, r, "Enabled %s.", func(id int64) (db.User, error) {
+		return s.accounts.SetDisabled(r.Context(), me.ID, id, false, s.auditFor(r, "user.enable"))
+	})
 }
 
 func (s *Server) resetUserPassword(w http.ResponseWriter, r *http.Request) error {
-	password := r.PostFormValue("password")
-	if err := auth.ValidatePassword(password); err != nil {
-		setFlash(w, "err", "Password not changed: "+err.Error()+".")
-		return redirect(w, r, "/settings/users")
-	}
-	hash, err := s.hashPassword(r.Context(), password)
-	if err != nil {
-		return err
-	}
-	return s.changeUser(w, r, db.UserChange{PasswordHash: &hash}, "user.password_reset", "Set a new password for %s and ended their sessions.")
+	return s.changeUser(w, r, "Set a new password for %s and ended their sessions.", func(id int64) (db.User, error) {
+		u, err := s.accounts.ResetPassword(r.Context(), id, r.PostFormValue("password"), s.auditFor(r, "user.password_reset"))
+		var problem validation.Problem
+		if errors.As(err, &problem) {
+			return u, validation.Problem("Password not changed: " + string(problem) + ".")
+		}
+		return u, err
+	})
 }
 
 func (s *Server) signOutUser(w http.ResponseWriter, r *http.Request) error {

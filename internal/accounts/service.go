@@ -1,0 +1,204 @@
+package accounts
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"sync"
+
+	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
+)
+
+// Config is what a Service needs.
+type Config struct {
+	DB *db.DB
+	// Params is the argon2id cost (auth.DefaultParams when zero; cheap in tests).
+	Params auth.Params
+	// HashSlots bounds how many password hashes run at once (default: the number of CPUs), so a
+	// burst of logins queues instead of exhausting memory: each takes 64 MiB.
+	HashSlots int
+}
+
+// Service applies the account rules: creating users and tokens, passwords, roles and access.
+type Service struct {
+	db        *db.DB
+	params    auth.Params
+	slots     chan struct{}
+	dummyOnce sync.Once
+	dummy     string
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.Params.KeyLen == 0 {
+		cfg.Params = auth.DefaultParams
+	}
+	if cfg.HashSlots <= 0 {
+		cfg.HashSlots = max(1, runtime.NumCPU())
+	}
+	return &Service{db: cfg.DB, params: cfg.Params, slots: make(chan struct{}, cfg.HashSlots)}
+}
+
+// withHashSlot runs fn when a hashing slot is free; a waiter gives up when ctx ends.
+func (s *Service) withHashSlot(ctx context.Context, fn func()) error {
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.slots }()
+	fn()
+	return nil
+}
+
+// CheckPassword reports whether pw matches hash; false also when ctx ends while waiting.
+func (s *Service) CheckPassword(ctx context.Context, pw, hash string) bool {
+	ok := false
+	_ = s.withHashSlot(ctx, func() { ok = auth.CheckPassword(pw, hash) == nil })
+	return ok
+}
+
+// HashPassword hashes a new password with the configured cost.
+func (s *Service) HashPassword(ctx context.Context, pw string) (string, error) {
+	var h string
+	var err error
+	if werr := s.withHashSlot(ctx, func() { h, err = auth.HashPassword(pw, s.params) }); werr != nil {
+		return "", werr
+	}
+	return h, err
+}
+
+// ErrBadCredentials is Authenticate's one answer for an unknown email, a wrong password and a
+// disabled account, so the answer does not reveal which emails exist.
+var ErrBadCredentials = errors.New("accounts: email or password is incorrect")
+
+// Authenticate returns the active user with this email and password. An unknown email costs the
+// same hashing time as a real check.
+func (s *Service) Authenticate(ctx context.Context, email, password string) (db.User, error) {
+	u, err := s.db.UserByEmail(ctx, strings.TrimSpace(email))
+	if errors.Is(err, db.ErrNotFound) {
+		s.dummyOnce.Do(func() { s.dummy, _ = auth.HashPassword(auth.RandomID(16), s.params) })
+		_ = s.CheckPassword(ctx, password, s.dummy)
+		return db.User{}, ErrBadCredentials
+	}
+	if err != nil {
+		return db.User{}, err
+	}
+	if !s.CheckPassword(ctx, password, u.PasswordHash) || u.Disabled() {
+		return db.User{}, ErrBadCredentials
+	}
+	return u, nil
+}
+
+// NewUser is a user to create.
+type NewUser struct {
+	Email, Name, Role, Password string
+}
+
+// CreateUser validates and stores a user with the audit row. Bad input, a duplicate email
+// included, is validation.Errors and stores nothing.
+func (s *Service) CreateUser(ctx context.Context, in NewUser, a db.Audit) (db.User, error) {
+	in.Email, in.Name = strings.TrimSpace(in.Email), strings.TrimSpace(in.Name)
+	errs := ValidateNewUser(in.Email, in.Name, in.Password)
+	role, err := db.ParseRole(in.Role)
+	if err != nil {
+		errs["role"] = err.Error()
+	}
+	if err := errs.Err(); err != nil {
+		return db.User{}, err
+	}
+	hash, err := s.HashPassword(ctx, in.Password)
+	if err != nil {
+		return db.User{}, err
+	}
+	u, err := s.db.InsertUser(ctx, db.User{Email: in.Email, Name: in.Name, Role: role, PasswordHash: hash}, a)
+	if errors.Is(err, db.ErrConflict) {
+		return db.User{}, validation.Errors{"email": "a user with this email already exists"}
+	}
+	return u, err
+}
+
+// ChangeOwnPassword sets u's password after checking the current one. Every session of u ends
+// (the store revokes them). Bad input is validation.Errors on "current" or "password".
+func (s *Service) ChangeOwnPassword(ctx context.Context, u db.User, current, next string, a db.Audit) (db.User, error) {
+	errs := validation.Errors{}
+	if !s.CheckPassword(ctx, current, u.PasswordHash) {
+		errs["current"] = "current password is incorrect"
+	}
+	if err := auth.ValidatePassword(next); err != nil {
+		errs["password"] = err.Error()
+	} else if next == current {
+		errs["password"] = "new password must differ from the current one"
+	}
+	if err := errs.Err(); err != nil {
+		return db.User{}, err
+	}
+	return s.setPassword(ctx, u.ID, next, a)
+}
+
+// ResetPassword sets another user's password (an admin action) and ends their sessions. A
+// password that breaks the rules is a validation.Problem.
+func (s *Service) ResetPassword(ctx context.Context, id int64, password string, a db.Audit) (db.User, error) {
+	if err := auth.ValidatePassword(password); err != nil {
+		return db.User{}, validation.Problem(err.Error())
+	}
+	return s.setPassword(ctx, id, password, a)
+}
+
+func (s *Service) setPassword(ctx context.Context, id int64, password string, a db.Audit) (db.User, error) {
+	hash, err := s.HashPassword(ctx, password)
+	if err != nil {
+		return db.User{}, err
+	}
+	return s.change(ctx, id, db.UserChange{PasswordHash: &hash}, a)
+}
+
+// SetRole changes a user's role and ends their sessions.
+func (s *Service) SetRole(ctx context.Context, id int64, role string, a db.Audit) (db.User, error) {
+	r, err := db.ParseRole(role)
+	if err != nil {
+		return db.User{}, validation.Problem(err.Error())
+	}
+	return s.change(ctx, id, db.UserChange{Role: &r}, a)
+}
+
+// SetDisabled disables (and signs out) or enables a user. Nobody disables themselves.
+func (s *Service) SetDisabled(ctx context.Context, actorID, id int64, disabled bool, a db.Audit) (db.User, error) {
+	if disabled && actorID == id {
+		return db.User{}, validation.Problem("You cannot disable yourself.")
+	}
+	return s.change(ctx, id, db.UserChange{Disabled: &disabled}, a)
+}
+
+// change applies c; a change that would leave no active admin is a validation.Problem.
+func (s *Service) change(ctx context.Context, id int64, c db.UserChange, a db.Audit) (db.User, error) {
+	u, err := s.db.UpdateUser(ctx, id, c, a)
+	if errors.Is(err, db.ErrLastAdmin) {
+		return db.User{}, validation.Problem("That would leave no active admin. Make someone else an admin first.")
+	}
+	return u, err
+}
+
+// CreateToken validates and stores an API token for createdBy ("cli" for the command line) and
+// returns its secret, which is shown once: only a hash is stored. Bad input is validation.Errors
+// on "name" or "scopes".
+func (s *Service) CreateToken(ctx context.Context, name string, scopes []string, createdBy string, a db.Audit) (string, db.Token, error) {
+	name = strings.TrimSpace(name)
+	errs := validation.Errors{}
+	if err := ValidateTokenName(name); err != nil {
+		errs["name"] = err.Error()
+	}
+	parsed, err := auth.ParseScopes(strings.Join(scopes, ","))
+	if err != nil {
+		errs["scopes"] = err.Error()
+	}
+	if err := errs.Err(); err != nil {
+		return "", db.Token{}, err
+	}
+	secret, prefix := auth.NewToken()
+	t, err := s.db.InsertToken(ctx, secret, db.Token{Name: name, Prefix: prefix, Scopes: parsed, CreatedBy: createdBy}, a)
+	return secret, t, err
+}
