@@ -1,4 +1,5 @@
-// Package templates holds the templ components: one file per page, a shared layout and partials.
+// Package templates holds the templ components: one file per page or area (each with its view
+// models), the page frames in layout.templ and the shared components in components.templ.
 // Components are pure: typed view models in, HTML out.
 package templates
 
