@@ -7,8 +7,9 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// TestBrowserEventsJourney opens the live feed, sends a test event, watches it arrive without a
-// reload, follows its request_id to the lookup page, and sees a webhook from outside arrive too.
+// TestBrowserEventsJourney opens the live feed, sends a test event (a plain form post that comes
+// back to the feed with a flash), watches a webhook from outside arrive without a reload, and
+// follows its request_id to the lookup page.
 func TestBrowserEventsJourney(t *testing.T) {
 	app := newTestApp(t)
 	ctx := newBrowser(t)
@@ -24,9 +25,9 @@ func TestBrowserEventsJourney(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`.live[data-state="live"]`)),
 	)
 	screenshot(t, ctx, "events-empty")
-	mustDo(t, ctx, "send a test event; it arrives live",
+	mustDo(t, ctx, "send a test event; the page comes back with a flash and the row",
 		chromedp.Click(chromedp.CSS(`[data-testid="test-event-sandbox"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="test-result"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#feed [data-testid="event-row"]`)),
 	)
 	if got := mustText(t, ctx, `#feed [data-testid="event-type"]`); got != "dashboard.test" {

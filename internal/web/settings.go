@@ -34,6 +34,7 @@ func (s *Server) accountVM(w http.ResponseWriter, r *http.Request) (templates.Ac
 	return templates.AccountVM{
 		Layout: s.page(w, r, "settings", "Your account"), Tabs: settingsTabs(u.Role),
 		Email: u.Email, Role: string(u.Role), Sessions: n, Errors: templates.FieldErrors{},
+		PasswordMinLen: auth.MinPasswordLen,
 	}, err
 }
 

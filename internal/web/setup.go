@@ -20,7 +20,7 @@ func (s *Server) showSetup(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return render(w, r, http.StatusNotFound, templates.SetupPage(templates.AuthVM{Invalid: true}))
 	}
-	return render(w, r, http.StatusOK, templates.SetupPage(templates.AuthVM{Token: token}))
+	return render(w, r, http.StatusOK, templates.SetupPage(templates.AuthVM{Token: token, PasswordMinLen: auth.MinPasswordLen}))
 }
 
 // completeSetup creates the first admin and logs them in. The token is consumed in the same
@@ -30,6 +30,8 @@ func (s *Server) completeSetup(w http.ResponseWriter, r *http.Request) error {
 		Token: r.PostFormValue("token"),
 		Email: strings.TrimSpace(r.PostFormValue("email")),
 		Name:  strings.TrimSpace(r.PostFormValue("name")),
+
+		PasswordMinLen: auth.MinPasswordLen,
 	}
 	password := r.PostFormValue("password")
 	vm.Errors = templates.FieldErrors(accounts.ValidateNewUser(vm.Email, vm.Name, password))

@@ -19,7 +19,7 @@ func (s *Server) usersVM(w http.ResponseWriter, r *http.Request) (templates.User
 		return templates.UsersVM{}, err
 	}
 	vm := templates.UsersVM{Layout: s.page(w, r, "settings", "Users"), Tabs: settingsTabs(me.Role), Roles: roleNames(),
-		Role: string(db.RoleViewer), Errors: templates.FieldErrors{}}
+		Role: string(db.RoleViewer), Errors: templates.FieldErrors{}, PasswordMinLen: auth.MinPasswordLen}
 	for _, u := range users {
 		vm.Users = append(vm.Users, templates.UserRow{ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role),
 			Disabled: u.Disabled(), CreatedAt: u.CreatedAt, LastLogin: u.LastLoginAt, IsSelf: u.ID == me.ID})

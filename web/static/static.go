@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-//go:embed css js vendor favicon.svg
+//go:embed css js favicon.svg
 var files embed.FS
 
 // Prefix is where the assets are mounted.

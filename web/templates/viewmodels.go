@@ -1,4 +1,5 @@
-// Package templates holds the templ components: one file per page, a shared layout and partials.
+// Package templates holds the templ components: one file per page or area (each with its view
+// models), the page frames in layout.templ and the shared components in components.templ.
 // Components are pure: typed view models in, HTML out.
 package templates
 
@@ -45,14 +46,6 @@ type FieldErrors map[string]string
 // Has reports whether the field has an error.
 func (f FieldErrors) Has(name string) bool { return f[name] != "" }
 
-// ariaInvalid is the value of aria-invalid for a field.
-func (f FieldErrors) ariaInvalid(name string) string {
-	if f.Has(name) {
-		return "true"
-	}
-	return "false"
-}
-
 // Timestamp formats t as an absolute UTC time; JS turns it into "5m ago" with the absolute time
 // as its title.
 func Timestamp(t time.Time) string {
@@ -79,6 +72,19 @@ func ActorName(actor string) string {
 func urlQuery(s string) string { return url.QueryEscape(s) }
 
 func staticURL(name string) string { return static.URL(name) }
+
+// passwordRule says how long a new password must be, from the minimum the handler passes in.
+func passwordRule(minLen int) string {
+	return "At least " + itoa(minLen) + " characters"
+}
+
+// either is a if cond holds, else b.
+func either(cond bool, a, b string) string {
+	if cond {
+		return a
+	}
+	return b
+}
 
 // plural says "1 event" or "3 events".
 func plural(n int, one, many string) string {

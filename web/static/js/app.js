@@ -7,12 +7,10 @@
 //   #lookup-q                  "/" focuses it, Escape leaves it; "g" + letter navigates
 //   [data-copy="TEXT"]         click copies TEXT, the button says "Copied" for 1.5 s
 //   time[data-relative]        text becomes "5m ago", title the absolute local + UTC time
-//   form[data-confirm="MSG"]   asks confirm(MSG) before submitting (also on a submit button)
+//   form[data-confirm="MSG"]   asks confirm(MSG) before submitting
 //   [data-autofocus]           focused on load
 //   tr.clickable               a click on the row follows data-href, or the row's first link
-//   .live[data-state]          follows the htmx SSE connection (connecting/live/offline);
-//                              data-live-for="ID" ties it to the [sse-connect] element with that id
-//   [sse-swap] children        elements inserted by SSE get the .is-new class (brief highlight)
+// The live feed (rows, .live indicator) is js/feed.js.
 // Exposed for other scripts: window.dashboard.refreshTimes(root), window.dashboard.copyText(text).
 (function () {
   'use strict';
@@ -235,12 +233,11 @@
 
   // -------------------------------------------------------------------------------- confirm
 
-  // Capture phase, so the question comes before htmx (which listens on the form itself).
+  // Capture phase, so the question comes before any other submit handler.
   doc.addEventListener('submit', (e) => {
     const form = e.target;
     if (!(form instanceof HTMLFormElement)) return;
-    const submitter = e.submitter;
-    const msg = (submitter && submitter.dataset.confirm) || form.dataset.confirm;
+    const msg = form.dataset.confirm;
     if (msg === undefined) return;
     if (!window.confirm(msg || 'Are you sure?')) {
       e.preventDefault();
@@ -264,51 +261,6 @@
     else window.location.assign(href);
   });
 
-  // ----------------------------------------------------------------------- live (htmx SSE)
-
-  const LIVE_LABELS = { connecting: 'Connecting\u2026', live: 'Live', paused: 'Paused', offline: 'Offline' };
-
-  // setLive updates the .live indicators that belong to the SSE element `source`.
-  function setLive(source, state) {
-    for (const el of doc.querySelectorAll('.live')) {
-      const forId = el.dataset.liveFor;
-      if (forId && (!source || source.id !== forId)) continue;
-      el.dataset.state = state;
-      const label = el.querySelector('.live-label');
-      if (label) label.textContent = LIVE_LABELS[state];
-      else if (!el.children.length) el.textContent = LIVE_LABELS[state];
-    }
-  }
-
-  doc.addEventListener('htmx:sseOpen', (e) => setLive(e.target, 'live'));
-  doc.addEventListener('htmx:sseError', (e) => {
-    const src = e.detail && e.detail.source;
-    // CONNECTING (0): the browser is retrying by itself; CLOSED (2): htmx will reconnect later.
-    setLive(e.target, src && src.readyState === 0 && navigator.onLine ? 'connecting' : 'offline');
-  });
-  doc.addEventListener('htmx:sseClose', (e) => {
-    if (e.detail && e.detail.type === 'nodeReplaced') return;
-    setLive(e.target, 'offline');
-  });
-  window.addEventListener('offline', () => setLive(null, 'offline'));
-
-  // ------------------------------------------------------------------------- added content
-
-  // Content inserted later (htmx swaps, SSE rows) gets relative times, and SSE-inserted
-  // elements a short highlight. window.dashboard.refreshTimes stays available for manual use.
-  const observer = new MutationObserver((records) => {
-    for (const rec of records) {
-      for (const node of rec.addedNodes) {
-        if (node.nodeType !== Node.ELEMENT_NODE) continue;
-        refreshTimes(node);
-        if (node.parentElement && node.parentElement.closest('[sse-swap], [data-sse-swap]')) {
-          node.classList.add('is-new');
-          node.addEventListener('animationend', () => node.classList.remove('is-new'), { once: true });
-        }
-      }
-    }
-  });
-
   // ------------------------------------------------------------------------------------ init
 
   function init() {
@@ -316,7 +268,6 @@
     refreshTimes(doc);
     const auto = doc.querySelector('[data-autofocus]');
     if (auto && typeof auto.focus === 'function') auto.focus();
-    observer.observe(doc.body, { childList: true, subtree: true });
   }
 
   if (doc.readyState === 'loading') doc.addEventListener('DOMContentLoaded', init);
