@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"

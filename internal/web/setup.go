@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
+	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )

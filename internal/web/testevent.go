@@ -8,7 +8,6 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/validation"
-	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
 // sendTestEvent has the event pipeline sign a test webhook with the environment's active secret
@@ -44,11 +43,8 @@ func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request) error {
 	return s.testEventDone(w, r, true, fmt.Sprintf("Sent a signed test webhook to %s; it carries request_id %s.", env, res.RequestID))
 }
 
-// testEventDone answers an htmx request with the fragment to swap, a plain form with a redirect.
+// testEventDone redirects to the live feed with the outcome as a flash message.
 func (s *Server) testEventDone(w http.ResponseWriter, r *http.Request, ok bool, msg string) error {
-	if r.Header.Get("HX-Request") == "true" {
-		return render(w, r, http.StatusOK, templates.TestEventResult(ok, msg))
-	}
 	kind := "ok"
 	if !ok {
 		kind = "err"
