@@ -1,0 +1,286 @@
+// Package rollout is the production rollout's logic: which environment a user goes to (cohorts,
+// then the current stage's percentage), the staged plan and its actions (advance, pause, resume,
+// rollback, kill), guardrail evaluation and auto-advance. It is pure: no I/O, no clock reads
+// (times are passed in), and it imports no other package of the module. Storage, HTTP and the
+// error signals it evaluates live elsewhere.
+package rollout
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Env is where a decision sends a user.
+type Env string
+
+// The environments a decision can name.
+const (
+	Production Env = "production"
+	Sandbox    Env = "sandbox" // internal testers
+	Off        Env = "off"     // not in the rollout: the app keeps its pre-launch path
+)
+
+// ParseEnv validates an environment name from outside input.
+func ParseEnv(s string) (Env, bool) {
+	switch e := Env(s); e {
+	case Production, Sandbox, Off:
+		return e, true
+	}
+	return "", false
+}
+
+// State is the rollout's state.
+type State string
+
+// The rollout's states. Paused holds the current stage's percentage and stops auto-advance;
+// killed sends nobody to production, whatever a cohort says.
+const (
+	Active State = "active"
+	Paused State = "paused"
+	Killed State = "killed"
+)
+
+// Stage is one step of the plan: the share of users in production, and how long it must run
+// before the next step.
+type Stage struct {
+	Percent float64
+	MinSoak time.Duration
+}
+
+// Limits on a plan.
+const (
+	MaxStages    = 20
+	MaxSoak      = 90 * 24 * time.Hour
+	BucketCount  = 10_000
+	DefaultKey   = "tensfer-production"
+	DefaultOnHit = OnBreachPause
+)
+
+// DefaultStages is the plan of a fresh install: 1, 5, 25, 50 and 100 %, a day each.
+func DefaultStages() []Stage {
+	return []Stage{{1, 24 * time.Hour}, {5, 24 * time.Hour}, {25, 24 * time.Hour}, {50, 24 * time.Hour}, {100, 0}}
+}
+
+// What a guardrail breach does.
+const (
+	OnBreachPause    = "pause"
+	OnBreachRollback = "rollback"
+)
+
+// Rollout is the stored state of the rollout. Stage 0 is not started (0 %); stage N is the Nth
+// entry of Stages.
+type Rollout struct {
+	Key            string
+	Salt           string // never changes during a rollout: it decides every user's bucket
+	State          State
+	Stage          int
+	Stages         []Stage
+	StageStartedAt time.Time // when the current stage began (zero before the first)
+	AutoAdvance    bool
+	Guardrails     []Guardrail
+	OnBreach       string // OnBreachPause | OnBreachRollback
+	Version        int64  // bumped by every change; a change made against another version is refused
+	UpdatedAt      time.Time
+	UpdatedBy      string
+	// Held says why the rollout stopped by itself (a guardrail breach), until someone acts.
+	Held string
+}
+
+// New returns a fresh rollout: not started, active, the default plan and guardrails.
+func New(key, salt string) Rollout {
+	return Rollout{Key: key, Salt: salt, State: Active, Stages: DefaultStages(), Guardrails: DefaultGuardrails(), OnBreach: DefaultOnHit, Version: 1}
+}
+
+// Percent is the share of users the percentage sends to production now.
+func (r Rollout) Percent() float64 {
+	if r.State == Killed || r.Stage <= 0 || r.Stage > len(r.Stages) {
+		return 0
+	}
+	return r.Stages[r.Stage-1].Percent
+}
+
+// TransitionError is an action that the rollout's state does not allow; its text says why.
+type TransitionError string
+
+func (e TransitionError) Error() string { return string(e) }
+
+// Advance moves to the next stage (from not started, to the first).
+func (r Rollout) Advance(now time.Time) (Rollout, error) {
+	switch {
+	case r.State == Killed:
+		return r, TransitionError("the rollout is killed; an admin must bring it back to a stage first")
+	case r.State == Paused:
+		return r, TransitionError("the rollout is paused; resume it before advancing")
+	case r.Stage >= len(r.Stages):
+		return r, TransitionError(fmt.Sprintf("the rollout is already at its last stage (%s)", FormatPercent(r.Percent())))
+	}
+	r.Stage++
+	r.StageStartedAt = now
+	r.Held = ""
+	return r, nil
+}
+
+// Pause holds the current percentage and stops auto-advance.
+func (r Rollout) Pause() (Rollout, error) {
+	switch r.State {
+	case Killed:
+		return r, TransitionError("the rollout is killed; pausing it would change nothing")
+	case Paused:
+		return r, TransitionError("the rollout is already paused")
+	}
+	r.State = Paused
+	return r, nil
+}
+
+// Resume lets a paused rollout advance again; the soak of the current stage restarts.
+func (r Rollout) Resume(now time.Time) (Rollout, error) {
+	switch r.State {
+	case Killed:
+		return r, TransitionError("the rollout is killed; an admin must bring it back to a stage first")
+	case Active:
+		return r, TransitionError("the rollout is not paused")
+	}
+	r.State = Active
+	r.StageStartedAt = now
+	r.Held = ""
+	return r, nil
+}
+
+// Rollback returns to the previous stage (to not started from the first) and pauses there, so
+// nothing advances again until someone resumes.
+func (r Rollout) Rollback(now time.Time) (Rollout, error) {
+	switch {
+	case r.State == Killed:
+		return r, TransitionError("the rollout is killed; an admin must bring it back to a stage first")
+	case r.Stage == 0:
+		return r, TransitionError("the rollout has not started; there is no stage to roll back from")
+	}
+	r.Stage--
+	r.StageStartedAt = now
+	r.State = Paused
+	return r, nil
+}
+
+// Kill sends nobody to production, at once, whatever the cohorts say.
+func (r Rollout) Kill() (Rollout, error) {
+	if r.State == Killed {
+		return r, TransitionError("the rollout is already killed")
+	}
+	r.State = Killed
+	return r, nil
+}
+
+// Revive leaves killed for the named stage (0 to the number of stages), paused there: a
+// deliberate step that an admin takes, after which someone resumes.
+func (r Rollout) Revive(stage int, now time.Time) (Rollout, error) {
+	switch {
+	case r.State != Killed:
+		return r, TransitionError("the rollout is not killed")
+	case stage < 0 || stage > len(r.Stages):
+		return r, TransitionError(fmt.Sprintf("stage must be from 0 (not started) to %d", len(r.Stages)))
+	}
+	r.State, r.Stage, r.StageStartedAt, r.Held = Paused, stage, now, ""
+	return r, nil
+}
+
+// NextAdvance is when auto-advance will move to the next stage, if it will: the rollout is
+// active, started, not at its last stage, and auto-advance is on. Guardrails may still hold it.
+func (r Rollout) NextAdvance() (time.Time, bool) {
+	if !r.AutoAdvance || r.State != Active || r.Stage < 1 || r.Stage >= len(r.Stages) {
+		return time.Time{}, false
+	}
+	return r.StageStartedAt.Add(r.Stages[r.Stage-1].MinSoak), true
+}
+
+// FormatPercent writes a percentage as people read it: "5 %", "0.5 %".
+func FormatPercent(p float64) string {
+	return strconv.FormatFloat(p, 'f', -1, 64) + " %"
+}
+
+// StageInput is a plan stage as written by a person: a percentage and a soak duration such as
+// "24h" (empty for none).
+type StageInput struct {
+	Percent float64 `json:"percent"`
+	MinSoak string  `json:"min_soak"`
+}
+
+// ParseStages checks a plan: 1 to MaxStages stages, percentages in (0, 100] and increasing,
+// soaks that parse and are at most MaxSoak. Errors name the stage.
+func ParseStages(in []StageInput) ([]Stage, error) {
+	if len(in) == 0 {
+		return nil, FieldError{"stages", "the plan needs at least one stage"}
+	}
+	if len(in) > MaxStages {
+		return nil, FieldError{"stages", fmt.Sprintf("the plan has %d stages; at most %d", len(in), MaxStages)}
+	}
+	out := make([]Stage, 0, len(in))
+	prev := 0.0
+	for i, s := range in {
+		field := fmt.Sprintf("stages[%d]", i)
+		switch {
+		case !(s.Percent > 0 && s.Percent <= 100):
+			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent must be above 0 and at most 100 (got %v)", i+1, s.Percent)}
+		case s.Percent <= prev:
+			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percentages must increase (%v after %v)", i+1, s.Percent, prev)}
+		case s.Percent*100 != float64(int(s.Percent*100)):
+			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent has at most two decimals (one bucket is 0.01 %%)", i+1)}
+		}
+		var soak time.Duration
+		if v := strings.TrimSpace(s.MinSoak); v != "" {
+			d, err := ParseDuration(v)
+			if err != nil || d < 0 || d > MaxSoak {
+				return nil, FieldError{field + ".min_soak", fmt.Sprintf("stage %d: min_soak must be a duration such as 30m, 24h or 7d, at most 90d (got %q)", i+1, v)}
+			}
+			soak = d
+		}
+		out = append(out, Stage{Percent: s.Percent, MinSoak: soak})
+		prev = s.Percent
+	}
+	return out, nil
+}
+
+// StageInputs writes stages back in their input form.
+func StageInputs(stages []Stage) []StageInput {
+	out := make([]StageInput, 0, len(stages))
+	for _, s := range stages {
+		out = append(out, StageInput{Percent: s.Percent, MinSoak: FormatDuration(s.MinSoak)})
+	}
+	return out
+}
+
+// ParseDuration is time.ParseDuration that also takes whole days ("7d").
+func ParseDuration(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// FormatDuration writes a duration compactly: "24h", "90m", "7d", "0s".
+func FormatDuration(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "0s"
+	case d%(24*time.Hour) == 0:
+		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
+	case d%time.Hour == 0:
+		return strconv.Itoa(int(d/time.Hour)) + "h"
+	case d%time.Minute == 0:
+		return strconv.Itoa(int(d/time.Minute)) + "m"
+	}
+	return d.String()
+}
+
+// FieldError is bad input in one field, said for a person.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e FieldError) Error() string { return e.Message }
