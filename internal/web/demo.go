@@ -29,8 +29,11 @@ func (s *Server) SetupDemo(ctx context.Context, simRoot string) error {
 		if e.BaseURL != "" {
 			// A previous demo run: follow the simulator to its new port.
 			change, errs, err := s.validateEnvChange(ctx, name, envInput{BaseURL: &base})
-			if err != nil || len(errs) > 0 {
-				return fmt.Errorf("demo: move %s to the simulator: %v %v", name, err, errs)
+			if err != nil {
+				return err
+			}
+			if len(errs) > 0 {
+				return fmt.Errorf("move %s to the simulator refused: %v", name, errs)
 			}
 			if _, err := s.db.UpdateEnvironment(ctx, name, change, a); err != nil {
 				return err
