@@ -6,8 +6,10 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
+// levelForCall is WARN for a failed call, except one the dashboard abandoned itself (a stop, a
+// closed page), which says nothing about Tensfer.
 func levelForCall(c tensfer.Call) slog.Level {
-	if c.Err != nil {
+	if c.Err != nil && tensfer.KindOf(c.Err) != tensfer.KindCanceled {
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo
