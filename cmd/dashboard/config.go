@@ -113,6 +113,7 @@ type serveConfig struct {
 	retentionDays  int
 	masterKey      string
 	demo           bool
+	notifySocket   string // NOTIFY_SOCKET, set by a service manager that waits for readiness
 }
 
 func parseServe(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
@@ -207,6 +208,9 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 		if c.masterKey, err = secretFromFile(getenv, "DASHBOARD_MASTER_KEY"); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.notifySocket = getenv("NOTIFY_SOCKET"); !validNotifySocket(c.notifySocket) {
+		errs = append(errs, fmt.Errorf("NOTIFY_SOCKET=%q must be an absolute socket path or an abstract socket name starting with @; unset it if no service manager waits for readiness", c.notifySocket))
 	}
 	return c, errors.Join(errs...)
 }

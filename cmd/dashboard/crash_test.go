@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,33 +17,15 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
-// TestKillDuringIngestLosesNothingAcknowledged is DESIGN.md 7's crash test: the real binary
+// TestKillDuringIngestLosesNothingAcknowledged is the crash test of docs/architecture.md: the real binary
 // receives signed webhooks from 16 concurrent senders and is killed with SIGKILL mid-stream; every
 // webhook it answered 2xx must then be in the database exactly once.
 func TestKillDuringIngestLosesNothingAcknowledged(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the dashboard binary; skipped with -short")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("the crash test builds the dashboard binary and needs the go command on PATH")
-	}
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("module root not found at %s: %v", root, err)
-	}
-	bin := filepath.Join(t.TempDir(), "dashboard")
-	build := exec.Command(goBin, "build", "-o", bin, "./cmd/dashboard")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	dir := t.TempDir()
+	notify := listenNotify(t)
+	cmd := dashboardCommand(t, notify, "--data", dir, "--addr", "127.0.0.1:0", "--log-format", "json")
 
 	// An admin token made with the CLI on the same data directory before the server starts.
-	dir := t.TempDir()
 	out, _, err := cli(t, nil, "", "token", "create", "--data", dir, "--name", "crash-test", "--scopes", "admin")
 	if err != nil {
 		t.Fatalf("token create: %v", err)
@@ -55,12 +33,6 @@ func TestKillDuringIngestLosesNothingAcknowledged(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	token := lines[len(lines)-1]
 
-	cmd := exec.Command(bin, "--data", dir, "--addr", "127.0.0.1:0", "--log-format", "json")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "DASHBOARD_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
 	cmd.Stdout = io.Discard
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -71,19 +43,9 @@ func TestKillDuringIngestLosesNothingAcknowledged(t *testing.T) {
 	}
 	exited := make(chan struct{})
 	logs := &lockedBuffer{}
-	addrc := make(chan string, 1)
 	go func() {
 		// Keep draining stderr (one access-log line per request) so the server never blocks on it.
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			logs.Write([]byte(sc.Text() + "\n"))
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "dashboard started" {
-				addrc <- line.Addr
-			}
-		}
-		io.Copy(io.Discard, stderr)
+		io.Copy(logs, stderr)
 		cmd.Wait()
 		close(exited)
 	}()
@@ -91,15 +53,7 @@ func TestKillDuringIngestLosesNothingAcknowledged(t *testing.T) {
 		cmd.Process.Kill()
 		<-exited
 	})
-	var base string
-	select {
-	case addr := <-addrc:
-		base = "http://" + addr
-	case <-exited:
-		t.Fatalf("dashboard exited before it started:\n%s", logs.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("dashboard did not log \"dashboard started\" within 10s:\n%s", logs.String())
-	}
+	base := "http://" + servingAddr(t, notify.await(t, "READY=1", exited, logs))
 
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/v1/environments/production/webhook-secrets", nil)

@@ -42,9 +42,10 @@ func startSimulator(ctx context.Context, log *slog.Logger) (string, *tensfersim.
 	return "http://" + ln.Addr().String(), sim, nil
 }
 
-// startDemo starts the simulator and wires the dashboard to it. The returned func starts the
-// steady trickle of API calls, webhooks and callbacks; call it once the dashboard serves at addr.
-func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io.Writer, log *slog.Logger) (func(addr string), error) {
+// startDemo starts the simulator and wires the dashboard to it. The returned func runs the
+// steady trickle of API calls, webhooks and callbacks until its ctx ends; call it once the
+// dashboard serves at addr.
+func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io.Writer, log *slog.Logger) (func(ctx context.Context, addr string), error) {
 	root, sim, err := startSimulator(ctx, log)
 	if err != nil {
 		return nil, err
@@ -54,10 +55,12 @@ func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io
 	}
 	log.Info("demo: Tensfer simulator running", "url", root)
 	fmt.Fprintf(stdout, "Demo mode: a simulated Tensfer sandbox and production run at %s; both environments are configured against it.\n", root)
-	return func(addr string) {
+	return func(ctx context.Context, addr string) {
 		clients, err := srv.Environments().Clients(ctx)
 		if err != nil {
-			log.Error("demo: clients", "error", err)
+			if ctx.Err() == nil {
+				log.Error("demo: clients", "error", err)
+			}
 			return
 		}
 		base := "http://" + addr
@@ -73,7 +76,7 @@ func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io
 			cfg.WebhookTargets[env] = base + "/hooks/" + string(env)
 			cfg.CallbackTargets[env] = base + "/callbacks/" + string(env)
 		}
-		if err := sim.Run(ctx, cfg); err != nil {
+		if err := sim.Run(ctx, cfg); err != nil && ctx.Err() == nil {
 			log.Error("demo: simulator run", "error", err)
 		}
 	}, nil

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -12,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
@@ -170,61 +167,38 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestServeStartsPrintsSetupLinkAndShutsDownGracefully runs the real server on a free port.
-func TestServeStartsPrintsSetupLinkAndShutsDownGracefully(t *testing.T) {
-	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--data", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, strings.NewReader(""), stdout, stderr, func(string) string { return "" })
-	}()
-	var addr string
-	deadline := time.Now().Add(10 * time.Second)
-	for addr == "" && time.Now().Before(deadline) {
-		sc := bufio.NewScanner(strings.NewReader(stderr.String()))
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "dashboard started" {
-				addr = line.Addr
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if addr == "" {
-		t.Fatalf("server did not start: %s", stderr.String())
-	}
-	waitUntil := time.Now().Add(5 * time.Second)
-	for !strings.Contains(stdout.String(), "/setup?token=") && time.Now().Before(waitUntil) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if !strings.Contains(stdout.String(), "/setup?token=") {
-		t.Fatalf("no setup link printed: %q", stdout.String())
-	}
-	res, err := http.Get("http://" + addr + "/readyz")
+// TestServeSignalsReadyOnlyOnceServingAndStopsGracefully runs the real server on a free port:
+// when READY=1 arrives it already answers /readyz with 200 (first try, no retry), has printed the
+// setup link and logged "dashboard started" with the address it serves on; a stop then ends it
+// cleanly, with STOPPING=1 and the data directory released.
+func TestServeSignalsReadyOnlyOnceServingAndStopsGracefully(t *testing.T) {
+	s := startServing(t, t.TempDir())
+	res, err := http.Get("http://" + s.addr + "/readyz")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("readyz right after READY=1: %v", err)
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
 	if res.StatusCode != 200 || !strings.Contains(string(body), `"ready"`) {
-		t.Fatalf("readyz: %d %s", res.StatusCode, body)
+		t.Fatalf("readyz right after READY=1: %d %s", res.StatusCode, body)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("serve returned %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not shut down")
+	if !strings.Contains(s.stdout.String(), "/setup?token=") {
+		t.Fatalf("READY=1 before the setup link was printed: %q", s.stdout)
 	}
-	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
-		t.Fatalf("no clean stop logged: %s", stderr.String())
+	if !strings.Contains(s.stderr.String(), `"msg":"dashboard started","addr":"`+s.addr+`"`) {
+		t.Fatalf("READY=1 before \"dashboard started\" was logged with addr %s:\n%s", s.addr, s.stderr)
 	}
-	if strings.Contains(stderr.String(), "token=") {
+	if err := s.stop(t); err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	s.notify.await(t, "STOPPING=1", make(chan struct{}), s.stderr)
+	if !strings.Contains(s.stderr.String(), `"msg":"stopped"`) {
+		t.Fatalf("no clean stop logged: %s", s.stderr)
+	}
+	if strings.Contains(s.stderr.String(), "token=") {
 		t.Fatal("the setup token leaked into the log")
 	}
+	assertReleased(t, s.dir)
 }
 
 func TestServeRefusesWrongMasterKey(t *testing.T) {
@@ -301,28 +275,16 @@ func TestRotationInterruptedBeforeRenameIsFinishedAtStart(t *testing.T) {
 	}
 }
 
-// TestDemoConfiguresAndVerifiesBothEnvironments runs `dashboard --demo` for real: the simulator
-// starts on loopback and both environments come up configured and verified.
+// TestDemoConfiguresAndVerifiesBothEnvironments runs `dashboard --demo` for real: by the time it
+// is ready the simulator runs on loopback and both environments are configured and verified.
 func TestDemoConfiguresAndVerifiesBothEnvironments(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--demo", "--data", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, strings.NewReader(""), stdout, stderr, func(string) string { return "" })
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(stdout.String(), "Demo mode") && time.Now().Before(deadline) {
-		select {
-		case err := <-done:
-			t.Fatalf("demo exited: %v\n%s", err, stderr.String())
-		default:
-		}
-		time.Sleep(10 * time.Millisecond)
+	s := startServing(t, dir, "--demo")
+	if !strings.Contains(s.stdout.String(), "Demo mode") {
+		t.Errorf("READY=1 before the demo was wired: %q", s.stdout)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("demo: %v\n%s", err, stderr.String())
+	if err := s.stop(t); err != nil {
+		t.Fatalf("demo: %v\n%s", err, s.stderr)
 	}
 	d, err := db.Open(context.Background(), dir)
 	if err != nil {
@@ -354,16 +316,7 @@ func TestDemoUsesItsOwnDataDirectory(t *testing.T) {
 
 func TestRotateRefusedWhileServing(t *testing.T) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--data", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, strings.NewReader(""), io.Discard, stderr, func(string) string { return "" })
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stderr.String(), "dashboard started") && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	s := startServing(t, dir)
 	_, _, err := cli(t, nil, "", "rotate-master-key", "--data", dir)
 	if err == nil || !strings.Contains(err.Error(), "is running with") {
 		t.Fatalf("rotate beside a running server: %v", err)
@@ -372,8 +325,7 @@ func TestRotateRefusedWhileServing(t *testing.T) {
 	if _, _, err := cli(t, nil, "", "--data", dir, "--addr", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "is running with") {
 		t.Fatalf("second server: %v", err)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := s.stop(t); err != nil {
 		t.Fatal(err)
 	}
 	if out, _, err := cli(t, nil, "", "rotate-master-key", "--data", dir); err != nil || !strings.Contains(out, "re-encrypted") {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
@@ -75,6 +76,11 @@ func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secr
 	return d, box, src, nil
 }
 
+// serve runs the dashboard until ctx ends (SIGINT or SIGTERM). It signals readiness (log line
+// "dashboard started", READY=1 to a service manager) only once it serves: the listener accepts,
+// the setup link is printed and the demo is wired. A stop asked for at any point of start-up is a
+// clean stop like one while serving: serve returns nil, with the lock released and the database
+// closed.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	cfg, err := parseServe(args, stderr, getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -84,7 +90,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	log := newLogger(stderr, cfg.logFormat, cfg.logLevel)
+	notify := notifier{socket: cfg.notifySocket, log: log}
 	start := time.Now()
+	notify.status("starting")
+	if ctx.Err() != nil {
+		return startFailed(ctx, log, ctx.Err())
+	}
 
 	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -94,9 +105,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	defer release()
+	notify.status("opening the database")
 	d, box, keySource, err := openData(ctx, cfg.dataDir, cfg.masterKey, "")
 	if err != nil {
-		return err
+		return startFailed(ctx, log, err)
 	}
 	defer d.Close()
 
@@ -120,6 +132,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another dashboard running? choose another --addr)", cfg.addr, err)
 	}
+	defer ln.Close()
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -131,34 +144,47 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	httpSrv.RegisterOnShutdown(srv.EndStreams)
-	log.Info("dashboard started", "addr", ln.Addr().String(), "public_url", cfg.publicURL.String(), "data", cfg.dataDir,
-		"master_key", box.KeyID(), "master_key_source", string(keySource), "version", version(),
-		"startup_ms", time.Since(start).Milliseconds())
 
 	if link, err := accounts.PrepareSetup(ctx, d, cfg.publicURL.String()); err != nil {
-		return err
+		return startFailed(ctx, log, err)
 	} else if link != "" {
 		fmt.Fprintf(stdout, "\nNo users yet. Open this one-time link to create the first admin (valid %s):\n\n    %s\n\n", accounts.SetupLinkTTL, link)
 	}
-	var trickle func(addr string)
+	var trickle func(ctx context.Context, addr string)
 	if cfg.demo {
+		notify.status("starting the demo")
 		if trickle, err = startDemo(ctx, srv, cfg.publicURL.String(), stdout, log); err != nil {
-			return err
+			return startFailed(ctx, log, err)
 		}
 	}
-	go srv.Maintain(ctx)
+	if ctx.Err() != nil {
+		return startFailed(ctx, log, ctx.Err())
+	}
+	// Background work ends before the database closes, however serve returns.
+	var bg sync.WaitGroup
+	bgCtx, stopBg := context.WithCancel(ctx)
+	defer bg.Wait()
+	defer stopBg()
+	bg.Go(func() { srv.Maintain(bgCtx) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()
+	addr := ln.Addr().String()
 	if trickle != nil {
-		go trickle(ln.Addr().String())
+		bg.Go(func() { trickle(bgCtx, addr) })
 	}
+	log.Info("dashboard started", "addr", addr, "public_url", cfg.publicURL.String(), "data", cfg.dataDir,
+		"master_key", box.KeyID(), "master_key_source", string(keySource), "version", version(),
+		"startup_ms", time.Since(start).Milliseconds())
+	notify.ready(addr)
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
+	notify.stopping()
 	log.Info("shutting down; letting in-flight requests finish")
+	bg.Wait()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
@@ -169,5 +195,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// startFailed returns a start-up step's error, unless the step failed only because ctx ended
+// (SIGINT or SIGTERM during start-up): that is a stop asked for, not a failure, so it returns nil
+// and the process exits 0 as after a stop while serving. A real error is returned even then.
+func startFailed(ctx context.Context, log *slog.Logger, err error) error {
+	if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+		return err
+	}
+	log.Info("stopped during start-up")
 	return nil
 }

@@ -123,7 +123,18 @@ func (d *DB) Ping(ctx context.Context) error {
 // tx runs fn inside one write transaction on the writer connection.
 type txer = *sql.Tx
 
+// NB: when ctx ends, database/sql rolls the transaction back by itself, and a statement or Commit
+// that comes after reports sql.ErrTxDone; tx then says that ctx ended, which is what happened,
+// so callers (a stop during start-up) recognise a cancellation.
 func (d *DB) tx(ctx context.Context, fn func(txer) error) error {
+	err := d.tryTx(ctx, fn)
+	if errors.Is(err, sql.ErrTxDone) && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
+}
+
+func (d *DB) tryTx(ctx context.Context, fn func(txer) error) error {
 	t, err := d.W.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -45,6 +46,38 @@ func TestMigrationsApplyOnceAndRefuseNewerSchema(t *testing.T) {
 	_, err = Open(ctx, dir)
 	if err == nil || !strings.Contains(err.Error(), "newer than this binary") {
 		t.Fatalf("newer schema: %v", err)
+	}
+}
+
+// TestTxCancelledMidwayReportsTheCancellation: once ctx ends, database/sql rolls the transaction
+// back by itself and its Commit says only sql.ErrTxDone; tx must report the cancellation, which
+// is how a stop during start-up is told from a failure.
+func TestTxCancelledMidwayReportsTheCancellation(t *testing.T) {
+	d, _ := openTemp(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	err := d.tx(ctx, func(tx txer) error {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES ('tx_test', 'x')"); err != nil {
+			return err
+		}
+		cancel()
+		// Wait for database/sql's own rollback, so Commit meets a finished transaction.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := tx.ExecContext(context.Background(), "SELECT 1")
+			if errors.Is(err, sql.ErrTxDone) {
+				return nil
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("transaction not rolled back 10s after cancel: %v", err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, sql.ErrTxDone) {
+		t.Fatalf("tx after cancel: %v, want context.Canceled wrapping sql.ErrTxDone", err)
+	}
+	if _, err := d.Meta(context.Background(), "tx_test"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the cancelled transaction's write is stored: %v", err)
 	}
 }
 

@@ -133,8 +133,10 @@ func (s *Service) ObserveTensferCall(ctx context.Context, c tensfer.Call) {
 	}
 }
 
+// levelForCall is WARN for a failed call, except one the dashboard abandoned itself (a stop, a
+// closed page), which says nothing about Tensfer.
 func levelForCall(c tensfer.Call) slog.Level {
-	if c.Err != nil {
+	if c.Err != nil && tensfer.KindOf(c.Err) != tensfer.KindCanceled {
 		return slog.LevelWarn
 	}
 	return slog.LevelInfo
