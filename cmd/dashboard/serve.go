@@ -166,6 +166,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	defer bg.Wait()
 	defer stopBg()
 	bg.Go(func() { srv.Maintain(bgCtx) })
+	bg.Go(func() { srv.Rollout().Run(bgCtx, 15*time.Second) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()

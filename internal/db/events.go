@@ -60,6 +60,9 @@ type EventInput struct {
 	Headers      map[string]string // the request headers kept (never secrets)
 	Verification json.RawMessage   // how the delivery was verified, e.g. {"secret_id":".."}
 	Demo         bool              // produced by the built-in simulator
+	// Client is a keyed fingerprint of who sent a public delivery (webhooks, callbacks), so that
+	// guardrails count senders rather than requests. Not read back.
+	Client string
 }
 
 // Event is one stored event. ID increases with every event stored and is never reused; it is the

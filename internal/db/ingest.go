@@ -261,8 +261,8 @@ func (g *Ingester) fail(batch []*ingestReq, err error) {
 
 const insertEventSQL = `INSERT INTO events (source, env, type, request_id, user_id, external_id, dedupe_key,
 	received_at, occurred_at, is_error, method, path, status, duration_ms, error_code, error_message, payload,
-	headers, verification, demo)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	headers, verification, demo, client)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (dedupe_key) DO NOTHING`
 
 func (g *Ingester) insert(ctx context.Context, tx txer, batch []*ingestReq, results [][]IngestResult, inserted []Event) ([]Event, error) {
@@ -359,15 +359,15 @@ func (g *Ingester) insert(ctx context.Context, tx txer, batch []*ingestReq, resu
 // insertLeanSQL stores a webhook or callback: the API-call columns stay NULL, so they are not
 // bound at all (fewer arguments to convert per row on the serial writer).
 const insertLeanSQL = `INSERT INTO events (source, env, type, request_id, user_id, external_id, dedupe_key,
-	received_at, occurred_at, is_error, payload, headers, verification, demo)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	received_at, occurred_at, is_error, payload, headers, verification, demo, client)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (dedupe_key) DO NOTHING`
 
 // leanArgs picks insertLeanSQL's arguments out of insertArgs', in place (each row's arguments
 // are used once).
 func leanArgs(a []any) []any {
-	copy(a[10:14], a[16:20])
-	return a[:14]
+	copy(a[10:15], a[16:21])
+	return a[:15]
 }
 
 // receivedAtArg is the position of received_at in insertArgs; the writer fills it in.
@@ -377,9 +377,12 @@ const receivedAtArg = 7
 // so the serial writer does no encoding or conversion work. It runs in Submit, on the caller's
 // goroutine.
 func insertArgs(in *EventInput, receivedAt int64) ([]any, error) {
-	var dedupe, headers, verification, occurred any
+	var dedupe, headers, verification, occurred, client any
 	if in.DedupeKey != "" {
 		dedupe = in.DedupeKey
+	}
+	if in.Client != "" {
+		client = in.Client
 	}
 	if in.Headers != nil {
 		b, err := json.Marshal(in.Headers)
@@ -403,7 +406,7 @@ func insertArgs(in *EventInput, receivedAt int64) ([]any, error) {
 	}
 	return []any{in.Source, in.Env, in.Type, in.RequestID, in.UserID, in.ExternalID, dedupe,
 		receivedAt, occurred, boolInt(in.IsError), method, path, status, duration, errCode, errMsg, in.Payload,
-		headers, verification, boolInt(in.Demo)}, nil
+		headers, verification, boolInt(in.Demo), client}, nil
 }
 
 func boolInt(b bool) int64 {

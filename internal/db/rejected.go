@@ -41,6 +41,7 @@ type RejectedDelivery struct {
 	BodySize   int64  // bytes received (more than len(Body) when truncated)
 	IP         string
 	RequestID  string
+	Client     string // keyed fingerprint of the sender (see EventInput.Client); not read back
 }
 
 // Truncated reports whether Body holds only the start of what was received.
@@ -79,10 +80,14 @@ func (d *DB) InsertRejected(ctx context.Context, r RejectedDelivery) (int64, err
 		}
 		headers = sql.NullString{String: string(b), Valid: true}
 	}
-	res, err := d.W.ExecContext(ctx, `INSERT INTO rejected_deliveries (env, received_at, reason, detail, headers, body, body_size, ip, request_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	var client any
+	if r.Client != "" {
+		client = r.Client
+	}
+	res, err := d.W.ExecContext(ctx, `INSERT INTO rejected_deliveries (env, received_at, reason, detail, headers, body, body_size, ip, request_id, client)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		rejectedClip(r.Env, maxRejectedEnv), ms(d.Now()), rejectedClip(r.Reason, maxRejectedField), rejectedClip(r.Detail, maxRejectedDetail),
-		headers, r.Body, r.BodySize, rejectedClip(r.IP, maxRejectedField), rejectedClip(r.RequestID, maxRejectedField))
+		headers, r.Body, r.BodySize, rejectedClip(r.IP, maxRejectedField), rejectedClip(r.RequestID, maxRejectedField), client)
 	if err != nil {
 		return 0, fmt.Errorf("db: insert rejected delivery: %w", err)
 	}

@@ -17,19 +17,19 @@ import (
 const MaxCallbackBytes = 64 << 10
 
 // ReceiveCallback parses and stores a beacon from the integrator's front end, deduplicated by its
-// event_id when it has one. A body that is not a callback is a validation.Problem.
-func (s *Service) ReceiveCallback(ctx context.Context, env string, body []byte, h http.Header) (db.IngestResult, error) {
+// event_id when it has one; client is the sender's rate-limit key (see Delivery.Client). A body that is not a callback is a validation.Problem.
+func (s *Service) ReceiveCallback(ctx context.Context, env string, body []byte, h http.Header, client string) (db.IngestResult, error) {
 	// navigator.sendBeacon sends text/plain; anything that parses as the JSON object is fine.
 	ev, err := tensfer.ParseCallbackEvent(body)
 	if err != nil {
 		return db.IngestResult{}, validation.Problem("callback rejected: " + err.Error())
 	}
-	return s.storeCallback(ctx, env, ev, body, h)
+	return s.storeCallback(ctx, env, ev, body, h, client)
 }
 
 // RecordReturn stores the query of a return (redirect) URL visit as a callback event; a query
 // without a recognisable event is kept as type "return" with the query as its payload.
-func (s *Service) RecordReturn(ctx context.Context, env string, q url.Values, h http.Header) error {
+func (s *Service) RecordReturn(ctx context.Context, env string, q url.Values, h http.Header, client string) error {
 	ev, err := tensfer.ParseCallbackQuery(q)
 	if err != nil {
 		ev = tensfer.CallbackEvent{Event: "return"}
@@ -47,15 +47,15 @@ func (s *Service) RecordReturn(ctx context.Context, env string, q url.Values, h 
 			return err
 		}
 	}
-	_, err = s.storeCallback(ctx, env, ev, payload, h)
+	_, err = s.storeCallback(ctx, env, ev, payload, h, client)
 	return err
 }
 
-func (s *Service) storeCallback(ctx context.Context, env string, ev tensfer.CallbackEvent, payload []byte, h http.Header) (db.IngestResult, error) {
+func (s *Service) storeCallback(ctx context.Context, env string, ev tensfer.CallbackEvent, payload []byte, h http.Header, client string) (db.IngestResult, error) {
 	in := db.EventInput{
 		Source: db.SourceCallback, Env: env, Type: validation.Clip(string(ev.Event), 255), RequestID: validation.Clip(ev.RequestID, 1024),
 		UserID: validation.Clip(ev.UserID, 1024), ExternalID: validation.Clip(ev.EventID, 256), OccurredAt: ev.OccurredAt,
-		IsError: ev.Event == tensfer.CallbackInitializationError, Payload: payload, Headers: HeaderMap(h),
+		IsError: ev.Event == tensfer.CallbackInitializationError, Payload: payload, Headers: HeaderMap(h), Client: s.clientID(client),
 	}
 	if ev.EventID != "" {
 		in.DedupeKey = dedupeKey("callback:"+env+":", ev.EventID)

@@ -62,3 +62,10 @@ func (s *Service) GoLiveFacts(ctx context.Context) (GoLiveFacts, error) {
 	f.ProdAPICalls = int(n)
 	return f, err
 }
+
+// GuardrailFigures counts production's error signals since a time, for the rollout's guardrails:
+// unauthenticated sources (callbacks, refused webhooks) in distinct senders, authenticated ones
+// (API-call reports, verifications) per event. docs/rollout.md says why.
+func (s *Service) GuardrailFigures(ctx context.Context, since time.Time) (map[string]db.SignalCount, error) {
+	return s.db.GuardrailFigures(ctx, since)
+}

@@ -100,6 +100,7 @@ func (s *Service) ReceiveWebhook(ctx context.Context, d Delivery) (db.IngestResu
 		UserID: webhookUserID(ev), ExternalID: validation.Clip(webhookID, 256),
 		DedupeKey:  dedupeKey("webhook:"+d.Env+":", webhookID),
 		OccurredAt: ev.CreatedAt, Payload: d.Body, Headers: HeaderMap(d.Header), Verification: verification,
+		Client: s.clientID(d.Client),
 	}
 	if in.Type == "" {
 		in.Type = "unknown"
@@ -138,9 +139,18 @@ func (s *Service) reject(ctx context.Context, d Delivery, reason, detail string,
 		detail = fmt.Sprintf("%s (skew %ds)", detail, skew)
 	}
 	_, err := s.db.InsertRejected(ctx, db.RejectedDelivery{Env: d.Env, Reason: reason, Detail: detail, Headers: HeaderMap(d.Header),
-		Body: d.Body, BodySize: int64(len(d.Body)), IP: d.IP, RequestID: d.RequestID})
+		Body: d.Body, BodySize: int64(len(d.Body)), IP: d.IP, RequestID: d.RequestID, Client: s.clientID(d.Client)})
 	if err != nil {
 		s.log.Error("store rejected delivery", "request_id", d.RequestID, "error", err)
 	}
 	return rej
+}
+
+// clientID is the keyed fingerprint of a sender's rate-limit key (its IP, or IPv6 /64) stored with
+// public deliveries: the guardrails count distinct senders, and no address is kept on events.
+func (s *Service) clientID(client string) string {
+	if client == "" {
+		return ""
+	}
+	return s.cfg.Box.Fingerprint([]byte("client:" + client))
 }

@@ -76,7 +76,7 @@ func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errBadRequest("cannot read the request body: %v", err)
 	}
-	res, err := s.events.ReceiveCallback(r.Context(), env, body, r.Header)
+	res, err := s.events.ReceiveCallback(r.Context(), env, body, r.Header, s.clientKey(r))
 	if err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func (s *Server) returnCallback(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if ok, _ := s.callbackLimit.Allow(s.clientKey(r)); !ok {
 		s.log.Warn("return callback not recorded: rate limited", "request_id", requestIDFrom(r.Context()), "env", env)
-	} else if err := s.events.RecordReturn(r.Context(), env, q, r.Header); err != nil {
+	} else if err := s.events.RecordReturn(r.Context(), env, q, r.Header, s.clientKey(r)); err != nil {
 		s.log.Warn("return callback not recorded", "request_id", requestIDFrom(r.Context()), "env", env, "error", err)
 	}
 	e, err := s.db.EnvironmentByName(r.Context(), env)

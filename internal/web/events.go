@@ -286,13 +286,7 @@ func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request) error {
 	if err := s.db.InsertAudit(r.Context(), a); err != nil {
 		return err
 	}
-	name := strings.Map(func(c rune) rune {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' {
-			return c
-		}
-		return '_'
-	}, q)
-	w.Header().Set("Content-Disposition", `attachment; filename="tensfer-support-`+validation.Clip(name, 80)+`.json"`)
+	w.Header().Set("Content-Disposition", `attachment; filename="tensfer-support-`+safeFileName(q)+`.json"`)
 	return writeJSON(w, http.StatusOK, out)
 }
 

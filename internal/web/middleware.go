@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -59,8 +60,9 @@ const (
 // requestInfo is what the outer middleware knows about a request: its id, and the kind the
 // matched route group set.
 type requestInfo struct {
-	id   string
-	kind requestKind
+	id      string
+	kind    requestKind
+	rawBody io.ReadCloser // the body before limitBody, for the few routes that take large uploads
 }
 
 func infoFrom(ctx context.Context) *requestInfo {
@@ -203,10 +205,18 @@ func withNonce(w http.ResponseWriter, r *http.Request) *http.Request {
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil {
+			infoFrom(r.Context()).rawBody = r.Body
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// allowLargeBody lifts the default body limit of this request to limit bytes (file uploads).
+func allowLargeBody(w http.ResponseWriter, r *http.Request, limit int64) {
+	if raw := infoFrom(r.Context()).rawBody; raw != nil {
+		r.Body = http.MaxBytesReader(w, raw, limit)
+	}
 }
 
 // crossOrigin refuses state-changing requests a browser sends from another origin (CSRF), using

@@ -113,6 +113,29 @@ func (s *Server) routes() chi.Router {
 		r.With(s.requireScope(auth.ScopeAdmin)).Post("/environments/{env}/verify", s.h(s.apiVerifyEnvironment))
 		r.With(s.requireScope(auth.ScopeAdmin)).Post("/environments/{env}/webhook-secrets", s.h(s.apiCreateWebhookSecret))
 		r.With(s.requireScope(auth.ScopeAdmin)).Delete("/environments/{env}/webhook-secrets/{id}", s.h(s.apiDeleteWebhookSecret))
+
+		r.With(s.requireScope(auth.ScopeRolloutDecide)).Get("/rollout", s.h(s.apiShowRollout))
+		r.With(s.requireScope(auth.ScopeAdmin)).Put("/rollout", s.h(s.apiUpdateRollout))
+		r.With(s.requireScope(auth.ScopeRolloutWrite)).Post("/rollout/{action}", s.h(s.apiActRollout))
+		r.With(s.requireScope(auth.ScopeAdmin)).Post("/rollout/revive", s.h(s.apiActRollout))
+		r.With(s.requireScope(auth.ScopeRolloutDecide)).Get("/rollout/decide", s.h(s.apiDecide))
+		r.With(s.requireScope(auth.ScopeRolloutDecide)).Post("/rollout/decide", s.h(s.apiDecideMany))
+		r.With(s.requireScope(auth.ScopeRolloutDecide)).Get("/rollout/cohorts", s.h(s.apiListCohorts))
+		r.With(s.requireScope(auth.ScopeAdmin)).Post("/rollout/cohorts", s.h(s.apiCreateCohort))
+		r.With(s.requireScope(auth.ScopeAdmin)).Put("/rollout/cohorts/order", s.h(s.apiReorderCohorts))
+		r.With(s.requireScope(auth.ScopeAdmin)).Patch("/rollout/cohorts/{id}", s.h(s.apiUpdateCohort))
+		r.With(s.requireScope(auth.ScopeAdmin)).Delete("/rollout/cohorts/{id}", s.h(s.apiDeleteCohort))
+		r.With(s.requireScope(auth.ScopeAdmin)).Get("/rollout/cohorts/{id}/members", s.h(s.apiExportMembers))
+		r.With(s.requireScope(auth.ScopeAdmin)).Put("/rollout/cohorts/{id}/members", s.h(s.apiImportMembers))
+	})
+
+	// OpenFeature Remote Evaluation Protocol: bearer tokens with rollout:decide.
+	r.Route("/ofrep/v1", func(r chi.Router) {
+		r.Use(kindOf(kindAPI), s.apiToken, s.requireScope(auth.ScopeRolloutDecide))
+		r.NotFound(s.h(s.apiNotFound))
+		r.MethodNotAllowed(s.h(s.apiMethodNotAllowed))
+		r.Post("/evaluate/flags", s.h(s.ofrepEvaluateFlags))
+		r.Post("/evaluate/flags/{key}", s.h(s.ofrepEvaluateFlag))
 	})
 
 	r.NotFound(s.h(s.notFound))

@@ -82,6 +82,21 @@ var routeAccess = map[string]string{
 	"POST /api/v1/environments/{env}/webhook-secrets":        "scope:" + auth.ScopeAdmin,
 	"DELETE /api/v1/environments/{env}/webhook-secrets/{id}": "scope:" + auth.ScopeAdmin,
 	"GET /api/v1/audit":                                      "scope:" + auth.ScopeAdmin,
+	"GET /api/v1/rollout":                                    "scope:" + auth.ScopeRolloutDecide,
+	"PUT /api/v1/rollout":                                    "scope:" + auth.ScopeAdmin,
+	"POST /api/v1/rollout/{action}":                          "scope:" + auth.ScopeRolloutWrite,
+	"POST /api/v1/rollout/revive":                            "scope:" + auth.ScopeAdmin,
+	"GET /api/v1/rollout/decide":                             "scope:" + auth.ScopeRolloutDecide,
+	"POST /api/v1/rollout/decide":                            "scope:" + auth.ScopeRolloutDecide,
+	"GET /api/v1/rollout/cohorts":                            "scope:" + auth.ScopeRolloutDecide,
+	"POST /api/v1/rollout/cohorts":                           "scope:" + auth.ScopeAdmin,
+	"PUT /api/v1/rollout/cohorts/order":                      "scope:" + auth.ScopeAdmin,
+	"PATCH /api/v1/rollout/cohorts/{id}":                     "scope:" + auth.ScopeAdmin,
+	"DELETE /api/v1/rollout/cohorts/{id}":                    "scope:" + auth.ScopeAdmin,
+	"GET /api/v1/rollout/cohorts/{id}/members":               "scope:" + auth.ScopeAdmin,
+	"PUT /api/v1/rollout/cohorts/{id}/members":               "scope:" + auth.ScopeAdmin,
+	"POST /ofrep/v1/evaluate/flags":                          "scope:" + auth.ScopeRolloutDecide,
+	"POST /ofrep/v1/evaluate/flags/{key}":                    "scope:" + auth.ScopeRolloutDecide,
 }
 
 func registeredRoutes(t *testing.T, s *Server) []string {
@@ -127,7 +142,7 @@ func fillPath(t *testing.T, app *testApp, route string) string {
 	if strings.Contains(route, "/events/export") {
 		return route + "?format=csv"
 	}
-	if strings.Contains(route, "/environments/") || strings.HasPrefix(route, "/events/") || strings.HasPrefix(route, "/api/v1/events/") {
+	if strings.Contains(route, "/environments/") || strings.HasPrefix(route, "/events/") || strings.HasPrefix(route, "/api/v1/events/") || strings.Contains(route, "/rollout/") {
 		return strings.ReplaceAll(route, "{id}", "1")
 	}
 	if !strings.Contains(route, "{id}") {
@@ -273,7 +288,7 @@ func TestOpenAPIDocumentsEveryAPIRoute(t *testing.T) {
 		switch {
 		case strings.HasPrefix(path, "/api/v1/"):
 			path = strings.TrimPrefix(path, "/api/v1")
-		case strings.HasPrefix(path, "/hooks/"), strings.HasPrefix(path, "/callbacks/"):
+		case strings.HasPrefix(path, "/hooks/"), strings.HasPrefix(path, "/callbacks/"), strings.HasPrefix(path, "/ofrep/"):
 		default:
 			continue
 		}

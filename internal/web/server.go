@@ -15,6 +15,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/events"
+	"github.com/tensfer-golive/dashboard/internal/launch"
 	"github.com/tensfer-golive/dashboard/internal/ratelimit"
 	"github.com/tensfer-golive/dashboard/internal/safehttp"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
@@ -57,6 +58,7 @@ type Server struct {
 	accounts      *accounts.Service    // users, passwords, tokens
 	events        *events.Service      // ingest, live feed, lookup, replay, signals
 	envs          *environment.Service // keys, URLs, secrets, verification, checklist
+	rollout       *launch.Service      // the production rollout: decisions, plan, cohorts, guardrails
 	callbackLimit *ratelimit.Limiter   // public callback ingest, per client
 	tokenUse      *ratelimit.Throttle[int64]
 }
@@ -116,9 +118,17 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		DB: d, Box: box, Now: s.clock, HTTPClient: safeHTTP, AllowLoopbackURLs: cfg.AllowLoopbackURLs, UserAgent: userAgent,
 		Observer: s.events.ObserveTensferCall, SecretsChanged: s.events.InvalidateSecrets,
 	})
+	s.rollout, err = launch.New(context.Background(), launch.Config{DB: d, Log: log, Now: s.clock, Figures: s.events.GuardrailFigures})
+	if err != nil {
+		s.events.Close()
+		return nil, err
+	}
 	s.router = s.routes()
 	return s, nil
 }
+
+// Rollout is the running production rollout (main runs its loop for guardrails and auto-advance).
+func (s *Server) Rollout() *launch.Service { return s.rollout }
 
 // Events is the event pipeline the server feeds (for the demo's wiring in main).
 func (s *Server) Events() *events.Service { return s.events }

@@ -1,0 +1,241 @@
+package launch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
+	"github.com/tensfer-golive/dashboard/internal/validation"
+)
+
+// CohortInput is a cohort as a person gives it: an allow-list (UserIDs) or rules. For an update,
+// nil UserIDs keeps an allow-list's members.
+type CohortInput struct {
+	Name    string
+	Env     string
+	UserIDs []string
+	Match   string
+	Rules   []rollout.Rule
+}
+
+// Cohorts lists the cohorts in evaluation order (block-lists first), with their sizes.
+func (s *Service) Cohorts(ctx context.Context) ([]db.CohortRow, error) {
+	rows, err := s.db.ListCohorts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]db.CohortRow, 0, len(rows))
+	for _, off := range []bool{true, false} {
+		for _, c := range rows {
+			if (c.Env == string(rollout.Off)) == off {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, nil
+}
+
+// CreateCohort checks and stores a new cohort, placed last. Bad input is validation.Errors; a
+// stale version is ErrStale. It returns the cohort and the new rollout version.
+func (s *Service) CreateCohort(ctx context.Context, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
+	return s.saveCohort(ctx, 0, in, expect, a)
+}
+
+// UpdateCohort replaces a cohort's name, environment and rules (or members, when given).
+func (s *Service) UpdateCohort(ctx context.Context, id int64, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
+	cur, err := s.db.Cohort(ctx, id)
+	if err != nil {
+		return db.CohortRow{}, 0, err
+	}
+	if cur.Kind == "list" && in.Rules == nil && in.UserIDs == nil {
+		// Keep the members: check the rest with a placeholder list.
+		return s.saveCohortKeepingMembers(ctx, cur, in, expect, a)
+	}
+	return s.saveCohort(ctx, id, in, expect, a)
+}
+
+func (s *Service) saveCohortKeepingMembers(ctx context.Context, cur db.CohortRow, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
+	c, err := rollout.CheckCohort(rollout.Cohort{Name: in.Name, Env: rollout.Env(in.Env), UserIDs: []string{}})
+	if err != nil {
+		return db.CohortRow{}, 0, fieldErrors(err)
+	}
+	row := cur
+	row.Name, row.Env = c.Name, string(c.Env)
+	a.Action, a.Target = "cohort.update", fmt.Sprintf("cohort:%d", cur.ID)
+	a.Before = map[string]any{"name": cur.Name, "environment": cur.Env}
+	a.After = map[string]any{"name": row.Name, "environment": row.Env}
+	saved, v, err := s.db.SaveCohort(ctx, s.cfg.Key, db.CohortChange{Cohort: row, Expect: expect}, a)
+	if err != nil {
+		return saved, v, conflict(err)
+	}
+	return saved, v, s.rebuild(ctx)
+}
+
+func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
+	if in.UserIDs == nil && in.Rules == nil {
+		in.UserIDs = []string{} // a new, empty allow-list (members imported next)
+	}
+	c, err := rollout.CheckCohort(rollout.Cohort{Name: in.Name, Env: rollout.Env(in.Env), UserIDs: in.UserIDs, Match: in.Match, Rules: in.Rules})
+	if err != nil {
+		return db.CohortRow{}, 0, fieldErrors(err)
+	}
+	row := db.CohortRow{ID: id, Name: c.Name, Env: string(c.Env), Kind: "list", Rules: json.RawMessage("[]")}
+	after := map[string]any{"name": c.Name, "environment": c.Env}
+	if !c.IsList() {
+		row.Kind, row.Match = "rules", c.Match
+		if row.Rules, err = json.Marshal(c.Rules); err != nil {
+			return db.CohortRow{}, 0, err
+		}
+		after["match"], after["rules"] = c.Match, c.Rules
+	} else {
+		after["members"] = len(c.UserIDs)
+	}
+	var members []string
+	if c.IsList() {
+		members = c.UserIDs
+	}
+	a.Action, a.After = "cohort.create", after
+	if id != 0 {
+		a.Action, a.Target = "cohort.update", fmt.Sprintf("cohort:%d", id)
+		if cur, err := s.db.Cohort(ctx, id); err == nil {
+			a.Before = map[string]any{"name": cur.Name, "environment": cur.Env, "match": cur.Match, "rules": cur.Rules, "members": cur.Size}
+		}
+	}
+	saved, v, err := s.db.SaveCohort(ctx, s.cfg.Key, db.CohortChange{Cohort: row, Members: members, Expect: expect}, a)
+	if err != nil {
+		return saved, v, conflict(err)
+	}
+	return saved, v, s.rebuild(ctx)
+}
+
+// ImportMembers replaces an allow-list's members with the ids in a file: one id a line, or CSV
+// whose first column (or a column named user_id or id) holds them. It returns how many ids the
+// list now holds.
+func (s *Service) ImportMembers(ctx context.Context, id int64, file []byte, expect int64, a db.Audit) (int, int64, error) {
+	cur, err := s.db.Cohort(ctx, id)
+	if err != nil {
+		return 0, 0, err
+	}
+	if cur.Kind != "list" {
+		return 0, 0, validation.Problem("this cohort is defined by rules; only allow-lists take a list of user ids")
+	}
+	raw, err := ParseIDFile(file)
+	if err != nil {
+		return 0, 0, err
+	}
+	ids, err := rollout.CheckUserIDs(raw)
+	if err != nil {
+		return 0, 0, fieldErrors(err)
+	}
+	a.Action, a.Target = "cohort.import", fmt.Sprintf("cohort:%d", id)
+	a.Before, a.After = map[string]any{"members": cur.Size}, map[string]any{"members": len(ids)}
+	saved, v, err := s.db.SaveCohort(ctx, s.cfg.Key, db.CohortChange{Cohort: cur, Members: ids, Expect: expect}, a)
+	if err != nil {
+		return 0, v, conflict(err)
+	}
+	return saved.Size, v, s.rebuild(ctx)
+}
+
+// ParseIDFile reads user ids from an uploaded file: plain lines, or CSV (detected by a comma or
+// a quote on the first line) taking the column named user_id or id, else the first.
+func ParseIDFile(file []byte) ([]string, error) {
+	file = bytes.TrimPrefix(file, []byte("\xef\xbb\xbf"))
+	first, _, _ := bytes.Cut(file, []byte("\n"))
+	if !bytes.ContainsAny(first, ",\"") {
+		var ids []string
+		sc := bufio.NewScanner(bytes.NewReader(file))
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		for sc.Scan() {
+			ids = append(ids, strings.TrimSpace(sc.Text()))
+			if len(ids) > rollout.MaxAllowList {
+				return nil, validation.Errors{"user_ids": fmt.Sprintf("the file has more than %d ids", rollout.MaxAllowList)}
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, validation.Problem("the file is not a list of ids, one a line: " + err.Error())
+		}
+		return ids, nil
+	}
+	r := csv.NewReader(bytes.NewReader(file))
+	r.FieldsPerRecord = -1
+	col, header := 0, true
+	var ids []string
+	for {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, validation.Problem("the file is not valid CSV: " + err.Error())
+		}
+		if header {
+			header = false
+			found := false
+			for i, h := range rec {
+				if h := strings.ToLower(strings.TrimSpace(h)); h == "user_id" || h == "id" {
+					col, found = i, true
+					break
+				}
+			}
+			if found {
+				continue
+			}
+		}
+		if col < len(rec) {
+			ids = append(ids, rec[col])
+		}
+		if len(ids) > rollout.MaxAllowList {
+			return nil, validation.Errors{"user_ids": fmt.Sprintf("the file has more than %d ids", rollout.MaxAllowList)}
+		}
+	}
+	return ids, nil
+}
+
+// Members lists an allow-list's ids (for export).
+func (s *Service) Members(ctx context.Context, id int64) ([]string, error) {
+	return s.db.CohortMembers(ctx, id)
+}
+
+// DeleteCohort removes a cohort.
+func (s *Service) DeleteCohort(ctx context.Context, id, expect int64, a db.Audit) (int64, error) {
+	cur, err := s.db.Cohort(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	a.Action, a.Target = "cohort.delete", fmt.Sprintf("cohort:%d", id)
+	a.Before = map[string]any{"name": cur.Name, "environment": cur.Env, "members": cur.Size}
+	v, err := s.db.DeleteCohort(ctx, s.cfg.Key, id, expect, a)
+	if err != nil {
+		return v, conflict(err)
+	}
+	return v, s.rebuild(ctx)
+}
+
+// ReorderCohorts sets the evaluation order (block-lists are evaluated first whatever their place).
+// ids must name every cohort exactly once.
+func (s *Service) ReorderCohorts(ctx context.Context, ids []int64, expect int64, a db.Audit) (int64, error) {
+	seen := map[int64]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			return 0, validation.Problem("the order must name every cohort exactly once")
+		}
+		seen[id] = true
+	}
+	a.Action, a.Target, a.After = "cohort.reorder", "rollout:"+s.cfg.Key, map[string]any{"order": ids}
+	v, err := s.db.ReorderCohorts(ctx, s.cfg.Key, ids, expect, a)
+	if errors.Is(err, db.ErrBadOrder) {
+		return v, validation.Problem("the order must name every cohort exactly once")
+	}
+	if err != nil {
+		return v, conflict(err)
+	}
+	return v, s.rebuild(ctx)
+}

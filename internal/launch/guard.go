@@ -1,0 +1,115 @@
+package launch
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
+	"github.com/tensfer-golive/dashboard/internal/validation"
+)
+
+// Health is the guardrails' verdict now, and what auto-advance would do.
+type Health struct {
+	Statuses    []rollout.Status
+	Breaches    []rollout.Status
+	NextAdvance time.Time // zero when auto-advance will not advance
+	Advance     bool      // due now
+	Why         string    // why it will or will not advance
+}
+
+// Health evaluates the guardrails over their windows, as of now.
+func (s *Service) Health(ctx context.Context) (Health, error) {
+	r := s.Snapshot().Rollout
+	now := s.cfg.Now()
+	cache := map[time.Duration]map[string]db.SignalCount{}
+	var ferr error
+	statuses := rollout.Evaluate(r.Guardrails, func(g rollout.Guardrail) rollout.Figures {
+		figs, ok := cache[g.Window]
+		if !ok && ferr == nil && s.cfg.Figures != nil {
+			figs, ferr = s.cfg.Figures(ctx, now.Add(-g.Window))
+			cache[g.Window] = figs
+		}
+		c := figs[string(g.Signal)]
+		return rollout.Figures{Bad: c.Bad, Total: c.Total}
+	})
+	if ferr != nil {
+		return Health{}, ferr
+	}
+	h := Health{Statuses: statuses, Breaches: rollout.Breaches(statuses)}
+	h.Advance, h.Why = r.ShouldAdvance(now, statuses)
+	if at, ok := r.NextAdvance(); ok {
+		h.NextAdvance = at
+	}
+	return h, nil
+}
+
+// Tick is one round of the rollout's own work: a guardrail breach pauses the rollout (or rolls
+// it back a stage) with an audit row carrying the figures; otherwise a finished soak advances
+// it. Both are made against the version just read, so two servers, or a person acting at the
+// same moment, never make it move twice: the loser's change is stale and dropped.
+func (s *Service) Tick(ctx context.Context) error {
+	r := s.Snapshot().Rollout
+	h, err := s.Health(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	a := db.Audit{Actor: "system (guardrails)"}
+	if next, changed := r.OnBreachOf(h.Breaches, now); changed {
+		figs := map[string]any{}
+		for _, b := range h.Breaches {
+			figs[string(b.Guardrail.Signal)] = map[string]any{"bad": b.Figures.Bad, "total": b.Figures.Total, "rate": b.Figures.Rate(),
+				"max_rate": b.Guardrail.MaxRate, "window": rollout.FormatDuration(b.Guardrail.Window)}
+		}
+		_, err := s.change(ctx, r.Version, a, "rollout.guardrail_breach", map[string]any{"figures": figs},
+			func(rollout.Rollout, time.Time) (rollout.Rollout, error) { return next, nil })
+		if err == nil {
+			s.log.Warn("rollout held by a guardrail", "held", next.Held, "state", string(next.State), "stage", next.Stage)
+		}
+		return ignoreStale(err)
+	}
+	if h.Advance {
+		a.Actor = "system (auto-advance)"
+		_, err := s.change(ctx, r.Version, a, "rollout.advance", nil, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) { return r.Advance(now) })
+		return ignoreStale(err)
+	}
+	return nil
+}
+
+// ignoreStale drops a change lost to a concurrent one: the next tick looks again.
+func ignoreStale(err error) error {
+	var p validation.Problem
+	if errors.Is(err, ErrStale) || errors.As(err, &p) {
+		return nil
+	}
+	return err
+}
+
+// Run ticks every interval until ctx ends, persisting the reach counters every minute and at the
+// end. Times are read from the stored state, so a restart picks up a soak where it was.
+func (s *Service) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	lastSave := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			if err := s.SaveReach(context.WithoutCancel(ctx)); err != nil {
+				s.log.Warn("save rollout reach", "error", err)
+			}
+			return
+		case <-t.C:
+		}
+		if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("rollout tick", "error", err)
+		}
+		if time.Since(lastSave) >= time.Minute {
+			lastSave = time.Now()
+			if err := s.SaveReach(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("save rollout reach", "error", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,203 @@
+// Package launch runs the production rollout: it keeps the rollout and its cohorts in the
+// database, serves decisions from an immutable snapshot swapped atomically on every change (no
+// query, no lock and no allocation per decision), applies the plan's actions with the version
+// checks that keep two operators from overwriting each other, evaluates the guardrails over the
+// event pipeline's error signals, advances by itself when a soak is done, and counts the users
+// sent to production at each stage.
+//
+// The rules themselves are in internal/rollout (pure); this package is their I/O.
+package launch
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
+	"github.com/tensfer-golive/dashboard/internal/validation"
+)
+
+// Config is what a Service needs.
+type Config struct {
+	DB  *db.DB
+	Log *slog.Logger
+	Now func() time.Time
+	Key string // the rollout's key (the OFREP flag key); rollout.DefaultKey when empty
+	// Figures reads production's error signals since a time (events.Service.GuardrailFigures).
+	Figures func(ctx context.Context, since time.Time) (map[string]db.SignalCount, error)
+}
+
+// Service is the running rollout. Build it with New; Run its loop for guardrails and auto-advance.
+type Service struct {
+	cfg   Config
+	db    *db.DB
+	log   *slog.Logger
+	snap  atomic.Pointer[rollout.Snapshot]
+	reach rollout.Reach
+
+	mu      sync.Mutex // serialises rebuilds of the snapshot
+	members map[int64]cachedMembers
+}
+
+type cachedMembers struct {
+	updated time.Time
+	ids     []string
+}
+
+// New loads the rollout (creating it with a fresh salt on first start), its cohorts and the
+// persisted reach, and builds the first snapshot.
+func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Key == "" {
+		cfg.Key = rollout.DefaultKey
+	}
+	s := &Service{cfg: cfg, db: cfg.DB, log: cfg.Log, members: map[int64]cachedMembers{}}
+	if _, err := s.db.Rollout(ctx, cfg.Key); errors.Is(err, db.ErrNotFound) {
+		salt := make([]byte, 12)
+		if _, err := rand.Read(salt); err != nil {
+			return nil, err
+		}
+		row, err := toRow(rollout.New(cfg.Key, cfg.Key+":"+hex.EncodeToString(salt)))
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.db.CreateRollout(ctx, row); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	reach, err := s.db.LoadReach(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for stage, regs := range reach {
+		s.reach.Load(stage, regs)
+	}
+	if err := s.rebuild(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Snapshot is the rollout and cohorts decisions are made from now.
+func (s *Service) Snapshot() *rollout.Snapshot { return s.snap.Load() }
+
+// Decide maps one user to an environment and counts the user in the stage's reach.
+func (s *Service) Decide(u rollout.User) rollout.Decision {
+	d := s.snap.Load().Decide(u)
+	s.reach.Observe(d)
+	return d
+}
+
+// Reach estimates how many distinct users were decided into production at stage.
+func (s *Service) Reach(stage int) int64 { return s.reach.Count(stage) }
+
+// SaveReach persists the reach counters (the loop does it every minute and at the end).
+func (s *Service) SaveReach(ctx context.Context) error {
+	for stage := 0; stage <= len(s.Snapshot().Rollout.Stages) && stage <= rollout.MaxStages; stage++ {
+		if s.reach.Count(stage) == 0 {
+			continue
+		}
+		if err := s.db.SaveReach(ctx, stage, s.reach.State(stage)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rebuild reads the rollout and cohorts and swaps in a new snapshot, unless a newer one is in
+// place already (two rebuilds racing: the later state wins).
+func (s *Service) rebuild(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	row, err := s.db.Rollout(ctx, s.cfg.Key)
+	if err != nil {
+		return err
+	}
+	r, err := fromRow(row)
+	if err != nil {
+		return err
+	}
+	rows, err := s.db.ListCohorts(ctx)
+	if err != nil {
+		return err
+	}
+	cohorts := make([]rollout.Cohort, 0, len(rows))
+	seen := map[int64]bool{}
+	for _, cr := range rows {
+		c, err := s.cohort(ctx, cr)
+		if err != nil {
+			return err
+		}
+		seen[cr.ID] = true
+		cohorts = append(cohorts, c)
+	}
+	for id := range s.members {
+		if !seen[id] {
+			delete(s.members, id)
+		}
+	}
+	if cur := s.snap.Load(); cur != nil && cur.Version() > row.Version {
+		return nil
+	}
+	s.snap.Store(rollout.Compile(r, cohorts, row.Version))
+	return nil
+}
+
+// cohort turns a stored cohort into the rollout's, reading an allow-list's members unless the
+// cached ones are current.
+func (s *Service) cohort(ctx context.Context, cr db.CohortRow) (rollout.Cohort, error) {
+	c := rollout.Cohort{ID: cr.ID, Name: cr.Name, Env: rollout.Env(cr.Env), Position: cr.Position, Match: cr.Match}
+	if cr.Kind == "rules" {
+		if err := json.Unmarshal(cr.Rules, &c.Rules); err != nil {
+			return c, fmt.Errorf("cohort %d rules: %w", cr.ID, err)
+		}
+		// Stored rules were checked when saved; checking again parses the numeric values.
+		checked, err := rollout.CheckCohort(c)
+		if err != nil {
+			return c, fmt.Errorf("cohort %d: %w", cr.ID, err)
+		}
+		return checked, nil
+	}
+	if m, ok := s.members[cr.ID]; ok && m.updated.Equal(cr.UpdatedAt) {
+		c.UserIDs = m.ids
+		return c, nil
+	}
+	ids, err := s.db.CohortMembers(ctx, cr.ID)
+	if err != nil {
+		return c, err
+	}
+	s.members[cr.ID] = cachedMembers{updated: cr.UpdatedAt, ids: ids}
+	c.UserIDs = ids
+	return c, nil
+}
+
+// conflict maps the database's version conflict to Stale (a duplicate cohort name is reported
+// by its own error).
+func conflict(err error) error {
+	var dup db.ErrDuplicateName
+	if errors.As(err, &dup) {
+		return validation.Errors{"name": fmt.Sprintf("a cohort named %q exists; choose another name", string(dup))}
+	}
+	if errors.Is(err, db.ErrConflict) {
+		return ErrStale
+	}
+	return err
+}
+
+// ErrStale is returned for a change made against an old version; the API answers 409.
+var ErrStale = errors.New("launch: the rollout changed since this version; reload and try again")

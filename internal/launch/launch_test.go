@@ -1,0 +1,353 @@
+package launch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/events"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
+	"github.com/tensfer-golive/dashboard/internal/secrets"
+	"github.com/tensfer-golive/dashboard/internal/validation"
+)
+
+type fixture struct {
+	dir    string
+	db     *db.DB
+	events *events.Service
+	svc    *Service
+	now    time.Time
+}
+
+var who = db.Audit{Actor: "test"}
+
+// newFixture runs the rollout over a real SQLite file with the real event pipeline as the
+// source of guardrail figures, at a clock the test moves.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{dir: t.TempDir(), now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	f.open(t)
+	return f
+}
+
+func (f *fixture) clock() time.Time { return f.now }
+
+// open (re)starts everything on the fixture's directory, as a restart of the server would.
+func (f *fixture) open(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := db.Open(ctx, f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := secrets.LoadKey(f.dir, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _ := secrets.NewBox(key)
+	ev, err := events.New(ctx, events.Config{DB: d, Box: box})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(ctx, Config{DB: d, Now: f.clock, Figures: ev.GuardrailFigures})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.db, f.events, f.svc = d, ev, svc
+	t.Cleanup(f.close)
+}
+
+func (f *fixture) close() {
+	if f.events != nil {
+		f.events.Close()
+		f.db.Close()
+		f.events = nil
+	}
+}
+
+func (f *fixture) restart(t *testing.T) {
+	t.Helper()
+	if err := f.svc.SaveReach(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.close()
+	f.open(t)
+}
+
+func (f *fixture) act(t *testing.T, a Action) rollout.Rollout {
+	t.Helper()
+	r, err := f.svc.Act(context.Background(), a, 0, 0, who)
+	if err != nil {
+		t.Fatalf("%s: %v", a, err)
+	}
+	return r
+}
+
+func TestDecisionsSurviveARestartAndFollowChangesAtOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, _, err := f.svc.CreateCohort(ctx, CohortInput{Name: "pilot", Env: "production", UserIDs: []string{"u_pilot"}}, 0, who); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.svc.Decide(rollout.User{ID: "u_pilot"}); d.Env != rollout.Production || d.Cohort != "pilot" {
+		t.Fatalf("a new cohort is not seen by the next decision: %+v", d)
+	}
+	f.act(t, Advance)
+	f.act(t, Advance) // 5 %
+	before := map[string]rollout.Decision{}
+	for i := range 2000 {
+		u := rollout.User{ID: fmt.Sprintf("user-%d", i)}
+		before[u.ID] = f.svc.Decide(u)
+	}
+	reach := f.svc.Reach(2)
+	if reach < 70 || reach > 130 {
+		t.Errorf("reach at 5 %% of 2000 users: %d", reach)
+	}
+	f.restart(t)
+	for id, d := range before {
+		if got := f.svc.Decide(rollout.User{ID: id}); got.Env != d.Env || got.Bucket != d.Bucket {
+			t.Fatalf("%s: %s before the restart, %s after", id, d.Env, got.Env)
+		}
+	}
+	if got := f.svc.Reach(2); got != reach {
+		t.Errorf("reach after the restart: %d, want %d", got, reach)
+	}
+	f.act(t, Kill)
+	for id := range before {
+		if d := f.svc.Decide(rollout.User{ID: id}); d.Env == rollout.Production {
+			t.Fatalf("%s still goes to production after the kill", id)
+		}
+	}
+	if d := f.svc.Decide(rollout.User{ID: "u_pilot"}); d.Env != rollout.Off || d.Reason != rollout.ReasonKilled {
+		t.Fatalf("kill does not beat the pilot cohort: %+v", d)
+	}
+}
+
+func TestVersionsKeepTwoOperatorsFromOverwritingEachOther(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	v := f.svc.Snapshot().Rollout.Version
+	if _, err := f.svc.Act(ctx, Advance, 0, v, who); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Act(ctx, Pause, 0, v, who); !errors.Is(err, ErrStale) {
+		t.Fatalf("a change against an old version: %v", err)
+	}
+	if _, _, err := f.svc.CreateCohort(ctx, CohortInput{Name: "x", Env: "off", UserIDs: []string{"a"}}, v, who); !errors.Is(err, ErrStale) {
+		t.Fatalf("a cohort change against an old version: %v", err)
+	}
+	if _, err := f.svc.Act(ctx, Rollback, 0, 0, who); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.svc.Act(ctx, Rollback, 0, 0, who)
+	var p validation.Problem
+	if !errors.As(err, &p) || !strings.Contains(string(p), "not started") {
+		t.Fatalf("rollback from not started: %v", err)
+	}
+}
+
+func TestConfigureKeepsWhatItDoesNotName(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	r, err := f.svc.Configure(ctx, Plan{Stages: &[]rollout.StageInput{{Percent: 10, MinSoak: "1h"}, {Percent: 100}}}, 0, who)
+	if err != nil || len(r.Stages) != 2 || len(r.Guardrails) != 4 || r.OnBreach != rollout.OnBreachPause {
+		t.Fatalf("configure stages: %+v %v", r, err)
+	}
+	_, err = f.svc.Configure(ctx, Plan{Stages: &[]rollout.StageInput{{Percent: 50}, {Percent: 10}}}, 0, who)
+	var fe validation.Errors
+	if !errors.As(err, &fe) || !fe.Has("stages[1].percent") {
+		t.Fatalf("decreasing plan: %v", err)
+	}
+	_, err = f.svc.Configure(ctx, Plan{Guardrails: &[]GuardrailInput{{Signal: "latency", MaxRate: 0.1, MinVolume: 1, Window: "5m"}}}, 0, who)
+	if !errors.As(err, &fe) || !fe.Has("guardrails[0].signal") {
+		t.Fatalf("unknown signal: %v", err)
+	}
+	if got := f.svc.Snapshot().Rollout; len(got.Stages) != 2 || got.Stages[0].Percent != 10 {
+		t.Fatalf("a refused change stored something: %+v", got.Stages)
+	}
+	entries, _, _ := f.db.ListAudit(ctx, db.AuditFilter{Action: "rollout.configure", Limit: 5})
+	if len(entries) != 1 || !strings.Contains(string(entries[0].Before), `"percent":25`) || !strings.Contains(string(entries[0].After), `"min_soak":"1h"`) {
+		t.Fatalf("configure audit: %+v", entries)
+	}
+}
+
+// sendCallbacks stores callbacks as the public endpoint does: from client, for users.
+func (f *fixture) sendCallbacks(t *testing.T, client, event string, users int) {
+	t.Helper()
+	for i := range users {
+		body := fmt.Sprintf(`{"event":%q,"user_id":"u-%s-%d","event_id":"%s-%s-%d"}`, event, client, i, event, client, i)
+		if _, err := f.events.ReceiveCallback(context.Background(), "production", []byte(body), http.Header{}, client); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestGuardrailsTripOnRealSignalsNotOnOneForgingClient(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.act(t, Advance)
+	f.now = time.Now() // the writer stamps events with the real clock; guardrail windows end now
+
+	// One script posting 500 forged init errors with 500 user ids is one sender.
+	f.sendCallbacks(t, "203.0.113.9", "initialization_error", 500)
+	if err := f.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.svc.Snapshot().Rollout; r.State != rollout.Active {
+		t.Fatalf("one forging client tripped the guardrail: %+v", r.Held)
+	}
+	// Nor can it blind the guardrail: 40 real browsers fail, and the script's thousand successes
+	// count once.
+	f.sendCallbacks(t, "198.51.100.77", "screen_loaded", 1000)
+	for i := range 40 {
+		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", i), "initialization_error", 1)
+	}
+	for i := range 20 {
+		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", 100+i), "screen_loaded", 1)
+	}
+	h, err := f.svc.Health(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Breaches) != 1 || h.Breaches[0].Figures.Bad != 41 || h.Breaches[0].Figures.Total != 62 {
+		t.Fatalf("health: %+v", h.Statuses)
+	}
+	if err := f.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := f.svc.Snapshot().Rollout
+	if r.State != rollout.Paused || !strings.Contains(r.Held, "Init errors") {
+		t.Fatalf("a real breach did not pause the rollout: %s %q", r.State, r.Held)
+	}
+	entries, _, _ := f.db.ListAudit(ctx, db.AuditFilter{Action: "rollout.guardrail_breach", Limit: 5})
+	if len(entries) != 1 || !strings.Contains(string(entries[0].After), `"bad":41`) {
+		t.Fatalf("breach audit: %+v", entries)
+	}
+}
+
+func TestAutoAdvanceAfterTheSoakAcrossARestartOnce(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	auto := true
+	if _, err := f.svc.Configure(ctx, Plan{AutoAdvance: &auto, Stages: &[]rollout.StageInput{{Percent: 1, MinSoak: "1h"}, {Percent: 5, MinSoak: "1h"}, {Percent: 100}}}, 0, who); err != nil {
+		t.Fatal(err)
+	}
+	f.act(t, Advance)
+	f.now = f.now.Add(59 * time.Minute)
+	if err := f.svc.Tick(ctx); err != nil || f.svc.Snapshot().Rollout.Stage != 1 {
+		t.Fatalf("advanced mid-soak: %v", err)
+	}
+	f.restart(t) // timers are not kept in memory: the soak is read from the database
+	f.now = f.now.Add(2 * time.Minute)
+	h, _ := f.svc.Health(ctx)
+	if !h.Advance {
+		t.Fatalf("soak done but not due: %q", h.Why)
+	}
+	// Two servers (or two ticks) race on one soak: it advances once.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if err := f.svc.Tick(ctx); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if r := f.svc.Snapshot().Rollout; r.Stage != 2 || !r.StageStartedAt.Equal(f.now) {
+		t.Fatalf("after the soak: stage %d since %v", r.Stage, r.StageStartedAt)
+	}
+	entries, _, _ := f.db.ListAudit(ctx, db.AuditFilter{Action: "rollout.advance", Limit: 10})
+	if len(entries) != 2 || entries[0].Actor != "system (auto-advance)" {
+		t.Fatalf("advances audited: %d, newest by %q", len(entries), entries[0].Actor)
+	}
+}
+
+func TestDecideIsRaceFreeUnderPlanChanges(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				d := f.svc.Decide(rollout.User{ID: fmt.Sprintf("w%d-%d", w, i), Attributes: map[string]string{"country": "SE"}})
+				if d.Env == "" {
+					t.Error("empty decision")
+					return
+				}
+			}
+		})
+	}
+	for i := range 10 {
+		f.act(t, Advance)
+		if _, _, err := f.svc.CreateCohort(ctx, CohortInput{Name: fmt.Sprintf("c%d", i), Env: "sandbox", Rules: []rollout.Rule{{Attribute: "country", Op: rollout.OpEq, Values: []string{"SE"}}}}, 0, who); err != nil {
+			t.Fatal(err)
+		}
+		f.act(t, Rollback)
+		f.act(t, Resume)
+	}
+	close(stop)
+	wg.Wait()
+}
+
+func TestCohortsImportExportAndBadInput(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c, _, err := f.svc.CreateCohort(ctx, CohortInput{Name: "beta", Env: "production"}, 0, who)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file strings.Builder
+	file.WriteString("user_id,plan\n")
+	for i := range 100_000 {
+		fmt.Fprintf(&file, "user-%d,pro\n", i)
+	}
+	file.WriteString("user-7,dup\n")
+	start := time.Now()
+	n, _, err := f.svc.ImportMembers(ctx, c.ID, []byte(file.String()), 0, who)
+	if err != nil || n != 100_000 {
+		t.Fatalf("import: %d %v", n, err)
+	}
+	t.Logf("imported 100k ids in %v", time.Since(start))
+	if d := f.svc.Decide(rollout.User{ID: "user-99999"}); d.Cohort != "beta" {
+		t.Fatalf("an imported id is not in the cohort: %+v", d)
+	}
+	ids, _ := f.svc.Members(ctx, c.ID)
+	if len(ids) != 100_000 {
+		t.Fatalf("export: %d ids", len(ids))
+	}
+	lines, _ := ParseIDFile([]byte("\ufeffa\n b \n\nc"))
+	if strings.Join(lines, "|") != "a|b||c" {
+		t.Fatalf("plain file: %q", lines)
+	}
+	bad := []struct {
+		in    CohortInput
+		field string
+	}{
+		{CohortInput{Name: "beta", Env: "off", UserIDs: []string{"x"}}, "name"},
+		{CohortInput{Name: "r", Env: "production", Rules: []rollout.Rule{{Attribute: "age", Op: "gt", Values: []string{"old"}}}}, "rules[0].values"},
+		{CohortInput{Name: "r", Env: "production", Rules: []rollout.Rule{{Attribute: "age", Op: "like", Values: []string{"1"}}}}, "rules[0].op"},
+		{CohortInput{Name: "l", Env: "production", UserIDs: []string{strings.Repeat("x", 257)}}, "user_ids"},
+	}
+	for _, b := range bad {
+		_, _, err := f.svc.CreateCohort(ctx, b.in, 0, who)
+		var fe validation.Errors
+		if !errors.As(err, &fe) || !fe.Has(b.field) {
+			t.Errorf("%+v: %v, want an error on %s", b.in.Name, err, b.field)
+		}
+	}
+	if cs, _ := f.svc.Cohorts(ctx); len(cs) != 1 {
+		t.Fatalf("a refused cohort was stored: %d cohorts", len(cs))
+	}
+}
