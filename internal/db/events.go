@@ -489,3 +489,26 @@ func (d *DB) LatestEventID(ctx context.Context) (int64, error) {
 	}
 	return id.Int64, nil
 }
+
+// RecentUserIDs lists distinct user ids of the newest events (at most limit of them, looking at
+// the newest 10 × limit events): the users "seen recently" that a rollout preview is run on.
+func (d *DB) RecentUserIDs(ctx context.Context, limit int) ([]string, error) {
+	rows, err := d.R.QueryContext(ctx, "SELECT user_id FROM events WHERE user_id != '' ORDER BY id DESC LIMIT ?", 10*limit)
+	if err != nil {
+		return nil, fmt.Errorf("db: recent user ids: %w", err)
+	}
+	defer rows.Close()
+	seen := map[string]bool{}
+	var out []string
+	for rows.Next() && len(out) < limit {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			return nil, err
+		}
+		if !seen[u] {
+			seen[u] = true
+			out = append(out, u)
+		}
+	}
+	return out, rows.Err()
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -399,42 +400,57 @@ type SignalCount struct{ Bad, Total int64 }
 //
 // Demo traffic counts like any other.
 func (d *DB) GuardrailFigures(ctx context.Context, since time.Time) (map[string]SignalCount, error) {
+	return d.GuardrailFiguresBetween(ctx, since, time.Time{})
+}
+
+// GuardrailFiguresBetween is GuardrailFigures over [since, until) (until zero: up to now), for
+// the trend of a signal.
+func (d *DB) GuardrailFiguresBetween(ctx context.Context, since, until time.Time) (map[string]SignalCount, error) {
 	out := map[string]SignalCount{}
 	lo, ok, err := d.firstEventAtOrAfter(ctx, since)
 	if err != nil {
 		return nil, err
 	}
+	hi := int64(math.MaxInt64)
+	untilMS := int64(math.MaxInt64)
+	if !until.IsZero() {
+		untilMS = ms(until)
+		if id, found, err := d.firstEventAtOrAfter(ctx, until); err != nil {
+			return nil, err
+		} else if found {
+			hi = id
+		}
+	}
+	var verified int64
 	if ok {
 		var f SignalCount
 		err := d.R.QueryRowContext(ctx, `SELECT count(DISTINCT CASE WHEN type = 'initialization_error' THEN client END), count(DISTINCT client)
-			FROM events WHERE id >= ? AND source = 'callback' AND env = 'production' AND client IS NOT NULL`, lo).Scan(&f.Bad, &f.Total)
+			FROM events WHERE id >= ? AND id < ? AND source = 'callback' AND env = 'production' AND client IS NOT NULL`, lo, hi).Scan(&f.Bad, &f.Total)
 		if err != nil {
 			return nil, fmt.Errorf("db: guardrail init errors: %w", err)
 		}
 		out["init_errors"] = f
 		f = SignalCount{}
-		err = d.R.QueryRowContext(ctx, `SELECT coalesce(sum(is_error), 0), count(*) FROM events WHERE id >= ? AND source = 'api' AND env = 'production'`, lo).Scan(&f.Bad, &f.Total)
+		err = d.R.QueryRowContext(ctx, `SELECT coalesce(sum(is_error), 0), count(*) FROM events WHERE id >= ? AND id < ? AND source = 'api' AND env = 'production'`, lo, hi).Scan(&f.Bad, &f.Total)
 		if err != nil {
 			return nil, fmt.Errorf("db: guardrail api errors: %w", err)
 		}
 		out["api_errors"] = f
-	}
-	var verified, refused int64
-	if ok {
-		if err := d.R.QueryRowContext(ctx, `SELECT count(DISTINCT client) FROM events WHERE id >= ? AND source = 'webhook' AND env = 'production' AND client IS NOT NULL`, lo).Scan(&verified); err != nil {
+		if err := d.R.QueryRowContext(ctx, `SELECT count(DISTINCT client) FROM events WHERE id >= ? AND id < ? AND source = 'webhook' AND env = 'production' AND client IS NOT NULL`, lo, hi).Scan(&verified); err != nil {
 			return nil, fmt.Errorf("db: guardrail webhooks: %w", err)
 		}
 	}
+	var refused int64
 	err = d.R.QueryRowContext(ctx, `SELECT count(DISTINCT r.client) FROM rejected_deliveries r INDEXED BY rejected_deliveries_received_at
-		WHERE r.received_at >= ? AND r.env = 'production' AND r.client IS NOT NULL
-		AND EXISTS (SELECT 1 FROM events e WHERE e.client = r.client AND e.source = 'webhook')`, ms(since)).Scan(&refused)
+		WHERE r.received_at >= ? AND r.received_at < ? AND r.env = 'production' AND r.client IS NOT NULL
+		AND EXISTS (SELECT 1 FROM events e WHERE e.client = r.client AND e.source = 'webhook')`, ms(since), untilMS).Scan(&refused)
 	if err != nil {
 		return nil, fmt.Errorf("db: guardrail rejected webhooks: %w", err)
 	}
 	out["rejected_webhooks"] = SignalCount{Bad: refused, Total: refused + verified}
 	var f SignalCount
 	err = d.R.QueryRowContext(ctx, `SELECT coalesce(sum(json_extract(after, '$.outcome') != 'ok'), 0), count(*) FROM audit_log
-		WHERE at >= ? AND action = 'environment.verify' AND target = 'environment:production'`, ms(since)).Scan(&f.Bad, &f.Total)
+		WHERE at >= ? AND at < ? AND action = 'environment.verify' AND target = 'environment:production'`, ms(since), untilMS).Scan(&f.Bad, &f.Total)
 	if err != nil {
 		return nil, fmt.Errorf("db: guardrail verifications: %w", err)
 	}

@@ -66,6 +66,7 @@ func (s *Service) GoLiveFacts(ctx context.Context) (GoLiveFacts, error) {
 // GuardrailFigures counts production's error signals since a time, for the rollout's guardrails:
 // unauthenticated sources (callbacks, refused webhooks) in distinct senders, authenticated ones
 // (API-call reports, verifications) per event. docs/rollout.md says why.
-func (s *Service) GuardrailFigures(ctx context.Context, since time.Time) (map[string]db.SignalCount, error) {
-	return s.db.GuardrailFigures(ctx, since)
+// until zero means up to now.
+func (s *Service) GuardrailFigures(ctx context.Context, since, until time.Time) (map[string]db.SignalCount, error) {
+	return s.db.GuardrailFiguresBetween(ctx, since, until)
 }

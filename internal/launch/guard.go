@@ -28,7 +28,7 @@ func (s *Service) Health(ctx context.Context) (Health, error) {
 	statuses := rollout.Evaluate(r.Guardrails, func(g rollout.Guardrail) rollout.Figures {
 		figs, ok := cache[g.Window]
 		if !ok && ferr == nil && s.cfg.Figures != nil {
-			figs, ferr = s.cfg.Figures(ctx, now.Add(-g.Window))
+			figs, ferr = s.cfg.Figures(ctx, now.Add(-g.Window), time.Time{})
 			cache[g.Window] = figs
 		}
 		c := figs[string(g.Signal)]
@@ -112,4 +112,48 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 			}
 		}
 	}
+}
+
+// Trend is a guardrail's rate over the last points windows, oldest first (a window with no
+// observations is -1), for the page's sparkline.
+func (s *Service) Trend(ctx context.Context, g rollout.Guardrail, points int) ([]float64, error) {
+	now := s.cfg.Now()
+	out := make([]float64, points)
+	for i := range points {
+		until := now.Add(-time.Duration(points-1-i) * g.Window)
+		figs, err := s.cfg.Figures(ctx, until.Add(-g.Window), until)
+		if err != nil {
+			return nil, err
+		}
+		c := figs[string(g.Signal)]
+		out[i] = -1
+		if c.Total > 0 {
+			out[i] = float64(c.Bad) / float64(c.Total)
+		}
+	}
+	return out, nil
+}
+
+// Check decides for a user without counting the decision in the reach (a person asking).
+func (s *Service) Check(u rollout.User) rollout.Decision { return s.Snapshot().Decide(u) }
+
+// Preview says what advancing would do to users: how many go to production now, and how many
+// would at the next stage. ok is false when there is no next stage.
+func (s *Service) Preview(users []rollout.User) (now, next int, nextPercent float64, ok bool) {
+	snap := s.Snapshot()
+	r := snap.Rollout
+	if r.State == rollout.Killed || r.Stage >= len(r.Stages) {
+		return 0, 0, 0, false
+	}
+	r.Stage++
+	nextSnap := rollout.Compile(r, snap.Cohorts, snap.Version())
+	for _, u := range users {
+		if snap.Decide(u).Env == rollout.Production {
+			now++
+		}
+		if nextSnap.Decide(u).Env == rollout.Production {
+			next++
+		}
+	}
+	return now, next, r.Percent(), true
 }

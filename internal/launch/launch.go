@@ -31,8 +31,9 @@ type Config struct {
 	Log *slog.Logger
 	Now func() time.Time
 	Key string // the rollout's key (the OFREP flag key); rollout.DefaultKey when empty
-	// Figures reads production's error signals since a time (events.Service.GuardrailFigures).
-	Figures func(ctx context.Context, since time.Time) (map[string]db.SignalCount, error)
+	// Figures reads production's error signals over [since, until), until zero meaning now
+	// (events.Service.GuardrailFigures).
+	Figures func(ctx context.Context, since, until time.Time) (map[string]db.SignalCount, error)
 }
 
 // Service is the running rollout. Build it with New; Run its loop for guardrails and auto-advance.

@@ -128,8 +128,11 @@ func TestBrowserFirstRunLoginLogout(t *testing.T) {
 	}
 	screenshot(t, ctx, "overview")
 
-	// A page not built yet says so plainly.
-	mustDo(t, ctx, "open rollout", chromedp.Click(chromedp.CSS(`[data-testid="nav-rollout"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="unbuilt"]`)))
+	// The rollout page opens on a fresh install: not started, the default plan.
+	mustDo(t, ctx, "open rollout", chromedp.Click(chromedp.CSS(`[data-testid="nav-rollout"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="plan-stages"]`)))
+	if got := mustText(t, ctx, `[data-testid="rollout-state"]`); got != "active" {
+		t.Errorf("rollout state %q on a fresh install", got)
+	}
 
 	// "/" focuses the lookup box from anywhere on the page.
 	mustDo(t, ctx, "press /", chromedp.KeyEvent("/"))

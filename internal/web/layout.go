@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -17,7 +18,7 @@ var navItems = []struct {
 	{templates.NavItem{Key: "go-live", Label: "Go-live", Href: "/go-live"}, db.RoleViewer},
 	{templates.NavItem{Key: "events", Label: "Events", Href: "/events"}, db.RoleViewer},
 	{templates.NavItem{Key: "lookup", Label: "Lookup", Href: "/lookup"}, db.RoleViewer},
-	{templates.NavItem{Key: "rollout", Label: "Rollout", Href: "/rollout", Soon: true}, db.RoleViewer},
+	{templates.NavItem{Key: "rollout", Label: "Rollout", Href: "/rollout"}, db.RoleViewer},
 	{templates.NavItem{Key: "audit", Label: "Audit", Href: "/audit"}, db.RoleOperator},
 	{templates.NavItem{Key: "settings", Label: "Settings", Href: "/settings"}, db.RoleViewer},
 }
@@ -37,6 +38,12 @@ func (s *Server) layout(r *http.Request, u currentUser, active, title string) te
 		if u.Role.AtLeast(n.min) {
 			l.Nav = append(l.Nav, n.item)
 		}
+	}
+	switch r := s.rollout.Snapshot().Rollout; {
+	case r.State == rollout.Killed:
+		l.RolloutAlert = "The production rollout is killed: nobody is sent to production."
+	case r.Held != "":
+		l.RolloutAlert = "The production rollout is held: " + r.Held
 	}
 	return l
 }

@@ -73,11 +73,3 @@ func (s *Server) showOverview(w http.ResponseWriter, r *http.Request) error {
 	}
 	return render(w, r, http.StatusOK, templates.OverviewPage(vm))
 }
-
-// showRollout says plainly that the rollout is not built yet; the page exists so links and the
-// navigation are stable.
-func (s *Server) showRollout(w http.ResponseWriter, r *http.Request) error {
-	vm := templates.UnbuiltVM{Layout: s.page(w, r, "rollout", "The production rollout"), What: "The production rollout",
-		Detail: "Cohorts, stages, guardrails and the kill switch will live here."}
-	return render(w, r, http.StatusOK, templates.UnbuiltPage(vm))
-}

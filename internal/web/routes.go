@@ -73,6 +73,7 @@ func (s *Server) routes() chi.Router {
 			r.Post("/events/{id}/replay", s.h(s.replayEvent))
 			r.Get("/events/replay", s.h(s.confirmReplay))
 			r.Post("/events/replay", s.h(s.replayMatching))
+			r.Post("/rollout/actions/{action}", s.h(s.actRollout))
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireRole(db.RoleAdmin))
@@ -92,6 +93,11 @@ func (s *Server) routes() chi.Router {
 			r.Post("/environments/{env}/webhook-secrets", s.h(s.createWebhookSecret))
 			r.Post("/environments/{env}/webhook-secrets/{id}/retire", s.h(s.retireWebhookSecret))
 			r.Get("/events/rejected", s.h(s.listRejected))
+			r.Post("/rollout/plan", s.h(s.updateRolloutPlan))
+			r.Post("/rollout/cohorts", s.h(s.createCohortForm))
+			r.Post("/rollout/cohorts/{id}/delete", s.h(s.deleteCohortForm))
+			r.Post("/rollout/cohorts/{id}/move", s.h(s.moveCohortForm))
+			r.Get("/rollout/cohorts/{id}/members", s.h(s.exportMembersPage))
 		})
 	})
 

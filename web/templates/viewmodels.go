@@ -23,6 +23,8 @@ type Layout struct {
 	FlashKind string // ok | err | info
 	Flash     string
 	Query     string // the lookup box's current value
+	// RolloutAlert is a banner on every page while the rollout is killed or held by a guardrail.
+	RolloutAlert string
 }
 
 // NavItem is one sidebar link.
@@ -30,7 +32,6 @@ type NavItem struct {
 	Key   string
 	Label string
 	Href  string
-	Soon  bool // the page exists but its capability is not built yet
 }
 
 // UserBadge is the logged-in user as the top bar shows them.
