@@ -2,6 +2,7 @@ package environment
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -11,7 +12,6 @@ import (
 const (
 	CheckDone = "done"
 	CheckTodo = "todo"
-	CheckNA   = "na" // the capability that measures it is not available yet
 )
 
 // CheckItem is one step or best practice of the go-live checklist. Key names the step; the
@@ -19,7 +19,7 @@ const (
 type CheckItem struct {
 	Key    string
 	Title  string
-	State  string // CheckDone | CheckTodo | CheckNA
+	State  string // CheckDone | CheckTodo
 	Detail string // what is missing, or a figure when done
 }
 
@@ -35,7 +35,16 @@ type ChecklistInput struct {
 	Sandbox, Production State
 	Signals             Signals
 	ProdWebhookURL      string // where Tensfer must deliver production webhooks
+	Rollout             RolloutFacts
 	Now                 time.Time
+}
+
+// RolloutFacts are what the checklist needs of the production rollout.
+type RolloutFacts struct {
+	Stage   int     // 0: not started
+	Percent float64 // in production by percentage now
+	Killed  bool
+	Users   int64 // distinct users sent to production at this stage
 }
 
 // FreeProductionCalls is Tensfer's allowance of free production API calls.
@@ -107,9 +116,19 @@ func Checklist(in ChecklistInput) (steps, practices []CheckItem) {
 	}
 	steps = append(steps, item("base_url", "Base URL points at production and is verified", baseTodo == "", baseTodo))
 
-	// 5. Launch to a subset of users first. NB: measured by the rollout once it exists.
-	steps = append(steps, CheckItem{Key: "rollout", Title: "Rollout started for a subset of users, not everyone", State: CheckNA,
-		Detail: "The rollout is not available yet in this version."})
+	// 5. Launch to a subset of users first.
+	ro := in.Rollout
+	launch := CheckItem{Key: "rollout", Title: "Rollout started for a subset of users, not everyone", State: CheckTodo}
+	switch {
+	case ro.Killed:
+		launch.Detail = "The rollout is killed: nobody is sent to production. Bring it back to a stage when the cause is fixed."
+	case ro.Stage == 0:
+		launch.Detail = "Start the first stage (1 % by default) or add a pilot cohort, then widen stage by stage."
+	default:
+		launch.State = CheckDone
+		launch.Detail = fmt.Sprintf("Stage %d: %s of users by percentage; %d users sent to production so far at this stage.", ro.Stage, strconv.FormatFloat(ro.Percent, 'f', -1, 64)+" %", ro.Users)
+	}
+	steps = append(steps, launch)
 
 	// Best practices.
 	practices = append(practices, item("signing_secret", "Webhook signing secret set", hasSecret, "Without a signing secret anyone could post fake events."))
@@ -127,12 +146,9 @@ func Checklist(in ChecklistInput) (steps, practices []CheckItem) {
 	return steps, practices
 }
 
-// Progress counts done items among the measurable ones.
+// Progress counts done items.
 func Progress(items []CheckItem) (done, total int) {
 	for _, c := range items {
-		if c.State == CheckNA {
-			continue
-		}
 		total++
 		if c.State == CheckDone {
 			done++

@@ -35,7 +35,7 @@ func TestChecklistIsComputedFromState(t *testing.T) {
 		wantDetail map[string]string // step key -> part of its detail
 	}{
 		{name: "fresh install", prod: prodState("", "", nil, false, false, now),
-			wantState:  map[string]string{"production_keys": CheckTodo, "callback_url": CheckTodo, "webhook": CheckTodo, "base_url": CheckTodo, "rollout": CheckNA},
+			wantState:  map[string]string{"production_keys": CheckTodo, "callback_url": CheckTodo, "webhook": CheckTodo, "base_url": CheckTodo, "rollout": CheckTodo},
 			wantDetail: map[string]string{"production_keys": "client token, public API key and secret API key", "webhook": "Register https://dash.example/hooks/production"}},
 		{name: "sandbox values copied into production",
 			prod:       prodState("https://sandbox.tensfer.example", "https://app.example.com/sb", all, false, true, now),
@@ -83,8 +83,16 @@ func TestChecklistPracticesAndProgress(t *testing.T) {
 	in := ChecklistInput{Production: prodState("", "", nil, false, false, now), Now: now}
 	in.Signals = Signals{ErrorRequestIDsLogged: 3, ProdAPICalls: 250}
 	steps, practices := Checklist(in)
-	if done, total := Progress(steps); done != 0 || total != 4 {
-		t.Errorf("progress %d/%d, want 0/4 (the rollout step is not measurable yet)", done, total)
+	if done, total := Progress(steps); done != 0 || total != 5 {
+		t.Errorf("progress %d/%d, want 0/5", done, total)
+	}
+	in.Rollout = RolloutFacts{Stage: 2, Percent: 5, Users: 40}
+	if steps, _ = Checklist(in); steps[4].State != CheckDone || !strings.Contains(steps[4].Detail, "Stage 2: 5 %") {
+		t.Errorf("started rollout: %+v", steps[4])
+	}
+	in.Rollout.Killed = true
+	if steps, _ = Checklist(in); steps[4].State != CheckTodo || !strings.Contains(steps[4].Detail, "killed") {
+		t.Errorf("killed rollout: %+v", steps[4])
 	}
 	want := map[string]string{"signing_secret": CheckTodo, "request_ids": CheckDone, "free_calls": CheckDone}
 	for _, c := range practices {

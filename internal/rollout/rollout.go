@@ -262,13 +262,12 @@ func ParseDuration(s string) (time.Duration, error) {
 	return time.ParseDuration(s)
 }
 
-// FormatDuration writes a duration compactly: "24h", "90m", "7d", "0s".
+// FormatDuration writes a duration compactly, in the form the API documents: "24h", "90m",
+// "168h", "0s" (days are accepted on input only).
 func FormatDuration(d time.Duration) string {
 	switch {
 	case d == 0:
 		return "0s"
-	case d%(24*time.Hour) == 0:
-		return strconv.Itoa(int(d/(24*time.Hour))) + "d"
 	case d%time.Hour == 0:
 		return strconv.Itoa(int(d/time.Hour)) + "h"
 	case d%time.Minute == 0:

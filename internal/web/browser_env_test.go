@@ -86,8 +86,8 @@ func TestBrowserEnvironmentsJourney(t *testing.T) {
 	screenshot(t, ctx, "environments")
 	mustDo(t, ctx, "open go-live", chromedp.Click(chromedp.CSS(`[data-testid="nav-go-live"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="golive-progress"]`)))
 	after := mustText(t, ctx, `[data-testid="golive-progress"]`)
-	if before != "1 of 4 done" || after != "3 of 4 done" {
-		t.Fatalf("checklist progress %q -> %q, want 1 of 4 -> 3 of 4 (webhook and rollout still open)", before, after)
+	if before != "1 of 5 done" || after != "3 of 5 done" {
+		t.Fatalf("checklist progress %q -> %q, want 1 of 5 -> 3 of 5 (webhook and rollout still open)", before, after)
 	}
 	screenshot(t, ctx, "go-live")
 }

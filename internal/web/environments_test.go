@@ -286,7 +286,7 @@ func TestGoLiveChecklistFollowsState(t *testing.T) {
 		do   func()
 		want map[string]string
 	}{
-		{"fresh install", func() {}, map[string]string{"production_keys": "todo", "callback_url": "todo", "webhook": "todo", "base_url": "todo", "rollout": "na", "signing_secret": "todo"}},
+		{"fresh install", func() {}, map[string]string{"production_keys": "todo", "callback_url": "todo", "webhook": "todo", "base_url": "todo", "rollout": "todo", "signing_secret": "todo"}},
 		{"keys and base URL set, not verified", func() {
 			app.patchEnv(admin, "production", map[string]any{"base_url": tensfersim.BaseURL(root, tensfer.Production),
 				"secret_key": keys.SecretKey, "public_key": keys.PublicKey, "client_token": keys.ClientToken})
@@ -320,8 +320,8 @@ func TestGoLiveChecklistFollowsState(t *testing.T) {
 			}
 		}
 	}
-	if p := strings.TrimSpace(viewer.get("/").doc(t).Find(`[data-testid="overview-golive-progress"]`).Text()); p != "2 of 4" {
-		t.Errorf("overview progress %q, want 2 of 4 (callback URL and webhook done; keys and base URL stale)", p)
+	if p := strings.TrimSpace(viewer.get("/").doc(t).Find(`[data-testid="overview-golive-progress"]`).Text()); p != "2 of 5" {
+		t.Errorf("overview progress %q, want 2 of 5 (callback URL and webhook done; keys, base URL and rollout not)", p)
 	}
 }
 

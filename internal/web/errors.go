@@ -48,8 +48,8 @@ func (s *Server) h(fn handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// Read a form body up front so an oversized or malformed one is an error, not a silently
 		// empty form (PostFormValue swallows parse errors).
-		// Public ingest reads its raw body itself (signatures cover the exact bytes).
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") && infoFrom(r.Context()).kind != kindIngest {
+		// Public ingest and the JSON API read their bodies themselves.
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") && infoFrom(r.Context()).kind == kindPage {
 			if err := r.ParseForm(); err != nil {
 				var mbe *http.MaxBytesError
 				if !errors.As(err, &mbe) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/events"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
@@ -204,6 +205,15 @@ func (s *Server) showLookup(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	vm := templates.LookupVM{Layout: s.page(w, r, "lookup", "Lookup"), Query: q, Truncated: truncated}
+	// Taken as a user id (an id some event carries as its user, or one nothing carries yet), the
+	// query also shows where the rollout sends that user.
+	asUser := q != "" && len(evs) == 0
+	for _, e := range evs {
+		asUser = asUser || e.UserID == q
+	}
+	if asUser {
+		vm.Decision = checkVM(s.rollout.Check(rollout.User{ID: q}))
+	}
 	vm.Layout.Query = q
 	for _, e := range evs {
 		vm.Events = append(vm.Events, eventRow(e))

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/tensfer-golive/dashboard/internal/environment"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -14,28 +15,32 @@ var checkFix = map[string]struct{ url, label string }{
 	"callback_url":    {"/environments#env-production", "Set callback URL"},
 	"webhook":         {"/environments#env-production", "Webhook settings"},
 	"base_url":        {"/environments#env-production", "Set base URL"},
-	"rollout":         {"/rollout", "Rollout"},
+	"rollout":         {"/rollout", "Open the rollout"},
 	"signing_secret":  {"/environments#env-production", "Add secret"},
 	"request_ids":     {"/events", "Events"},
 }
 
-// goLiveChecklist gathers the state the checklist is computed from and maps the items to views.
-func (s *Server) goLiveChecklist(ctx context.Context) (steps, practices []templates.CheckItem, err error) {
+// goLiveChecklist gathers the state the checklist is computed from and maps the items to views,
+// with how many steps are done.
+func (s *Server) goLiveChecklist(ctx context.Context) (steps, practices []templates.CheckItem, done int, err error) {
 	sb, err := s.envs.Load(ctx, "sandbox")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	pr, err := s.envs.Load(ctx, "production")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	facts, err := s.events.GoLiveFacts(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
+	rl := s.rollout.Snapshot().Rollout
+	ro := environment.RolloutFacts{Stage: rl.Stage, Percent: rl.Percent(), Killed: rl.State == rollout.Killed, Users: s.rollout.Reach(rl.Stage)}
 	st, pt := environment.Checklist(environment.ChecklistInput{Sandbox: sb, Production: pr, Signals: environment.Signals(facts),
-		ProdWebhookURL: s.publicURL("/hooks/production"), Now: s.now()})
-	return checkItems(st), checkItems(pt), nil
+		ProdWebhookURL: s.publicURL("/hooks/production"), Rollout: ro, Now: s.now()})
+	done, _ = environment.Progress(st)
+	return checkItems(st), checkItems(pt), done, nil
 }
 
 func checkItems(items []environment.CheckItem) []templates.CheckItem {
@@ -47,26 +52,11 @@ func checkItems(items []environment.CheckItem) []templates.CheckItem {
 	return out
 }
 
-// progress counts done items among the measurable ones.
-func progress(items []templates.CheckItem) (done, total int) {
-	for _, c := range items {
-		if c.State == environment.CheckNA {
-			continue
-		}
-		total++
-		if c.State == environment.CheckDone {
-			done++
-		}
-	}
-	return done, total
-}
-
 func (s *Server) showGoLive(w http.ResponseWriter, r *http.Request) error {
-	steps, practices, err := s.goLiveChecklist(r.Context())
+	steps, practices, done, err := s.goLiveChecklist(r.Context())
 	if err != nil {
 		return err
 	}
-	vm := templates.GoLiveVM{Layout: s.page(w, r, "go-live", "Go-live"), Steps: steps, Practices: practices}
-	vm.Done, vm.Total = progress(steps)
+	vm := templates.GoLiveVM{Layout: s.page(w, r, "go-live", "Go-live"), Steps: steps, Practices: practices, Done: done, Total: len(steps)}
 	return render(w, r, http.StatusOK, templates.GoLivePage(vm))
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/environment"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -58,12 +59,22 @@ func (s *Server) showOverview(w http.ResponseWriter, r *http.Request) error {
 	for _, e := range errs {
 		vm.RecentErrors = append(vm.RecentErrors, eventRow(e))
 	}
-	steps, _, err := s.goLiveChecklist(ctx)
+	steps, _, done, err := s.goLiveChecklist(ctx)
 	if err != nil {
 		return err
 	}
 	vm.GoLive = steps
-	vm.GoLiveDone, vm.GoLiveTotal = progress(steps)
+	vm.GoLiveDone, vm.GoLiveTotal = done, len(steps)
+	rl := s.rollout.Snapshot().Rollout
+	vm.Rollout = templates.RolloutSummary{State: string(rl.State), Stage: rl.Stage, Stages: len(rl.Stages), Percent: rollout.FormatPercent(rl.Percent()),
+		Users: s.rollout.Reach(rl.Stage), Held: rl.Held}
+	health, err := s.rollout.Health(ctx)
+	if err != nil {
+		return err
+	}
+	for _, b := range health.Breaches {
+		vm.Rollout.Breached = append(vm.Rollout.Breached, rollout.SignalLabel(b.Guardrail.Signal))
+	}
 	if vm.CanSeeAudit {
 		entries, _, err := s.db.ListAudit(ctx, db.AuditFilter{Limit: 8})
 		if err != nil {

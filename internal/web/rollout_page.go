@@ -218,6 +218,15 @@ func diffValue(v any) string {
 					parts = append(parts, fmt.Sprintf("%v≤%v", sig, m["max_rate"]))
 					continue
 				}
+				if attr, ok := m["attribute"]; ok {
+					vals, _ := m["values"].([]any)
+					vs := make([]string, 0, len(vals))
+					for _, v := range vals {
+						vs = append(vs, fmt.Sprint(v))
+					}
+					parts = append(parts, fmt.Sprintf("%v %v %s", attr, m["op"], strings.Join(vs, ",")))
+					continue
+				}
 			}
 			b, _ := json.Marshal(x)
 			parts = append(parts, string(b))
