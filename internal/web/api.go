@@ -2,11 +2,14 @@ package web
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -30,7 +33,7 @@ func (s *Server) apiToken(next http.Handler) http.Handler {
 			s.fail(w, r, errUnauthorized("Authorization header must be \"Bearer <token>\""))
 			return
 		}
-		t, err := s.db.TokenBySecret(r.Context(), strings.TrimSpace(secret))
+		t, err := s.tokens.lookup(r.Context(), s.db, strings.TrimSpace(secret), s.now())
 		if errors.Is(err, db.ErrNotFound) {
 			s.fail(w, r, errUnauthorized("token is not valid or has been revoked"))
 			return
@@ -129,4 +132,54 @@ func nullJSON(b json.RawMessage) json.RawMessage {
 		return json.RawMessage("null")
 	}
 	return b
+}
+
+// tokenCache keeps recently authenticated tokens for a few seconds, so a service asking for
+// thousands of decisions a second costs no query per call. Revoking a token or changing a user
+// clears it, so revocation takes effect at once in this process; the TTL bounds how long a change
+// made by another process on the same database takes. Only valid tokens are kept, so its size is
+// bounded by the number of tokens.
+type tokenCache struct {
+	mu  sync.Mutex
+	gen uint64
+	m   map[[32]byte]cachedToken
+}
+
+type cachedToken struct {
+	t  db.Token
+	at time.Time
+}
+
+const tokenCacheTTL = 5 * time.Second
+
+func (c *tokenCache) lookup(ctx context.Context, d *db.DB, secret string, now time.Time) (db.Token, error) {
+	key := sha256.Sum256([]byte(secret))
+	c.mu.Lock()
+	e, ok := c.m[key]
+	gen := c.gen
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < tokenCacheTTL && now.Sub(e.at) >= 0 {
+		return e.t, nil
+	}
+	t, err := d.TokenBySecret(ctx, secret)
+	if err != nil {
+		return t, err
+	}
+	c.mu.Lock()
+	if c.gen == gen { // nothing was revoked while this was read
+		if c.m == nil {
+			c.m = map[[32]byte]cachedToken{}
+		}
+		c.m[key] = cachedToken{t: t, at: now}
+	}
+	c.mu.Unlock()
+	return t, nil
+}
+
+// invalidate forgets every cached token; call it after a token is revoked or a user changes.
+func (c *tokenCache) invalidate() {
+	c.mu.Lock()
+	c.m = nil
+	c.gen++
+	c.mu.Unlock()
 }

@@ -62,6 +62,7 @@ const (
 type requestInfo struct {
 	id      string
 	kind    requestKind
+	quiet   bool          // a hot read: logged at debug when it succeeds
 	rawBody io.ReadCloser // the body before limitBody, for the few routes that take large uploads
 }
 
@@ -73,6 +74,15 @@ func infoFrom(ctx context.Context) *requestInfo {
 }
 
 func requestIDFrom(ctx context.Context) string { return infoFrom(ctx).id }
+
+// quiet marks a hot read (a decision) whose successful answers are logged at debug, as accepted
+// ingest is: apps ask thousands of times a second, and each line would cost more than the answer.
+func quiet(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		infoFrom(r.Context()).quiet = true
+		next.ServeHTTP(w, r)
+	})
+}
 
 // kindOf marks the requests of a route group as kind k.
 func kindOf(k requestKind) func(http.Handler) http.Handler {
@@ -138,7 +148,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			sw.status = http.StatusOK
 		}
 		level := slog.LevelInfo
-		if sw.status < 400 && infoFrom(r.Context()).kind == kindIngest {
+		if info := infoFrom(r.Context()); sw.status < 400 && (info.kind == kindIngest || info.quiet) {
 			level = slog.LevelDebug
 		}
 		s.log.LogAttrs(r.Context(), level, "http",

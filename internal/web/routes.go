@@ -124,8 +124,8 @@ func (s *Server) routes() chi.Router {
 		r.With(s.requireScope(auth.ScopeAdmin)).Put("/rollout", s.h(s.apiUpdateRollout))
 		r.With(s.requireScope(auth.ScopeRolloutWrite)).Post("/rollout/{action}", s.h(s.apiActRollout))
 		r.With(s.requireScope(auth.ScopeAdmin)).Post("/rollout/revive", s.h(s.apiActRollout))
-		r.With(s.requireScope(auth.ScopeRolloutDecide)).Get("/rollout/decide", s.h(s.apiDecide))
-		r.With(s.requireScope(auth.ScopeRolloutDecide)).Post("/rollout/decide", s.h(s.apiDecideMany))
+		r.With(quiet, s.requireScope(auth.ScopeRolloutDecide)).Get("/rollout/decide", s.h(s.apiDecide))
+		r.With(quiet, s.requireScope(auth.ScopeRolloutDecide)).Post("/rollout/decide", s.h(s.apiDecideMany))
 		r.With(s.requireScope(auth.ScopeRolloutDecide)).Get("/rollout/cohorts", s.h(s.apiListCohorts))
 		r.With(s.requireScope(auth.ScopeAdmin)).Post("/rollout/cohorts", s.h(s.apiCreateCohort))
 		r.With(s.requireScope(auth.ScopeAdmin)).Put("/rollout/cohorts/order", s.h(s.apiReorderCohorts))
@@ -137,7 +137,7 @@ func (s *Server) routes() chi.Router {
 
 	// OpenFeature Remote Evaluation Protocol: bearer tokens with rollout:decide.
 	r.Route("/ofrep/v1", func(r chi.Router) {
-		r.Use(kindOf(kindAPI), s.apiToken, s.requireScope(auth.ScopeRolloutDecide))
+		r.Use(kindOf(kindAPI), quiet, s.apiToken, s.requireScope(auth.ScopeRolloutDecide))
 		r.NotFound(s.h(s.apiNotFound))
 		r.MethodNotAllowed(s.h(s.apiMethodNotAllowed))
 		r.Post("/evaluate/flags", s.h(s.ofrepEvaluateFlags))

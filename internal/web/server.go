@@ -61,6 +61,7 @@ type Server struct {
 	rollout       *launch.Service      // the production rollout: decisions, plan, cohorts, guardrails
 	callbackLimit *ratelimit.Limiter   // public callback ingest, per client
 	tokenUse      *ratelimit.Throttle[int64]
+	tokens        tokenCache
 }
 
 // New builds a Server and the domain services behind it, and starts the ingest pipeline. Zero config values get sensible defaults.

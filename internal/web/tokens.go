@@ -75,6 +75,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	t, err := s.db.RevokeToken(r.Context(), id, s.auditFor(r, "token.revoke"))
+	s.tokens.invalidate()
 	if errors.Is(err, db.ErrNotFound) {
 		setFlash(w, "err", "That token does not exist or is already revoked.")
 		return redirect(w, r, "/settings/tokens")

@@ -64,6 +64,7 @@ func (s *Server) changeUser(w http.ResponseWriter, r *http.Request, done string,
 		return err
 	}
 	u, err := change(id)
+	s.tokens.invalidate()
 	if handled, err := flashProblem(w, r, err, "/settings/users"); handled {
 		return err
 	}
