@@ -13,6 +13,8 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/environment"
+	"github.com/tensfer-golive/dashboard/internal/launch"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/internal/tensfer/tensfersim"
 	"github.com/tensfer-golive/dashboard/internal/web"
@@ -53,6 +55,9 @@ func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io
 	if err := configureDemo(ctx, srv.Environments(), root, publicURL); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
+	if err := configureDemoRollout(ctx, srv.Rollout()); err != nil {
+		return nil, fmt.Errorf("demo: rollout: %w", err)
+	}
 	log.Info("demo: Tensfer simulator running", "url", root)
 	fmt.Fprintf(stdout, "Demo mode: a simulated Tensfer sandbox and production run at %s; both environments are configured against it.\n", root)
 	return func(ctx context.Context, addr string) {
@@ -76,6 +81,7 @@ func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io
 			cfg.WebhookTargets[env] = base + "/hooks/" + string(env)
 			cfg.CallbackTargets[env] = base + "/callbacks/" + string(env)
 		}
+		go askDemoDecisions(ctx, srv.Rollout())
 		if err := sim.Run(ctx, cfg); err != nil && ctx.Err() == nil {
 			log.Error("demo: simulator run", "error", err)
 		}
@@ -124,4 +130,47 @@ func configureDemo(ctx context.Context, envs *environment.Service, simRoot, publ
 		}
 	}
 	return nil
+}
+
+// demoUser is one of the simulator's users (usr_0001 to usr_0040).
+func demoUser(i int) string { return fmt.Sprintf("usr_%04d", i) }
+
+// configureDemoRollout gives a fresh demo a rollout to look at: internal testers on sandbox, a
+// pilot allow-list on production, and the first stage started. A rollout someone has touched is
+// left alone.
+func configureDemoRollout(ctx context.Context, svc *launch.Service) error {
+	if r := svc.Snapshot().Rollout; r.Stage != 0 || r.Version != 1 {
+		return nil
+	}
+	a := db.Audit{Actor: "demo"}
+	testers := launch.CohortInput{Name: "internal-testers", Env: string(rollout.Sandbox), Match: rollout.MatchAny,
+		Rules: []rollout.Rule{{Attribute: "email", Op: rollout.OpPrefix, Values: []string{"qa+"}}, {Attribute: "team", Op: rollout.OpEq, Values: []string{"internal"}}}}
+	pilot := launch.CohortInput{Name: "pilot-users", Env: string(rollout.Production)}
+	for i := 1; i <= 5; i++ {
+		pilot.UserIDs = append(pilot.UserIDs, demoUser(i))
+	}
+	for _, c := range []launch.CohortInput{testers, pilot} {
+		if _, _, err := svc.CreateCohort(ctx, c, 0, a); err != nil {
+			return err
+		}
+	}
+	_, err := svc.Act(ctx, launch.Advance, 0, 0, a)
+	return err
+}
+
+// askDemoDecisions asks, as an app would, where the simulator's users go, every few seconds, so
+// the Rollout page's reach fills in.
+func askDemoDecisions(ctx context.Context, svc *launch.Service) {
+	t := time.NewTicker(3 * time.Second)
+	defer t.Stop()
+	for {
+		for i := 1; i <= 40; i++ {
+			svc.Decide(rollout.User{ID: demoUser(i), Attributes: map[string]string{"country": "SE"}})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

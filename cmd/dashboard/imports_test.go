@@ -16,7 +16,7 @@ import (
 // are paths below the module; a package missing here may import no other package of the module.
 var allowedImports = map[string][]string{
 	"cmd/dashboard": {"internal/web", "internal/events", "internal/environment", "internal/accounts", "internal/db",
-		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/feed", "internal/validation"},
+		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation"},
 	"internal/web": {"internal/events", "internal/environment", "internal/accounts", "internal/db", "internal/secrets",
 		"internal/auth", "internal/tensfer", "internal/safehttp", "internal/rollout", "internal/launch", "internal/feed", "internal/ratelimit", "internal/validation",
 		"web/templates", "web/static"},

@@ -28,10 +28,10 @@ type served struct {
 	err            error         // what serve returned, once exited is closed
 }
 
-// launch runs `dashboard serve --data dir --addr 127.0.0.1:0 args...` in-process with ctx (which
+// runServe runs `dashboard serve --data dir --addr 127.0.0.1:0 args...` in-process with ctx (which
 // serve sees as it is, so cancelAtLook counts every look) without waiting for it to be ready.
 // cancel ends ctx, as SIGINT or SIGTERM does.
-func launch(t *testing.T, ctx context.Context, cancel context.CancelFunc, dir string, args ...string) *served {
+func runServe(t *testing.T, ctx context.Context, cancel context.CancelFunc, dir string, args ...string) *served {
 	t.Helper()
 	s := &served{dir: dir, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, notify: listenNotify(t), cancel: cancel, exited: make(chan struct{})}
 	env := map[string]string{"NOTIFY_SOCKET": s.notify.socket}
@@ -51,7 +51,7 @@ func launch(t *testing.T, ctx context.Context, cancel context.CancelFunc, dir st
 func startServing(t *testing.T, dir string, args ...string) *served {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := launch(t, ctx, cancel, dir, args...)
+	s := runServe(t, ctx, cancel, dir, args...)
 	s.addr = servingAddr(t, s.notify.await(t, "READY=1", s.exited, s.stderr))
 	return s
 }
@@ -136,7 +136,7 @@ func TestStopBeforeStartUpIsACleanStop(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	s := launch(t, ctx, cancel, dir)
+	s := runServe(t, ctx, cancel, dir)
 	if err := s.wait(t); err != nil {
 		t.Fatalf("serve with a context already cancelled: %v", err)
 	}
@@ -184,7 +184,7 @@ func (c *cancelAtLook) look() {
 func countLooks(t *testing.T, dir string, args ...string) int64 {
 	t.Helper()
 	ctx := newCancelAtLook(-1)
-	s := launch(t, ctx, ctx.cancel, dir, args...)
+	s := runServe(t, ctx, ctx.cancel, dir, args...)
 	s.notify.await(t, "READY=1", s.exited, s.stderr)
 	looks := ctx.looks.Load()
 	if err := s.stop(t); err != nil {
@@ -229,7 +229,7 @@ func TestStopAtAnyPointOfStartUpIsACleanStop(t *testing.T) {
 				}
 				dirs = append(dirs, dir)
 				ctx := newCancelAtLook(n)
-				s := launch(t, ctx, ctx.cancel, dir, sweep.args...)
+				s := runServe(t, ctx, ctx.cancel, dir, sweep.args...)
 				if err := s.wait(t); err != nil {
 					t.Fatalf("stopped at look %d of %d: serve returned %v\n%s", n, sweep.to, err, s.stderr)
 				}
