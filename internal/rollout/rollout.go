@@ -7,6 +7,7 @@ package rollout
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -224,7 +225,7 @@ func ParseStages(in []StageInput) ([]Stage, error) {
 			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent must be above 0 and at most 100 (got %v)", i+1, s.Percent)}
 		case s.Percent <= prev:
 			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percentages must increase (%v after %v)", i+1, s.Percent, prev)}
-		case s.Percent*100 != float64(int(s.Percent*100)):
+		case math.Abs(s.Percent*100-math.Round(s.Percent*100)) > 1e-6: // 2.3*100 is 229.99999999999997
 			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent has at most two decimals (one bucket is 0.01 %%)", i+1)}
 		}
 		var soak time.Duration
