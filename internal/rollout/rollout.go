@@ -251,12 +251,18 @@ func StageInputs(stages []Stage) []StageInput {
 	return out
 }
 
+// maxDays is the most whole days a time.Duration holds.
+const maxDays = int(math.MaxInt64 / int64(24*time.Hour))
+
 // ParseDuration is time.ParseDuration that also takes whole days ("7d").
 func ParseDuration(s string) (time.Duration, error) {
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(d)
 		if err != nil {
 			return 0, err
+		}
+		if n > maxDays || n < -maxDays {
+			return 0, fmt.Errorf("duration %q is out of range", s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}

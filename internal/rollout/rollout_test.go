@@ -289,6 +289,7 @@ func TestParseStages(t *testing.T) {
 		{[]StageInput{{0.001, ""}}, "stages[0].percent"},
 		{[]StageInput{{5, "soon"}}, "stages[0].min_soak"},
 		{[]StageInput{{5, "-1h"}}, "stages[0].min_soak"},
+		{[]StageInput{{5, "73025633904072d"}}, "stages[0].min_soak"}, // wraps to about 1h in nanoseconds
 		{make([]StageInput, 21), "stages"},
 	}
 	for i, tt := range tests {
