@@ -113,7 +113,7 @@ func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expe
 	if err != nil {
 		return saved, v, conflict(err)
 	}
-	return saved, v, s.rebuild(ctx)
+	return saved, v, s.rebuild(ctx, saved.ID)
 }
 
 // ImportMembers replaces an allow-list's members with the ids in a file: one id a line, or CSV
@@ -141,7 +141,7 @@ func (s *Service) ImportMembers(ctx context.Context, id int64, file []byte, expe
 	if err != nil {
 		return 0, v, conflict(err)
 	}
-	return saved.Size, v, s.rebuild(ctx)
+	return saved.Size, v, s.rebuild(ctx, id)
 }
 
 // ParseIDFile reads user ids from an uploaded file: plain lines, or CSV (detected by a comma or
