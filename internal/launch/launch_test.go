@@ -382,3 +382,21 @@ func TestMembersChangedWithinAMillisecondAreDecidedOn(t *testing.T) {
 		t.Fatalf("a replaced member is still decided on: %+v", d)
 	}
 }
+
+// A file's header names the id column, whether the file has one column or several; it is never
+// taken for an id.
+func TestParseIDFileSkipsTheHeader(t *testing.T) {
+	for file, want := range map[string]string{
+		"user_id\nd1\nd2\n":             "d1|d2",
+		"\ufeffUser_ID\r\nd1\r\nd2":     "d1|d2",
+		"id\nd1\n":                      "d1",
+		"email,user_id\na@x.example,c1": "c1",
+		"d1\nd2\n":                      "d1|d2",
+		"d1,pro\nd2,free\n":             "d1|d2",
+	} {
+		ids, err := ParseIDFile([]byte(file))
+		if got := strings.Join(ids, "|"); err != nil || got != want {
+			t.Errorf("%q: %q %v, want %q", file, got, err, want)
+		}
+	}
+}
