@@ -348,6 +348,7 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 		// Actions the state does not allow, and unknown ones.
 		{"rollback from stage 0", post, plan + "/rollback", tok.write, "", nil, 400, "roll back", "has not started"},
 		{"resume when active", post, plan + "/resume", tok.write, "", nil, 400, "paused", "is not paused"},
+		{"revive when not killed", post, plan + "/revive", "", `{"stage":1}`, nil, 400, "killed", "is not killed"},
 		{"unknown action", post, plan + "/explode", tok.write, "", nil, 404, "action", `"explode"`},
 		{"action with an unknown field", post, plan + "/advance", tok.write, `{"stage":1,"force":true}`, nil, 400, `"force"`, "unknown field"},
 
@@ -424,6 +425,11 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 		{"advance while killed", post, plan + "/advance", tok.write, "", nil, 400, "killed", "admin must bring it back"},
 		{"kill while killed", post, plan + "/kill", tok.write, "", nil, 400, "killed", "already killed"},
 		{"revive by rollout:write", post, plan + "/revive", tok.write, `{"stage":1}`, nil, 403, "admin", "lacks"},
+		{"revive without stage", post, plan + "/revive", "", `{}`, nil, 422, "stage", "name the stage"},
+		{"revive without a body", post, plan + "/revive", "", "", nil, 422, "stage", "name the stage"},
+		{"revive past the last stage", post, plan + "/revive", "", `{"stage":6}`, nil, 400, "stage", "from 0 (not started) to 5"},
+		{"revive before stage 0", post, plan + "/revive", "", `{"stage":-1}`, nil, 400, "stage", "from 0 (not started) to 5"},
+		{"revive with a word", post, plan + "/revive", "", `{"stage":"one"}`, nil, 400, "stage", "not valid JSON"},
 	} {
 		t.Run(c.name, func(t *testing.T) { app.refuses(t, tok.admin, c) })
 	}
@@ -445,6 +451,8 @@ func TestRolloutActionsChangeStateAndAreAudited(t *testing.T) {
 		{"advance", tok.write, "", "active", 2, 5, []string{"percent", "stage"}},
 		{"rollback", tok.write, "", "paused", 1, 1, []string{"percent", "stage", "state"}},
 		{"kill", tok.write, "", "killed", 1, 0, []string{"percent", "state"}},
+		{"revive", tok.admin, `{"stage":2}`, "paused", 2, 5, []string{"percent", "stage", "state"}},
+		{"resume", tok.admin, "", "active", 2, 5, []string{"state"}},
 	}
 	version := app.showRollout(t, tok.decide).Version
 	for _, s := range steps {
@@ -479,6 +487,9 @@ func TestRolloutActionsChangeStateAndAreAudited(t *testing.T) {
 				}
 			}
 		}
+	}
+	if d := app.decideFor(t, tok.decide, "u_pilot"); d.Environment != "production" || d.Reason != "cohort" || d.Cohort != "pilot" {
+		t.Errorf("after revive and resume, the pilot: %+v", d)
 	}
 	store := app.rolloutStore()
 	if e := decodeAs[apiError](t, app.api(http.MethodPost, "/api/v1/rollout/pause", tok.write, strings.NewReader(`{"version":1}`)), http.StatusConflict); e.Error.Code != "version_conflict" {
