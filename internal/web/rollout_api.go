@@ -236,15 +236,18 @@ func (b cohortBody) input(cur *db.CohortRow) launch.CohortInput {
 	if b.Match != nil {
 		in.Match = *b.Match
 	}
+	if b.Rules == nil && b.UserIDs == nil {
+		return in
+	}
+	// The kind the body gives replaces the current one; a body giving both is refused by the check.
+	in.Rules, in.UserIDs = nil, nil
 	if b.Rules != nil {
-		in.Rules, in.UserIDs = *b.Rules, nil
-		if in.Rules == nil {
+		if in.Rules = *b.Rules; in.Rules == nil {
 			in.Rules = []rollout.Rule{}
 		}
 	}
 	if b.UserIDs != nil {
-		in.UserIDs, in.Rules = *b.UserIDs, nil
-		if in.UserIDs == nil {
+		if in.UserIDs = *b.UserIDs; in.UserIDs == nil {
 			in.UserIDs = []string{}
 		}
 	}

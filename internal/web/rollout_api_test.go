@@ -366,6 +366,7 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 		{"no name", post, cohorts, "", `{"name":" ","environment":"production","user_ids":["x"]}`, nil, 422, "name", "required"},
 		{"long name", post, cohorts, "", `{"name":"` + strings.Repeat("n", 81) + `","environment":"production","user_ids":["x"]}`, nil, 422, "name", "at most 80"},
 		{"unknown environment", post, cohorts, "", `{"name":"c","environment":"staging","user_ids":["x"]}`, nil, 422, "environment", "production, sandbox or off"},
+		{"ids and rules", post, cohorts, "", `{"name":"c","environment":"production","user_ids":["x"],"rules":[{"attribute":"a","op":"eq","values":["1"]}]}`, nil, 422, "user_ids", "not both"},
 		{"user id of 257 bytes", post, cohorts, "", `{"name":"c","environment":"production","user_ids":["ok","` + long + `"]}`, nil, 422, "user_ids", "257 bytes"},
 		{"1,000,001 user ids", post, cohorts, "", allowListBody("huge", rollout.MaxAllowList+1), nil, 422, "user_ids", "at most 1000000"},
 		{"unknown cohort field", post, cohorts, "", `{"name":"c","environment":"production","users":["x"]}`, nil, 400, `"users"`, "unknown field"},
