@@ -583,6 +583,34 @@ func TestRolloutDecide(t *testing.T) {
 	}
 }
 
+// A refused decision request counts nobody into the stage's reach.
+func TestRolloutRefusedDecideCountsNobody(t *testing.T) {
+	app, tok := newRolloutApp(t)
+	app.planRollout(t, tok.admin, `{"stages":[{"percent":100}]}`)
+	app.actOnRollout(t, tok.write, "advance", "")
+	reach := func() int64 {
+		rl := app.showRollout(t, tok.decide)
+		if len(rl.Reach) != 1 {
+			t.Fatalf("reach: %+v", rl.Reach)
+		}
+		return rl.Reach[0].Users
+	}
+	for _, q := range []string{"user_id=u1&include=bogus", "user_id=u1&include=config"} {
+		if res := app.api(http.MethodGet, "/api/v1/rollout/decide?"+q, tok.decide, nil); res.StatusCode < 400 {
+			t.Fatalf("%s: %d", q, res.StatusCode)
+		}
+	}
+	if n := reach(); n != 0 {
+		t.Fatalf("refused requests counted %d users", n)
+	}
+	if d := app.decideFor(t, tok.decide, "u1"); d.Environment != "production" || d.Reason != "percentage" {
+		t.Fatalf("at 100 %%: %+v", d)
+	}
+	if n := reach(); n != 1 {
+		t.Fatalf("reach after one decision: %d", n)
+	}
+}
+
 func TestRolloutCohorts(t *testing.T) {
 	app, tok := newRolloutApp(t)
 	early := app.createCohort(t, tok.admin, map[string]any{"name": "early", "environment": "production", "user_ids": []string{" a ", "b", "a", ""}})
