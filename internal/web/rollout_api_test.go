@@ -384,6 +384,14 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 		{"import bad CSV", put, members, "", "user_id,plan\n\"u1,pro\n", []string{"Content-Type", "text/csv"}, 400, "CSV", "not valid CSV"},
 		{"import into an unknown cohort", put, cohorts + "/999/members", "", "u1\n", []string{"Content-Type", "text/plain"}, 404, "999", "no cohort"},
 
+		// Changes made against an old version (1, before the cohorts above).
+		{"stale cohort create", post, cohorts, "", `{"name":"late","environment":"production","user_ids":["x"]}`, []string{"If-Match", `"1"`}, 409, "version", "changed since"},
+		{"stale cohort change", patch, cohorts + "/" + beta.ID, "", `{"name":"gamma","version":1}`, nil, 409, "version", "changed since"},
+		{"stale cohort delete", http.MethodDelete, cohorts + "/" + beta.ID, "", "", []string{"If-Match", `"1"`}, 409, "version", "changed since"},
+		{"stale reorder", put, cohorts + "/order", "", `{"ids":["` + beta.ID + `","` + testers.ID + `"],"version":1}`, nil, 409, "version", "changed since"},
+		{"stale import", put, members, "", "u9\n", []string{"Content-Type", "text/plain", "If-Match", `"1"`}, 409, "version", "changed since"},
+		{"stale action", post, plan + "/advance", tok.write, `{"version":1}`, nil, 409, "version", "changed since"},
+
 		// Decisions.
 		{"decide without user_id", get, decide, tok.decide, "", nil, 400, "user_id", "required"},
 		{"decide a user id of 257 bytes", get, decide + "?user_id=" + long, tok.decide, "", nil, 400, "user_id", "at most 256 bytes"},
