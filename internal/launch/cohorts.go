@@ -113,7 +113,7 @@ func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expe
 	if err != nil {
 		return saved, v, conflict(err)
 	}
-	return saved, v, s.rebuild(ctx)
+	return saved, v, s.rebuild(ctx, saved.ID)
 }
 
 // ImportMembers replaces an allow-list's members with the ids in a file: one id a line, or CSV
@@ -141,11 +141,12 @@ func (s *Service) ImportMembers(ctx context.Context, id int64, file []byte, expe
 	if err != nil {
 		return 0, v, conflict(err)
 	}
-	return saved.Size, v, s.rebuild(ctx)
+	return saved.Size, v, s.rebuild(ctx, id)
 }
 
 // ParseIDFile reads user ids from an uploaded file: plain lines, or CSV (detected by a comma or
-// a quote on the first line) taking the column named user_id or id, else the first.
+// a quote on the first line) taking the column named user_id or id, else the first. A first
+// line that is just user_id or id is a one-column file's header.
 func ParseIDFile(file []byte) ([]string, error) {
 	file = bytes.TrimPrefix(file, []byte("\xef\xbb\xbf"))
 	first, _, _ := bytes.Cut(file, []byte("\n"))
@@ -153,7 +154,10 @@ func ParseIDFile(file []byte) ([]string, error) {
 		var ids []string
 		sc := bufio.NewScanner(bytes.NewReader(file))
 		sc.Buffer(make([]byte, 64<<10), 64<<10)
-		for sc.Scan() {
+		for line := 0; sc.Scan(); line++ {
+			if line == 0 && isIDHeader(sc.Text()) {
+				continue
+			}
 			ids = append(ids, strings.TrimSpace(sc.Text()))
 			if len(ids) > rollout.MaxAllowList {
 				return nil, validation.Errors{"user_ids": fmt.Sprintf("the file has more than %d ids", rollout.MaxAllowList)}
@@ -180,7 +184,7 @@ func ParseIDFile(file []byte) ([]string, error) {
 			header = false
 			found := false
 			for i, h := range rec {
-				if h := strings.ToLower(strings.TrimSpace(h)); h == "user_id" || h == "id" {
+				if isIDHeader(h) {
 					col, found = i, true
 					break
 				}
@@ -197,6 +201,12 @@ func ParseIDFile(file []byte) ([]string, error) {
 		}
 	}
 	return ids, nil
+}
+
+// isIDHeader reports whether a file's header cell names the id column.
+func isIDHeader(h string) bool {
+	h = strings.ToLower(strings.TrimSpace(h))
+	return h == "user_id" || h == "id"
 }
 
 // Members lists an allow-list's ids (for export).

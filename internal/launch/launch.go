@@ -121,10 +121,15 @@ func (s *Service) SaveReach(ctx context.Context) error {
 }
 
 // rebuild reads the rollout and cohorts and swaps in a new snapshot, unless a newer one is in
-// place already (two rebuilds racing: the later state wins).
-func (s *Service) rebuild(ctx context.Context) error {
+// place already (two rebuilds racing: the later state wins). changed names allow-lists whose
+// members were just replaced: their cached members are read again (NB: the cache is keyed by
+// updated_at, in milliseconds, which two changes in one millisecond share).
+func (s *Service) rebuild(ctx context.Context, changed ...int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, id := range changed {
+		delete(s.members, id)
+	}
 	row, err := s.db.Rollout(ctx, s.cfg.Key)
 	if err != nil {
 		return err

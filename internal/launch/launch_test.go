@@ -351,3 +351,52 @@ func TestCohortsImportExportAndBadInput(t *testing.T) {
 		t.Fatalf("a refused cohort was stored: %d cohorts", len(cs))
 	}
 }
+
+// Two changes to an allow-list's members within one millisecond (a script creating a list and
+// importing into it at once, here a stopped clock) leave the same updated_at: the second must
+// still reach decisions.
+func TestMembersChangedWithinAMillisecondAreDecidedOn(t *testing.T) {
+	f := newFixture(t)
+	f.db.SetClock(f.clock)
+	ctx := context.Background()
+	c, _, err := f.svc.CreateCohort(ctx, CohortInput{Name: "pilot", Env: "production", UserIDs: []string{"u_first"}}, 0, who)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := f.svc.Decide(rollout.User{ID: "u_first"}); d.Cohort != "pilot" {
+		t.Fatalf("created member: %+v", d)
+	}
+	if _, _, err := f.svc.ImportMembers(ctx, c.ID, []byte("u_imported\n"), 0, who); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.svc.Decide(rollout.User{ID: "u_imported"}); d.Cohort != "pilot" {
+		t.Fatalf("an imported member is not decided on: %+v", d)
+	}
+	if _, _, err := f.svc.UpdateCohort(ctx, c.ID, CohortInput{Name: "pilot", Env: "production", UserIDs: []string{"u_patched"}}, 0, who); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.svc.Decide(rollout.User{ID: "u_patched"}); d.Cohort != "pilot" {
+		t.Fatalf("a member set by an update is not decided on: %+v", d)
+	}
+	if d := f.svc.Decide(rollout.User{ID: "u_imported"}); d.Cohort != "" {
+		t.Fatalf("a replaced member is still decided on: %+v", d)
+	}
+}
+
+// A file's header names the id column, whether the file has one column or several; it is never
+// taken for an id.
+func TestParseIDFileSkipsTheHeader(t *testing.T) {
+	for file, want := range map[string]string{
+		"user_id\nd1\nd2\n":             "d1|d2",
+		"\ufeffUser_ID\r\nd1\r\nd2":     "d1|d2",
+		"id\nd1\n":                      "d1",
+		"email,user_id\na@x.example,c1": "c1",
+		"d1\nd2\n":                      "d1|d2",
+		"d1,pro\nd2,free\n":             "d1|d2",
+	} {
+		ids, err := ParseIDFile([]byte(file))
+		if got := strings.Join(ids, "|"); err != nil || got != want {
+			t.Errorf("%q: %q %v, want %q", file, got, err, want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ package rollout
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -224,7 +225,7 @@ func ParseStages(in []StageInput) ([]Stage, error) {
 			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent must be above 0 and at most 100 (got %v)", i+1, s.Percent)}
 		case s.Percent <= prev:
 			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percentages must increase (%v after %v)", i+1, s.Percent, prev)}
-		case s.Percent*100 != float64(int(s.Percent*100)):
+		case math.Abs(s.Percent*100-math.Round(s.Percent*100)) > 1e-6: // 2.3*100 is 229.99999999999997
 			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent has at most two decimals (one bucket is 0.01 %%)", i+1)}
 		}
 		var soak time.Duration
@@ -250,12 +251,18 @@ func StageInputs(stages []Stage) []StageInput {
 	return out
 }
 
+// maxDays is the most whole days a time.Duration holds.
+const maxDays = int(math.MaxInt64 / int64(24*time.Hour))
+
 // ParseDuration is time.ParseDuration that also takes whole days ("7d").
 func ParseDuration(s string) (time.Duration, error) {
 	if d, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(d)
 		if err != nil {
 			return 0, err
+		}
+		if n > maxDays || n < -maxDays {
+			return 0, fmt.Errorf("duration %q is out of range", s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}

@@ -280,6 +280,8 @@ func TestParseStages(t *testing.T) {
 	}{
 		{[]StageInput{{1, "1h"}, {5, "24h"}, {100, ""}}, ""},
 		{[]StageInput{{0.5, "7d"}, {100, "0s"}}, ""},
+		{[]StageInput{{0.07, ""}, {2.3, ""}, {4.35, ""}, {100, ""}}, ""}, // two decimals, whatever float64 makes of ×100
+		{[]StageInput{{1.234, ""}}, "stages[0].percent"},
 		{nil, "stages"},
 		{[]StageInput{{0, ""}}, "stages[0].percent"},
 		{[]StageInput{{101, ""}}, "stages[0].percent"},
@@ -287,6 +289,7 @@ func TestParseStages(t *testing.T) {
 		{[]StageInput{{0.001, ""}}, "stages[0].percent"},
 		{[]StageInput{{5, "soon"}}, "stages[0].min_soak"},
 		{[]StageInput{{5, "-1h"}}, "stages[0].min_soak"},
+		{[]StageInput{{5, "73025633904072d"}}, "stages[0].min_soak"}, // wraps to about 1h in nanoseconds
 		{make([]StageInput, 21), "stages"},
 	}
 	for i, tt := range tests {

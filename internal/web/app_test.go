@@ -179,8 +179,9 @@ func (c *client) postForm(path string, v url.Values) response {
 	return c.do(req)
 }
 
-// api sends a JSON API request with a bearer token.
-func (a *testApp) api(method, path, token string, body io.Reader) response {
+// api sends a JSON API request with a bearer token, and header as name, value pairs (which may
+// replace the JSON Content-Type).
+func (a *testApp) api(method, path, token string, body io.Reader, header ...string) response {
 	a.t.Helper()
 	req, _ := http.NewRequest(method, a.url+path, body)
 	if token != "" {
@@ -188,6 +189,9 @@ func (a *testApp) api(method, path, token string, body io.Reader) response {
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	c := a.client()
 	return c.do(req)

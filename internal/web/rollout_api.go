@@ -124,13 +124,23 @@ func (s *Server) apiUpdateRollout(w http.ResponseWriter, r *http.Request) error 
 	return writeJSON(w, http.StatusOK, s.rolloutJSON(rl))
 }
 
-// apiActRollout is POST /api/v1/rollout/{action} (advance, pause, resume, rollback, kill) and
-// POST /api/v1/rollout/revive {"stage":N}; it answers the new state.
+// apiActRollout is POST /api/v1/rollout/{action} (advance, pause, resume, rollback, kill); it
+// answers the new state.
 func (s *Server) apiActRollout(w http.ResponseWriter, r *http.Request) error {
 	act, ok := launch.ParseAction(chi.URLParam(r, "action"))
 	if !ok {
 		return errNotFound("there is no rollout action " + strconv.Quote(chi.URLParam(r, "action")) + "; use advance, pause, resume, rollback, kill or revive")
 	}
+	return s.actOnRollout(w, r, act)
+}
+
+// apiReviveRollout is POST /api/v1/rollout/revive {"stage":N}, an admin's way out of killed. Its
+// route is static (it needs another scope), so it has no {action} to read.
+func (s *Server) apiReviveRollout(w http.ResponseWriter, r *http.Request) error {
+	return s.actOnRollout(w, r, launch.Revive)
+}
+
+func (s *Server) actOnRollout(w http.ResponseWriter, r *http.Request, act launch.Action) error {
 	var body struct {
 		Version *int64 `json:"version"`
 		Stage   *int   `json:"stage"`
@@ -226,15 +236,18 @@ func (b cohortBody) input(cur *db.CohortRow) launch.CohortInput {
 	if b.Match != nil {
 		in.Match = *b.Match
 	}
+	if b.Rules == nil && b.UserIDs == nil {
+		return in
+	}
+	// The kind the body gives replaces the current one; a body giving both is refused by the check.
+	in.Rules, in.UserIDs = nil, nil
 	if b.Rules != nil {
-		in.Rules, in.UserIDs = *b.Rules, nil
-		if in.Rules == nil {
+		if in.Rules = *b.Rules; in.Rules == nil {
 			in.Rules = []rollout.Rule{}
 		}
 	}
 	if b.UserIDs != nil {
-		in.UserIDs, in.Rules = *b.UserIDs, nil
-		if in.UserIDs == nil {
+		if in.UserIDs = *b.UserIDs; in.UserIDs == nil {
 			in.UserIDs = []string{}
 		}
 	}

@@ -57,7 +57,7 @@ func (s *Server) apiDecide(w http.ResponseWriter, r *http.Request) error {
 			u.Attributes[name] = vs[0]
 		}
 	}
-	d := s.rollout.Decide(u)
+	// include is checked before deciding: a refused request counts nobody into the reach.
 	switch include := q.Get("include"); include {
 	case "":
 	case "config":
@@ -65,12 +65,14 @@ func (s *Server) apiDecide(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		d := s.rollout.Decide(u)
 		out := toDecisionJSON(d)
 		out.Config = configs[d.Env]
 		return writeJSON(w, http.StatusOK, out)
 	default:
 		return errBadRequest("include must be config or absent")
 	}
+	d := s.rollout.Decide(u)
 	b := make([]byte, 0, 160)
 	b = append(b, `{"user_id":`...)
 	b = appendJSONString(b, d.UserID)

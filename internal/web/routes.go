@@ -123,7 +123,7 @@ func (s *Server) routes() chi.Router {
 		r.With(s.requireScope(auth.ScopeRolloutDecide)).Get("/rollout", s.h(s.apiShowRollout))
 		r.With(s.requireScope(auth.ScopeAdmin)).Put("/rollout", s.h(s.apiUpdateRollout))
 		r.With(s.requireScope(auth.ScopeRolloutWrite)).Post("/rollout/{action}", s.h(s.apiActRollout))
-		r.With(s.requireScope(auth.ScopeAdmin)).Post("/rollout/revive", s.h(s.apiActRollout))
+		r.With(s.requireScope(auth.ScopeAdmin)).Post("/rollout/revive", s.h(s.apiReviveRollout))
 		r.With(quiet, s.requireScope(auth.ScopeRolloutDecide)).Get("/rollout/decide", s.h(s.apiDecide))
 		r.With(quiet, s.requireScope(auth.ScopeRolloutDecide)).Post("/rollout/decide", s.h(s.apiDecideMany))
 		r.With(s.requireScope(auth.ScopeRolloutDecide)).Get("/rollout/cohorts", s.h(s.apiListCohorts))
