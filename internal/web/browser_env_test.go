@@ -29,28 +29,22 @@ func TestBrowserEnvironmentsJourney(t *testing.T) {
 	setKey := func(env, kind, value string) {
 		t.Helper()
 		card := `[data-testid="env-` + env + `"] `
-		mustDo(t, ctx, "set "+env+" "+kind,
-			chromedp.Click(chromedp.CSS(card+`[data-testid="set-`+kind+`"]`)),
+		mustDo(t, ctx, "set "+env+" "+kind, append([]chromedp.Action[chromedp.Void]{
+			chromedp.Click(chromedp.CSS(card + `[data-testid="set-` + kind + `"]`)),
 			chromedp.SendKeys(chromedp.CSS(`#`+env+`-`+kind), value),
-			chromedp.Click(chromedp.CSS(card+`[data-testid="save-`+kind+`"]`)),
-			chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)),
-		)
+		}, clickToLoad(card+`[data-testid="save-`+kind+`"]`, chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)))...)...)
 		if got := mustText(t, ctx, card+`[data-testid="key-`+kind+`"] [data-testid="key-last4"]`); got != "…"+value[len(value)-4:] {
 			t.Fatalf("%s %s shows %q", env, kind, got)
 		}
 	}
 	// Sandbox: base URL, keys, verify.
-	mustDo(t, ctx, "sandbox URLs",
+	mustDo(t, ctx, "sandbox URLs", append([]chromedp.Action[chromedp.Void]{
 		chromedp.SendKeys(chromedp.CSS(`#sandbox-base_url`), tensfersim.BaseURL(root, tensfer.Sandbox)),
-		chromedp.Click(chromedp.CSS(`[data-testid="env-sandbox"] [data-testid="save-urls"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)),
-	)
+	}, clickToLoad(`[data-testid="env-sandbox"] [data-testid="save-urls"]`, chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)))...)...)
 	setKey("sandbox", "secret_key", keys[tensfer.Sandbox].SecretKey)
 	setKey("sandbox", "public_key", keys[tensfer.Sandbox].PublicKey)
-	mustDo(t, ctx, "verify sandbox",
-		chromedp.Click(chromedp.CSS(`[data-testid="env-sandbox"] [data-testid="verify"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="env-sandbox"] [data-testid="verify-result"]`)),
-	)
+	mustDo(t, ctx, "verify sandbox", clickToLoad(`[data-testid="env-sandbox"] [data-testid="verify"]`,
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="env-sandbox"] [data-testid="verify-result"]`)))...)
 	if got := mustText(t, ctx, `[data-testid="env-sandbox"] [data-testid="verify-state"]`); got != "verified" {
 		t.Fatalf("sandbox verify state %q", got)
 	}
@@ -66,23 +60,17 @@ func TestBrowserEnvironmentsJourney(t *testing.T) {
 		t.Fatalf("mistake message %q", got)
 	}
 	// Production: URLs and all three keys, then verify; the checklist moves.
-	mustDo(t, ctx, "production URLs",
+	mustDo(t, ctx, "production URLs", append([]chromedp.Action[chromedp.Void]{
 		chromedp.SendKeys(chromedp.CSS(`#production-base_url`), tensfersim.BaseURL(root, tensfer.Production)),
 		chromedp.SendKeys(chromedp.CSS(`#production-callback_url`), "https://app.example.com/tensfer/return"),
-		chromedp.Click(chromedp.CSS(card+`[data-testid="save-urls"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)),
-	)
+	}, clickToLoad(card+`[data-testid="save-urls"]`, chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)))...)...)
 	setKey("production", "secret_key", keys[tensfer.Production].SecretKey)
 	setKey("production", "public_key", keys[tensfer.Production].PublicKey)
 	setKey("production", "client_token", keys[tensfer.Production].ClientToken)
 	mustDo(t, ctx, "open go-live before verify", chromedp.Click(chromedp.CSS(`[data-testid="nav-go-live"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="golive-progress"]`)))
 	before := mustText(t, ctx, `[data-testid="golive-progress"]`)
-	mustDo(t, ctx, "verify production",
-		chromedp.Click(chromedp.CSS(`[data-testid="nav-environments"]`)),
-		chromedp.WaitVisible(chromedp.CSS(card+`[data-testid="verify"]`)),
-		chromedp.Click(chromedp.CSS(card+`[data-testid="verify"]`)),
-		chromedp.WaitVisible(chromedp.CSS(card+`[data-testid="verify-result"]`)),
-	)
+	mustDo(t, ctx, "open environments", clickToLoad(`[data-testid="nav-environments"]`, chromedp.WaitVisible(chromedp.CSS(card+`[data-testid="verify"]`)))...)
+	mustDo(t, ctx, "verify production", clickToLoad(card+`[data-testid="verify"]`, chromedp.WaitVisible(chromedp.CSS(card+`[data-testid="verify-result"]`)))...)
 	screenshot(t, ctx, "environments")
 	mustDo(t, ctx, "open go-live", chromedp.Click(chromedp.CSS(`[data-testid="nav-go-live"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="golive-progress"]`)))
 	after := mustText(t, ctx, `[data-testid="golive-progress"]`)

@@ -50,9 +50,9 @@ func TestBrowserRolloutJourney(t *testing.T) {
 	if d := app.srv.rollout.Check(rollout.User{ID: "pilot-999"}); d.Env != rollout.Production || d.Cohort != "pilot" {
 		t.Fatalf("an imported id is not decided by the cohort: %+v", d)
 	}
-	mustDo(t, ctx, "advance", chromedp.Click(chromedp.CSS(`[data-testid="action-advance"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)))
+	mustDo(t, ctx, "advance", clickToLoad(`[data-testid="action-advance"]`, chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)))...)
 	if got := mustText(t, ctx, `[data-testid="rollout-percent"]`); got != "1 %" {
-		t.Fatalf("after advance: %q", got)
+		t.Fatalf("after advance: %q (flash %q)", got, mustText(t, ctx, `[data-testid="flash"]`))
 	}
 	mustDo(t, ctx, "check a user",
 		chromedp.SendKeys(chromedp.CSS(`#check-user`), "pilot-7"),

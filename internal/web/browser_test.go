@@ -82,6 +82,17 @@ func mustDo(t *testing.T, ctx context.Context, what string, steps ...chromedp.Ac
 	}
 }
 
+// clickToLoad clicks sel, which loads a new page, and waits for the new page: the old document
+// is marked first, so an element that the old page had too (a flash message) cannot satisfy the
+// steps that follow.
+func clickToLoad(sel string, then ...chromedp.Action[chromedp.Void]) []chromedp.Action[chromedp.Void] {
+	return append([]chromedp.Action[chromedp.Void]{
+		chromedp.SetAttributeValue(chromedp.CSS("body"), "data-old-page", "1"),
+		chromedp.Click(chromedp.CSS(sel)),
+		chromedp.WaitReady(chromedp.CSS("body:not([data-old-page])")),
+	}, then...)
+}
+
 func mustText(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.TextContent(chromedp.CSS(sel), chromedp.NodeVisible))
