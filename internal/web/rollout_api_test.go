@@ -857,3 +857,23 @@ func FuzzRolloutDecideJSON(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecideQuery: the one-pass query reader agrees with url.ParseQuery (first value of each
+// name, bad pairs skipped), as the handler's r.URL.Query() did.
+func FuzzDecideQuery(f *testing.F) {
+	for _, s := range []string{"user_id=u1&attr.country=SE", "user_id=a%20b&user_id=c&include=config", "attr.x=1&attr.x=2&&user_id=%E2%82%AC", "user_id=a+b&attr.k%3D=v%26"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, _ := url.ParseQuery(raw)
+		u, include := decideQuery(raw)
+		if u.ID != q.Get("user_id") || include != q.Get("include") {
+			t.Fatalf("%q: user %q include %q, want %q %q", raw, u.ID, include, q.Get("user_id"), q.Get("include"))
+		}
+		for k, vs := range q {
+			if name, ok := strings.CutPrefix(k, "attr."); ok && u.Attributes[name] != vs[0] {
+				t.Fatalf("%q: attribute %s = %q, want %q", raw, name, u.Attributes[name], vs[0])
+			}
+		}
+	})
+}

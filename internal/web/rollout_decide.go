@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,21 +45,12 @@ func checkUserID(id string) error {
 // apiDecide is GET /api/v1/rollout/decide?user_id=U&attr.K=V[&include=config]. The plain answer
 // is written without reflection: it is the hot path of every app asking where a user goes.
 func (s *Server) apiDecide(w http.ResponseWriter, r *http.Request) error {
-	q := r.URL.Query()
-	u := rollout.User{ID: q.Get("user_id")}
+	u, include := decideQuery(r.URL.RawQuery)
 	if err := checkUserID(u.ID); err != nil {
 		return err
 	}
-	for k, vs := range q {
-		if name, ok := strings.CutPrefix(k, "attr."); ok && len(vs) > 0 {
-			if u.Attributes == nil {
-				u.Attributes = make(map[string]string, 4)
-			}
-			u.Attributes[name] = vs[0]
-		}
-	}
 	// include is checked before deciding: a refused request counts nobody into the reach.
-	switch include := q.Get("include"); include {
+	switch include {
 	case "":
 	case "config":
 		configs, err := s.decisionConfigs(r)
@@ -95,6 +87,40 @@ func (s *Server) apiDecide(w http.ResponseWriter, r *http.Request) error {
 	h["Cache-Control"] = []string{"no-store"}
 	_, err := w.Write(b)
 	return err
+}
+
+// decideQuery reads user_id, attr.K and include from a query string in one pass, without building
+// url.Values, with url.Values' rules: the first value of a repeated name counts, and a pair that
+// does not decode (or holds a semicolon) is skipped, as r.URL.Query() skips it.
+func decideQuery(raw string) (u rollout.User, include string) {
+	seenUser, seenInclude := false, false
+	for raw != "" {
+		var part string
+		part, raw, _ = strings.Cut(raw, "&")
+		if part == "" || strings.Contains(part, ";") {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		k, err1 := url.QueryUnescape(k)
+		v, err2 := url.QueryUnescape(v)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		switch name, isAttr := strings.CutPrefix(k, "attr."); {
+		case isAttr:
+			if u.Attributes == nil {
+				u.Attributes = make(map[string]string, 4)
+			}
+			if _, dup := u.Attributes[name]; !dup {
+				u.Attributes[name] = v
+			}
+		case k == "user_id" && !seenUser:
+			u.ID, seenUser = v, true
+		case k == "include" && !seenInclude:
+			include, seenInclude = v, true
+		}
+	}
+	return u, include
 }
 
 func toDecisionJSON(d rollout.Decision) decisionJSON {
