@@ -67,8 +67,11 @@ type Service struct {
 
 	keys         keyCache
 	touched      *ratelimit.Throttle[string] // recording when a secret last matched
+	senders      *ratelimit.Throttle[string] // recording that a sender delivered a verified webhook
 	rejectLimit  *ratelimit.Limiter          // storing refused webhook deliveries, per client
 	rejectGlobal *ratelimit.Limiter          // storing refused webhook deliveries, all clients together
+	clientsMu    sync.Mutex
+	clients      map[string]string // sender key -> fingerprint (clientID)
 }
 
 // New starts the ingester and the publisher that feeds the live stream.
@@ -85,8 +88,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Render == nil {
 		cfg.Render = func(db.Event) []byte { return nil }
 	}
-	s := &Service{cfg: cfg, db: cfg.DB, log: cfg.Log}
+	s := &Service{cfg: cfg, db: cfg.DB, log: cfg.Log, clients: map[string]string{}}
 	s.touched = ratelimit.NewThrottle[string](30 * time.Second)
+	s.senders = ratelimit.NewThrottle[string](time.Minute)
 	s.rejectLimit = ratelimit.New(ratelimit.Rate{Burst: 100, Every: 100 * time.Millisecond}, s.now)
 	s.rejectGlobal = ratelimit.New(ratelimit.Rate{Burst: 500, Every: 20 * time.Millisecond}, s.now)
 	last, err := s.db.LatestEventID(ctx)

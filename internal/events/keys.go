@@ -98,3 +98,14 @@ func (s *Service) touchSecret(id string, now time.Time) {
 		s.log.Warn("record webhook secret use", "secret_id", id, "error", err)
 	}
 }
+
+// touchSender records that a sender delivered a verified webhook, at most once a minute per
+// sender (the guardrails count refusals only from such senders).
+func (s *Service) touchSender(client string, now time.Time) {
+	if client == "" || !s.senders.Due(client, now) {
+		return
+	}
+	if err := s.db.TouchWebhookSender(context.Background(), client, now); err != nil {
+		s.log.Warn("record webhook sender", "error", err)
+	}
+}

@@ -110,6 +110,7 @@ func (s *Service) ReceiveWebhook(ctx context.Context, d Delivery) (db.IngestResu
 		return db.IngestResult{}, err
 	}
 	s.touchSecret(secretID, now)
+	s.touchSender(in.Client, now)
 	return res[0], nil
 }
 
@@ -152,5 +153,21 @@ func (s *Service) clientID(client string) string {
 	if client == "" {
 		return ""
 	}
-	return s.cfg.Box.Fingerprint([]byte("client:" + client))
+	s.clientsMu.Lock()
+	id, ok := s.clients[client]
+	s.clientsMu.Unlock()
+	if ok {
+		return id
+	}
+	id = s.cfg.Box.Fingerprint([]byte("client:" + client))
+	s.clientsMu.Lock()
+	if len(s.clients) >= maxClientIDs { // senders come and go: start afresh rather than grow
+		clear(s.clients)
+	}
+	s.clients[client] = id
+	s.clientsMu.Unlock()
+	return id
 }
+
+// maxClientIDs bounds the cache of sender fingerprints (an HMAC each, on the ingest hot path).
+const maxClientIDs = 4096

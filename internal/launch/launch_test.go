@@ -11,14 +11,17 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
+	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
 type fixture struct {
 	dir    string
+	box    *secrets.Box
 	db     *db.DB
 	events *events.Service
 	svc    *Service
@@ -59,7 +62,7 @@ func (f *fixture) open(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.db, f.events, f.svc = d, ev, svc
+	f.db, f.events, f.svc, f.box = d, ev, svc, box
 	t.Cleanup(f.close)
 }
 
@@ -398,5 +401,60 @@ func TestParseIDFileSkipsTheHeader(t *testing.T) {
 		if got := strings.Join(ids, "|"); err != nil || got != want {
 			t.Errorf("%q: %q %v, want %q", file, got, err, want)
 		}
+	}
+}
+
+// deliver sends a webhook to production from client, signed with key (or badly signed when bad).
+func (f *fixture) deliver(t *testing.T, client string, key []byte, bad bool, id string) {
+	t.Helper()
+	body := []byte(`{"type":"payment.cancelled","request_id":"req_` + id + `"}`)
+	h := http.Header{}
+	sign := key
+	if bad {
+		sign = []byte("not the secret at all, 32 bytes!")
+	}
+	tensfer.SignHeaders(h, "msg_"+id, time.Now(), body, sign)
+	_, err := f.events.ReceiveWebhook(context.Background(), events.Delivery{Env: "production", Header: h, Body: body, Client: client, IP: client})
+	if bad != (err != nil) {
+		t.Fatalf("delivery %s from %s: %v", id, client, err)
+	}
+}
+
+func TestRejectedWebhooksCountOnlySendersThatPassedVerification(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	secret, _ := tensfer.GenerateSecret()
+	key, _ := tensfer.ParseSecret(secret)
+	if _, _, err := environment.New(environment.Config{DB: f.db, Box: f.box, SecretsChanged: f.events.InvalidateSecrets}).AddWebhookSecret(ctx, "production", secret, 0, db.Audit{Actor: "test", Action: "environment.webhook_secret_add"}); err != nil {
+		t.Fatal(err)
+	}
+	f.act(t, Advance)
+	f.now = time.Now()
+	// A forger floods refusals from many addresses: none of them ever passed verification.
+	for i := range 30 {
+		f.deliver(t, fmt.Sprintf("203.0.113.%d", i), key, true, fmt.Sprintf("forged-%d", i))
+	}
+	if h, _ := f.svc.Health(ctx); len(h.Breaches) != 0 {
+		t.Fatalf("forged refusals tripped a guardrail: %+v", h.Breaches)
+	}
+	// Tensfer's five addresses deliver, then its deliveries start failing (a rotated secret).
+	for i := range 5 {
+		f.deliver(t, fmt.Sprintf("198.51.100.%d", i), key, false, fmt.Sprintf("ok-%d", i))
+	}
+	for i := range 5 {
+		f.deliver(t, fmt.Sprintf("198.51.100.%d", i), key, true, fmt.Sprintf("bad-%d", i))
+	}
+	h, err := f.svc.Health(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got rollout.Status
+	for _, st := range h.Statuses {
+		if st.Guardrail.Signal == rollout.SignalRejectedWebhooks {
+			got = st
+		}
+	}
+	if !got.Breached || got.Figures.Bad != 5 || got.Figures.Total != 10 {
+		t.Fatalf("rejected webhooks: %+v", got)
 	}
 }

@@ -13,7 +13,7 @@ type Signal string
 const (
 	SignalInitErrors       Signal = "init_errors"       // initialization_error callbacks, per client
 	SignalAPIErrors        Signal = "api_errors"        // API calls reported with 5xx or no answer
-	SignalRejectedWebhooks Signal = "rejected_webhooks" // refused webhook deliveries, per client
+	SignalRejectedWebhooks Signal = "rejected_webhooks" // refused webhook deliveries from known senders
 	SignalVerifyFailures   Signal = "verify_failures"   // failed verifications of the production keys
 )
 
@@ -44,15 +44,15 @@ type Guardrail struct {
 	Window    time.Duration `json:"-"`
 }
 
-// DefaultGuardrails are a fresh install's: 5 % init errors (at least 20 clients), 2 % API errors
-// (at least 50 calls), 10 % rejected webhooks (at least 5 clients), any failed verification,
+// DefaultGuardrails are a fresh install's: 5 % init errors (at least 20 senders), 2 % API errors
+// (at least 50 calls), 10 % rejected webhooks (at least 10 deliveries), any failed verification,
 // each over 15 minutes.
 func DefaultGuardrails() []Guardrail {
 	w := 15 * time.Minute
 	return []Guardrail{
 		{Signal: SignalInitErrors, MaxRate: 0.05, MinVolume: 20, Window: w},
 		{Signal: SignalAPIErrors, MaxRate: 0.02, MinVolume: 50, Window: w},
-		{Signal: SignalRejectedWebhooks, MaxRate: 0.10, MinVolume: 5, Window: w},
+		{Signal: SignalRejectedWebhooks, MaxRate: 0.10, MinVolume: 10, Window: w},
 		{Signal: SignalVerifyFailures, MaxRate: 0, MinVolume: 1, Window: w},
 	}
 }

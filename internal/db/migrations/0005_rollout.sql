@@ -48,4 +48,12 @@ CREATE TABLE rollout_reach (
 -- counts once however many requests it sends.
 ALTER TABLE events ADD COLUMN client TEXT;
 ALTER TABLE rejected_deliveries ADD COLUMN client TEXT;
-CREATE INDEX events_webhook_client ON events (client) WHERE source = 'webhook' AND client IS NOT NULL;
+
+-- Senders that have delivered a verified webhook (Tensfer's own addresses), refreshed at most once
+-- a minute per sender: refusals count toward the rejected-webhooks guardrail only from them, so
+-- a forger, who never passed verification, cannot trip it. A table rather than an index on
+-- events, so that storing a webhook updates no extra index.
+CREATE TABLE webhook_senders (
+	client    TEXT PRIMARY KEY,
+	last_seen INTEGER NOT NULL
+) WITHOUT ROWID;
