@@ -151,6 +151,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if info := infoFrom(r.Context()); sw.status < 400 && (info.kind == kindIngest || info.quiet) {
 			level = slog.LevelDebug
 		}
+		if !s.log.Enabled(r.Context(), level) {
+			return // the line's fields (the client address among them) are not worth working out
+		}
 		s.log.LogAttrs(r.Context(), level, "http",
 			slog.String("request_id", requestIDFrom(r.Context())),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
@@ -214,7 +217,7 @@ func withNonce(w http.ResponseWriter, r *http.Request) *http.Request {
 // limitBody caps every request body; routes that need less set their own smaller cap.
 func (s *Server) limitBody(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body != nil {
+		if r.Body != nil && r.Body != http.NoBody {
 			infoFrom(r.Context()).rawBody = r.Body
 			r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 		}
