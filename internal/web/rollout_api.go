@@ -288,10 +288,7 @@ func (s *Server) apiUpdateCohort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cur, err := s.db.Cohort(r.Context(), id)
-	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound(fmt.Sprintf("there is no cohort %d", id))
-	}
+	cur, err := s.pathCohort(r)
 	if err != nil {
 		return err
 	}
@@ -354,22 +351,29 @@ func (s *Server) apiReorderCohorts(w http.ResponseWriter, r *http.Request) error
 	return s.apiListCohorts(w, r)
 }
 
+// pathCohort loads the cohort named in the path; an unknown one is 404.
+func (s *Server) pathCohort(r *http.Request) (db.CohortRow, error) {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return db.CohortRow{}, err
+	}
+	c, err := s.db.Cohort(r.Context(), id)
+	if errors.Is(err, db.ErrNotFound) {
+		return c, errNotFound(fmt.Sprintf("there is no cohort %d", id))
+	}
+	return c, err
+}
+
 // maxMemberUpload bounds an allow-list upload: a million ids of typical length.
 const maxMemberUpload = 64 << 20
 
 // apiExportMembers is GET /api/v1/rollout/cohorts/{id}/members: one id a line.
 func (s *Server) apiExportMembers(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
+	c, err := s.pathCohort(r)
 	if err != nil {
 		return err
 	}
-	c, err := s.db.Cohort(r.Context(), id)
-	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound(fmt.Sprintf("there is no cohort %d", id))
-	}
-	if err != nil {
-		return err
-	}
+	id := c.ID
 	ids, err := s.rollout.Members(r.Context(), id)
 	if err != nil {
 		return err
