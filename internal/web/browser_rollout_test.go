@@ -50,6 +50,23 @@ func TestBrowserRolloutJourney(t *testing.T) {
 	if d := app.srv.rollout.Check(rollout.User{ID: "pilot-999"}); d.Env != rollout.Production || d.Cohort != "pilot" {
 		t.Fatalf("an imported id is not decided by the cohort: %+v", d)
 	}
+	// Replace the members from the row's import form: one id a line this time.
+	smaller := filepath.Join(t.TempDir(), "pilot.txt")
+	if err := os.WriteFile(smaller, []byte("pilot-7\npilot-8\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	row := `[data-testid="cohort-pilot"] `
+	mustDo(t, ctx, "replace the members", append([]chromedp.Action[chromedp.Void]{
+		chromedp.Click(chromedp.CSS(row + `[data-testid="import-pilot"] summary`)),
+		chromedp.SetUploadFiles(chromedp.CSS(row+`input[type=file]`), []string{smaller}),
+		chromedp.SendKeys(chromedp.CSS(row+`input[type=password]`), testPassword),
+	}, clickToLoad(row+`[data-testid="import-pilot"] button[type=submit]`, chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)))...)...)
+	if got := mustText(t, ctx, `[data-testid="flash"]`); !strings.Contains(got, "now holds 2 users") {
+		t.Fatalf("import flash %q", got)
+	}
+	if d := app.srv.rollout.Check(rollout.User{ID: "pilot-999"}); d.Cohort == "pilot" {
+		t.Fatal("a replaced member is still in the cohort")
+	}
 	mustDo(t, ctx, "advance", clickToLoad(`[data-testid="action-advance"]`, chromedp.WaitVisible(chromedp.CSS(`[data-testid="flash"]`)))...)
 	if got := mustText(t, ctx, `[data-testid="rollout-percent"]`); got != "1 %" {
 		t.Fatalf("after advance: %q (flash %q)", got, mustText(t, ctx, `[data-testid="flash"]`))

@@ -430,6 +430,40 @@ func (s *Server) createCohortForm(w http.ResponseWriter, r *http.Request) error 
 	return s.rolloutRedirect(w, r, err, fmt.Sprintf("Added the cohort %s (%s).", c.Name, c.Env))
 }
 
+// importMembersForm is POST /rollout/cohorts/{id}/import (multipart): replaces an allow-list's
+// members with the ids of a file.
+func (s *Server) importMembersForm(w http.ResponseWriter, r *http.Request) error {
+	allowLargeBody(w, r, maxMemberUpload)
+	if err := r.ParseMultipartForm(8 << 20); err != nil {
+		return errBadRequest("cannot read the form: %v", err)
+	}
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	if !s.adminPassword(r) {
+		return s.rolloutRedirect(w, r, validation.Problem("Not imported: your password was incorrect."), "")
+	}
+	f, _, err := r.FormFile("file")
+	if err != nil {
+		return s.rolloutRedirect(w, r, validation.Problem("Not imported: choose a file of user ids."), "")
+	}
+	defer f.Close()
+	file, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	n, _, err := s.rollout.ImportMembers(r.Context(), id, file, formVersion(r), s.auditFor(r, "cohort.import"))
+	var errs validation.Errors
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		err = validation.Problem("That cohort does not exist any more.")
+	case errors.As(err, &errs):
+		err = validation.Problem("Not imported: " + errs.Error())
+	}
+	return s.rolloutRedirect(w, r, err, fmt.Sprintf("Imported: the allow-list now holds %d users.", n))
+}
+
 // deleteCohortForm is POST /rollout/cohorts/{id}/delete.
 func (s *Server) deleteCohortForm(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")

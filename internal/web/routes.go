@@ -96,6 +96,7 @@ func (s *Server) routes() chi.Router {
 			r.Post("/rollout/plan", s.h(s.updateRolloutPlan))
 			r.Post("/rollout/cohorts", s.h(s.createCohortForm))
 			r.Post("/rollout/cohorts/{id}/delete", s.h(s.deleteCohortForm))
+			r.Post("/rollout/cohorts/{id}/import", s.h(s.importMembersForm))
 			r.Post("/rollout/cohorts/{id}/move", s.h(s.moveCohortForm))
 			r.Get("/rollout/cohorts/{id}/members", s.h(s.exportMembersPage))
 		})
