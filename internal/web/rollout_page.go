@@ -138,6 +138,7 @@ func (s *Server) rolloutVM(w http.ResponseWriter, r *http.Request, errs validati
 				parts = append(parts, ru.Attribute+" "+string(ru.Op)+" "+strings.Join(ru.Values, ","))
 			}
 			cv.Summary = c.Match + ": " + strings.Join(parts, "; ")
+			cv.Match, cv.RulesText = c.Match, strings.Join(parts, "\n")
 		}
 		vm.Cohorts = append(vm.Cohorts, cv)
 	}
@@ -398,16 +399,11 @@ func (s *Server) createCohortForm(w http.ResponseWriter, r *http.Request) error 
 	case len(file) > 0 && rulesText != "":
 		return s.rolloutForm(w, r, validation.Errors{"rules": "give a file or rules, not both", "form": "cohort"})
 	case rulesText != "":
-		for i, line := range strings.Split(rulesText, "\n") {
-			f := strings.Fields(line)
-			if len(f) == 0 {
-				continue
-			}
-			if len(f) != 3 {
-				return s.rolloutForm(w, r, validation.Errors{"rules": fmt.Sprintf("line %d: write attribute op value, e.g. country in SE,NO", i+1), "form": "cohort"})
-			}
-			in.Rules = append(in.Rules, rollout.Rule{Attribute: f[0], Op: rollout.Op(f[1]), Values: strings.Split(f[2], ",")})
+		rules, err := parseRuleLines(rulesText)
+		if err != nil {
+			return s.rolloutForm(w, r, validation.Errors{"rules": err.Error(), "form": "cohort"})
 		}
+		in.Rules = rules
 	default:
 		ids, err := launch.ParseIDFile(file)
 		if err != nil {
@@ -428,6 +424,49 @@ func (s *Server) createCohortForm(w http.ResponseWriter, r *http.Request) error 
 		return s.rolloutForm(w, r, out)
 	}
 	return s.rolloutRedirect(w, r, err, fmt.Sprintf("Added the cohort %s (%s).", c.Name, c.Env))
+}
+
+// parseRuleLines reads the rules of a cohort form: "attribute op value[,value]" a line.
+func parseRuleLines(text string) ([]rollout.Rule, error) {
+	var rules []rollout.Rule
+	for i, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 3 {
+			return nil, validation.Problem(fmt.Sprintf("line %d: write attribute op value, e.g. country in SE,NO", i+1))
+		}
+		rules = append(rules, rollout.Rule{Attribute: f[0], Op: rollout.Op(f[1]), Values: strings.Split(f[2], ",")})
+	}
+	return rules, nil
+}
+
+// editCohortForm is POST /rollout/cohorts/{id}/edit: name, environment and, for a rule cohort,
+// the rules. An allow-list keeps its members.
+func (s *Server) editCohortForm(w http.ResponseWriter, r *http.Request) error {
+	cur, err := s.pathCohort(r)
+	if err != nil {
+		return err
+	}
+	if !s.adminPassword(r) {
+		return s.rolloutRedirect(w, r, validation.Problem("Not saved: your password was incorrect."), "")
+	}
+	in := launch.CohortInput{Name: r.PostFormValue("name"), Env: r.PostFormValue("environment"), Match: r.PostFormValue("match")}
+	if cur.Kind == "rules" {
+		if in.Rules, err = parseRuleLines(r.PostFormValue("rules")); err != nil {
+			return s.rolloutRedirect(w, r, validation.Problem("Not saved: "+err.Error()), "")
+		}
+		if in.Rules == nil {
+			in.Rules = []rollout.Rule{}
+		}
+	}
+	c, _, err := s.rollout.UpdateCohort(r.Context(), cur.ID, in, formVersion(r), s.auditFor(r, "cohort.update"))
+	var errs validation.Errors
+	if errors.As(err, &errs) {
+		err = validation.Problem("Not saved: " + errs.Error())
+	}
+	return s.rolloutRedirect(w, r, err, fmt.Sprintf("Saved the cohort %s (%s).", c.Name, c.Env))
 }
 
 // importMembersForm is POST /rollout/cohorts/{id}/import (multipart): replaces an allow-list's

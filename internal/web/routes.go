@@ -97,6 +97,7 @@ func (s *Server) routes() chi.Router {
 			r.Post("/rollout/cohorts", s.h(s.createCohortForm))
 			r.Post("/rollout/cohorts/{id}/delete", s.h(s.deleteCohortForm))
 			r.Post("/rollout/cohorts/{id}/import", s.h(s.importMembersForm))
+			r.Post("/rollout/cohorts/{id}/edit", s.h(s.editCohortForm))
 			r.Post("/rollout/cohorts/{id}/move", s.h(s.moveCohortForm))
 			r.Get("/rollout/cohorts/{id}/members", s.h(s.exportMembersPage))
 		})

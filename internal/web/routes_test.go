@@ -44,6 +44,7 @@ var routeAccess = map[string]string{
 	"POST /rollout/cohorts":                     "admin",
 	"POST /rollout/cohorts/{id}/delete":         "admin",
 	"POST /rollout/cohorts/{id}/import":         "admin",
+	"POST /rollout/cohorts/{id}/edit":           "admin",
 	"POST /rollout/cohorts/{id}/move":           "admin",
 	"GET /rollout/cohorts/{id}/members":         "admin",
 	"POST /events/{id}/replay":                  "operator",
