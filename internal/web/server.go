@@ -34,6 +34,7 @@ type Config struct {
 	CallbackRate         RateLimit      // public callback beacons per client IP
 	FeedBuffer           int            // recent events kept for stream resume (default 4096)
 	FeedSubscriberBuffer int            // rows a stream may fall behind before it is dropped (default 256)
+	StreamRecheck        time.Duration  // how soon a revoked session or a disabled user loses its live stream (default 5s)
 	RetentionDays        int            // events older than this are purged (default 30)
 	MaxBodyBytes         int64          // default request body limit
 	// AllowLoopbackURLs accepts http://localhost URLs in production and lets the Tensfer client
@@ -62,6 +63,7 @@ type Server struct {
 	callbackLimit *ratelimit.Limiter   // public callback ingest, per client
 	tokenUse      *ratelimit.Throttle[int64]
 	tokens        tokenCache
+	streamSlots   streamSlots
 }
 
 // New builds a Server and the domain services behind it, and starts the ingest pipeline. Zero config values get sensible defaults.
@@ -87,6 +89,9 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	}
 	if cfg.RetentionDays == 0 {
 		cfg.RetentionDays = 30
+	}
+	if cfg.StreamRecheck == 0 {
+		cfg.StreamRecheck = 5 * time.Second
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -16,21 +18,72 @@ import (
 
 const (
 	streamHeartbeat   = 15 * time.Second
-	streamMaxBackfill = 5000 // rows replayed from the database on reconnect before asking for a reload
+	streamMaxBackfill = 5000            // rows replayed from the database on reconnect before asking for a reload
+	streamsPerUser    = 20              // live streams one user may hold open (the hub caps all users together)
 )
 
-// writeSSE writes one server-sent event; data may span lines.
+// writeSSE writes one server-sent event; data may span lines. EventSource ends a line at CR, LF
+// or CR LF, so data is split at each of them: no byte of data can end its "data:" line early and
+// start a field of its own (an "event:" or an "id:" smuggled in a callback's text).
 func writeSSE(w *bytes.Buffer, id int64, event string, data []byte) {
 	if id > 0 {
 		w.WriteString("id: " + strconv.FormatInt(id, 10) + "\n")
 	}
 	w.WriteString("event: " + event + "\n")
-	for _, line := range bytes.Split(data, []byte("\n")) {
+	for {
+		i := bytes.IndexAny(data, "\r\n")
+		if i < 0 {
+			break
+		}
 		w.WriteString("data: ")
-		w.Write(line)
+		w.Write(data[:i])
 		w.WriteByte('\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
 	}
-	w.WriteByte('\n')
+	w.WriteString("data: ")
+	w.Write(data)
+	w.WriteString("\n\n")
+}
+
+// streamSlots counts each user's open live streams, so one account cannot take every slot.
+type streamSlots struct {
+	mu   sync.Mutex
+	open map[int64]int
+}
+
+func (c *streamSlots) take(user int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[user] >= streamsPerUser {
+		return false
+	}
+	if c.open == nil {
+		c.open = map[int64]int{}
+	}
+	c.open[user]++
+	return true
+}
+
+func (c *streamSlots) give(user int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open[user]--; c.open[user] <= 0 {
+		delete(c.open, user)
+	}
+}
+
+// stillSignedIn reports whether the stream's session is still live and its user still enabled;
+// logout, sign-out-everywhere, a password or role change and disabling a user all end sessions.
+func (s *Server) stillSignedIn(ctx context.Context, u currentUser) bool {
+	row, err := s.db.SessionByID(ctx, u.sessionID)
+	if err != nil || s.now().Sub(row.CreatedAt) > s.cfg.SessionMax {
+		return false
+	}
+	cur, err := s.db.UserByID(ctx, u.ID)
+	return err == nil && !cur.Disabled() && cur.Role == u.Role
 }
 
 // streamEvents is GET /events/stream: the live feed as server-sent events, with the page's
@@ -57,9 +110,17 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		break
 	}
-	if last < 0 {
-		last = s.events.Hub().Last()
+	if newest := s.events.Hub().Last(); last < 0 || last > newest {
+		// No id, or one from the future (another database, a forged header): resume from the
+		// newest event rather than wait, silently, for an id that may never come.
+		last = newest
 	}
+	u, _ := userFrom(r.Context())
+	if !s.streamSlots.take(u.ID) {
+		return &httpError{status: http.StatusServiceUnavailable, code: "too_many_streams",
+			msg: fmt.Sprintf("you have %d live streams open; close some tabs and reload", streamsPerUser)}
+	}
+	defer s.streamSlots.give(u.ID)
 	since, until := f.Since.UnixMilli(), f.Until.UnixMilli()
 	match := func(row events.FeedRow) bool {
 		return (f.Env == "" || row.Env == f.Env) && (f.Source == "" || row.Source == f.Source) &&
@@ -112,10 +173,19 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	beat := time.NewTicker(streamHeartbeat)
 	defer beat.Stop()
+	recheck := time.NewTicker(s.cfg.StreamRecheck)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-recheck.C:
+			if !s.stillSignedIn(r.Context(), u) {
+				// 204 on the reconnect would stop the browser; the page's next load asks to log in.
+				writeSSE(&buf, 0, "reload", []byte("your session has ended"))
+				flush()
+				return nil
+			}
 		case it, ok := <-sub.C:
 			if !ok {
 				return nil // dropped (fell behind) or shutting down: the browser reconnects from its last id
