@@ -18,8 +18,8 @@ import (
 
 const (
 	streamHeartbeat   = 15 * time.Second
-	streamMaxBackfill = 5000            // rows replayed from the database on reconnect before asking for a reload
-	streamsPerUser    = 20              // live streams one user may hold open (the hub caps all users together)
+	streamMaxBackfill = 5000 // rows replayed from the database on reconnect before asking for a reload
+	streamsPerUser    = 20   // live streams one user may hold open (the hub caps all users together)
 )
 
 // writeSSE writes one server-sent event; data may span lines. EventSource ends a line at CR, LF
