@@ -114,7 +114,7 @@ func (s *Server) updateEnvironmentURLs(w http.ResponseWriter, r *http.Request) e
 	if err != nil && !errors.Is(err, environment.ErrNothingToChange) {
 		return err
 	}
-	setFlash(w, "ok", "Saved the "+env+" URLs.")
+	setFlash(w, r, "ok", "Saved the "+env+" URLs.")
 	return redirect(w, r, "/environments#env-"+env)
 }
 
@@ -150,7 +150,7 @@ func (s *Server) setEnvKey(w http.ResponseWriter, r *http.Request) error {
 	if len(errs) > 0 {
 		return s.renderEnvironments(w, r, http.StatusUnprocessableEntity, env, func(c *templates.EnvCard) { c.Errors = templates.FieldErrors(errs) })
 	}
-	setFlash(w, "ok", fmt.Sprintf("Saved the %s %s (…%s). Verify it against Tensfer.", env, label, change.Keys[0].Last4))
+	setFlash(w, r, "ok", fmt.Sprintf("Saved the %s %s (…%s). Verify it against Tensfer.", env, label, change.Keys[0].Last4))
 	return redirect(w, r, "/environments#env-"+env)
 }
 
@@ -165,16 +165,15 @@ func (s *Server) revealEnvKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u, _ := userFrom(r.Context())
-	if !s.accounts.CheckPassword(r.Context(), r.PostForm.Get("password"), u.PasswordHash) {
-		setFlash(w, "err", "Not revealed: your password was incorrect.")
+	if msg := s.reauth(r, "environment.key_reveal"); msg != "" {
+		setFlash(w, r, "err", "Not revealed: "+msg+".")
 		return redirect(w, r, "/environments#env-"+env)
 	}
 	k, value, err := s.envs.RevealKey(r.Context(), env, id, r.PostForm.Get("reason"), s.auditFor(r, "environment.key_reveal"))
 	var problem validation.Problem
 	switch {
 	case errors.As(err, &problem):
-		setFlash(w, "err", "Not revealed: "+string(problem)+".")
+		setFlash(w, r, "err", "Not revealed: "+string(problem)+".")
 		return redirect(w, r, "/environments#env-"+env)
 	case errors.Is(err, db.ErrNotFound):
 		return errNotFound("no such key")
@@ -201,7 +200,7 @@ func (s *Server) verifyEnvironment(w http.ResponseWriter, r *http.Request) error
 	if v.Outcome != "ok" {
 		kind = "err"
 	}
-	setFlash(w, kind, fmt.Sprintf("Verify %s: %s", env, v.Detail))
+	setFlash(w, r, kind, fmt.Sprintf("Verify %s: %s", env, v.Detail))
 	return redirect(w, r, "/environments#env-"+env)
 }
 
@@ -229,7 +228,7 @@ func (s *Server) createWebhookSecret(w http.ResponseWriter, r *http.Request) err
 		w.Header().Set("Cache-Control", "no-store")
 		return s.renderEnvironments(w, r, http.StatusCreated, env, func(c *templates.EnvCard) { c.NewSecret = generated })
 	}
-	setFlash(w, "ok", fmt.Sprintf("Added signing secret %s to %s.", sec.ID, env))
+	setFlash(w, r, "ok", fmt.Sprintf("Added signing secret %s to %s.", sec.ID, env))
 	return redirect(w, r, "/environments#env-"+env)
 }
 
@@ -241,12 +240,12 @@ func (s *Server) retireWebhookSecret(w http.ResponseWriter, r *http.Request) err
 	id := chi.URLParam(r, "id")
 	err = s.envs.RetireWebhookSecret(r.Context(), env, id, s.auditFor(r, "environment.webhook_secret_retire"))
 	if errors.Is(err, db.ErrNotFound) {
-		setFlash(w, "err", "That secret does not exist or is already retired.")
+		setFlash(w, r, "err", "That secret does not exist or is already retired.")
 		return redirect(w, r, "/environments#env-"+env)
 	}
 	if err != nil {
 		return err
 	}
-	setFlash(w, "ok", "Retired signing secret "+id+".")
+	setFlash(w, r, "ok", "Retired signing secret "+id+".")
 	return redirect(w, r, "/environments#env-"+env)
 }

@@ -41,7 +41,7 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 		for range 10 - len(c) {
 			id = append(id, '0')
 		}
-		info := &requestInfo{id: string(append(id, c...))}
+		info := &requestInfo{id: string(append(id, c...)), secure: s.sessions.secure}
 		w.Header()["X-Request-Id"] = []string{info.id}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxRequest, info)))
 	})
@@ -64,6 +64,7 @@ type requestInfo struct {
 	kind    requestKind
 	quiet   bool          // a hot read: logged at debug when it succeeds
 	rawBody io.ReadCloser // the body before limitBody, for the few routes that take large uploads
+	secure  bool          // the public URL is https: every cookie is Secure
 }
 
 func infoFrom(ctx context.Context) *requestInfo {

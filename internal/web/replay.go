@@ -20,7 +20,7 @@ func (s *Server) replayEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if e.Source != db.SourceWebhook {
-		setFlash(w, "err", "Only webhooks can be replayed.")
+		setFlash(w, r, "err", "Only webhooks can be replayed.")
 		return redirect(w, r, back)
 	}
 	target, err := s.events.ReplayTarget(r.Context(), e.Env)
@@ -35,9 +35,9 @@ func (s *Server) replayEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if at.Error != "" {
-		setFlash(w, "err", fmt.Sprintf("Replay to %s failed after %d ms: %s", target.URL, at.DurationMS, at.Error))
+		setFlash(w, r, "err", fmt.Sprintf("Replay to %s failed after %d ms: %s", target.URL, at.DurationMS, at.Error))
 	} else {
-		setFlash(w, "ok", fmt.Sprintf("Replayed to %s: %d in %d ms.", target.URL, at.Status, at.DurationMS))
+		setFlash(w, r, "ok", fmt.Sprintf("Replayed to %s: %d in %d ms.", target.URL, at.Status, at.DurationMS))
 	}
 	return redirect(w, r, back)
 }
@@ -102,7 +102,7 @@ func (s *Server) replayMatching(w http.ResponseWriter, r *http.Request) error {
 	if failed > 0 {
 		kind = "err"
 	}
-	setFlash(w, kind, fmt.Sprintf("Replayed %d webhooks to %s: %d accepted, %d failed (each attempt is listed on its event).", len(evs), target.URL, ok, failed))
+	setFlash(w, r, kind, fmt.Sprintf("Replayed %d webhooks to %s: %d accepted, %d failed (each attempt is listed on its event).", len(evs), target.URL, ok, failed))
 	return redirect(w, r, "/events?"+f.Form.Query)
 }
 

@@ -246,7 +246,7 @@ func (s *Server) rolloutRedirect(w http.ResponseWriter, r *http.Request, err err
 	if done, err := flashProblem(w, r, err, "/rollout"); done {
 		return err
 	}
-	setFlash(w, "ok", ok)
+	setFlash(w, r, "ok", ok)
 	return redirect(w, r, "/rollout")
 }
 
@@ -273,8 +273,8 @@ func (s *Server) actRollout(w http.ResponseWriter, r *http.Request) error {
 		if !u.Role.AtLeast(db.RoleAdmin) {
 			return errForbidden("leaving killed needs the admin role; you are " + string(u.Role))
 		}
-		if !s.accounts.CheckPassword(r.Context(), r.PostFormValue("password"), u.PasswordHash) {
-			return s.rolloutForm(w, r, validation.Errors{"password": "password is incorrect"})
+		if msg := s.reauth(r, "rollout.revive"); msg != "" {
+			return s.rolloutForm(w, r, validation.Errors{"password": msg})
 		}
 		var err error
 		if stage, err = strconv.Atoi(r.PostFormValue("stage")); err != nil {
@@ -318,17 +318,11 @@ func (s *Server) rolloutForm(w http.ResponseWriter, r *http.Request, errs valida
 	return render(w, r, http.StatusUnprocessableEntity, templates.RolloutPage(vm))
 }
 
-// adminPassword checks the admin's password again for a rollout change.
-func (s *Server) adminPassword(r *http.Request) bool {
-	u, _ := userFrom(r.Context())
-	return s.accounts.CheckPassword(r.Context(), r.PostFormValue("password"), u.PasswordHash)
-}
-
 // updateRolloutPlan is POST /rollout/plan: stages ("percent soak" lines), guardrails,
 // auto-advance and what a breach does.
 func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error {
-	if !s.adminPassword(r) {
-		return s.rolloutForm(w, r, validation.Errors{"password": "password is incorrect"})
+	if msg := s.reauth(r, "rollout.configure"); msg != "" {
+		return s.rolloutForm(w, r, validation.Errors{"password": msg})
 	}
 	var stages []rollout.StageInput
 	for i, line := range strings.Split(r.PostFormValue("stages"), "\n") {
@@ -383,8 +377,8 @@ func (s *Server) createCohortForm(w http.ResponseWriter, r *http.Request) error 
 	if err := r.ParseMultipartForm(8 << 20); err != nil {
 		return errBadRequest("cannot read the form: %v", err)
 	}
-	if !s.adminPassword(r) {
-		return s.rolloutForm(w, r, validation.Errors{"password": "password is incorrect", "form": "cohort"})
+	if msg := s.reauth(r, "cohort.create"); msg != "" {
+		return s.rolloutForm(w, r, validation.Errors{"password": msg, "form": "cohort"})
 	}
 	in := launch.CohortInput{Name: r.PostFormValue("name"), Env: r.PostFormValue("environment"), Match: r.PostFormValue("match")}
 	var file []byte
@@ -449,8 +443,8 @@ func (s *Server) editCohortForm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if !s.adminPassword(r) {
-		return s.rolloutRedirect(w, r, validation.Problem("Not saved: your password was incorrect."), "")
+	if msg := s.reauth(r, "cohort.update"); msg != "" {
+		return s.rolloutRedirect(w, r, validation.Problem("Not saved: "+msg+"."), "")
 	}
 	in := launch.CohortInput{Name: r.PostFormValue("name"), Env: r.PostFormValue("environment"), Match: r.PostFormValue("match")}
 	if cur.Kind == "rules" {
@@ -480,8 +474,8 @@ func (s *Server) importMembersForm(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	if !s.adminPassword(r) {
-		return s.rolloutRedirect(w, r, validation.Problem("Not imported: your password was incorrect."), "")
+	if msg := s.reauth(r, "cohort.import"); msg != "" {
+		return s.rolloutRedirect(w, r, validation.Problem("Not imported: "+msg+"."), "")
 	}
 	f, _, err := r.FormFile("file")
 	if err != nil {

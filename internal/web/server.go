@@ -47,13 +47,14 @@ type RateLimit = ratelimit.Rate
 
 // Server holds every dependency the handlers use. It is built once in main.
 type Server struct {
-	cfg        Config
-	db         *db.DB
-	box        *secrets.Box
-	log        *slog.Logger
-	sessions   *sessionStore
-	loginLimit *ratelimit.Limiter
-	now        func() time.Time
+	cfg         Config
+	db          *db.DB
+	box         *secrets.Box
+	log         *slog.Logger
+	sessions    *sessionStore
+	loginLimit  *ratelimit.Limiter
+	reauthLimit *ratelimit.Limiter // password re-checks, per user
+	now         func() time.Time
 
 	router        http.Handler
 	accounts      *accounts.Service    // users, passwords, tokens
@@ -105,6 +106,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		now:    s.clock,
 	}
 	s.loginLimit = ratelimit.New(cfg.LoginRate, s.clock)
+	s.reauthLimit = ratelimit.New(reauthRate, s.clock)
 	s.callbackLimit = ratelimit.New(cfg.CallbackRate, s.clock)
 	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)
 	s.accounts = accounts.New(accounts.Config{DB: d, Params: cfg.PasswordParams})

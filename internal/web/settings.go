@@ -55,9 +55,16 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	if msg := s.reauthAllowed(r, "user.password_change"); msg != "" {
+		vm.Errors["current"] = msg
+		return render(w, r, http.StatusTooManyRequests, templates.AccountPage(vm))
+	}
 	updated, err := s.accounts.ChangeOwnPassword(r.Context(), u.User, r.PostFormValue("current"), r.PostFormValue("password"), s.auditFor(r, "user.password_change"))
 	var errs validation.Errors
 	if errors.As(err, &errs) {
+		if errs.Has("current") {
+			s.reauthFailed(r, "user.password_change", "wrong_password")
+		}
 		vm.Errors = templates.FieldErrors(errs)
 		return render(w, r, http.StatusUnprocessableEntity, templates.AccountPage(vm))
 	}
@@ -67,7 +74,7 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 	if err := s.startSession(w, r, updated); err != nil {
 		return err
 	}
-	setFlash(w, "ok", "Password changed. Every other session of yours has been signed out.")
+	setFlash(w, r, "ok", "Password changed. Every other session of yours has been signed out.")
 	return redirect(w, r, "/settings/account")
 }
 

@@ -64,6 +64,6 @@ func (s *Server) completeSetup(w http.ResponseWriter, r *http.Request) error {
 	if err := s.startSession(w, r, u); err != nil {
 		return err
 	}
-	setFlash(w, "ok", "Welcome. You are the first admin: add your team under Settings → Users.")
+	setFlash(w, r, "ok", "Welcome. You are the first admin: add your team under Settings → Users.")
 	return redirect(w, r, "/")
 }

@@ -49,7 +49,7 @@ func (s *Server) testEventDone(w http.ResponseWriter, r *http.Request, ok bool, 
 	if !ok {
 		kind = "err"
 	}
-	setFlash(w, kind, msg)
+	setFlash(w, r, kind, msg)
 	return redirect(w, r, "/events")
 }
 
@@ -63,13 +63,13 @@ func (s *Server) reverifyEvent(w http.ResponseWriter, r *http.Request) error {
 	id, err := s.events.Reverify(r.Context(), e)
 	var problem validation.Problem
 	if errors.As(err, &problem) {
-		setFlash(w, "err", string(problem))
+		setFlash(w, r, "err", string(problem))
 		return redirect(w, r, back)
 	}
 	if err != nil {
 		return err
 	}
-	setFlash(w, "ok", "The stored signature verifies with active secret "+id+".")
+	setFlash(w, r, "ok", "The stored signature verifies with active secret "+id+".")
 	return redirect(w, r, back)
 }
 

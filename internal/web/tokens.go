@@ -77,12 +77,12 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	t, err := s.db.RevokeToken(r.Context(), id, s.auditFor(r, "token.revoke"))
 	s.tokens.invalidate()
 	if errors.Is(err, db.ErrNotFound) {
-		setFlash(w, "err", "That token does not exist or is already revoked.")
+		setFlash(w, r, "err", "That token does not exist or is already revoked.")
 		return redirect(w, r, "/settings/tokens")
 	}
 	if err != nil {
 		return err
 	}
-	setFlash(w, "ok", fmt.Sprintf("Revoked %s. Requests with it now get 401.", t.Name))
+	setFlash(w, r, "ok", fmt.Sprintf("Revoked %s. Requests with it now get 401.", t.Name))
 	return redirect(w, r, "/settings/tokens")
 }

@@ -52,7 +52,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	setFlash(w, "ok", fmt.Sprintf("Added %s as %s.", u.Email, u.Role))
+	setFlash(w, r, "ok", fmt.Sprintf("Added %s as %s.", u.Email, u.Role))
 	return redirect(w, r, "/settings/users")
 }
 
@@ -68,7 +68,7 @@ func (s *Server) changeUser(w http.ResponseWriter, r *http.Request, done string,
 	if handled, err := flashProblem(w, r, err, "/settings/users"); handled {
 		return err
 	}
-	setFlash(w, "ok", fmt.Sprintf(done, u.Email))
+	setFlash(w, r, "ok", fmt.Sprintf(done, u.Email))
 	return redirect(w, r, "/settings/users")
 }
 
@@ -120,7 +120,7 @@ func (s *Server) signOutUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	setFlash(w, "ok", fmt.Sprintf("Ended %d session(s) of %s.", n, u.Email))
+	setFlash(w, r, "ok", fmt.Sprintf("Ended %d session(s) of %s.", n, u.Email))
 	me, _ := userFrom(r.Context())
 	if id == me.ID {
 		return redirect(w, r, "/login")

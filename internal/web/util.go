@@ -18,9 +18,11 @@ import (
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
-// render writes a templ component as the answer with status.
+// render writes a templ component as the answer with status. Pages are never cached: most show
+// something only a signed-in user may see.
 func render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	return c.Render(r.Context(), w)
 }
@@ -41,8 +43,9 @@ func safeNext(next string) string {
 // flashCookie carries a one-line message across the redirect after a change.
 const flashCookie = "tfd_flash"
 
-func setFlash(w http.ResponseWriter, kind, msg string) {
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(kind + "|" + msg), Path: "/", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+func setFlash(w http.ResponseWriter, r *http.Request, kind, msg string) {
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(kind + "|" + msg), Path: "/", MaxAge: 60, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, Secure: infoFrom(r.Context()).secure})
 }
 
 func takeFlash(w http.ResponseWriter, r *http.Request) (kind, msg string) {
@@ -50,7 +53,8 @@ func takeFlash(w http.ResponseWriter, r *http.Request) (kind, msg string) {
 	if err != nil {
 		return "", ""
 	}
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+		Secure: infoFrom(r.Context()).secure})
 	v, err := url.QueryUnescape(c.Value)
 	if err != nil {
 		return "", ""
@@ -94,7 +98,7 @@ func flashProblem(w http.ResponseWriter, r *http.Request, err error, back string
 	case err == nil:
 		return false, nil
 	case errors.As(err, &problem):
-		setFlash(w, "err", string(problem))
+		setFlash(w, r, "err", string(problem))
 		return true, redirect(w, r, back)
 	}
 	return true, err

@@ -1,0 +1,52 @@
+package web
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/ratelimit"
+)
+
+// reauthRate bounds password re-checks per user: 5 at once, then one a minute. A stolen session
+// cannot guess its way to revealing a key.
+var reauthRate = ratelimit.Rate{Burst: 5, Every: time.Minute}
+
+// reauth checks the signed-in user's password again before a sensitive action (what names it in
+// the audit log). It answers "" when the password is right, else what to tell the person; every
+// failure, a wrong password or too many attempts, is audited.
+func (s *Server) reauth(r *http.Request, what string) string {
+	if msg := s.reauthAllowed(r, what); msg != "" {
+		return msg
+	}
+	u, _ := userFrom(r.Context())
+	if !s.accounts.CheckPassword(r.Context(), r.PostFormValue("password"), u.PasswordHash) {
+		s.reauthFailed(r, what, "wrong_password")
+		return "your password was incorrect"
+	}
+	return ""
+}
+
+// reauthAllowed takes one attempt from the user's re-check budget; when none is left it audits
+// that and says how long to wait.
+func (s *Server) reauthAllowed(r *http.Request, what string) string {
+	u, _ := userFrom(r.Context())
+	if ok, wait := s.reauthLimit.Allow(strconv.FormatInt(u.ID, 10)); !ok {
+		s.reauthFailed(r, what, "rate_limited")
+		return fmt.Sprintf("too many password attempts; try again in %d seconds", int(math.Ceil(wait.Seconds())))
+	}
+	return ""
+}
+
+// reauthFailed audits a failed password re-check.
+func (s *Server) reauthFailed(r *http.Request, what, reason string) {
+	u, _ := userFrom(r.Context())
+	a := s.auditFor(r, "auth.reauth_failed")
+	a.Target = "user:" + itoa(u.ID)
+	a.After = map[string]any{"for": what, "reason": reason}
+	if err := s.db.InsertAudit(r.Context(), a); err != nil {
+		s.log.Error("audit failed re-authentication", "request_id", requestIDFrom(r.Context()), "error", err)
+	}
+}
