@@ -234,6 +234,17 @@ func (d *DB) UpdateUser(ctx context.Context, id int64, c UserChange, a Audit) (U
 				return err
 			}
 		}
+		// Tokens belong to the admin who made them and die with that access: only admins make
+		// tokens, so a disabled or demoted admin's tokens are revoked (CLI tokens belong to nobody).
+		if wasAdmin && !isAdmin {
+			res, err := tx.ExecContext(ctx, "UPDATE api_tokens SET revoked_at = ? WHERE created_by = ? AND revoked_at IS NULL", ms(now), before.Email)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				am["tokens_revoked"] = n
+			}
+		}
 		a.Target = fmt.Sprintf("user:%d", id)
 		a.Before, a.After = bm, am
 		out = after

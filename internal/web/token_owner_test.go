@@ -1,0 +1,62 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/db"
+)
+
+// TestTokensDieWithTheirCreatorsAccess: an admin's tokens stop working at once when the admin
+// is disabled or demoted; a CLI token (nobody's) and another admin's tokens live on.
+func TestTokensDieWithTheirCreatorsAccess(t *testing.T) {
+	app := newTestApp(t)
+	boss, _ := app.login(db.RoleAdmin)
+	mint := func(c *client, name string) string {
+		t.Helper()
+		res := c.postForm("/settings/tokens", url.Values{"name": {name}, "scopes": {auth.ScopeAdmin}})
+		secret := strings.TrimSpace(res.doc(t).Find(`[data-testid="token-secret"]`).Text())
+		if res.StatusCode != http.StatusCreated || secret == "" {
+			t.Fatalf("create token: %d", res.StatusCode)
+		}
+		return secret
+	}
+	works := func(token string) bool {
+		return app.api(http.MethodGet, "/api/v1/whoami", token, nil).StatusCode == http.StatusOK
+	}
+	cli := app.addToken("cli-made", auth.ScopeAdmin)
+	bossToken := mint(boss, "boss-service")
+	for _, tt := range []struct {
+		name   string
+		change url.Values
+		path   string
+	}{
+		{"disabled", nil, "disable"},
+		{"demoted", url.Values{"role": {"operator"}}, "role"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, u := app.login(db.RoleAdmin)
+			token := mint(c, "svc-"+tt.name)
+			if !works(token) { // also puts it in the token cache
+				t.Fatal("a new token does not work")
+			}
+			res := boss.postForm("/settings/users/"+itoa(u.ID)+"/"+tt.path, tt.change)
+			if res.StatusCode != http.StatusSeeOther {
+				t.Fatalf("%s: %d", tt.path, res.StatusCode)
+			}
+			if works(token) {
+				t.Fatalf("the %s admin's token still works", tt.name)
+			}
+			rows, _, _ := app.db.ListAudit(t.Context(), db.AuditFilter{Target: "user:" + itoa(u.ID), Limit: 1})
+			if len(rows) != 1 || !strings.Contains(string(rows[0].After), `"tokens_revoked":1`) {
+				t.Fatalf("audit of the change: %+v", rows)
+			}
+		})
+	}
+	if !works(cli) || !works(bossToken) {
+		t.Fatal("tokens of others were revoked too")
+	}
+}
