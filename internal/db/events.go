@@ -493,7 +493,7 @@ func (d *DB) LatestEventID(ctx context.Context) (int64, error) {
 // RecentUserIDs lists distinct user ids of the newest events (at most limit of them, looking at
 // the newest 10 × limit events): the users "seen recently" that a rollout preview is run on.
 func (d *DB) RecentUserIDs(ctx context.Context, limit int) ([]string, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT user_id FROM events WHERE user_id != '' ORDER BY id DESC LIMIT ?", 10*limit)
+	rows, err := d.R.QueryContext(ctx, "SELECT user_id FROM (SELECT user_id FROM events ORDER BY id DESC LIMIT ?) WHERE user_id != ''", 10*limit)
 	if err != nil {
 		return nil, fmt.Errorf("db: recent user ids: %w", err)
 	}

@@ -396,6 +396,24 @@ func (d *DB) TouchWebhookSender(ctx context.Context, client string, now time.Tim
 	return nil
 }
 
+// WebhookSenders lists the senders that have delivered a verified webhook.
+func (d *DB) WebhookSenders(ctx context.Context) ([]string, error) {
+	rows, err := d.R.QueryContext(ctx, "SELECT client FROM webhook_senders")
+	if err != nil {
+		return nil, fmt.Errorf("db: webhook senders: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 // SignalCount is a guardrail's figures: Bad out of Total.
 type SignalCount struct{ Bad, Total int64 }
 

@@ -72,6 +72,7 @@ type Service struct {
 	rejectGlobal *ratelimit.Limiter          // storing refused webhook deliveries, all clients together
 	clientsMu    sync.Mutex
 	clients      map[string]string // sender key -> fingerprint (clientID)
+	known        map[string]bool   // fingerprints of senders that delivered a verified webhook (guarded by clientsMu)
 }
 
 // New starts the ingester and the publisher that feeds the live stream.
@@ -96,6 +97,14 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	last, err := s.db.LatestEventID(ctx)
 	if err != nil {
 		return nil, err
+	}
+	senders, err := s.db.WebhookSenders(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.known = make(map[string]bool, len(senders))
+	for _, c := range senders {
+		s.known[c] = true
 	}
 	s.hub = feed.New[FeedRow](feed.Options{StartAfter: last, MaxSubscribers: 500, Buffer: cfg.FeedBuffer, SubscriberBuffer: cfg.FeedSubscriberBuffer})
 	s.committed = make(chan []db.Event, 1024)

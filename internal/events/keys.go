@@ -102,10 +102,23 @@ func (s *Service) touchSecret(id string, now time.Time) {
 // touchSender records that a sender delivered a verified webhook, at most once a minute per
 // sender (the guardrails count refusals only from such senders).
 func (s *Service) touchSender(client string, now time.Time) {
-	if client == "" || !s.senders.Due(client, now) {
+	if client == "" {
+		return
+	}
+	s.clientsMu.Lock()
+	s.known[client] = true
+	s.clientsMu.Unlock()
+	if !s.senders.Due(client, now) {
 		return
 	}
 	if err := s.db.TouchWebhookSender(context.Background(), client, now); err != nil {
 		s.log.Warn("record webhook sender", "error", err)
 	}
+}
+
+// knownSender reports whether a sender has delivered a verified webhook (Tensfer's own addresses).
+func (s *Service) knownSender(client string) bool {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	return s.known[client]
 }

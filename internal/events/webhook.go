@@ -130,17 +130,22 @@ func webhookUserID(ev tensfer.WebhookEvent) string {
 // refused, only not kept.
 func (s *Service) reject(ctx context.Context, d Delivery, reason, detail string, skew int64, msg string) error {
 	rej := &Rejection{Reason: reason, Message: msg}
-	if ok, _ := s.rejectLimit.Allow(d.Client); !ok {
-		return rej
-	}
-	if ok, _ := s.rejectGlobal.Allow(""); !ok {
-		return rej
+	client := s.clientID(d.Client)
+	// A sender that has passed verification before is Tensfer: its refusals are the signal the
+	// rejected-webhooks guardrail reads, so a flood of forgeries must not crowd them out.
+	if !s.knownSender(client) {
+		if ok, _ := s.rejectLimit.Allow(d.Client); !ok {
+			return rej
+		}
+		if ok, _ := s.rejectGlobal.Allow(""); !ok {
+			return rej
+		}
 	}
 	if skew != 0 {
 		detail = fmt.Sprintf("%s (skew %ds)", detail, skew)
 	}
 	_, err := s.db.InsertRejected(ctx, db.RejectedDelivery{Env: d.Env, Reason: reason, Detail: detail, Headers: HeaderMap(d.Header),
-		Body: d.Body, BodySize: int64(len(d.Body)), IP: d.IP, RequestID: d.RequestID, Client: s.clientID(d.Client)})
+		Body: d.Body, BodySize: int64(len(d.Body)), IP: d.IP, RequestID: d.RequestID, Client: client})
 	if err != nil {
 		s.log.Error("store rejected delivery", "request_id", d.RequestID, "error", err)
 	}

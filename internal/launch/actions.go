@@ -85,8 +85,8 @@ func GuardrailInputs(gs []rollout.Guardrail) []GuardrailInput {
 	return out
 }
 
-// Configure changes the plan and settings. A new plan keeps the current stage when it still
-// exists (else the last one). Bad input is validation.Errors naming the field; nothing is stored.
+// Configure changes the plan and settings. A started rollout moves to the highest stage of the
+// new plan whose percentage is at most the current one, so a new plan never widens production. Bad input is validation.Errors naming the field; nothing is stored.
 func (s *Service) Configure(ctx context.Context, p Plan, expect int64, a db.Audit) (rollout.Rollout, error) {
 	var stages []rollout.Stage
 	var guards []rollout.Guardrail
@@ -117,9 +117,18 @@ func (s *Service) Configure(ctx context.Context, p Plan, expect int64, a db.Audi
 	}
 	return s.change(ctx, expect, a, "rollout.configure", nil, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) {
 		if p.Stages != nil {
+			// Keep the share of users in production from growing with a new plan: stay at the
+			// highest new stage whose percentage is at most the current one.
+			old := r.Stages
 			r.Stages = stages
-			if r.Stage > len(stages) {
-				r.Stage = len(stages)
+			if r.Stage > 0 {
+				current := old[min(r.Stage, len(old))-1].Percent // the stage's own share, killed or not
+				r.Stage = 0
+				for i, st := range stages {
+					if st.Percent <= current {
+						r.Stage = i + 1
+					}
+				}
 			}
 		}
 		if p.Guardrails != nil {
@@ -146,6 +155,19 @@ func fieldErrors(err error) error {
 // change reads the rollout, applies fn, stores the result if the version is still the one read
 // (and expect, when given), audits it with what changed, and swaps in the new snapshot.
 func (s *Service) change(ctx context.Context, expect int64, a db.Audit, action string, extra map[string]any, fn func(rollout.Rollout, time.Time) (rollout.Rollout, error)) (rollout.Rollout, error) {
+	// A change sent without a version applies to whatever is current: when another change lands
+	// between the read and the write, it is read and applied again (an on-call kill must not be
+	// refused because a guardrail paused the rollout a moment before).
+	for attempt := 0; ; attempt++ {
+		r, err := s.changeOnce(ctx, expect, a, action, extra, fn)
+		if errors.Is(err, ErrStale) && expect == 0 && attempt < 3 {
+			continue
+		}
+		return r, err
+	}
+}
+
+func (s *Service) changeOnce(ctx context.Context, expect int64, a db.Audit, action string, extra map[string]any, fn func(rollout.Rollout, time.Time) (rollout.Rollout, error)) (rollout.Rollout, error) {
 	row, err := s.db.Rollout(ctx, s.cfg.Key)
 	if err != nil {
 		return rollout.Rollout{}, err
@@ -182,9 +204,7 @@ func (s *Service) change(ctx context.Context, expect int64, a db.Audit, action s
 	if err != nil {
 		return before, conflict(err)
 	}
-	if err := s.rebuild(ctx); err != nil {
-		return before, err
-	}
+	s.rebuildAfterCommit(ctx)
 	if after.Stage != before.Stage {
 		s.log.Info("rollout stage changed", "from", before.Stage, "to", after.Stage, "percent", after.Percent(), "actor", a.Actor)
 	}

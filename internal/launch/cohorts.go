@@ -76,7 +76,8 @@ func (s *Service) saveCohortKeepingMembers(ctx context.Context, cur db.CohortRow
 	if err != nil {
 		return saved, v, conflict(err)
 	}
-	return saved, v, s.rebuild(ctx)
+	s.rebuildAfterCommit(ctx)
+	return saved, v, nil
 }
 
 func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
@@ -226,7 +227,8 @@ func (s *Service) DeleteCohort(ctx context.Context, id, expect int64, a db.Audit
 	if err != nil {
 		return v, conflict(err)
 	}
-	return v, s.rebuild(ctx)
+	s.rebuildAfterCommit(ctx)
+	return v, nil
 }
 
 // ReorderCohorts sets the evaluation order (block-lists are evaluated first whatever their place).
@@ -239,7 +241,16 @@ func (s *Service) ReorderCohorts(ctx context.Context, ids []int64, expect int64,
 		}
 		seen[id] = true
 	}
-	a.Action, a.Target, a.After = "cohort.reorder", "rollout:"+s.cfg.Key, map[string]any{"order": ids}
+	cur, err := s.Cohorts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	was := make([]int64, 0, len(cur))
+	for _, c := range cur {
+		was = append(was, c.ID)
+	}
+	a.Action, a.Target = "cohort.reorder", "rollout:"+s.cfg.Key
+	a.Before, a.After = map[string]any{"order": was}, map[string]any{"order": ids}
 	v, err := s.db.ReorderCohorts(ctx, s.cfg.Key, ids, expect, a)
 	if errors.Is(err, db.ErrBadOrder) {
 		return v, validation.Problem("the order must name every cohort exactly once")
@@ -247,5 +258,6 @@ func (s *Service) ReorderCohorts(ctx context.Context, ids []int64, expect int64,
 	if err != nil {
 		return v, conflict(err)
 	}
-	return v, s.rebuild(ctx)
+	s.rebuildAfterCommit(ctx)
+	return v, nil
 }

@@ -50,6 +50,15 @@ func (s *Service) Health(ctx context.Context) (Health, error) {
 // it. Both are made against the version just read, so two servers, or a person acting at the
 // same moment, never make it move twice: the loser's change is stale and dropped.
 func (s *Service) Tick(ctx context.Context) error {
+	// A snapshot behind the stored state (a rebuild after a change failed) is caught up first, or
+	// every change below would be made against an old version and dropped.
+	if row, err := s.db.Rollout(ctx, s.cfg.Key); err != nil {
+		return err
+	} else if row.Version != s.Snapshot().Version() {
+		if err := s.rebuild(ctx); err != nil {
+			return err
+		}
+	}
 	r := s.Snapshot().Rollout
 	h, err := s.Health(ctx)
 	if err != nil {
@@ -146,7 +155,7 @@ func (s *Service) Preview(users []rollout.User) (now, next int, nextPercent floa
 		return 0, 0, 0, false
 	}
 	r.Stage++
-	nextSnap := rollout.Compile(r, snap.Cohorts, snap.Version())
+	nextSnap := snap.AtStage(r.Stage)
 	for _, u := range users {
 		if snap.Decide(u).Env == rollout.Production {
 			now++

@@ -120,6 +120,15 @@ func (s *Service) SaveReach(ctx context.Context) error {
 	return nil
 }
 
+// rebuildAfterCommit rebuilds the snapshot after a change has committed. It does not stop when the
+// request does (the change is stored: decisions must follow it), and a failure is logged rather
+// than reported as the change failing; the loop's next tick rebuilds when the snapshot is behind.
+func (s *Service) rebuildAfterCommit(ctx context.Context) {
+	if err := s.rebuild(context.WithoutCancel(ctx)); err != nil {
+		s.log.Error("rollout: rebuild after a change", "error", err)
+	}
+}
+
 // rebuild reads the rollout and cohorts and swaps in a new snapshot, unless a newer one is in
 // place already (two rebuilds racing: the later state wins). changed names allow-lists whose
 // members were just replaced: their cached members are read again (NB: the cache is keyed by

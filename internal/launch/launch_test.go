@@ -458,3 +458,90 @@ func TestRejectedWebhooksCountOnlySendersThatPassedVerification(t *testing.T) {
 		t.Fatalf("rejected webhooks: %+v", got)
 	}
 }
+
+func TestANewPlanNeverWidensProduction(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for range 4 {
+		f.act(t, Advance) // 50 %
+	}
+	r, err := f.svc.Configure(ctx, Plan{Stages: &[]rollout.StageInput{{Percent: 1, MinSoak: "24h"}, {Percent: 5, MinSoak: "24h"}, {Percent: 100}}}, 0, who)
+	if err != nil || r.Stage != 2 || r.Percent() != 5 {
+		t.Fatalf("after a shorter plan: stage %d at %v %% (%v), want stage 2 at 5 %%", r.Stage, r.Percent(), err)
+	}
+	f.act(t, Kill)
+	r, err = f.svc.Configure(ctx, Plan{Stages: &[]rollout.StageInput{{Percent: 2}, {Percent: 5}, {Percent: 10}, {Percent: 100}}}, 0, who)
+	if err != nil || r.Stage != 2 || r.State != rollout.Killed {
+		t.Fatalf("a killed rollout's plan changed its stage: %+v %v", r, err)
+	}
+}
+
+// TestAKillThatLosesItsRequestStillReachesDecisions: the change is stored before the rebuild;
+// the client going away must not leave decisions on the old state.
+func TestAKillThatLosesItsRequestStillReachesDecisions(t *testing.T) {
+	f := newFixture(t)
+	f.act(t, Advance)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.svc.mu.Lock() // a slow rebuild in progress elsewhere
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.svc.Act(ctx, Kill, 0, 0, who)
+		done <- err
+	}()
+	waitForAudit(t, f, "rollout.kill")
+	cancel() // the client goes away while the kill waits for the rebuild
+	f.svc.mu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	if r := f.svc.Snapshot().Rollout; r.State != rollout.Killed {
+		t.Fatalf("decisions still follow %s after a stored kill", r.State)
+	}
+}
+
+// waitForAudit polls, with a deadline, until an audit row of action exists.
+func waitForAudit(t *testing.T, f *fixture, action string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if rows, _, _ := f.db.ListAudit(context.Background(), db.AuditFilter{Action: action, Limit: 1}); len(rows) == 1 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("no %s audit row", action)
+}
+
+// TestForgersCannotCrowdOutTensfersRefusals: forged deliveries from many addresses use up the
+// budget for keeping refusals, yet Tensfer's own refusals are still kept and counted.
+func TestForgersCannotCrowdOutTensfersRefusals(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	secret, _ := tensfer.GenerateSecret()
+	key, _ := tensfer.ParseSecret(secret)
+	if _, _, err := environment.New(environment.Config{DB: f.db, Box: f.box, SecretsChanged: f.events.InvalidateSecrets}).AddWebhookSecret(ctx, "production", secret, 0, db.Audit{Actor: "test", Action: "environment.webhook_secret_add"}); err != nil {
+		t.Fatal(err)
+	}
+	f.act(t, Advance)
+	f.now = time.Now() // the writer stamps events with the real clock; guardrail windows end now
+	for i := range 5 {
+		f.deliver(t, fmt.Sprintf("198.51.100.%d", i), key, false, fmt.Sprintf("ok-%d", i))
+	}
+	for a := range 7 { // 700 forgeries: past every client's burst and the global one
+		for i := range 100 {
+			f.deliver(t, fmt.Sprintf("203.0.113.%d", a), key, true, fmt.Sprintf("forged-%d-%d", a, i))
+		}
+	}
+	for i := range 20 {
+		f.deliver(t, fmt.Sprintf("198.51.100.%d", i%5), key, true, fmt.Sprintf("bad-%d", i))
+	}
+	h, err := f.svc.Health(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range h.Statuses {
+		if st.Guardrail.Signal == rollout.SignalRejectedWebhooks && (st.Figures.Bad != 20 || !st.Breached) {
+			t.Fatalf("Tensfer's refusals were crowded out: %+v", st)
+		}
+	}
+}

@@ -93,6 +93,15 @@ func Compile(r Rollout, cohorts []Cohort, version int64) *Snapshot {
 	return s
 }
 
+// AtStage is the snapshot as it would be at another stage of the same plan (for a preview): the
+// compiled cohorts are shared, not rebuilt.
+func (s *Snapshot) AtStage(stage int) *Snapshot {
+	c := *s
+	c.Rollout.Stage = stage
+	c.threshold = int(c.Rollout.Percent()*100 + 0.5)
+	return &c
+}
+
 // Version identifies the rollout and cohorts the snapshot was built from.
 func (s *Snapshot) Version() int64 { return s.version }
 

@@ -378,6 +378,12 @@ func (s *Server) apiExportMembers(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	// A list of user ids leaves the dashboard: say who took it.
+	a := s.auditFor(r, "cohort.export")
+	a.Target, a.After = "cohort:"+itoa(id), map[string]any{"members": len(ids)}
+	if err := s.db.InsertAudit(r.Context(), a); err != nil {
+		return err
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Disposition", `attachment; filename="cohort-`+itoa(id)+`-`+safeFileName(c.Name)+`.txt"`)
