@@ -423,11 +423,7 @@ func (f *fixture) deliver(t *testing.T, client string, key []byte, bad bool, id 
 func TestRejectedWebhooksCountOnlySendersThatPassedVerification(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	secret, _ := tensfer.GenerateSecret()
-	key, _ := tensfer.ParseSecret(secret)
-	if _, _, err := environment.New(environment.Config{DB: f.db, Box: f.box, SecretsChanged: f.events.InvalidateSecrets}).AddWebhookSecret(ctx, "production", secret, 0, db.Audit{Actor: "test", Action: "environment.webhook_secret_add"}); err != nil {
-		t.Fatal(err)
-	}
+	key := f.productionSecret(t)
 	f.act(t, Advance)
 	f.now = time.Now()
 	// A forger floods refusals from many addresses: none of them ever passed verification.
@@ -517,11 +513,7 @@ func waitForAudit(t *testing.T, f *fixture, action string) {
 func TestForgersCannotCrowdOutTensfersRefusals(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	secret, _ := tensfer.GenerateSecret()
-	key, _ := tensfer.ParseSecret(secret)
-	if _, _, err := environment.New(environment.Config{DB: f.db, Box: f.box, SecretsChanged: f.events.InvalidateSecrets}).AddWebhookSecret(ctx, "production", secret, 0, db.Audit{Actor: "test", Action: "environment.webhook_secret_add"}); err != nil {
-		t.Fatal(err)
-	}
+	key := f.productionSecret(t)
 	f.act(t, Advance)
 	f.now = time.Now() // the writer stamps events with the real clock; guardrail windows end now
 	for i := range 5 {
@@ -544,4 +536,16 @@ func TestForgersCannotCrowdOutTensfersRefusals(t *testing.T) {
 			t.Fatalf("Tensfer's refusals were crowded out: %+v", st)
 		}
 	}
+}
+
+// productionSecret adds a production webhook signing secret, as an admin would, and returns its key.
+func (f *fixture) productionSecret(t *testing.T) []byte {
+	t.Helper()
+	secret, _ := tensfer.GenerateSecret()
+	key, _ := tensfer.ParseSecret(secret)
+	envs := environment.New(environment.Config{DB: f.db, Box: f.box, SecretsChanged: f.events.InvalidateSecrets})
+	if _, _, err := envs.AddWebhookSecret(context.Background(), "production", secret, 0, db.Audit{Actor: "test", Action: "environment.webhook_secret_add"}); err != nil {
+		t.Fatal(err)
+	}
+	return key
 }
