@@ -332,3 +332,32 @@ func TestRotateRefusedWhileServing(t *testing.T) {
 		t.Fatalf("rotate after stop: %q %v", out, err)
 	}
 }
+
+// TestStartRefusesAMasterKeyWithoutItsDatabase: a data directory whose database was deleted or
+// emptied next to its master key is refused with what to do, instead of starting a fresh install.
+func TestStartRefusesAMasterKeyWithoutItsDatabase(t *testing.T) {
+	for _, loss := range []string{"deleted", "emptied"} {
+		t.Run(loss, func(t *testing.T) {
+			dir := t.TempDir()
+			if _, _, err := cli(t, nil, "a long enough password\n", "user", "add", "--data", dir, "--email", "ana@example.com", "--role", "admin"); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, db.FileName)
+			for _, suffix := range []string{"-wal", "-shm"} {
+				os.Remove(path + suffix)
+			}
+			if loss == "deleted" {
+				os.Remove(path)
+			} else if err := os.Truncate(path, 0); err != nil {
+				t.Fatal(err)
+			}
+			_, _, err := cli(t, nil, "", "serve", "--data", dir, "--addr", "127.0.0.1:0")
+			if err == nil || !strings.Contains(err.Error(), "missing or empty") || !strings.Contains(err.Error(), "restore it from a backup") {
+				t.Fatalf("start: %v", err)
+			}
+			if st, err := os.Stat(path); loss == "deleted" && err == nil {
+				t.Fatalf("a new database was created: %d bytes", st.Size())
+			}
+		})
+	}
+}

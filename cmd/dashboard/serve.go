@@ -45,6 +45,9 @@ func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secr
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, "", fmt.Errorf("create data directory: %w", err)
 	}
+	if err := refuseLostDatabase(dir, keyValue, keyFile); err != nil {
+		return nil, nil, "", err
+	}
 	key, src, err := secrets.LoadKey(dir, keyValue, keyFile)
 	if err != nil {
 		return nil, nil, "", err
@@ -208,4 +211,27 @@ func startFailed(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	log.Info("stopped during start-up")
 	return nil
+}
+
+// refuseLostDatabase stops a start that would silently begin a fresh install next to the master
+// key of an old one: the data directory holds master.key but the database is missing or empty
+// (deleted, or lost in a restore gone wrong). Starting would print a new setup link, and every
+// secret sealed with that key would be gone without a word.
+func refuseLostDatabase(dir, keyValue, keyFile string) error {
+	if keyValue != "" || keyFile != "" {
+		return nil // a key given from outside says nothing about this directory's history
+	}
+	if _, err := os.Stat(filepath.Join(dir, secrets.KeyFileName)); err != nil {
+		return nil
+	}
+	path := filepath.Join(dir, db.FileName)
+	st, err := os.Stat(path)
+	if err == nil && st.Size() > 0 {
+		return nil
+	}
+	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > 0 {
+		return nil
+	}
+	return fmt.Errorf("%s holds a master key but the database %s is missing or empty; if it was lost, restore it from a backup (copy the backup file to %s); to start a new install instead, move %s away first",
+		dir, path, path, filepath.Join(dir, secrets.KeyFileName))
 }

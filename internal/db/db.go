@@ -43,6 +43,10 @@ const FileName = "dashboard.db"
 // database whose schema is newer than this binary knows.
 func Open(ctx context.Context, dir string) (*DB, error) {
 	path := filepath.Join(dir, FileName)
+	existing := false
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+		existing = true
+	}
 	// Create the file owner-only before SQLite does (it would use 0644); the WAL and shm files
 	// inherit the main file's mode.
 	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
@@ -61,11 +65,44 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		return nil, err
 	}
 	d := &DB{W: w, R: r, Path: path, now: time.Now}
+	if existing {
+		if err := d.quickCheck(ctx); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	if err := d.migrate(ctx); err != nil {
 		d.Close()
 		return nil, err
 	}
 	return d, nil
+}
+
+// quickCheck refuses a damaged database at start, before it can answer ready and then fail
+// requests: SQLite's quick_check reads every page and checks its structure.
+func (d *DB) quickCheck(ctx context.Context) error {
+	rows, err := d.W.QueryContext(ctx, "PRAGMA quick_check(5)")
+	if err != nil {
+		return fmt.Errorf("db: %s cannot be read (%v); restore it from a backup: stop the dashboard, move the file away and copy the backup to %s", d.Path, err, d.Path)
+	}
+	defer rows.Close()
+	var problems []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return fmt.Errorf("db: check %s: %w", d.Path, err)
+		}
+		if line != "ok" {
+			problems = append(problems, line)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("db: %s cannot be read (%v); restore it from a backup: stop the dashboard, move the file away and copy the backup to %s", d.Path, err, d.Path)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("db: %s is damaged (%s); restore it from a backup: stop the dashboard, move the file away and copy the backup to %s", d.Path, strings.Join(problems, "; "), d.Path)
+	}
+	return nil
 }
 
 func openPool(path string, conns int) (*sql.DB, error) {
