@@ -45,6 +45,7 @@ const usage = `usage:
                                                    add a user; the password is read from stdin
   dashboard token create --name N --scopes a,b     create an API token; prints it once
   dashboard backup --out FILE                      write a consistent copy of the database
+  dashboard audit verify                           check that no audit row was changed or removed
   dashboard rotate-master-key [--new-key-file F]   re-encrypt every secret under a new master key
                                                    (run with the dashboard stopped)
   dashboard version                                print the version
@@ -75,6 +76,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return rotateMasterKey(ctx, args, stdout, stderr, getenv)
 	case "backup":
 		return backup(ctx, args, stdout, stderr, getenv)
+	case "audit":
+		if len(args) == 0 || args[0] != "verify" {
+			return usageError{"usage: dashboard audit verify [--data DIR]"}
+		}
+		return auditVerify(ctx, args[1:], stdout, stderr, getenv)
 	case "version":
 		fmt.Fprintln(stdout, "dashboard", version())
 		return nil

@@ -361,3 +361,27 @@ func TestStartRefusesAMasterKeyWithoutItsDatabase(t *testing.T) {
 		})
 	}
 }
+
+func TestAuditVerify(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := cli(t, nil, "a long enough password\n", "user", "add", "--data", dir, "--email", "ana@example.com", "--role", "admin"); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := cli(t, nil, "", "audit", "verify", "--data", dir)
+	if err != nil || !strings.Contains(out, "audit log intact: 1 rows") {
+		t.Fatalf("verify: %q %v", out, err)
+	}
+	d, err := db.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"DROP TRIGGER audit_log_no_update", "UPDATE audit_log SET actor = 'nobody'"} {
+		if _, err := d.W.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	if _, _, err := cli(t, nil, "", "audit", "verify", "--data", dir); err == nil || !strings.Contains(err.Error(), "row 1 was changed") {
+		t.Fatalf("verify after an edit: %v", err)
+	}
+}

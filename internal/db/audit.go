@@ -2,7 +2,11 @@ package db
 
 import (
 	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -60,9 +64,113 @@ func insertAudit(ctx context.Context, tx txer, at time.Time, a Audit) error {
 	if err != nil {
 		return fmt.Errorf("audit after: %w", err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, action, target, before, after, ip, request_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, ms(at), a.Actor, a.Action, a.Target, before, after, a.IP, a.RequestID)
+	// The single writer makes "the last row" stable inside this transaction, so the new row's id
+	// and its place in the chain are known before it is written.
+	prevID, prev, err := chainHead(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("audit chain: %w", err)
+	}
+	row := auditRow{ID: prevID + 1, At: ms(at), Actor: a.Actor, Action: a.Action, Target: a.Target, IP: a.IP, RequestID: a.RequestID}
+	if before != nil {
+		v := before.(string)
+		row.Before = &v
+	}
+	if after != nil {
+		v := after.(string)
+		row.After = &v
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO audit_log (id, at, actor, action, target, before, after, ip, request_id, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, row.ID, row.At, row.Actor, row.Action, row.Target, before, after, row.IP, row.RequestID, auditHash(prev, row))
 	return err
+}
+
+// auditRow is an audit row as the chain hashes it.
+type auditRow struct {
+	ID                    int64
+	At                    int64
+	Actor, Action, Target string
+	Before, After         *string
+	IP, RequestID         string
+}
+
+// auditHash is the row's link in the chain: SHA-256 over the previous link and the row's fields
+// as a JSON array (so no two different rows share a form), hex-encoded.
+func auditHash(prev string, r auditRow) string {
+	canon, _ := json.Marshal([]any{prev, r.ID, r.At, r.Actor, r.Action, r.Target, r.Before, r.After, r.IP, r.RequestID})
+	sum := sha256.Sum256(canon)
+	return hex.EncodeToString(sum[:])
+}
+
+// chainHead returns the last row's id and link. A last row written before the chain began has no
+// stored link: it is recomputed over every row.
+func chainHead(ctx context.Context, tx txer) (int64, string, error) {
+	var id int64
+	var hash sql.NullString
+	err := tx.QueryRowContext(ctx, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").Scan(&id, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	}
+	if err != nil {
+		return 0, "", err
+	}
+	if hash.Valid {
+		return id, hash.String, nil
+	}
+	res, err := walkChain(ctx, tx)
+	return id, res.Head, err
+}
+
+// ChainReport is the outcome of walking the audit chain.
+type ChainReport struct {
+	Rows     int64  // rows walked
+	Unlinked int64  // rows from before the chain began, covered by the first stored link
+	Head     string // the last link: record it elsewhere to detect a rewrite of the whole tail
+	BadID    int64  // the first row whose stored link does not match, 0 when all match
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func walkChain(ctx context.Context, q querier) (ChainReport, error) {
+	var rep ChainReport
+	rows, err := q.QueryContext(ctx, "SELECT id, at, actor, action, target, before, after, ip, request_id, hash FROM audit_log ORDER BY id")
+	if err != nil {
+		return rep, err
+	}
+	defer rows.Close()
+	prev, linked := "", false
+	for rows.Next() {
+		var r auditRow
+		var stored sql.NullString
+		if err := rows.Scan(&r.ID, &r.At, &r.Actor, &r.Action, &r.Target, &r.Before, &r.After, &r.IP, &r.RequestID, &stored); err != nil {
+			return rep, err
+		}
+		rep.Rows++
+		link := auditHash(prev, r)
+		switch {
+		case !stored.Valid && linked && rep.BadID == 0:
+			rep.BadID = r.ID // a link removed after the chain began
+		case !stored.Valid:
+			rep.Unlinked++
+		case stored.String != link && rep.BadID == 0:
+			rep.BadID = r.ID
+		}
+		linked = linked || stored.Valid
+		prev = link
+	}
+	rep.Head = prev
+	return rep, rows.Err()
+}
+
+// VerifyAudit walks the whole audit chain and reports the first row that was changed, or a row
+// before it removed; 0 rows bad means every stored link matches.
+func (d *DB) VerifyAudit(ctx context.Context) (ChainReport, error) {
+	rep, err := walkChain(ctx, d.R)
+	if err != nil {
+		return rep, fmt.Errorf("db: verify audit: %w", err)
+	}
+	return rep, nil
 }
 
 // InsertAudit writes a stand-alone audit row, for actions that change nothing else in the
