@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
@@ -96,6 +98,8 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	dataFlag(f, &dir)
 	f.fs.StringVar(&name, "name", "", "what the token is for, e.g. checkout-service (required)")
 	f.fs.StringVar(&scopeList, "scopes", "", "comma-separated scopes: "+strings.Join(auth.AllScopes, ", "))
+	var expires string
+	f.fs.StringVar(&expires, "expires", "", "expire the token after this long, e.g. 30d or 720h (default: never)")
 	if err := f.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -110,12 +114,18 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	if err != nil {
 		return usageError{"--scopes: " + err.Error()}
 	}
+	var life time.Duration
+	if expires != "" {
+		if life, err = rollout.ParseDuration(expires); err != nil || life < time.Hour || life > accounts.MaxTokenLife {
+			return usageError{"--expires: give a duration from 1h to 366d, e.g. 30d"}
+		}
+	}
 	d, err := openForCLI(ctx, dir, getenv)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	secret, t, err := accounts.New(accounts.Config{DB: d}).CreateToken(ctx, name, scopes, "cli", cliAudit("token.create"))
+	secret, t, err := accounts.New(accounts.Config{DB: d}).CreateToken(ctx, name, scopes, life, "cli", cliAudit("token.create"))
 	if err != nil {
 		return err
 	}

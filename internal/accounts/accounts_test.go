@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -129,17 +130,35 @@ func TestUsersAndPasswords(t *testing.T) {
 func TestCreateToken(t *testing.T) {
 	s, d := newService(t)
 	ctx := context.Background()
-	_, _, err := s.CreateToken(ctx, "", []string{"nope"}, "cli", testAudit)
+	_, _, err := s.CreateToken(ctx, "", []string{"nope"}, time.Minute, "cli", testAudit)
 	var errs validation.Errors
-	if !errors.As(err, &errs) || !errs.Has("name") || !errs.Has("scopes") {
+	if !errors.As(err, &errs) || !errs.Has("name") || !errs.Has("scopes") || !errs.Has("expires_in") {
 		t.Fatalf("bad token: %v", err)
 	}
-	secret, tok, err := s.CreateToken(ctx, " checkout ", []string{auth.ScopeConfigRead, auth.ScopeEventsWrite}, "cli", testAudit)
+	secret, tok, err := s.CreateToken(ctx, " checkout ", []string{auth.ScopeConfigRead, auth.ScopeEventsWrite}, 0, "cli", testAudit)
 	if err != nil || tok.Name != "checkout" {
 		t.Fatalf("create: %+v %v", tok, err)
 	}
 	got, err := d.TokenBySecret(ctx, secret)
 	if err != nil || got.ID != tok.ID || len(got.Scopes) != 2 {
 		t.Fatalf("the shown secret does not find the token: %+v %v", got, err)
+	}
+}
+
+func TestTokensExpire(t *testing.T) {
+	s, d := newService(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	d.SetClock(func() time.Time { return now })
+	secret, tok, err := s.CreateToken(ctx, "short-lived", []string{auth.ScopeEventsRead}, 24*time.Hour, "cli", testAudit)
+	if err != nil || !tok.ExpiresAt.Equal(now.Add(24*time.Hour)) {
+		t.Fatalf("create: %+v %v", tok, err)
+	}
+	if _, err := d.TokenBySecret(ctx, secret); err != nil {
+		t.Fatalf("before its expiry: %v", err)
+	}
+	now = now.Add(24 * time.Hour)
+	if _, err := d.TokenBySecret(ctx, secret); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("at its expiry: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -182,12 +183,18 @@ func (s *Service) change(ctx context.Context, id int64, c db.UserChange, a db.Au
 	return u, err
 }
 
-// CreateToken validates and stores an API token for createdBy ("cli" for the command line) and
-// returns its secret, which is shown once: only a hash is stored. Bad input is validation.Errors
-// on "name" or "scopes".
-func (s *Service) CreateToken(ctx context.Context, name string, scopes []string, createdBy string, a db.Audit) (string, db.Token, error) {
+// MaxTokenLife bounds a token's expiry.
+const MaxTokenLife = 366 * 24 * time.Hour
+
+// CreateToken validates and stores an API token for createdBy ("cli" for the command line),
+// expiring after expiresIn (0: never), and returns its secret, which is shown once: only a hash
+// is stored. Bad input is validation.Errors on "name", "scopes" or "expires_in".
+func (s *Service) CreateToken(ctx context.Context, name string, scopes []string, expiresIn time.Duration, createdBy string, a db.Audit) (string, db.Token, error) {
 	name = strings.TrimSpace(name)
 	errs := validation.Errors{}
+	if expiresIn != 0 && (expiresIn < time.Hour || expiresIn > MaxTokenLife) {
+		errs["expires_in"] = "a token expires between 1 hour and 366 days from now, or never"
+	}
 	if err := ValidateTokenName(name); err != nil {
 		errs["name"] = err.Error()
 	}
@@ -199,6 +206,10 @@ func (s *Service) CreateToken(ctx context.Context, name string, scopes []string,
 		return "", db.Token{}, err
 	}
 	secret, prefix := auth.NewToken()
-	t, err := s.db.InsertToken(ctx, secret, db.Token{Name: name, Prefix: prefix, Scopes: parsed, CreatedBy: createdBy}, a)
+	tok := db.Token{Name: name, Prefix: prefix, Scopes: parsed, CreatedBy: createdBy}
+	if expiresIn > 0 {
+		tok.ExpiresAt = s.db.Now().Add(expiresIn)
+	}
+	t, err := s.db.InsertToken(ctx, secret, tok, a)
 	return secret, t, err
 }

@@ -21,30 +21,34 @@ type Token struct {
 	CreatedAt  time.Time
 	LastUsedAt time.Time
 	RevokedAt  time.Time
+	ExpiresAt  time.Time // zero: never
 }
 
-// Revoked reports whether the token can no longer be used.
+// Revoked reports whether the token was revoked.
 func (t Token) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+// Expired reports whether the token's expiry has passed at now.
+func (t Token) Expired(now time.Time) bool { return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) }
 
 func tokenKey(secret string) []byte {
 	h := sha256.Sum256([]byte(secret))
 	return h[:]
 }
 
-const tokenCols = "id, name, prefix, scopes, created_by, created_at, last_used_at, revoked_at"
+const tokenCols = "id, name, prefix, scopes, created_by, created_at, last_used_at, revoked_at, expires_at"
 
 func scanToken(row interface{ Scan(...any) error }) (Token, error) {
 	var t Token
 	var scopes string
 	var created int64
-	var used, revoked sql.NullInt64
-	if err := row.Scan(&t.ID, &t.Name, &t.Prefix, &scopes, &t.CreatedBy, &created, &used, &revoked); err != nil {
+	var used, revoked, expires sql.NullInt64
+	if err := row.Scan(&t.ID, &t.Name, &t.Prefix, &scopes, &t.CreatedBy, &created, &used, &revoked, &expires); err != nil {
 		return Token{}, err
 	}
 	if scopes != "" {
 		t.Scopes = strings.Split(scopes, ",")
 	}
-	t.CreatedAt, t.LastUsedAt, t.RevokedAt = fromMS(created), fromNullMS(used), fromNullMS(revoked)
+	t.CreatedAt, t.LastUsedAt, t.RevokedAt, t.ExpiresAt = fromMS(created), fromNullMS(used), fromNullMS(revoked), fromNullMS(expires)
 	return t, nil
 }
 
@@ -53,14 +57,17 @@ func (d *DB) InsertToken(ctx context.Context, secret string, t Token, a Audit) (
 	now := d.Now()
 	t.CreatedAt = now
 	err := d.tx(ctx, func(tx txer) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (name, prefix, hash, scopes, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			t.Name, t.Prefix, tokenKey(secret), strings.Join(t.Scopes, ","), t.CreatedBy, ms(now))
+		res, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (name, prefix, hash, scopes, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			t.Name, t.Prefix, tokenKey(secret), strings.Join(t.Scopes, ","), t.CreatedBy, ms(now), nullMS(t.ExpiresAt))
 		if err != nil {
 			return err
 		}
 		t.ID, _ = res.LastInsertId()
 		a.Target = fmt.Sprintf("token:%d", t.ID)
 		a.After = map[string]any{"name": t.Name, "prefix": t.Prefix, "scopes": t.Scopes}
+		if !t.ExpiresAt.IsZero() {
+			a.After.(map[string]any)["expires_at"] = t.ExpiresAt.UTC().Format(time.RFC3339)
+		}
 		return insertAudit(ctx, tx, now, a)
 	})
 	if err != nil {
@@ -69,9 +76,10 @@ func (d *DB) InsertToken(ctx context.Context, secret string, t Token, a Audit) (
 	return t, nil
 }
 
-// TokenBySecret finds a live (not revoked) token by its secret value.
+// TokenBySecret finds a live (not revoked, not expired) token by its secret value.
 func (d *DB) TokenBySecret(ctx context.Context, secret string) (Token, error) {
-	t, err := scanToken(d.R.QueryRowContext(ctx, "SELECT "+tokenCols+" FROM api_tokens WHERE hash = ? AND revoked_at IS NULL", tokenKey(secret)))
+	t, err := scanToken(d.R.QueryRowContext(ctx, "SELECT "+tokenCols+" FROM api_tokens WHERE hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+		tokenKey(secret), ms(d.Now())))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Token{}, ErrNotFound
 	}

@@ -82,12 +82,13 @@ type tokenJSON struct {
 	Prefix    string   `json:"prefix"`
 	Scopes    []string `json:"scopes"`
 	CreatedAt string   `json:"created_at"`
+	ExpiresAt *string  `json:"expires_at"` // null: never
 }
 
 // showWhoami tells a token who it is: handy to check a deployment's token and its scopes.
 func (s *Server) showWhoami(w http.ResponseWriter, r *http.Request) error {
 	t, _ := tokenFrom(r.Context())
-	return writeJSON(w, http.StatusOK, tokenJSON{ID: t.ID, Name: t.Name, Prefix: t.Prefix, Scopes: t.Scopes, CreatedAt: rfc3339(t.CreatedAt)})
+	return writeJSON(w, http.StatusOK, tokenJSON{ID: t.ID, Name: t.Name, Prefix: t.Prefix, Scopes: t.Scopes, CreatedAt: rfc3339(t.CreatedAt), ExpiresAt: optTime(t.ExpiresAt)})
 }
 
 type auditJSON struct {
@@ -158,7 +159,7 @@ func (c *tokenCache) lookup(ctx context.Context, d *db.DB, secret string, now ti
 	e, ok := c.m[key]
 	gen := c.gen
 	c.mu.Unlock()
-	if ok && now.Sub(e.at) < tokenCacheTTL && now.Sub(e.at) >= 0 {
+	if ok && now.Sub(e.at) < tokenCacheTTL && now.Sub(e.at) >= 0 && !e.t.Expired(now) {
 		return e.t, nil
 	}
 	t, err := d.TokenBySecret(ctx, secret)

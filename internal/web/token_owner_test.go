@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -58,5 +59,30 @@ func TestTokensDieWithTheirCreatorsAccess(t *testing.T) {
 	}
 	if !works(cli) || !works(bossToken) {
 		t.Fatal("tokens of others were revoked too")
+	}
+}
+
+// TestTokensExpireAndSayWhen: a token made to expire shows when in the list, works until then,
+// and answers 401 after, even from the token cache.
+func TestTokensExpireAndSayWhen(t *testing.T) {
+	app := newTestApp(t)
+	admin, _ := app.login(db.RoleAdmin)
+	res := admin.postForm("/settings/tokens", url.Values{"name": {"temp"}, "scopes": {auth.ScopeEventsRead}, "expires_in": {"7d"}})
+	doc := res.doc(t)
+	secret := strings.TrimSpace(doc.Find(`[data-testid="token-secret"]`).Text())
+	if res.StatusCode != http.StatusCreated || secret == "" || strings.Contains(doc.Find(`[data-testid="token-expires"]`).Text(), "never") {
+		t.Fatalf("create: %d, expires %q", res.StatusCode, doc.Find(`[data-testid="token-expires"]`).Text())
+	}
+	if res := admin.postForm("/settings/tokens", url.Values{"name": {"bad"}, "scopes": {auth.ScopeEventsRead}, "expires_in": {"soon"}}); res.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("a bad expiry: %d", res.StatusCode)
+	}
+	if res := app.api(http.MethodGet, "/api/v1/whoami", secret, nil); res.StatusCode != http.StatusOK {
+		t.Fatalf("before its expiry: %d", res.StatusCode)
+	}
+	later := time.Now().Add(8 * 24 * time.Hour)
+	app.srv.SetClock(func() time.Time { return later })
+	app.db.SetClock(func() time.Time { return later })
+	if res := app.api(http.MethodGet, "/api/v1/whoami", secret, nil); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("after its expiry: %d", res.StatusCode)
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
@@ -20,9 +22,10 @@ func (s *Server) tokensVM(w http.ResponseWriter, r *http.Request, checked []stri
 		return templates.TokensVM{}, err
 	}
 	vm := templates.TokensVM{Layout: s.page(w, r, "settings", "API tokens"), Tabs: settingsTabs(me.Role), Errors: templates.FieldErrors{}}
+	now := s.now()
 	for _, t := range tokens {
 		vm.Tokens = append(vm.Tokens, templates.TokenRow{ID: t.ID, Name: t.Name, Prefix: t.Prefix, Scopes: t.Scopes, CreatedBy: t.CreatedBy,
-			CreatedAt: t.CreatedAt, LastUsed: t.LastUsedAt, Revoked: t.Revoked(), RevokedAt: t.RevokedAt})
+			CreatedAt: t.CreatedAt, LastUsed: t.LastUsedAt, Revoked: t.Revoked(), RevokedAt: t.RevokedAt, ExpiresAt: t.ExpiresAt, Expired: t.Expired(now)})
 	}
 	for _, sc := range auth.AllScopes {
 		vm.Scopes = append(vm.Scopes, templates.ScopeOption{Name: sc, Help: auth.ScopeHelp[sc], Checked: slices.Contains(checked, sc)})
@@ -49,9 +52,16 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	vm.Name = name
+	vm.Name, vm.ExpiresIn = name, r.PostFormValue("expires_in")
+	var expires time.Duration
+	if vm.ExpiresIn != "" {
+		if expires, err = rollout.ParseDuration(vm.ExpiresIn); err != nil || expires <= 0 {
+			vm.Errors["expires_in"] = "choose when the token expires"
+			return render(w, r, http.StatusUnprocessableEntity, templates.TokensPage(vm))
+		}
+	}
 	me, _ := userFrom(r.Context())
-	secret, _, err := s.accounts.CreateToken(r.Context(), name, r.PostForm["scopes"], me.Email, s.auditFor(r, "token.create"))
+	secret, _, err := s.accounts.CreateToken(r.Context(), name, r.PostForm["scopes"], expires, me.Email, s.auditFor(r, "token.create"))
 	var errs validation.Errors
 	if errors.As(err, &errs) {
 		vm.Errors = templates.FieldErrors(errs)
