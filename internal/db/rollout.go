@@ -417,7 +417,8 @@ func (d *DB) WebhookSenders(ctx context.Context) ([]string, error) {
 // SignalCount is a guardrail's figures: Bad out of Total.
 type SignalCount struct{ Bad, Total int64 }
 
-// GuardrailFigures counts production's error signals since a time, as docs/rollout.md explains:
+// GuardrailFigures counts production's error signals over [since, until) (until zero: up to
+// now), as docs/rollout.md explains:
 //   - init_errors: distinct senders (client fingerprints) of initialization_error callbacks, out of
 //     distinct senders of any callback;
 //   - api_errors: API calls reported with 5xx or no answer, out of all API calls (authenticated);
@@ -426,13 +427,7 @@ type SignalCount struct{ Bad, Total int64 }
 //   - verify_failures: failed verifications of production, out of all, recorded in the audit log.
 //
 // Demo traffic counts like any other.
-func (d *DB) GuardrailFigures(ctx context.Context, since time.Time) (map[string]SignalCount, error) {
-	return d.GuardrailFiguresBetween(ctx, since, time.Time{})
-}
-
-// GuardrailFiguresBetween is GuardrailFigures over [since, until) (until zero: up to now), for
-// the trend of a signal.
-func (d *DB) GuardrailFiguresBetween(ctx context.Context, since, until time.Time) (map[string]SignalCount, error) {
+func (d *DB) GuardrailFigures(ctx context.Context, since, until time.Time) (map[string]SignalCount, error) {
 	out := map[string]SignalCount{}
 	lo, ok, err := d.firstEventAtOrAfter(ctx, since)
 	if err != nil {

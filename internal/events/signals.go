@@ -68,5 +68,5 @@ func (s *Service) GoLiveFacts(ctx context.Context) (GoLiveFacts, error) {
 // (API-call reports, verifications) per event. docs/rollout.md says why.
 // until zero means up to now.
 func (s *Service) GuardrailFigures(ctx context.Context, since, until time.Time) (map[string]db.SignalCount, error) {
-	return s.db.GuardrailFiguresBetween(ctx, since, until)
+	return s.db.GuardrailFigures(ctx, since, until)
 }

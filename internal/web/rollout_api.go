@@ -367,8 +367,9 @@ func (s *Server) pathCohort(r *http.Request) (db.CohortRow, error) {
 // maxMemberUpload bounds an allow-list upload: a million ids of typical length.
 const maxMemberUpload = 64 << 20
 
-// apiExportMembers is GET /api/v1/rollout/cohorts/{id}/members: one id a line.
-func (s *Server) apiExportMembers(w http.ResponseWriter, r *http.Request) error {
+// exportMembers is GET /api/v1/rollout/cohorts/{id}/members and, for admins in the browser,
+// GET /rollout/cohorts/{id}/members: one id a line.
+func (s *Server) exportMembers(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.pathCohort(r)
 	if err != nil {
 		return err

@@ -539,8 +539,3 @@ func (s *Server) moveCohortForm(w http.ResponseWriter, r *http.Request) error {
 	_, err = s.rollout.ReorderCohorts(r.Context(), ids, formVersion(r), s.auditFor(r, "cohort.reorder"))
 	return s.rolloutRedirect(w, r, err, "Moved the cohort.")
 }
-
-// exportMembersPage is GET /rollout/cohorts/{id}/members for admins in the browser.
-func (s *Server) exportMembersPage(w http.ResponseWriter, r *http.Request) error {
-	return s.apiExportMembers(w, r)
-}

@@ -99,7 +99,7 @@ func (s *Server) routes() chi.Router {
 			r.Post("/rollout/cohorts/{id}/import", s.h(s.importMembersForm))
 			r.Post("/rollout/cohorts/{id}/edit", s.h(s.editCohortForm))
 			r.Post("/rollout/cohorts/{id}/move", s.h(s.moveCohortForm))
-			r.Get("/rollout/cohorts/{id}/members", s.h(s.exportMembersPage))
+			r.Get("/rollout/cohorts/{id}/members", s.h(s.exportMembers))
 		})
 	})
 
@@ -133,7 +133,7 @@ func (s *Server) routes() chi.Router {
 		r.With(s.requireScope(auth.ScopeAdmin)).Put("/rollout/cohorts/order", s.h(s.apiReorderCohorts))
 		r.With(s.requireScope(auth.ScopeAdmin)).Patch("/rollout/cohorts/{id}", s.h(s.apiUpdateCohort))
 		r.With(s.requireScope(auth.ScopeAdmin)).Delete("/rollout/cohorts/{id}", s.h(s.apiDeleteCohort))
-		r.With(s.requireScope(auth.ScopeAdmin)).Get("/rollout/cohorts/{id}/members", s.h(s.apiExportMembers))
+		r.With(s.requireScope(auth.ScopeAdmin)).Get("/rollout/cohorts/{id}/members", s.h(s.exportMembers))
 		r.With(s.requireScope(auth.ScopeAdmin)).Put("/rollout/cohorts/{id}/members", s.h(s.apiImportMembers))
 	})
 
