@@ -2,6 +2,10 @@ module github.com/tensfer-golive/dashboard
 
 go 1.26.8
 
+// Builds use a patched Go: the toolchain line is followed where GOTOOLCHAIN allows it (CI exports
+// GOTOOLCHAIN=go1.27.3); a machine with only Go 1.26 and GOTOOLCHAIN=local still builds.
+toolchain go1.27.3
+
 require (
 	github.com/PuerkitoBio/goquery v1.13.0
 	github.com/a-h/templ v0.3.1100
