@@ -43,7 +43,7 @@ func ValidateNewUser(email, name, password string) validation.Errors {
 	if utf8.RuneCountInString(name) > 100 {
 		errs["name"] = "name must be at most 100 characters"
 	}
-	if err := auth.ValidatePassword(password); err != nil {
+	if err := auth.ValidatePassword(password, email, name); err != nil {
 		errs["password"] = err.Error()
 	}
 	return errs

@@ -13,7 +13,7 @@ import (
 )
 
 func TestValidateNewUser(t *testing.T) {
-	good := strings.Repeat("p", auth.MinPasswordLen)
+	good := "a good long passphrase"
 	tests := []struct {
 		email, name, password string
 		want                  map[string]string // field -> part of its message
@@ -25,6 +25,10 @@ func TestValidateNewUser(t *testing.T) {
 		{"Ana <ana@example.com>", "", good, map[string]string{"email": "is not an email address"}},
 		{"ana@example", "", good, map[string]string{"email": "is not an email address"}},
 		{"ana@example.com", strings.Repeat("n", 101), "short", map[string]string{"name": "at most 100", "password": "at least"}},
+		{"ana@example.com", "Ana", "password1234", map[string]string{"password": "is one of the 30,000 most common passwords"}},
+		{"ana@example.com", "Ana", "ana@example.com1", map[string]string{"password": "is made of the account's email address"}},
+		{"ana.lopez@example.com", "Ana Lopez", "Ana Lopez 1990!", map[string]string{"password": "is made of the account's email address"}},
+		{"ops@example.com", "Maria Sanchez", "maria sanchez 1990", map[string]string{"password": "is made of the account's name"}},
 	}
 	for _, tt := range tests {
 		errs := ValidateNewUser(tt.email, tt.name, tt.password)
@@ -118,6 +122,20 @@ func TestUsersAndPasswords(t *testing.T) {
 	}
 	if _, err := s.ChangeOwnPassword(ctx, admin, "wrong", "short", testAudit); !errors.As(err, &errs) || !errs.Has("current") || !errs.Has("password") {
 		t.Fatalf("change password: %v", err)
+	}
+	for _, weak := range []string{"ana@example.com!!", "ana ana ana ana", "password1234"} {
+		if _, err := s.ChangeOwnPassword(ctx, admin, pw, weak, testAudit); !errors.As(err, &errs) || !errs.Has("password") {
+			t.Errorf("change to %q: %v", weak, err)
+		}
+		if _, err := s.ResetPassword(ctx, admin.ID, weak, testAudit); !errors.As(err, new(validation.Problem)) {
+			t.Errorf("reset to %q: %v", weak, err)
+		}
+	}
+	if _, err := s.ResetPassword(ctx, 999, "a new long password", testAudit); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("reset of an unknown user: %v", err)
+	}
+	if u, _ := s.Authenticate(ctx, "ana@example.com", pw); u.ID != admin.ID {
+		t.Fatal("a refused password change was stored")
 	}
 	if _, err := s.ChangeOwnPassword(ctx, admin, pw, "a new long password", testAudit); err != nil {
 		t.Fatal(err)

@@ -129,7 +129,7 @@ func (s *Service) ChangeOwnPassword(ctx context.Context, u db.User, current, nex
 	if !s.CheckPassword(ctx, current, u.PasswordHash) {
 		errs["current"] = "current password is incorrect"
 	}
-	if err := auth.ValidatePassword(next); err != nil {
+	if err := auth.ValidatePassword(next, u.Email, u.Name); err != nil {
 		errs["password"] = err.Error()
 	} else if next == current {
 		errs["password"] = "new password must differ from the current one"
@@ -143,7 +143,11 @@ func (s *Service) ChangeOwnPassword(ctx context.Context, u db.User, current, nex
 // ResetPassword sets another user's password (an admin action) and ends their sessions. A
 // password that breaks the rules is a validation.Problem.
 func (s *Service) ResetPassword(ctx context.Context, id int64, password string, a db.Audit) (db.User, error) {
-	if err := auth.ValidatePassword(password); err != nil {
+	u, err := s.db.UserByID(ctx, id)
+	if err != nil {
+		return db.User{}, err
+	}
+	if err := auth.ValidatePassword(password, u.Email, u.Name); err != nil {
 		return db.User{}, validation.Problem(err.Error())
 	}
 	return s.setPassword(ctx, id, password, a)

@@ -30,24 +30,6 @@ func TestPasswordRoundTrip(t *testing.T) {
 	}
 }
 
-func TestValidatePassword(t *testing.T) {
-	tests := []struct {
-		pw   string
-		want string
-	}{
-		{"short", "at least 12"},
-		{" leading-space-pw", "spaces"},
-		{strings.Repeat("x", 257), "at most 256"},
-		{"a good long passphrase", ""},
-	}
-	for _, tt := range tests {
-		err := ValidatePassword(tt.pw)
-		if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
-			t.Errorf("ValidatePassword(%q) = %v, want %q", tt.pw, err, tt.want)
-		}
-	}
-}
-
 func TestScopes(t *testing.T) {
 	tests := []struct {
 		have []string

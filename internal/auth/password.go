@@ -36,8 +36,11 @@ const (
 	MaxPasswordLen = 256
 )
 
-// ValidatePassword checks a new password with a message a person can act on.
-func ValidatePassword(pw string) error {
+// ValidatePassword checks a new password for the account with this email and name (either may
+// be empty), with a message a person can act on: besides its length, it must not be easy to
+// guess (one of the most common passwords, a sequence, or made of the email, the name or the
+// product's name; see weakness).
+func ValidatePassword(pw, email, name string) error {
 	n := utf8.RuneCountInString(pw)
 	switch {
 	case n < MinPasswordLen:
@@ -46,6 +49,9 @@ func ValidatePassword(pw string) error {
 		return fmt.Errorf("password must be at most %d characters", MaxPasswordLen)
 	case strings.TrimSpace(pw) != pw:
 		return errors.New("password must not start or end with spaces")
+	}
+	if why := weakness(pw, email, name); why != "" {
+		return errors.New("password " + why)
 	}
 	return nil
 }
