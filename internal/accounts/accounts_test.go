@@ -106,11 +106,11 @@ func TestUsersAndPasswords(t *testing.T) {
 	if _, err = s.CreateUser(ctx, NewUser{Email: "ana@example.com", Role: "viewer", Password: pw}, testAudit); !errors.As(err, &errs) || !strings.Contains(errs["email"], "already exists") {
 		t.Fatalf("duplicate email: %v", err)
 	}
-	if u, err := s.Authenticate(ctx, "ana@example.com", pw); err != nil || u.ID != admin.ID {
+	if u, err := s.Authenticate(ctx, "ana@example.com", pw, LoginFrom{}); err != nil || u.ID != admin.ID {
 		t.Fatalf("authenticate: %+v %v", u, err)
 	}
 	for _, c := range [][2]string{{"ana@example.com", "wrong password!"}, {"nobody@example.com", pw}} {
-		if _, err := s.Authenticate(ctx, c[0], c[1]); !errors.Is(err, ErrBadCredentials) {
+		if _, err := s.Authenticate(ctx, c[0], c[1], LoginFrom{}); !errors.Is(err, ErrBadCredentials) {
 			t.Errorf("authenticate %s: %v", c[0], err)
 		}
 	}
@@ -134,13 +134,13 @@ func TestUsersAndPasswords(t *testing.T) {
 	if _, err := s.ResetPassword(ctx, 999, "a new long password", testAudit); !errors.Is(err, db.ErrNotFound) {
 		t.Errorf("reset of an unknown user: %v", err)
 	}
-	if u, _ := s.Authenticate(ctx, "ana@example.com", pw); u.ID != admin.ID {
+	if u, _ := s.Authenticate(ctx, "ana@example.com", pw, LoginFrom{}); u.ID != admin.ID {
 		t.Fatal("a refused password change was stored")
 	}
 	if _, err := s.ChangeOwnPassword(ctx, admin, pw, "a new long password", testAudit); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Authenticate(ctx, "ana@example.com", "a new long password"); err != nil {
+	if _, err := s.Authenticate(ctx, "ana@example.com", "a new long password", LoginFrom{}); err != nil {
 		t.Fatalf("the new password does not work: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
@@ -21,6 +22,12 @@ type Config struct {
 	// HashSlots bounds how many password hashes run at once (default: the number of CPUs), so a
 	// burst of logins queues instead of exhausting memory: each takes 64 MiB.
 	HashSlots int
+	// Lockout tunes the login soft lockout (lockout.go); Now is its clock (default time.Now).
+	Lockout LockoutPolicy
+	Now     func() time.Time
+	// DeviceKey signs known-device cookies (a key derived from the master key); without one,
+	// no browser is known and every sign-in goes through the per-account counter.
+	DeviceKey []byte
 }
 
 // Service applies the account rules: creating users and tokens, passwords, roles and access.
@@ -30,6 +37,10 @@ type Service struct {
 	slots     chan struct{}
 	dummyOnce sync.Once
 	dummy     string
+	checks    atomic.Int64 // password hashes compared
+	now       func() time.Time
+	lockout   *lockout
+	deviceKey []byte
 }
 
 // New returns a Service.
@@ -40,7 +51,11 @@ func New(cfg Config) *Service {
 	if cfg.HashSlots <= 0 {
 		cfg.HashSlots = max(1, runtime.NumCPU())
 	}
-	return &Service{db: cfg.DB, params: cfg.Params, slots: make(chan struct{}, cfg.HashSlots)}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{db: cfg.DB, params: cfg.Params, slots: make(chan struct{}, cfg.HashSlots),
+		now: cfg.Now, lockout: newLockout(cfg.Lockout, cfg.Now), deviceKey: cfg.DeviceKey}
 }
 
 // withHashSlot runs fn when a hashing slot is free; a waiter gives up when ctx ends.
@@ -58,7 +73,10 @@ func (s *Service) withHashSlot(ctx context.Context, fn func()) error {
 // CheckPassword reports whether pw matches hash; false also when ctx ends while waiting.
 func (s *Service) CheckPassword(ctx context.Context, pw, hash string) bool {
 	ok := false
-	_ = s.withHashSlot(ctx, func() { ok = auth.CheckPassword(pw, hash) == nil })
+	_ = s.withHashSlot(ctx, func() {
+		s.checks.Add(1)
+		ok = auth.CheckPassword(pw, hash) == nil
+	})
 	return ok
 }
 
@@ -77,8 +95,19 @@ func (s *Service) HashPassword(ctx context.Context, pw string) (string, error) {
 var ErrBadCredentials = errors.New("accounts: email or password is incorrect")
 
 // Authenticate returns the active user with this email and password. An unknown email costs the
-// same hashing time as a real check.
-func (s *Service) Authenticate(ctx context.Context, email, password string) (db.User, error) {
+// same hashing time as a real check. After repeated failures it answers a *LockedError without
+// checking the password (the login lockout, lockout.go), the same way for unknown emails.
+func (s *Service) Authenticate(ctx context.Context, email, password string, from LoginFrom) (db.User, error) {
+	att, err := s.lockout.begin(email, from.Addr, s.knownDevice(email, from.Device))
+	if err != nil {
+		return db.User{}, err
+	}
+	u, err := s.checkCredentials(ctx, email, password)
+	att.end(errors.Is(err, ErrBadCredentials), err == nil)
+	return u, err
+}
+
+func (s *Service) checkCredentials(ctx context.Context, email, password string) (db.User, error) {
 	u, err := s.db.UserByEmail(ctx, strings.TrimSpace(email))
 	if errors.Is(err, db.ErrNotFound) {
 		s.dummyOnce.Do(func() { s.dummy, _ = auth.HashPassword(auth.RandomID(16), s.params) })

@@ -146,11 +146,6 @@ func isFiller(c rune) bool {
 	return unicode.IsDigit(c) || unicode.IsPunct(c) || unicode.IsSymbol(c) || unicode.IsSpace(c)
 }
 
-// onlyFiller reports whether s has nothing but filler.
-func onlyFiller(s string) bool {
-	return strings.IndexFunc(s, func(c rune) bool { return !isFiller(c) }) < 0
-}
-
 // madeOf reports whose words s (lower case) is made of, with nothing else but filler around
 // them: "the account's email address", "the account's name" or "the product's name"; "" when none.
 func madeOf(s, email, name string) string {

@@ -47,7 +47,11 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	password := r.PostFormValue("password")
 	vm := templates.AuthVM{Next: safeNext(r.PostFormValue("next")), Email: email}
 
-	u, err := s.accounts.Authenticate(r.Context(), email, password)
+	u, err := s.accounts.Authenticate(r.Context(), email, password, s.loginFrom(r))
+	var locked *accounts.LockedError
+	if errors.As(err, &locked) {
+		return s.refuseLockedLogin(w, r, vm, locked)
+	}
 	if errors.Is(err, accounts.ErrBadCredentials) {
 		a := s.auditFor(r, "session.login_failed")
 		a.Actor, a.Target = "anonymous", "email:"+validation.Clip(email, 254)
@@ -86,6 +90,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u db.User)
 	if err := s.sessions.Save(r, w, sess); err != nil {
 		return err
 	}
+	s.rememberDevice(w, u)
 	return s.db.RecordLogin(r.Context(), u.ID)
 }
 

@@ -40,6 +40,9 @@ type Config struct {
 	// AllowLoopbackURLs accepts http://localhost URLs in production and lets the Tensfer client
 	// reach loopback addresses (demo mode with the built-in simulator, and tests).
 	AllowLoopbackURLs bool
+	// LoginLockout tunes the per-account soft lockout of sign-ins (zero fields: the defaults in
+	// accounts.LockoutPolicy).
+	LoginLockout accounts.LockoutPolicy
 }
 
 // RateLimit is a token bucket: Burst requests at once, refilled at one per Every.
@@ -109,7 +112,8 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	s.reauthLimit = ratelimit.New(reauthRate, s.clock)
 	s.callbackLimit = ratelimit.New(cfg.CallbackRate, s.clock)
 	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)
-	s.accounts = accounts.New(accounts.Config{DB: d, Params: cfg.PasswordParams})
+	s.accounts = accounts.New(accounts.Config{DB: d, Params: cfg.PasswordParams, Lockout: cfg.LoginLockout, Now: s.clock,
+		DeviceKey: box.DeriveKey("known-device cookie")})
 	// Outbound calls go to user-configured URLs (Tensfer base URLs, replay targets).
 	safeHTTP := safehttp.NewClient(safehttp.Options{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
 	userAgent := "tensfer-golive-dashboard/" + cfg.Version
