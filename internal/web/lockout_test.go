@@ -5,38 +5,26 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 )
 
-// manualClock is a server clock the test moves by hand.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *manualClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // newLockoutApp is an app behind a trusted proxy on loopback, so a test can sign in from any
 // address with X-Forwarded-For, with a per-address rate limit out of the way and a clock the
 // test moves.
-func newLockoutApp(t *testing.T, opts ...func(*Config)) (*testApp, *manualClock) {
+func newLockoutApp(t *testing.T, opts ...func(*Config)) (app *testApp, advance func(time.Duration)) {
 	t.Helper()
-	app := newTestApp(t, append([]func(*Config){func(c *Config) {
+	app = newTestApp(t, append([]func(*Config){func(c *Config) {
 		c.TrustedProxies = mustPrefixes("127.0.0.0/8", "::1/128")
 		c.LoginRate = RateLimit{Burst: 100_000, Every: time.Millisecond}
 	}}, opts...)...)
-	clock := &manualClock{t: time.Now()}
-	app.srv.SetClock(clock.now)
-	return app, clock
+	var at atomic.Int64
+	at.Store(time.Now().UnixNano())
+	app.srv.SetClock(func() time.Time { return time.Unix(0, at.Load()) })
+	return app, func(d time.Duration) { at.Add(int64(d)) }
 }
 
 // signIn posts the login form as if from addr.
@@ -66,7 +54,7 @@ func (a *testApp) countAudit(action string) int {
 }
 
 func TestLoginLockoutRefusesWithoutCheckingThePassword(t *testing.T) {
-	app, clock := newLockoutApp(t)
+	app, advance := newLockoutApp(t)
 	u := app.addUser("ana@example.com", db.RoleViewer)
 	checks := app.srv.accounts.PasswordChecks
 	c := app.client()
@@ -94,7 +82,7 @@ func TestLoginLockoutRefusesWithoutCheckingThePassword(t *testing.T) {
 		{"the right password after the wait", 4 * time.Second, "198.51.100.7", testPassword, "303", true, 3},
 	}
 	for _, st := range steps {
-		clock.add(st.advance)
+		advance(st.advance)
 		before := checks()
 		res := c.signIn(st.addr, u.Email, st.pw)
 		if got := outcome(t, res); !strings.HasPrefix(got, st.want) {
@@ -176,13 +164,13 @@ func TestKnownDeviceGetsInDuringAFlood(t *testing.T) {
 }
 
 func TestLoginLockoutAnswersUnknownEmailsAlike(t *testing.T) {
-	app, clock := newLockoutApp(t)
+	app, advance := newLockoutApp(t)
 	app.addUser("ana@example.com", db.RoleViewer)
 	run := func(email string) []string {
 		var out []string
 		for i := range 9 {
 			if i == 7 {
-				clock.add(time.Second)
+				advance(time.Second)
 			}
 			out = append(out, outcome(t, app.client().signIn("198.51.100.7", email, "wrong password "+itoa(int64(i)))))
 		}
