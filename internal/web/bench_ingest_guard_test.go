@@ -11,7 +11,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/events"
 )
 
-// benchBeacon is a realistic callback beacon of about 400 bytes, with one member the documented
+// benchBeacon is a realistic callback beacon of about 250 bytes, with one member the documented
 // shape does not know (dropped when stored).
 func benchBeacon(seq int) []byte {
 	return fmt.Appendf(nil, `{"event":"screen_loaded","event_id":"cb_%016x","session_id":"sess_%016x","user_id":"user_%d",`+
