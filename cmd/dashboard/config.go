@@ -13,6 +13,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/diskguard"
+	"github.com/tensfer-golive/dashboard/internal/events"
 )
 
 // buildVersion is set at link time (-ldflags "-X main.buildVersion=v1.2.3").
@@ -111,6 +114,8 @@ type serveConfig struct {
 	sessionIdle    time.Duration
 	sessionMax     time.Duration
 	retentionDays  int
+	publicBudget   events.PublicBudget // unauthenticated input stored, a second, in all
+	disk           diskguard.Config    // the disk watermarks
 	masterKey      string
 	demo           bool
 	notifySocket   string // NOTIFY_SOCKET, set by a service manager that waits for readiness
@@ -118,7 +123,7 @@ type serveConfig struct {
 
 func parseServe(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
 	var c serveConfig
-	var public, proxies, idle, max, retention string
+	var public, proxies, idle, max, retention, ingestBytes, ingestRows, soft, hard string
 	f := newFlags("serve", stderr, getenv)
 	f.string(&c.addr, "addr", "DASHBOARD_ADDR", "127.0.0.1:8080", "address to listen on")
 	f.string(&c.dataDir, "data", "DASHBOARD_DATA", "./data", "data directory (SQLite file and generated master key)")
@@ -129,6 +134,10 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	f.string(&idle, "session-idle", "DASHBOARD_SESSION_IDLE", "12h", "a session unused this long ends")
 	f.string(&max, "session-max", "DASHBOARD_SESSION_MAX", "168h", "a session ends this long after login")
 	f.string(&retention, "retention-days", "DASHBOARD_RETENTION_DAYS", "30", "events older than this many days are purged")
+	f.string(&ingestBytes, "public-ingest-bytes", "DASHBOARD_PUBLIC_INGEST_BYTES", "1MiB", "bytes a second of unauthenticated input (callbacks, return visits, refused deliveries) stored, all together; each environment and input gets half")
+	f.string(&ingestRows, "public-ingest-rows", "DASHBOARD_PUBLIC_INGEST_ROWS", "1000", "rows a second of unauthenticated input stored, all together; each environment and input gets half")
+	f.string(&soft, "disk-soft-watermark", "DASHBOARD_DISK_SOFT_WATERMARK", diskguard.DefaultSoft.String(), "free space on the data directory's disk below which unauthenticated input is not stored (an amount, a share like 5%, or both for the smaller; 0 is off)")
+	f.string(&hard, "disk-hard-watermark", "DASHBOARD_DISK_HARD_WATERMARK", diskguard.DefaultHard.String(), "free space below which nothing new is stored and signed webhooks are answered 503 so Tensfer retries (same forms; 0 is off)")
 	f.bool(&c.demo, "demo", "DASHBOARD_DEMO", "run with the built-in Tensfer simulator wired to the dashboard")
 	f.secretString(&c.masterKey, "master-key", "DASHBOARD_MASTER_KEY", "master key, 32 bytes as base64 or hex (default: generated in the data directory)")
 	if err := f.parse(args); err != nil {
@@ -204,6 +213,23 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	} else {
 		c.retentionDays = n
 	}
+	if n, err := diskguard.ParseBytes(ingestBytes); err != nil || n < 16<<10 || n > 1<<40 {
+		errs = append(errs, fmt.Errorf("--public-ingest-bytes %q must be an amount of bytes a second from 16KiB to 1TiB, e.g. 1MiB", ingestBytes))
+	} else {
+		c.publicBudget.BytesPerSecond = float64(n)
+	}
+	if n, err := strconv.Atoi(ingestRows); err != nil || n < 1 || n > 1_000_000 {
+		errs = append(errs, fmt.Errorf("--public-ingest-rows %q must be a whole number of rows a second from 1 to 1000000, e.g. 1000", ingestRows))
+	} else {
+		c.publicBudget.RowsPerSecond = float64(n)
+	}
+	if c.disk.Soft, err = diskguard.ParseThreshold(soft); err != nil {
+		errs = append(errs, fmt.Errorf("--disk-soft-watermark: %v", err))
+	}
+	if c.disk.Hard, err = diskguard.ParseThreshold(hard); err != nil {
+		errs = append(errs, fmt.Errorf("--disk-hard-watermark: %v", err))
+	}
+	c.disk.Off = c.disk.Soft == (diskguard.Threshold{}) && c.disk.Hard == (diskguard.Threshold{})
 	if c.masterKey == "" {
 		if c.masterKey, err = secretFromFile(getenv, "DASHBOARD_MASTER_KEY"); err != nil {
 			errs = append(errs, err)

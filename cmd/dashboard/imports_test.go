@@ -16,11 +16,11 @@ import (
 // are paths below the module; a package missing here may import no other package of the module.
 var allowedImports = map[string][]string{
 	"cmd/dashboard": {"internal/web", "internal/events", "internal/environment", "internal/accounts", "internal/db",
-		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation"},
+		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation", "internal/diskguard"},
 	"internal/web": {"internal/events", "internal/environment", "internal/accounts", "internal/db", "internal/secrets",
 		"internal/auth", "internal/tensfer", "internal/safehttp", "internal/rollout", "internal/launch", "internal/feed", "internal/ratelimit", "internal/validation",
-		"web/templates", "web/static"},
-	"internal/events":             {"internal/db", "internal/secrets", "internal/tensfer", "internal/feed", "internal/auth", "internal/ratelimit", "internal/validation"},
+		"internal/diskguard", "web/templates", "web/static"},
+	"internal/events":             {"internal/db", "internal/secrets", "internal/tensfer", "internal/feed", "internal/auth", "internal/ratelimit", "internal/validation", "internal/diskguard"},
 	"internal/tensfer/tensfersim": {"internal/tensfer"},
 	"internal/safehttp":           nil,
 	"internal/environment":        {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation"},
@@ -34,6 +34,7 @@ var allowedImports = map[string][]string{
 	"internal/rollout":            nil,
 	"internal/feed":               nil,
 	"internal/ratelimit":          nil,
+	"internal/diskguard":          nil,
 	"internal/validation":         nil,
 	"web/static":                  nil,
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/diskguard"
+	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 )
 
@@ -388,5 +390,43 @@ func TestAuditVerify(t *testing.T) {
 	d.Close()
 	if _, _, err := cli(t, nil, "", "audit", "verify", "--data", dir); err == nil || !strings.Contains(err.Error(), "row 1 was changed") {
 		t.Fatalf("verify after an edit: %v", err)
+	}
+}
+
+func TestPublicIngestAndDiskFlags(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(serveConfig) bool
+		wantErr string
+	}{
+		{"defaults", nil, nil, func(c serveConfig) bool {
+			return c.publicBudget == events.DefaultPublicBudget && c.disk.Soft == diskguard.DefaultSoft && c.disk.Hard == diskguard.DefaultHard && !c.disk.Off
+		}, ""},
+		{"flags", []string{"--public-ingest-bytes", "256KiB", "--public-ingest-rows", "50", "--disk-soft-watermark", "2GB", "--disk-hard-watermark", "2%"}, nil, func(c serveConfig) bool {
+			return c.publicBudget.BytesPerSecond == 256<<10 && c.publicBudget.RowsPerSecond == 50 && c.disk.Soft == diskguard.Threshold{Bytes: 2e9} && c.disk.Hard == diskguard.Threshold{Percent: 2}
+		}, ""},
+		{"environment", nil, map[string]string{"DASHBOARD_PUBLIC_INGEST_BYTES": "2MB", "DASHBOARD_DISK_SOFT_WATERMARK": "0", "DASHBOARD_DISK_HARD_WATERMARK": "0"}, func(c serveConfig) bool {
+			return c.publicBudget.BytesPerSecond == 2e6 && c.disk.Off
+		}, ""},
+		{"a budget too small to hold one beacon", []string{"--public-ingest-bytes", "1KiB"}, nil, nil, "--public-ingest-bytes \"1KiB\" must be an amount of bytes a second from 16KiB to 1TiB"},
+		{"rows not a number", []string{"--public-ingest-rows", "lots"}, nil, nil, "--public-ingest-rows \"lots\" must be a whole number"},
+		{"a watermark that is not one", []string{"--disk-soft-watermark", "half"}, nil, nil, "--disk-soft-watermark: \"half\" is not an amount of space"},
+		{"a share of 100%", []string{"--disk-hard-watermark", "100%"}, nil, nil, "--disk-hard-watermark: \"100%\" is not a share of the disk"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := parseServe(c.args, io.Discard, func(k string) string { return c.env[k] })
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("error %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil || !c.check(got) {
+				t.Fatalf("%+v %+v %v", got.publicBudget, got.disk, err)
+			}
+		})
 	}
 }

@@ -123,6 +123,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		SessionIdle:    cfg.sessionIdle,
 		SessionMax:     cfg.sessionMax,
 		RetentionDays:  cfg.retentionDays,
+		PublicBudget:   cfg.publicBudget,
+		Disk:           cfg.disk,
 		// The demo's simulator listens on loopback; only then may configured URLs point there.
 		AllowLoopbackURLs: cfg.demo,
 	}, d, box, log)

@@ -20,9 +20,10 @@ const (
 	RejectBodyTooLarge        = "body_too_large"
 )
 
-// Bounds on what a rejected delivery keeps: whoever sends it is not trusted.
+// Bounds on what a rejected delivery keeps: whoever sends it is not trusted. The body's first
+// MaxRejectedBody bytes are enough to see what was sent; BodySize says how much there was.
 const (
-	MaxRejectedBody   = 64 << 10
+	MaxRejectedBody   = 4 << 10
 	maxRejectedEnv    = 64
 	maxRejectedDetail = 2048
 	maxRejectedField  = 1024 // reason, ip, request_id

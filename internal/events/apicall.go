@@ -103,11 +103,7 @@ func (s *Service) RecordAPICall(ctx context.Context, in APICall) (db.IngestResul
 	if err != nil {
 		return db.IngestResult{}, err
 	}
-	res, err := s.submit(ctx, in.event(payload))
-	if err != nil {
-		return db.IngestResult{}, err
-	}
-	return res[0], nil
+	return s.submit(ctx, InputAPICall, in.event(payload))
 }
 
 // ObserveTensferCall logs one of the dashboard's own Tensfer calls (Verify, the demo) with its
@@ -128,7 +124,7 @@ func (s *Service) ObserveTensferCall(ctx context.Context, c tensfer.Call) {
 	in.DurationMS = &d
 	payload, _ := json.Marshal(map[string]any{"source": "dashboard", "method": in.Method, "path": in.Path, "status": in.Status,
 		"duration_ms": d, "request_id": in.RequestID, "error_code": in.ErrorCode, "error_message": in.ErrorMessage, "attempts": c.Attempts})
-	if _, err := s.submit(context.WithoutCancel(ctx), in.event(payload)); err != nil {
+	if _, err := s.submit(context.WithoutCancel(ctx), InputAPICall, in.event(payload)); err != nil {
 		s.log.Warn("record tensfer call", "error", fmt.Sprint(err))
 	}
 }

@@ -7,64 +7,161 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
-// MaxCallbackBytes bounds a front-end callback beacon.
+// MaxCallbackBytes bounds a front-end callback beacon as received. What is stored of it is much
+// smaller (see storedBeacon).
 const MaxCallbackBytes = 64 << 10
 
-// ReceiveCallback parses and stores a beacon from the integrator's front end, deduplicated by its
-// event_id when it has one; client is the sender's rate-limit key (see Delivery.Client). A body that is not a callback is a validation.Problem.
+// Bounds on what a stored beacon keeps: anyone can send one, so a beacon is stored in the
+// documented shape only, each field cut to a small size, in at most about 2 KiB.
+const (
+	beaconFieldMax     = 256  // bytes of event_id, session_id, user_id, screen, error.code, error.message
+	beaconRequestIDMax = 1024 // bytes of request_id, as for every event: cutting it would break lookups
+	beaconUnknownNames = 8    // names of unknown members listed (their values are never kept)
+	beaconNameMax      = 32   // bytes of each name listed
+	returnParams       = 8    // query parameters kept of a return visit that is not a beacon
+	returnValueMax     = 256  // bytes of each
+)
+
+// publicHeaders are the request headers stored with a callback, each cut to publicHeaderMax.
+var publicHeaders = []string{"Content-Type", "User-Agent", "Origin", "Referer"}
+
+const publicHeaderMax = 256
+
+// storedBeacon is what is stored of a callback: the documented fields, cut to their bounds, the
+// names of unknown members, and whether anything was cut or left out of that list.
+type storedBeacon struct {
+	Event         string                 `json:"event"`
+	EventID       string                 `json:"event_id,omitempty"`
+	SessionID     string                 `json:"session_id,omitempty"`
+	UserID        string                 `json:"user_id,omitempty"`
+	RequestID     string                 `json:"request_id,omitempty"`
+	Screen        string                 `json:"screen,omitempty"`
+	Error         *tensfer.CallbackError `json:"error,omitempty"`
+	OccurredAt    string                 `json:"occurred_at,omitempty"`
+	UnknownFields []string               `json:"unknown_fields,omitempty"`
+	Truncated     bool                   `json:"truncated,omitempty"` // a field was cut, or unknown names left out
+}
+
+// shapeBeacon keeps the documented fields of ev within their bounds.
+func shapeBeacon(ev tensfer.CallbackEvent) storedBeacon {
+	b := storedBeacon{Event: string(ev.Event)}
+	clip := func(s string, n int) string {
+		c := validation.Clip(s, n)
+		b.Truncated = b.Truncated || len(c) < len(s)
+		return c
+	}
+	b.Event = clip(b.Event, beaconFieldMax)
+	b.EventID = clip(ev.EventID, beaconFieldMax)
+	b.SessionID = clip(ev.SessionID, beaconFieldMax)
+	b.UserID = clip(ev.UserID, beaconFieldMax)
+	b.RequestID = clip(ev.RequestID, beaconRequestIDMax)
+	b.Screen = clip(ev.Screen, beaconFieldMax)
+	if ev.Error != nil {
+		b.Error = &tensfer.CallbackError{Code: clip(ev.Error.Code, beaconFieldMax), Message: clip(ev.Error.Message, beaconFieldMax)}
+	}
+	if !ev.OccurredAt.IsZero() {
+		b.OccurredAt = ev.OccurredAt.UTC().Format(time.RFC3339Nano)
+	}
+	names := make([]string, 0, len(ev.Extra))
+	for k := range ev.Extra {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	if len(names) > beaconUnknownNames {
+		names, b.Truncated = names[:beaconUnknownNames], true
+	}
+	for _, n := range names {
+		b.UnknownFields = append(b.UnknownFields, clip(n, beaconNameMax))
+	}
+	return b
+}
+
+// ReceiveCallback parses a beacon from the integrator's front end and stores its documented
+// fields (see storedBeacon), deduplicated by its event_id when it has one; client is the
+// sender's rate-limit key (see Delivery.Client). Input that is not a beacon, or that the budgets
+// or the disk cannot take, is a counted *Refusal.
 func (s *Service) ReceiveCallback(ctx context.Context, env string, body []byte, h http.Header, client string) (db.IngestResult, error) {
 	// navigator.sendBeacon sends text/plain; anything that parses as the JSON object is fine.
 	ev, err := tensfer.ParseCallbackEvent(body)
 	if err != nil {
-		return db.IngestResult{}, validation.Problem("callback rejected: " + err.Error())
+		return db.IngestResult{}, s.Refuse(env, InputCallback, RefusedShape, "callback rejected: "+err.Error(), 0)
 	}
-	return s.storeCallback(ctx, env, ev, body, h, client)
+	return s.storeCallback(ctx, env, InputCallback, ev, nil, h, client)
 }
 
 // RecordReturn stores the query of a return (redirect) URL visit as a callback event; a query
-// without a recognisable event is kept as type "return" with the query as its payload.
+// without a recognisable event is kept as type "return" with (a bounded part of) the query as its
+// payload. Like ReceiveCallback, it refuses with a counted *Refusal what the budgets or the disk
+// cannot take.
 func (s *Service) RecordReturn(ctx context.Context, env string, q url.Values, h http.Header, client string) error {
 	ev, err := tensfer.ParseCallbackQuery(q)
+	var payload []byte
 	if err != nil {
 		ev = tensfer.CallbackEvent{Event: "return"}
-	}
-	payload, err := ev.MarshalJSON()
-	if err != nil {
-		return err
-	}
-	if ev.Event == "return" {
-		flat := map[string]string{}
-		for k := range q {
-			flat[validation.Clip(k, 100)] = validation.Clip(q.Get(k), 1000)
-		}
-		if payload, err = json.Marshal(map[string]any{"event": "return", "query": flat}); err != nil {
+		if payload, err = returnPayload(q); err != nil {
 			return err
 		}
 	}
-	_, err = s.storeCallback(ctx, env, ev, payload, h, client)
+	_, err = s.storeCallback(ctx, env, InputReturn, ev, payload, h, client)
 	return err
 }
 
-func (s *Service) storeCallback(ctx context.Context, env string, ev tensfer.CallbackEvent, payload []byte, h http.Header, client string) (db.IngestResult, error) {
+// returnPayload is {"event":"return","query":{..}} with at most returnParams parameters (the
+// first value of each, in name order), each bounded.
+func returnPayload(q url.Values) ([]byte, error) {
+	names := make([]string, 0, len(q))
+	for k := range q {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	truncated := len(names) > returnParams
+	flat := map[string]string{}
+	for _, k := range names[:min(len(names), returnParams)] {
+		name, v := validation.Clip(k, beaconNameMax), validation.Clip(q.Get(k), returnValueMax)
+		truncated = truncated || len(name) < len(k) || len(v) < len(q.Get(k))
+		flat[name] = v
+	}
+	out := map[string]any{"event": "return", "query": flat}
+	if truncated {
+		out["truncated"] = true
+	}
+	return json.Marshal(out)
+}
+
+// storeCallback stores a beacon (payload nil: its shaped form) within the disk watermark and the
+// budgets of unauthenticated input.
+func (s *Service) storeCallback(ctx context.Context, env, input string, ev tensfer.CallbackEvent, payload []byte, h http.Header, client string) (db.IngestResult, error) {
+	if err := s.checkDisk(env, input, false); err != nil {
+		return db.IngestResult{}, err
+	}
+	b := shapeBeacon(ev)
+	if payload == nil {
+		var err error
+		if payload, err = json.Marshal(b); err != nil {
+			return db.IngestResult{}, err
+		}
+	}
+	headers := headerMap(h, publicHeaders, publicHeaderMax)
+	if err := s.takeBudget(env, input, storedCost(len(payload), headers, 0)); err != nil {
+		return db.IngestResult{}, err
+	}
 	in := db.EventInput{
-		Source: db.SourceCallback, Env: env, Type: validation.Clip(string(ev.Event), 255), RequestID: validation.Clip(ev.RequestID, 1024),
-		UserID: validation.Clip(ev.UserID, 1024), ExternalID: validation.Clip(ev.EventID, 256), OccurredAt: ev.OccurredAt,
-		IsError: ev.Event == tensfer.CallbackInitializationError, Payload: payload, Headers: HeaderMap(h), Client: s.clientID(client),
+		Source: db.SourceCallback, Env: env, Type: b.Event, RequestID: b.RequestID, UserID: b.UserID, ExternalID: b.EventID,
+		OccurredAt: ev.OccurredAt, IsError: ev.Event == tensfer.CallbackInitializationError, Payload: payload, Headers: headers,
+		Client: s.clientID(client),
 	}
 	if ev.EventID != "" {
 		in.DedupeKey = dedupeKey("callback:"+env+":", ev.EventID)
 	}
-	res, err := s.submit(ctx, in)
-	if err != nil {
-		return db.IngestResult{}, err
-	}
-	return res[0], nil
+	return s.submit(ctx, input, in)
 }
 
 // dedupeKey is prefix+id, or prefix and the id's SHA-256 when the id is long: the key stays

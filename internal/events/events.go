@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/feed"
 	"github.com/tensfer-golive/dashboard/internal/ratelimit"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
@@ -39,6 +40,12 @@ type Config struct {
 	FeedBuffer           int    // recent events kept for stream resume (default 4096)
 	FeedSubscriberBuffer int    // rows a stream may fall behind before it is dropped (default 256)
 	RetentionDays        int    // events older than this are purged (default 30)
+	// PublicBudget bounds the bytes and rows of unauthenticated input stored (zero values:
+	// DefaultPublicBudget's).
+	PublicBudget PublicBudget
+	// Disk watches the data directory's free space and failed writes (default: a guard with the
+	// watermarks off, which still notices failed writes).
+	Disk *diskguard.Guard
 }
 
 // FeedRow is what the live feed carries: the fields its filters look at, and the row rendered
@@ -70,6 +77,10 @@ type Service struct {
 	senders      *ratelimit.Throttle[string] // recording that a sender delivered a verified webhook
 	rejectLimit  *ratelimit.Limiter          // storing refused webhook deliveries, per client
 	rejectGlobal *ratelimit.Limiter          // storing refused webhook deliveries, all clients together
+	quotas       *ratelimit.Quotas           // bytes and rows of unauthenticated input, per environment and input and in all
+	disk         *diskguard.Guard
+	refused      refusals                    // input refused and not stored, counted
+	writeLog     *ratelimit.Throttle[string] // logging storage failures
 	clientsMu    sync.Mutex
 	clients      map[string]string // sender key -> fingerprint (clientID)
 	known        map[string]bool   // fingerprints of senders that delivered a verified webhook (guarded by clientsMu)
@@ -89,7 +100,19 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if cfg.Render == nil {
 		cfg.Render = func(db.Event) []byte { return nil }
 	}
-	s := &Service{cfg: cfg, db: cfg.DB, log: cfg.Log, clients: map[string]string{}}
+	if cfg.PublicBudget.BytesPerSecond <= 0 {
+		cfg.PublicBudget.BytesPerSecond = DefaultPublicBudget.BytesPerSecond
+	}
+	if cfg.PublicBudget.RowsPerSecond <= 0 {
+		cfg.PublicBudget.RowsPerSecond = DefaultPublicBudget.RowsPerSecond
+	}
+	if cfg.Disk == nil {
+		cfg.Disk = diskguard.New(diskguard.Config{Off: true, Now: cfg.Now, Space: func(string) (diskguard.Space, error) { return diskguard.Space{}, nil }})
+	}
+	s := &Service{cfg: cfg, db: cfg.DB, log: cfg.Log, clients: map[string]string{}, disk: cfg.Disk}
+	perKey, global := cfg.PublicBudget.Limits()
+	s.quotas = ratelimit.NewQuotas(perKey, global, s.now)
+	s.writeLog = ratelimit.NewThrottle[string](time.Minute)
 	s.touched = ratelimit.NewThrottle[string](30 * time.Second)
 	s.senders = ratelimit.NewThrottle[string](time.Minute)
 	s.rejectLimit = ratelimit.New(ratelimit.Rate{Burst: 100, Every: 100 * time.Millisecond}, s.now)
@@ -140,12 +163,21 @@ func (s *Service) publish() {
 	}
 }
 
-// submit stores inputs durably through the group-commit ingester.
-func (s *Service) submit(ctx context.Context, in ...db.EventInput) ([]db.IngestResult, error) {
-	for i := range in {
-		in[i].Demo = in[i].Demo || s.cfg.Demo
+// submit stores one input durably through the group-commit ingester. input names it for the
+// counters (one of the Input* constants). Nothing is written below the hard disk watermark, and a
+// write that fails for want of storage is a *Refusal: the sender is told to retry, never that it
+// was stored.
+func (s *Service) submit(ctx context.Context, input string, in db.EventInput) (db.IngestResult, error) {
+	if err := s.checkDisk(in.Env, input, true); err != nil {
+		return db.IngestResult{}, err
 	}
-	return s.ingester.Submit(ctx, in)
+	in.Demo = in.Demo || s.cfg.Demo
+	res, err := s.ingester.Submit(ctx, []db.EventInput{in})
+	if err != nil {
+		return db.IngestResult{}, s.storageFailed(in.Env, input, err)
+	}
+	s.disk.WriteSucceeded()
+	return res[0], nil
 }
 
 // EndStreams closes every live stream so a graceful shutdown does not wait on them; browsers

@@ -21,8 +21,9 @@ type fixture struct {
 	now time.Time
 }
 
-// newFixture runs the event pipeline over a real SQLite file in a temp dir, at a fixed clock.
-func newFixture(t *testing.T) *fixture {
+// newFixture runs the event pipeline over a real SQLite file in a temp dir, at a fixed clock;
+// opts may adjust its config.
+func newFixture(t *testing.T, opts ...func(*fixture, *Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	d, err := db.Open(ctx, t.TempDir())
@@ -32,7 +33,11 @@ func newFixture(t *testing.T) *fixture {
 	key, _ := secrets.GenerateKey()
 	box, _ := secrets.NewBox(key)
 	f := &fixture{db: d, box: box, now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
-	f.svc, err = New(ctx, Config{DB: d, Box: box, Now: func() time.Time { return f.now }})
+	cfg := Config{DB: d, Box: box, Now: func() time.Time { return f.now }}
+	for _, o := range opts {
+		o(f, &cfg)
+	}
+	f.svc, err = New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,9 @@ type Delivery struct {
 type Rejection struct {
 	Reason  string
 	Message string
+	// Kept is whether the delivery was kept for admins; when it was not (over a limit, a budget
+	// or the disk watermark) it was counted instead, and is not worth a log line.
+	Kept bool
 }
 
 func (r *Rejection) Error() string { return r.Message }
@@ -42,12 +45,19 @@ func (r *Rejection) Error() string { return r.Message }
 // keptHeaders are the request headers stored with an event (never Authorization or cookies).
 var keptHeaders = []string{"Content-Type", "User-Agent", "Webhook-Id", "Webhook-Timestamp", "Webhook-Signature", "Origin", "Referer", "Content-Length"}
 
-// HeaderMap picks the headers stored with an event, bounded in size.
-func HeaderMap(h http.Header) map[string]string {
+// HeaderMap picks the headers stored with a verified webhook, bounded in size.
+func HeaderMap(h http.Header) map[string]string { return headerMap(h, keptHeaders, 1024) }
+
+// headerMap picks the named headers of h, each cut to limit bytes; a value that was cut ends in
+// "…" so that whoever reads it knows.
+func headerMap(h http.Header, names []string, limit int) map[string]string {
 	out := map[string]string{}
-	for _, k := range keptHeaders {
+	for _, k := range names {
 		if v := h.Get(k); v != "" {
-			out[strings.ToLower(k)] = validation.Clip(v, 1024)
+			if len(v) > limit {
+				v = validation.Clip(v, limit-len("…")) + "…"
+			}
+			out[strings.ToLower(k)] = v
 		}
 	}
 	return out
@@ -105,13 +115,13 @@ func (s *Service) ReceiveWebhook(ctx context.Context, d Delivery) (db.IngestResu
 	if in.Type == "" {
 		in.Type = "unknown"
 	}
-	res, err := s.submit(ctx, in)
+	res, err := s.submit(ctx, InputWebhook, in)
 	if err != nil {
 		return db.IngestResult{}, err
 	}
 	s.touchSecret(secretID, now)
 	s.touchSender(in.Client, now)
-	return res[0], nil
+	return res, nil
 }
 
 // webhookUserID finds the user a webhook is about, for lookup by user id.
@@ -125,31 +135,60 @@ func webhookUserID(ev tensfer.WebhookEvent) string {
 	return validation.Clip(data.UserID, 256)
 }
 
-// reject keeps a refused delivery for admins to inspect and returns the *Rejection to answer
-// with. Storing is rate-limited per client and globally; past the limits the delivery is still
-// refused, only not kept.
+// rejectedHeaderMax bounds each header kept with a refused delivery.
+const rejectedHeaderMax = 256
+
+// reject keeps a refused delivery for admins to inspect, and returns the *Rejection to answer
+// with. What is kept is bounded (the first db.MaxRejectedBody bytes of the body, each header cut
+// to rejectedHeaderMax) and stored only within the per-client and global limits, the budgets of
+// unauthenticated input, and above the soft disk watermark; past them the delivery is still
+// refused, only not kept, and counted instead (Kept is false).
 func (s *Service) reject(ctx context.Context, d Delivery, reason, detail string, skew int64, msg string) error {
 	rej := &Rejection{Reason: reason, Message: msg}
 	client := s.clientID(d.Client)
-	// A sender that has passed verification before is Tensfer: its refusals are the signal the
-	// rejected-webhooks guardrail reads, so a flood of forgeries must not crowd them out.
-	if !s.knownSender(client) {
-		if ok, _ := s.rejectLimit.Allow(d.Client); !ok {
-			return rej
-		}
-		if ok, _ := s.rejectGlobal.Allow(""); !ok {
-			return rej
-		}
-	}
 	if skew != 0 {
 		detail = fmt.Sprintf("%s (skew %ds)", detail, skew)
 	}
-	_, err := s.db.InsertRejected(ctx, db.RejectedDelivery{Env: d.Env, Reason: reason, Detail: detail, Headers: HeaderMap(d.Header),
-		Body: d.Body, BodySize: int64(len(d.Body)), IP: d.IP, RequestID: d.RequestID, Client: client})
-	if err != nil {
-		s.log.Error("store rejected delivery", "request_id", d.RequestID, "error", err)
+	r := db.RejectedDelivery{Env: d.Env, Reason: reason, Detail: validation.Clip(detail, 512), Headers: headerMap(d.Header, keptHeaders, rejectedHeaderMax),
+		Body: d.Body[:min(len(d.Body), db.MaxRejectedBody)], BodySize: int64(len(d.Body)), IP: d.IP, RequestID: d.RequestID, Client: client}
+	if err := s.mayKeepRejected(d, client, storedCost(len(r.Body), r.Headers, len(r.Detail))); err != nil {
+		return rej
 	}
+	if _, err := s.db.InsertRejected(ctx, r); err != nil {
+		if err = s.storageFailed(d.Env, InputRefused, err); !isRefusal(err) {
+			s.log.Error("store rejected delivery", "request_id", d.RequestID, "error", err)
+		}
+		return rej
+	}
+	s.disk.WriteSucceeded()
+	rej.Kept = true
 	return rej
+}
+
+// mayKeepRejected decides whether a refused delivery of cost bytes may be kept, and counts it
+// when not. Nothing is kept below the soft disk watermark. A sender that has passed
+// verification before is Tensfer: its refusals are the signal the rejected-webhooks guardrail
+// reads, so a flood of forgeries must not crowd them out, and the limits do not apply to it.
+func (s *Service) mayKeepRejected(d Delivery, client string, cost int) error {
+	if err := s.checkDisk(d.Env, InputRefused, false); err != nil {
+		return err
+	}
+	if s.knownSender(client) {
+		return nil
+	}
+	if ok, _ := s.rejectLimit.Allow(d.Client); !ok {
+		return s.Refuse(d.Env, InputRefused, RefusedRateLimited, "", 0)
+	}
+	if ok, _ := s.rejectGlobal.Allow(""); !ok {
+		return s.Refuse(d.Env, InputRefused, RefusedQuota, "", 0)
+	}
+	return s.takeBudget(d.Env, InputRefused, cost)
+}
+
+// isRefusal reports whether err is a *Refusal.
+func isRefusal(err error) bool {
+	var r *Refusal
+	return errors.As(err, &r)
 }
 
 // clientID is the keyed fingerprint of a sender's rate-limit key (its IP, or IPv6 /64) stored with

@@ -1,5 +1,6 @@
 // Package ratelimit bounds how often something may happen: token buckets per client (login
-// attempts, public ingest, storing refused deliveries) and "at most once per interval" per key
+// attempts, public ingest, storing refused deliveries), byte-and-row budgets per key and in all
+// (Quotas: how much unauthenticated input is stored), and "at most once per interval" per key
 // (recording that a token, session or secret was used, without a write per request).
 package ratelimit
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
@@ -82,6 +83,9 @@ func newTestApp(t testing.TB, opts ...func(*Config)) *testApp {
 	cfg := Config{PublicURL: pub, Version: "test", PasswordParams: auth.TestParams}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.Disk.Space == nil { // the host's free space must not decide a test: plenty, unless a test says otherwise
+		cfg.Disk.Space = func(string) (diskguard.Space, error) { return diskguard.Space{Free: 1 << 40, Total: 2 << 40}, nil }
 	}
 	srv, err := New(cfg, d, box, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	if err != nil {

@@ -56,8 +56,9 @@ func (s *Server) preflightCallback(w http.ResponseWriter, r *http.Request) error
 }
 
 // receiveCallback is POST /callbacks/{env}: a JSON beacon from the integrator's front end.
-// CORS only for the environment's allowed origins; rate-limited per client; deduplicated by
-// event_id when given.
+// CORS only for the environment's allowed origins; rate-limited per client; stored in its
+// documented shape within the budgets of unauthenticated input and the disk watermark;
+// deduplicated by event_id when given. Refusals are counted, not logged one by one.
 func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
 	env, err := s.callbackOrigin(w, r)
 	if err != nil {
@@ -65,13 +66,12 @@ func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
 	}
 	if ok, wait := s.callbackLimit.Allow(s.clientKey(r)); !ok {
 		secs := int(math.Ceil(wait.Seconds()))
-		w.Header().Set("Retry-After", fmt.Sprint(secs))
-		return &httpError{status: http.StatusTooManyRequests, code: "rate_limited", msg: fmt.Sprintf("too many callbacks from your address; retry in %d seconds", secs)}
+		return s.events.Refuse(env, events.InputCallback, events.RefusedRateLimited, fmt.Sprintf("too many callbacks from your address; retry in %d seconds", secs), wait)
 	}
 	body, err := readBody(w, r, events.MaxCallbackBytes)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return &httpError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", msg: fmt.Sprintf("callback body is larger than the %d byte limit", events.MaxCallbackBytes)}
+		return s.events.Refuse(env, events.InputCallback, events.RefusedTooLarge, fmt.Sprintf("callback body is larger than the %d byte limit", events.MaxCallbackBytes), 0)
 	}
 	if err != nil {
 		return errBadRequest("cannot read the request body: %v", err)
@@ -91,16 +91,18 @@ func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
 // It records the query as a callback event, then sends the browser to the environment's
 // configured app URL with the same query. It never redirects to a URL taken from the request.
 // Recording is best-effort here: the end user is always sent back to the app, even when the
-// query does not parse, the client is rate-limited or storing fails (each is logged).
+// client is rate-limited, the visit is over the budgets or the disk watermark (each counted), or
+// storing fails otherwise (logged).
 func (s *Server) returnCallback(w http.ResponseWriter, r *http.Request) error {
 	env, err := callbackEnv(r)
 	if err != nil {
 		return err
 	}
 	q := r.URL.Query()
-	if ok, _ := s.callbackLimit.Allow(s.clientKey(r)); !ok {
-		s.log.Warn("return callback not recorded: rate limited", "request_id", requestIDFrom(r.Context()), "env", env)
-	} else if err := s.events.RecordReturn(r.Context(), env, q, r.Header, s.clientKey(r)); err != nil {
+	var refusal *events.Refusal
+	if ok, wait := s.callbackLimit.Allow(s.clientKey(r)); !ok {
+		s.events.Refuse(env, events.InputReturn, events.RefusedRateLimited, "", wait)
+	} else if err := s.events.RecordReturn(r.Context(), env, q, r.Header, s.clientKey(r)); err != nil && !errors.As(err, &refusal) {
 		s.log.Warn("return callback not recorded", "request_id", requestIDFrom(r.Context()), "env", env, "error", err)
 	}
 	e, err := s.db.EnvironmentByName(r.Context(), env)

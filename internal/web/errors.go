@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
@@ -72,8 +75,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var mbe *http.MaxBytesError
 	var problem validation.Problem
 	var fields validation.Errors
+	var refusal *events.Refusal
 	switch {
 	case errors.As(err, &he):
+	case errors.As(err, &refusal):
+		he = refusalError(w, r, refusal)
 	case errors.As(err, &problem):
 		he = &httpError{status: http.StatusBadRequest, code: "bad_request", msg: string(problem)}
 	case errors.As(err, &fields):
@@ -86,7 +92,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		he = &httpError{status: http.StatusInternalServerError, code: "internal", msg: "something went wrong on our side; quote the request id when you report it"}
 	}
 	level := slog.LevelInfo
-	if he.status >= 500 {
+	switch {
+	case infoFrom(r.Context()).counted:
+		level = slog.LevelDebug
+	case he.status >= 500:
 		level = slog.LevelError
 	}
 	s.log.LogAttrs(r.Context(), level, "request failed",
@@ -109,6 +118,27 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		vm.Layout = s.layout(r, u, "", http.StatusText(he.status))
 	}
 	templates.ErrorPage(vm).Render(r.Context(), w)
+}
+
+// refusalError answers input the event pipeline refused and counted: 400 or 413 for its shape,
+// 429 over a limit or budget, 503 for want of disk, with Retry-After when there is one. It marks
+// the request as counted, so that neither this answer nor the access log writes a line for it.
+func refusalError(w http.ResponseWriter, r *http.Request, ref *events.Refusal) *httpError {
+	infoFrom(r.Context()).counted = true
+	if ref.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(ref.RetryAfter.Seconds())))))
+	}
+	switch ref.Reason {
+	case events.RefusedShape:
+		return &httpError{status: http.StatusBadRequest, code: "bad_request", msg: ref.Message}
+	case events.RefusedTooLarge:
+		return &httpError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", msg: ref.Message}
+	case events.RefusedRateLimited:
+		return &httpError{status: http.StatusTooManyRequests, code: "rate_limited", msg: ref.Message}
+	case events.RefusedQuota:
+		return &httpError{status: http.StatusTooManyRequests, code: "quota_exceeded", msg: ref.Message}
+	}
+	return &httpError{status: http.StatusServiceUnavailable, code: "storage_unavailable", msg: ref.Message}
 }
 
 type apiError struct {

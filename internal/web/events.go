@@ -315,7 +315,7 @@ func (s *Server) listRejected(w http.ResponseWriter, r *http.Request) error {
 	vm := templates.RejectedVM{Layout: s.page(w, r, "events", "Rejected deliveries")}
 	for _, d := range rows {
 		vm.Rows = append(vm.Rows, templates.RejectedRow{ID: d.ID, Env: d.Env, ReceivedAt: d.ReceivedAt, Reason: d.Reason, Detail: d.Detail, IP: d.IP,
-			RequestID: d.RequestID, BodySize: d.BodySize, Body: prettyJSON(d.Body), Headers: sortedHeaders(d.Headers)})
+			RequestID: d.RequestID, BodySize: d.BodySize, KeptBytes: len(d.Body), Body: prettyJSON(d.Body), Headers: sortedHeaders(d.Headers)})
 	}
 	if next > 0 {
 		vm.NextURL = "/events/rejected?cursor=" + strconv.FormatInt(next, 10)

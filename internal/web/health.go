@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 )
 
@@ -13,27 +14,53 @@ func (s *Server) showHealth(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
 }
 
-// showReady answers 200 only when the database answers and the master key opens the check value
-// stored with the database (readiness): a wrong master key or a broken disk makes it 503.
+// readiness is the answer of /readyz.
+type readiness struct {
+	// Status is ready (200), degraded (200: serving, but below the soft disk watermark, so
+	// unauthenticated input is refused), or not_ready (503).
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+	// RefusedLastHour counts, by reason, the input refused and not stored in the last hour.
+	RefusedLastHour map[string]int64 `json:"refused_last_hour"`
+}
+
+// showReady answers 200 only when the database answers, the master key opens the check value
+// stored with the database, the disk is above its hard watermark and no recent write failed for
+// want of storage (readiness); below the soft watermark it is still 200, with status "degraded".
 func (s *Server) showReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"database": "ok", "master_key": "ok"}
-	status := http.StatusOK
-	// The answer says which check failed, not why: /readyz is public. The log has the cause.
+	ans := readiness{Checks: map[string]string{"database": "ok", "master_key": "ok", "disk": "ok", "writes": "ok"}, RefusedLastHour: map[string]int64{}}
+	ready := true
+	// The answer says which check failed, not why: /readyz is public. The log and the Overview
+	// have the cause.
 	if err := s.db.Ping(ctx); err != nil {
-		checks["database"] = "failed"
-		status = http.StatusServiceUnavailable
+		ans.Checks["database"] = "failed"
+		ready = false
 		s.log.Error("readyz: database", "error", err)
 	}
 	if err := secrets.CheckMasterKey(ctx, s.db, s.box); err != nil {
-		checks["master_key"] = "failed"
-		status = http.StatusServiceUnavailable
+		ans.Checks["master_key"] = "failed"
+		ready = false
 		s.log.Error("readyz: master key", "error", err)
 	}
-	state := "ready"
-	if status != http.StatusOK {
-		state = "not_ready"
+	health := s.events.Health()
+	ans.Checks["disk"] = health.Disk.Level.String()
+	if health.Disk.Failing() {
+		ans.Checks["writes"] = "failing"
+		ready = false
 	}
-	return writeJSON(w, status, map[string]any{"status": state, "checks": checks})
+	for _, c := range health.Refusals {
+		ans.RefusedLastHour[c.Reason] += c.LastHour
+	}
+	status := http.StatusOK
+	switch {
+	case !ready || health.Disk.Level == diskguard.Critical:
+		ans.Status, status = "not_ready", http.StatusServiceUnavailable
+	case health.Disk.Level == diskguard.Low:
+		ans.Status = "degraded"
+	default:
+		ans.Status = "ready"
+	}
+	return writeJSON(w, status, ans)
 }

@@ -21,7 +21,8 @@ type ingestAnswer struct {
 // receiveWebhook is POST /hooks/{env}: the raw delivery goes to the event pipeline, which
 // verifies it and answers only after the event is committed; a repeated webhook-id is 200 and
 // stores nothing new. A refusal is answered with its status (401 signature, 400 malformed, 404
-// environment, 413 size).
+// environment, 413 size); a verified webhook that cannot be stored for want of disk is 503 with
+// Retry-After, so that Tensfer delivers it again.
 func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) error {
 	body, err := readBody(w, r, events.MaxWebhookBytes)
 	var mbe *http.MaxBytesError
@@ -31,7 +32,7 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := s.events.ReceiveWebhook(r.Context(), s.delivery(r, chi.URLParam(r, "env"), body, tooLarge))
 	if err != nil {
-		return rejectionError(err)
+		return rejectionError(r, err)
 	}
 	return writeIngestAnswer(w, http.StatusOK, res, requestIDFrom(r.Context()))
 }
@@ -42,11 +43,16 @@ func (s *Server) delivery(r *http.Request, env string, body []byte, tooLarge boo
 		Client: s.clientKey(r), IP: s.clientIP(r), RequestID: requestIDFrom(r.Context())}
 }
 
-// rejectionError maps a refused delivery to its HTTP answer; other errors pass through.
-func rejectionError(err error) error {
+// rejectionError maps a refused delivery to its HTTP answer; other errors pass through. A
+// delivery that was not kept (over the limits, budgets or disk watermark for refused deliveries)
+// was counted instead, and is not logged one by one.
+func rejectionError(r *http.Request, err error) error {
 	var rej *events.Rejection
 	if !errors.As(err, &rej) {
 		return err
+	}
+	if !rej.Kept {
+		infoFrom(r.Context()).counted = true
 	}
 	switch rej.Reason {
 	case db.RejectBodyTooLarge:

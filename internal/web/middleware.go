@@ -63,6 +63,7 @@ type requestInfo struct {
 	id      string
 	kind    requestKind
 	quiet   bool          // a hot read: logged at debug when it succeeds
+	counted bool          // public input refused and counted instead of stored: logged at debug, whatever the status
 	rawBody io.ReadCloser // the body before limitBody, for the few routes that take large uploads
 	secure  bool          // the public URL is https: every cookie is Secure
 }
@@ -139,7 +140,10 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // accessLog writes one line per request. It logs the path without the query string, which may
 // carry one-time links or filters with personal data. Accepted public ingest (webhooks,
 // callbacks, API-call reports) is logged at debug: each is stored as an event already, and at
-// thousands a second the duplicate line costs throughput; refusals and everything else are info.
+// thousands a second the duplicate line costs throughput. So is public input refused and counted
+// rather than stored (a flood must not fill the log; the counts are on the Overview and
+// /readyz, and the event pipeline logs a summary at most once a minute). Other refusals and
+// everything else are info.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -149,7 +153,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			sw.status = http.StatusOK
 		}
 		level := slog.LevelInfo
-		if info := infoFrom(r.Context()); sw.status < 400 && (info.kind == kindIngest || info.quiet) {
+		if info := infoFrom(r.Context()); info.counted || sw.status < 400 && (info.kind == kindIngest || info.quiet) {
 			level = slog.LevelDebug
 		}
 		if !s.log.Enabled(r.Context(), level) {

@@ -1,11 +1,16 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/environment"
+	"github.com/tensfer-golive/dashboard/internal/events"
+	"github.com/tensfer-golive/dashboard/internal/ratelimit"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
@@ -82,5 +87,34 @@ func (s *Server) showOverview(w http.ResponseWriter, r *http.Request) error {
 		}
 		vm.Recent = auditRows(entries)
 	}
+	vm.Ingest = ingestPanel(s.events.Health())
 	return render(w, r, http.StatusOK, templates.OverviewPage(vm))
+}
+
+// ingestPanel maps the state of ingest to the Overview's panel.
+func ingestPanel(h events.IngestHealth) templates.IngestPanel {
+	perKey, global := h.Budget.Limits()
+	rate := func(l ratelimit.Limits) string {
+		return fmt.Sprintf("%s and %s rows a second", diskguard.FormatBytes(uint64(l.Bytes.PerSecond)), strconv.FormatFloat(l.Rows.PerSecond, 'f', -1, 64))
+	}
+	mark := func(n uint64) string {
+		if n == 0 {
+			return "0B (off)"
+		}
+		return diskguard.FormatBytes(n)
+	}
+	p := templates.IngestPanel{Budget: rate(global) + " in all", PerSource: rate(perKey), DiskLevel: h.Disk.Level.String(),
+		SoftMark: mark(h.Disk.Soft), HardMark: mark(h.Disk.Hard), WriteFailure: h.Disk.WriteFailure}
+	switch {
+	case h.Disk.ReadError != "":
+		p.DiskFree = "unknown: " + h.Disk.ReadError
+	case h.Disk.Space.Total == 0:
+		p.DiskFree = "unknown"
+	default:
+		p.DiskFree = diskguard.FormatBytes(h.Disk.Space.Free) + " of " + diskguard.FormatBytes(h.Disk.Space.Total)
+	}
+	for _, c := range h.Refusals {
+		p.Refusals = append(p.Refusals, templates.RefusalRow{Env: c.Env, Input: events.InputLabel(c.Input), Reason: events.ReasonLabel(c.Reason), Count: c.LastHour})
+	}
+	return p
 }

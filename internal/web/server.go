@@ -8,11 +8,13 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/launch"
@@ -37,6 +39,12 @@ type Config struct {
 	StreamRecheck        time.Duration  // how soon a revoked session or a disabled user loses its live stream (default 5s)
 	RetentionDays        int            // events older than this are purged (default 30)
 	MaxBodyBytes         int64          // default request body limit
+	// PublicBudget bounds the unauthenticated input stored (callbacks, return visits, refused
+	// deliveries): bytes and rows a second, all together (default events.DefaultPublicBudget).
+	PublicBudget events.PublicBudget
+	// Disk sets the disk watermarks (zero: diskguard's defaults); its Dir (the database's
+	// directory) and Now (the server's clock) are filled in. Tests inject Space.
+	Disk diskguard.Config
 	// AllowLoopbackURLs accepts http://localhost URLs in production and lets the Tensfer client
 	// reach loopback addresses (demo mode with the built-in simulator, and tests).
 	AllowLoopbackURLs bool
@@ -117,11 +125,13 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	// Outbound calls go to user-configured URLs (Tensfer base URLs, replay targets).
 	safeHTTP := safehttp.NewClient(safehttp.Options{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
 	userAgent := "tensfer-golive-dashboard/" + cfg.Version
+	cfg.Disk.Dir, cfg.Disk.Now = filepath.Dir(d.Path), s.clock
 	var err error
 	s.events, err = events.New(context.Background(), events.Config{
 		DB: d, Box: box, Log: log, Now: s.clock, Demo: cfg.Demo, Render: s.renderFeedRow,
 		HTTPClient: safeHTTP, UserAgent: userAgent, RetentionDays: cfg.RetentionDays,
 		FeedBuffer: cfg.FeedBuffer, FeedSubscriberBuffer: cfg.FeedSubscriberBuffer,
+		PublicBudget: cfg.PublicBudget, Disk: diskguard.New(cfg.Disk),
 	})
 	if err != nil {
 		return nil, err

@@ -31,7 +31,7 @@ func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request) error {
 	a.Target = "environment:" + env
 	status := http.StatusOK
 	if res.Refused != nil {
-		status = rejectionError(res.Refused).(*httpError).status
+		status = rejectionError(r, res.Refused).(*httpError).status
 	}
 	a.After = map[string]any{"status": status, "request_id": res.RequestID}
 	if err := s.db.InsertAudit(r.Context(), a); err != nil {
