@@ -271,6 +271,35 @@ func TestLoginSecondStep(t *testing.T) {
 	}
 }
 
+// TestLoginStepCookie: the password step sets only the second step's cookie (no session), short
+// lived, HttpOnly, SameSite=Strict, and Secure with the __Host- prefix under an https public URL.
+func TestLoginStepCookie(t *testing.T) {
+	for _, secure := range []bool{false, true} {
+		app := newTestApp(t, func(c *Config) {
+			if secure {
+				c.PublicURL = mustURL("https://dash.example.com")
+			}
+		})
+		clock := app.totpClock()
+		ctx := context.Background()
+		u := app.addUser("step@example.com", db.RoleViewer)
+		e, err := app.srv.twoFactor.BeginEnrolment(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := app.srv.twoFactor.ConfirmEnrolment(ctx, u, totpCode(t, e.Secret, clock.now()), db.Audit{Actor: "test", Action: "auth.totp_enabled"}); err != nil {
+			t.Fatal(err)
+		}
+		res := loginPassword(app.client(), u.Email, "/")
+		cookies := res.Cookies()
+		want := map[bool]string{false: "tfd_login_step", true: "__Host-tfd_login_step"}[secure]
+		if len(cookies) != 1 || cookies[0].Name != want || cookies[0].Secure != secure || !cookies[0].HttpOnly ||
+			cookies[0].SameSite != http.SameSiteStrictMode || cookies[0].MaxAge != int(accounts.LoginStepTTL.Seconds()) || cookies[0].Path != "/" {
+			t.Errorf("secure %v: cookies %+v", secure, cookies)
+		}
+	}
+}
+
 // TestLoginSecondStepIsRateLimited: codes come out of the same per-address budget as passwords.
 func TestLoginSecondStepIsRateLimited(t *testing.T) {
 	app := newTestApp(t, func(c *Config) { c.LoginRate = RateLimit{Burst: 3, Every: time.Hour} })
