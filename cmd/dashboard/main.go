@@ -43,6 +43,8 @@ const usage = `usage:
   dashboard [serve] [flags]                        serve the dashboard (default)
   dashboard user add --email E --role admin|operator|viewer [--name N]
                                                    add a user; the password is read from stdin
+  dashboard user reset-2fa --email E               remove a user's two-factor (a lost phone) and
+                                                   end their sessions
   dashboard token create --name N --scopes a,b     create an API token; prints it once
   dashboard backup --out FILE                      write a consistent copy of the database
   dashboard audit verify                           check that no audit row was changed or removed
@@ -63,6 +65,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "serve":
 		return serve(ctx, args, stdout, stderr, getenv)
 	case "user":
+		if len(args) > 0 && args[0] == "reset-2fa" {
+			return userResetTwoFactor(ctx, args[1:], stdout, stderr, getenv)
+		}
 		if len(args) == 0 || args[0] != "add" {
 			return usageError{"usage: dashboard user add --email E --role admin|operator|viewer (password on stdin)"}
 		}

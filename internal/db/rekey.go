@@ -7,8 +7,8 @@ import (
 
 // SealedRow is one value sealed with the master key, as RekeyAll hands it out.
 type SealedRow struct {
-	Table  string // env_keys | webhook_secrets | meta
-	ID     string
+	Table  string // env_keys | webhook_secrets | user_totp | meta
+	ID     string // the row's id (the user id for user_totp)
 	Env    string
 	Field  string // key kind for env_keys
 	Sealed string
@@ -48,6 +48,9 @@ func (d *DB) RekeyAll(ctx context.Context, fn func(SealedRow) (Resealed, error),
 		if err := collect("SELECT id, env, '', sealed FROM webhook_secrets", "webhook_secrets"); err != nil {
 			return err
 		}
+		if err := collect("SELECT CAST(user_id AS TEXT), '', '', sealed FROM user_totp", "user_totp"); err != nil {
+			return err
+		}
 		if err := collect("SELECT key, '', '', value FROM meta WHERE key = 'master_key_check'", "meta"); err != nil {
 			return err
 		}
@@ -61,6 +64,8 @@ func (d *DB) RekeyAll(ctx context.Context, fn func(SealedRow) (Resealed, error),
 				_, err = tx.ExecContext(ctx, "UPDATE env_keys SET sealed = ?, fingerprint = ? WHERE id = ?", out.Sealed, out.Fingerprint, r.ID)
 			case "webhook_secrets":
 				_, err = tx.ExecContext(ctx, "UPDATE webhook_secrets SET sealed = ?, fingerprint = ? WHERE id = ?", out.Sealed, out.Fingerprint, r.ID)
+			case "user_totp":
+				_, err = tx.ExecContext(ctx, "UPDATE user_totp SET sealed = ? WHERE user_id = ?", out.Sealed, r.ID)
 			case "meta":
 				_, err = tx.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ?", out.Sealed, r.ID)
 			}

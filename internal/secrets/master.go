@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
@@ -37,9 +38,9 @@ func CheckMasterKey(ctx context.Context, d *db.DB, box *Box) error {
 	return nil
 }
 
-// RotateMasterKey re-encrypts every stored secret from oldBox's key to newBox's, and recomputes
-// fingerprints (they are keyed by the master key), in one transaction. It returns how many values
-// moved; on error nothing changed.
+// RotateMasterKey re-encrypts every stored secret (API keys, webhook signing secrets, TOTP seeds,
+// the check value) from oldBox's key to newBox's, and recomputes fingerprints (they are keyed by
+// the master key), in one transaction. It returns how many values moved; on error nothing changed.
 func RotateMasterKey(ctx context.Context, d *db.DB, oldBox, newBox *Box, a db.Audit) (int, error) {
 	a.Target = "master_key:" + newBox.KeyID()
 	a.Before = map[string]any{"master_key": oldBox.KeyID()}
@@ -50,6 +51,12 @@ func RotateMasterKey(ctx context.Context, d *db.DB, oldBox, newBox *Box, a db.Au
 			sealCtx = EnvKeyContext(r.Env, r.Field)
 		case "webhook_secrets":
 			sealCtx = WebhookSecretContext(r.Env, r.ID)
+		case "user_totp":
+			id, err := strconv.ParseInt(r.ID, 10, 64)
+			if err != nil {
+				return db.Resealed{}, err
+			}
+			sealCtx = TOTPSeedContext(id)
 		case "meta":
 			sealCtx = checkContext
 		default:
@@ -71,7 +78,7 @@ func RotateMasterKey(ctx context.Context, d *db.DB, oldBox, newBox *Box, a db.Au
 			return db.Resealed{}, err
 		}
 		out := db.Resealed{Sealed: sealed}
-		if r.Table != "meta" {
+		if r.Table == "env_keys" || r.Table == "webhook_secrets" {
 			out.Fingerprint = newBox.Fingerprint(fpInput)
 		}
 		return out, nil

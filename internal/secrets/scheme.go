@@ -1,5 +1,7 @@
 package secrets
 
+import "strconv"
+
 // The sealing scheme: every sealed value in the database is bound to the place it is stored, so
 // a ciphertext copied to another row, environment or field does not open. These are the only
 // context strings in use; every caller builds them here.
@@ -10,6 +12,12 @@ func EnvKeyContext(env, kind string) string { return "env/" + env + "/" + kind }
 
 // WebhookSecretContext is the context of one webhook signing secret of env.
 func WebhookSecretContext(env, id string) string { return "env/" + env + "/webhook_secret/" + id }
+
+// TOTPSeedContext is the context of a user's TOTP seed (the second factor's shared secret), pending
+// or enabled.
+func TOTPSeedContext(userID int64) string {
+	return "user/" + strconv.FormatInt(userID, 10) + "/totp_seed"
+}
 
 // checkContext is the context of the master-key check value in the meta table.
 const checkContext = "meta/master_key_check"

@@ -64,6 +64,9 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if asked, err := s.askSecondFactor(w, r, u, vm.Next); asked {
+		return err
+	}
 	if err := s.startSession(w, r, u); err != nil {
 		return err
 	}

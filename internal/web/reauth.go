@@ -15,8 +15,9 @@ import (
 var reauthRate = ratelimit.Rate{Burst: 5, Every: time.Minute}
 
 // reauth checks the signed-in user's password again before a sensitive action (what names it in
-// the audit log). It answers "" when the password is right, else what to tell the person; every
-// failure, a wrong password or too many attempts, is audited.
+// the audit log), and for a user with two-factor on a current code too (form field "code"). It
+// answers "" when both are right, else what to tell the person; every failure, a wrong password,
+// a wrong code or too many attempts, is audited.
 func (s *Server) reauth(r *http.Request, what string) string {
 	if msg := s.reauthAllowed(r, what); msg != "" {
 		return msg
@@ -26,7 +27,7 @@ func (s *Server) reauth(r *http.Request, what string) string {
 		s.reauthFailed(r, what, "wrong_password")
 		return "your password was incorrect"
 	}
-	return ""
+	return s.reauthCode(r, what)
 }
 
 // reauthAllowed takes one attempt from the user's re-check budget; when none is left it audits

@@ -47,9 +47,21 @@ func (s *Server) routes() chi.Router {
 		r.Get("/setup", s.h(s.showSetup))
 		r.Post("/setup", s.h(s.completeSetup))
 		r.Post("/logout", s.h(s.deleteSession))
+		r.Get("/login/two-factor", s.h(s.showLoginCode))
+		r.Post("/login/two-factor", s.h(s.verifyLoginCode))
 
+		// Two-factor set-up stays open to a user whom an admin requires to set it up; every other
+		// page sends them here first.
 		r.Group(func(r chi.Router) {
-			r.Use(s.requireRole(db.RoleViewer))
+			r.Use(s.requireRole(db.RoleViewer), s.requireTwoFactor(false))
+			r.Get("/settings/account/two-factor", s.h(s.showTwoFactor))
+			r.Post("/settings/account/two-factor/setup", s.h(s.beginTwoFactor))
+			r.Post("/settings/account/two-factor/confirm", s.h(s.confirmTwoFactor))
+			r.Post("/settings/account/two-factor/recovery-codes", s.h(s.regenerateRecoveryCodes))
+			r.Post("/settings/account/two-factor/disable", s.h(s.disableTwoFactor))
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireRole(db.RoleViewer), s.requireTwoFactor(true))
 			r.Get("/", s.h(s.showOverview))
 			r.Get("/environments", s.h(s.showEnvironments))
 			r.Get("/go-live", s.h(s.showGoLive))
@@ -65,7 +77,7 @@ func (s *Server) routes() chi.Router {
 			r.Post("/settings/account/password", s.h(s.updateOwnPassword))
 		})
 		r.Group(func(r chi.Router) {
-			r.Use(s.requireRole(db.RoleOperator))
+			r.Use(s.requireRole(db.RoleOperator), s.requireTwoFactor(true))
 			r.Get("/audit", s.h(s.listAudit))
 			r.Post("/environments/{env}/verify", s.h(s.verifyEnvironment))
 			r.Post("/environments/{env}/test-event", s.h(s.sendTestEvent))
@@ -76,7 +88,7 @@ func (s *Server) routes() chi.Router {
 			r.Post("/rollout/actions/{action}", s.h(s.actRollout))
 		})
 		r.Group(func(r chi.Router) {
-			r.Use(s.requireRole(db.RoleAdmin))
+			r.Use(s.requireRole(db.RoleAdmin), s.requireTwoFactor(true))
 			r.Get("/settings/users", s.h(s.listUsers))
 			r.Post("/settings/users", s.h(s.createUser))
 			r.Post("/settings/users/{id}/role", s.h(s.updateUserRole))
@@ -84,6 +96,8 @@ func (s *Server) routes() chi.Router {
 			r.Post("/settings/users/{id}/enable", s.h(s.enableUser))
 			r.Post("/settings/users/{id}/password", s.h(s.resetUserPassword))
 			r.Post("/settings/users/{id}/sign-out", s.h(s.signOutUser))
+			r.Post("/settings/users/{id}/two-factor/reset", s.h(s.resetUserTwoFactor))
+			r.Post("/settings/users/two-factor", s.h(s.updateTwoFactorRequirement))
 			r.Get("/settings/tokens", s.h(s.listTokens))
 			r.Post("/settings/tokens", s.h(s.createToken))
 			r.Post("/settings/tokens/{id}/revoke", s.h(s.revokeToken))

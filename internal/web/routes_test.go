@@ -105,6 +105,17 @@ var routeAccess = map[string]string{
 	"PUT /api/v1/rollout/cohorts/{id}/members":               "scope:" + auth.ScopeAdmin,
 	"POST /ofrep/v1/evaluate/flags":                          "scope:" + auth.ScopeRolloutDecide,
 	"POST /ofrep/v1/evaluate/flags/{key}":                    "scope:" + auth.ScopeRolloutDecide,
+
+	// Two-factor: the login's second step, the user's own set-up, an admin's reset and requirement.
+	"GET /login/two-factor":                            "public",
+	"POST /login/two-factor":                           "public",
+	"GET /settings/account/two-factor":                 "viewer",
+	"POST /settings/account/two-factor/setup":          "viewer",
+	"POST /settings/account/two-factor/confirm":        "viewer",
+	"POST /settings/account/two-factor/recovery-codes": "viewer",
+	"POST /settings/account/two-factor/disable":        "viewer",
+	"POST /settings/users/{id}/two-factor/reset":       "admin",
+	"POST /settings/users/two-factor":                  "admin",
 }
 
 func registeredRoutes(t *testing.T, s *Server) []string {
@@ -198,10 +209,10 @@ func TestRouteAccessByRole(t *testing.T) {
 			}
 			switch {
 			case rule == "public":
-				// POST /login answers 401 to the empty credentials it is sent here; that is its
-				// verdict on the password, not an access rule.
+				// POST /login (and its second step) answers 401 to the empty credentials it is sent
+				// here; that is its verdict on the password, not an access rule.
 				res := send(app.client())
-				if res.StatusCode == http.StatusForbidden || res.StatusCode == http.StatusUnauthorized && route != "POST /login" {
+				if res.StatusCode == http.StatusForbidden || res.StatusCode == http.StatusUnauthorized && !strings.HasPrefix(route, "POST /login") {
 					t.Errorf("public route refused an anonymous client: %d", res.StatusCode)
 				}
 			case rule == "ingest":

@@ -69,6 +69,7 @@ type Server struct {
 
 	router        http.Handler
 	accounts      *accounts.Service    // users, passwords, tokens
+	twoFactor     *accounts.TwoFactor  // TOTP enrolment, codes, recovery codes, the login's second step
 	events        *events.Service      // ingest, live feed, lookup, replay, signals
 	envs          *environment.Service // keys, URLs, secrets, verification, checklist
 	rollout       *launch.Service      // the production rollout: decisions, plan, cohorts, guardrails
@@ -122,6 +123,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)
 	s.accounts = accounts.New(accounts.Config{DB: d, Params: cfg.PasswordParams, Lockout: cfg.LoginLockout, Now: s.clock,
 		DeviceKey: box.DeriveKey("known-device cookie")})
+	s.twoFactor = accounts.NewTwoFactor(accounts.TwoFactorConfig{DB: d, Box: box, Now: s.clock, Issuer: "Tensfer go-live (" + cfg.PublicURL.Hostname() + ")"})
 	// Outbound calls go to user-configured URLs (Tensfer base URLs, replay targets).
 	safeHTTP := safehttp.NewClient(safehttp.Options{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
 	userAgent := "tensfer-golive-dashboard/" + cfg.Version

@@ -21,9 +21,19 @@ func (s *Server) usersVM(w http.ResponseWriter, r *http.Request) (templates.User
 	}
 	vm := templates.UsersVM{Layout: s.page(w, r, "settings", "Users"), Tabs: settingsTabs(me.Role), Roles: roleNames(),
 		Role: string(db.RoleViewer), Errors: templates.FieldErrors{}, PasswordMinLen: auth.MinPasswordLen}
+	withTwoFactor, err := s.db.TwoFactorUsers(r.Context())
+	if err != nil {
+		return templates.UsersVM{}, err
+	}
+	if _, vm.TwoFactorRequired, err = s.twoFactor.State(r.Context(), me.ID); err != nil {
+		return templates.UsersVM{}, err
+	}
 	for _, u := range users {
 		vm.Users = append(vm.Users, templates.UserRow{ID: u.ID, Email: u.Email, Name: u.Name, Role: string(u.Role),
-			Disabled: u.Disabled(), CreatedAt: u.CreatedAt, LastLogin: u.LastLoginAt, IsSelf: u.ID == me.ID})
+			Disabled: u.Disabled(), CreatedAt: u.CreatedAt, LastLogin: u.LastLoginAt, IsSelf: u.ID == me.ID, TwoFactor: withTwoFactor[u.ID]})
+		if !u.Disabled() && !withTwoFactor[u.ID] {
+			vm.WithoutTwoFactor++
+		}
 	}
 	return vm, nil
 }
