@@ -5,6 +5,7 @@
 //	dashboard user add --email E --role R  add a user (password on stdin)
 //	dashboard token create --name N --scopes a,b
 //	dashboard backup --out FILE
+//	dashboard restore --from FILE [--master-key-file F]
 //	dashboard rotate-master-key [--new-key-file F]
 //	dashboard version
 package main
@@ -45,6 +46,9 @@ const usage = `usage:
                                                    add a user; the password is read from stdin
   dashboard token create --name N --scopes a,b     create an API token; prints it once
   dashboard backup --out FILE                      write a consistent copy of the database
+  dashboard restore --from FILE [--master-key-file F]
+                                                   replace the database with a checked backup
+                                                   (run with the dashboard stopped)
   dashboard audit verify                           check that no audit row was changed or removed
   dashboard rotate-master-key [--new-key-file F]   re-encrypt every secret under a new master key
                                                    (run with the dashboard stopped)
@@ -76,6 +80,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return rotateMasterKey(ctx, args, stdout, stderr, getenv)
 	case "backup":
 		return backup(ctx, args, stdout, stderr, getenv)
+	case "restore":
+		return restore(ctx, args, stdout, stderr, getenv)
 	case "audit":
 		if len(args) == 0 || args[0] != "verify" {
 			return usageError{"usage: dashboard audit verify [--data DIR]"}

@@ -91,7 +91,7 @@ func rotateMasterKey(ctx context.Context, args []string, stdout, stderr io.Write
 		if err := os.Rename(pending, filepath.Join(dir, secrets.KeyFileName)); err != nil {
 			return fmt.Errorf("re-encrypted %d values, but could not move %s into place (the next start finishes it): %w", n, pending, err)
 		}
-		if err := syncDir(dir); err != nil {
+		if err := syncPath(dir); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "re-encrypted %d values from master key %s to %s; %s now holds the new key\n", n, oldBox.KeyID(), newKey.ID, filepath.Join(dir, secrets.KeyFileName))
@@ -121,8 +121,9 @@ func writeKeyFile(path string, k secrets.Key) error {
 	return f.Close()
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+// syncPath fsyncs a file or a directory (after a rename in it).
+func syncPath(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
