@@ -142,13 +142,6 @@ func TestBackupIsAConsistentCopy(t *testing.T) {
 	}
 }
 
-func TestVersion(t *testing.T) {
-	out, _, err := cli(t, nil, "", "version")
-	if err != nil || !strings.HasPrefix(out, "dashboard ") {
-		t.Fatalf("version: %q %v", out, err)
-	}
-}
-
 // lockedBuffer is an io.Writer safe to read while the server writes to it.
 type lockedBuffer struct {
 	mu sync.Mutex
