@@ -38,12 +38,9 @@ func restore(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if from == "" {
 		return usageError{"--from FILE is required"}
 	}
-	envKey := getenv("DASHBOARD_MASTER_KEY")
-	if envKey == "" {
-		var err error
-		if envKey, err = secretFromFile(getenv, "DASHBOARD_MASTER_KEY"); err != nil {
-			return err
-		}
+	envKey, err := masterKeyFromEnv(getenv)
+	if err != nil {
+		return err
 	}
 	if envKey != "" && keyFile != "" {
 		return usageError{"--master-key-file installs the key in the data directory, but here the master key comes from DASHBOARD_MASTER_KEY(_FILE): set that to the backup's key instead, and leave out --master-key-file"}
@@ -55,10 +52,7 @@ func restore(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if !fromStat.Mode().IsRegular() {
 		return usageError{fmt.Sprintf("--from %s is not a file", from)}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	release, err := lockData(dir, "restoring a backup")
+	release, err := takeDataDir(dir, "restoring a backup")
 	if err != nil {
 		return err
 	}

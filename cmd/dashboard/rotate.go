@@ -33,18 +33,12 @@ func rotateMasterKey(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		return err
 	}
-	keyValue := getenv("DASHBOARD_MASTER_KEY")
-	if keyValue == "" {
-		var err error
-		if keyValue, err = secretFromFile(getenv, "DASHBOARD_MASTER_KEY"); err != nil {
-			return err
-		}
+	keyValue, err := masterKeyFromEnv(getenv)
+	if err != nil {
+		return err
 	}
 	inDataDir := keyValue == ""
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	release, err := lockData(dir, "rotating the master key (the running server would keep sealing with the old key)")
+	release, err := takeDataDir(dir, "rotating the master key (the running server would keep sealing with the old key)")
 	if err != nil {
 		return err
 	}

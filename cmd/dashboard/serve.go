@@ -100,10 +100,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return startFailed(ctx, log, ctx.Err())
 	}
 
-	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	release, err := lockData(cfg.dataDir, "starting another")
+	release, err := takeDataDir(cfg.dataDir, "starting another")
 	if err != nil {
 		return err
 	}
