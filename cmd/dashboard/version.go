@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
 )
 
 // buildVersion may be set at link time (-ldflags "-X main.buildVersion=v1.2.3") by a packager
@@ -101,6 +103,7 @@ func (b build) print(w io.Writer) {
 	fmt.Fprintf(w, "  revision  %s\n", rev)
 	fmt.Fprintf(w, "  time      %s\n", unknown(b.Time, noVCS))
 	fmt.Fprintf(w, "  go        %s %s\n", b.GoVersion, b.Platform)
+	fmt.Fprintf(w, "  schema    %d (the newest database schema this binary knows)\n", db.KnownSchemaVersion())
 }
 
 // version is the short version of the running binary.

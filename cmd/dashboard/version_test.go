@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
 )
 
 func TestShortVersionFromBuildInfo(t *testing.T) {
@@ -46,7 +49,8 @@ func TestVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"dashboard " + version() + "\n", "revision  unknown (built without VCS information", "go        " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH} {
+	for _, want := range []string{"dashboard " + version() + "\n", "revision  unknown (built without VCS information", "go        " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH,
+		fmt.Sprintf("schema    %d (", db.KnownSchemaVersion())} {
 		if !strings.Contains(out, want) {
 			t.Errorf("version output lacks %q:\n%s", want, out)
 		}
