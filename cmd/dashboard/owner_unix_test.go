@@ -19,14 +19,7 @@ func TestRestoreAsRootGivesFilesToTheDataDirectorysOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, as an operator restoring a service's data")
 	}
-	src := t.TempDir()
-	if _, _, err := cli(t, nil, "a long enough password\n", "user", "add", "--data", src, "--email", "ana@example.com", "--role", "admin"); err != nil {
-		t.Fatal(err)
-	}
-	backupFile := filepath.Join(t.TempDir(), "backup.db")
-	if _, _, err := cli(t, nil, "", "backup", "--data", src, "--out", backupFile); err != nil {
-		t.Fatal(err)
-	}
+	src, backupFile := adminAndBackup(t)
 	const service = 65532
 	dir := filepath.Join(t.TempDir(), "data")
 	if err := os.Mkdir(dir, 0o700); err != nil {

@@ -145,6 +145,26 @@ func assertRestored(t *testing.T, dir string, want seeded) {
 	}
 }
 
+// addAdmin adds the admin ana@example.com to the data directory dir with the CLI.
+func addAdmin(t *testing.T, dir string) {
+	t.Helper()
+	if _, _, err := cli(t, nil, "a long enough password\n", "user", "add", "--data", dir, "--email", "ana@example.com", "--role", "admin"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// adminAndBackup makes a data directory holding one admin and returns it with a backup of it.
+func adminAndBackup(t *testing.T) (dir, backupFile string) {
+	t.Helper()
+	dir = t.TempDir()
+	addAdmin(t, dir)
+	backupFile = filepath.Join(t.TempDir(), "backup.db")
+	if _, _, err := cli(t, nil, "", "backup", "--data", dir, "--out", backupFile); err != nil {
+		t.Fatal(err)
+	}
+	return dir, backupFile
+}
+
 // copyDir copies the regular files of src into a new directory.
 func copyDir(t *testing.T, src string, skip ...string) string {
 	t.Helper()
@@ -189,9 +209,7 @@ func dirState(t *testing.T, dir string) map[string]string {
 // the restored dashboard starts and is ready.
 func TestRestoreRoundTrip(t *testing.T) {
 	src := t.TempDir()
-	if _, _, err := cli(t, nil, "a long enough password\n", "user", "add", "--data", src, "--email", "ana@example.com", "--role", "admin"); err != nil {
-		t.Fatal(err)
-	}
+	addAdmin(t, src)
 	token := cliToken(t, src)
 	s := startServing(t, src)
 	want := seedThroughAPI(t, "http://"+s.addr, token)
@@ -289,11 +307,8 @@ func TestRestoreRefusesAndChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	live := t.TempDir()
 	other := t.TempDir()
-	for _, dir := range []string{live, other} {
-		if _, _, err := cli(t, nil, "a long enough password\n", "user", "add", "--data", dir, "--email", "ana@example.com", "--role", "admin"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addAdmin(t, live)
+	addAdmin(t, other)
 	files := t.TempDir()
 	backupOf := func(dir, name string) string {
 		out := filepath.Join(files, name)
@@ -396,14 +411,7 @@ func TestRestoreRefusesAndChangesNothing(t *testing.T) {
 // old log into the restored one nor loses it from the database kept aside.
 func TestRestoreHandlesWriteAheadLogs(t *testing.T) {
 	ctx := context.Background()
-	src := t.TempDir()
-	if _, _, err := cli(t, nil, "a long enough password\n", "user", "add", "--data", src, "--email", "ana@example.com", "--role", "admin"); err != nil {
-		t.Fatal(err)
-	}
-	backupFile := filepath.Join(t.TempDir(), "backup.db")
-	if _, _, err := cli(t, nil, "", "backup", "--data", src, "--out", backupFile); err != nil {
-		t.Fatal(err)
-	}
+	src, backupFile := adminAndBackup(t)
 	// A copy of the files taken while the database is open and has just committed: what a killed
 	// server leaves behind.
 	d, err := db.Open(ctx, src)
