@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -19,15 +20,30 @@ import (
 
 // openForCLI opens the data directory for an administrative subcommand.
 func openForCLI(ctx context.Context, dir string, getenv func(string) string) (*db.DB, error) {
-	key := getenv("DASHBOARD_MASTER_KEY")
-	if key == "" {
-		var err error
-		if key, err = secretFromFile(getenv, "DASHBOARD_MASTER_KEY"); err != nil {
-			return nil, err
-		}
+	key, err := masterKeyFromEnv(getenv)
+	if err != nil {
+		return nil, err
 	}
 	d, _, _, err := openData(ctx, dir, key, "")
 	return d, err
+}
+
+// masterKeyFromEnv is the master key given by DASHBOARD_MASTER_KEY or the file named by
+// DASHBOARD_MASTER_KEY_FILE; "" means the data directory's master.key.
+func masterKeyFromEnv(getenv func(string) string) (string, error) {
+	if key := getenv("DASHBOARD_MASTER_KEY"); key != "" {
+		return key, nil
+	}
+	return secretFromFile(getenv, "DASHBOARD_MASTER_KEY")
+}
+
+// takeDataDir creates the data directory (0700) if needed and takes its lock, for a command that
+// must not run beside a server; what says what the holder must stop for.
+func takeDataDir(dir, what string) (release func(), err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	return lockData(dir, what)
 }
 
 func cliAudit(action string) db.Audit { return db.Audit{Actor: "cli", Action: action} }

@@ -38,6 +38,9 @@ func lockData(dir, what string) (release func(), err error) {
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	// A command run as root in a service's data directory must not leave a lock file the service
+	// cannot open.
+	_ = chownLikeDir(path, dir)
 	return func() {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()

@@ -5,7 +5,9 @@
 //	dashboard user add --email E --role R  add a user (password on stdin)
 //	dashboard token create --name N --scopes a,b
 //	dashboard backup --out FILE
+//	dashboard restore --from FILE [--master-key-file F]
 //	dashboard rotate-master-key [--new-key-file F]
+//	dashboard healthcheck [--url URL]
 //	dashboard version
 package main
 
@@ -47,12 +49,17 @@ const usage = `usage:
                                                    end their sessions
   dashboard token create --name N --scopes a,b     create an API token; prints it once
   dashboard backup --out FILE                      write a consistent copy of the database
+  dashboard restore --from FILE [--master-key-file F]
+                                                   replace the database with a checked backup
+                                                   (run with the dashboard stopped)
   dashboard audit verify                           check that no audit row was changed or removed
   dashboard rotate-master-key [--new-key-file F]   re-encrypt every secret under a new master key
                                                    (run with the dashboard stopped)
-  dashboard version                                print the version
-Every command takes --data DIR (env DASHBOARD_DATA, default ./data). Run "dashboard serve -h" for
-the server's flags.`
+  dashboard healthcheck [--url URL]                exit 0 if the running dashboard answers /healthz
+                                                   with 200, else 1 (for a container HEALTHCHECK)
+  dashboard version                                print the version, commit and Go version
+Every command but healthcheck and version takes --data DIR (env DASHBOARD_DATA, default ./data).
+Run "dashboard serve -h" for the server's flags.`
 
 // run is main without the process: arguments, standard streams and the environment are passed in
 // so tests can drive every subcommand.
@@ -81,13 +88,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return rotateMasterKey(ctx, args, stdout, stderr, getenv)
 	case "backup":
 		return backup(ctx, args, stdout, stderr, getenv)
+	case "restore":
+		return restore(ctx, args, stdout, stderr, getenv)
 	case "audit":
 		if len(args) == 0 || args[0] != "verify" {
 			return usageError{"usage: dashboard audit verify [--data DIR]"}
 		}
 		return auditVerify(ctx, args[1:], stdout, stderr, getenv)
+	case "healthcheck":
+		return healthcheck(ctx, args, stdout, stderr, getenv)
 	case "version":
-		fmt.Fprintln(stdout, "dashboard", version())
+		if len(args) > 0 {
+			return usageError{"usage: dashboard version"}
+		}
+		readBuild().print(stdout)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)

@@ -149,13 +149,6 @@ func TestBackupIsAConsistentCopy(t *testing.T) {
 	}
 }
 
-func TestVersion(t *testing.T) {
-	out, _, err := cli(t, nil, "", "version")
-	if err != nil || !strings.HasPrefix(out, "dashboard ") {
-		t.Fatalf("version: %q %v", out, err)
-	}
-}
-
 // lockedBuffer is an io.Writer safe to read while the server writes to it.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -321,12 +314,31 @@ func TestDemoUsesItsOwnDataDirectory(t *testing.T) {
 	}
 }
 
-func TestRotateRefusedWhileServing(t *testing.T) {
+// TestRotateAndRestoreRefusedWhileServing: commands that replace what a running server holds
+// open are refused while it holds the data directory, and work once it has stopped.
+func TestRotateAndRestoreRefusedWhileServing(t *testing.T) {
 	dir := t.TempDir()
 	s := startServing(t, dir)
 	_, _, err := cli(t, nil, "", "rotate-master-key", "--data", dir)
 	if err == nil || !strings.Contains(err.Error(), "is running with") {
 		t.Fatalf("rotate beside a running server: %v", err)
+	}
+	backupFile := filepath.Join(t.TempDir(), "backup.db")
+	if _, _, err := cli(t, nil, "", "backup", "--data", dir, "--out", backupFile); err != nil {
+		t.Fatalf("backup beside a running server: %v", err)
+	}
+	before, _ := os.Stat(filepath.Join(dir, db.FileName))
+	_, _, err = cli(t, nil, "", "restore", "--data", dir, "--from", backupFile)
+	if err == nil || !strings.Contains(err.Error(), "is running with") || !strings.Contains(err.Error(), "stop it before restoring a backup") {
+		t.Fatalf("restore beside a running server: %v", err)
+	}
+	// The server's files stay as they are (their content changes as it serves).
+	after, _ := os.Stat(filepath.Join(dir, db.FileName))
+	if !os.SameFile(before, after) {
+		t.Fatal("a refused restore replaced the database under the running server")
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, db.FileName+".*")); len(files) != 0 {
+		t.Fatalf("a refused restore left %v", files)
 	}
 	// A second server on the same data is refused too.
 	if _, _, err := cli(t, nil, "", "--data", dir, "--addr", "127.0.0.1:0"); err == nil || !strings.Contains(err.Error(), "is running with") {
@@ -334,6 +346,9 @@ func TestRotateRefusedWhileServing(t *testing.T) {
 	}
 	if err := s.stop(t); err != nil {
 		t.Fatal(err)
+	}
+	if out, _, err := cli(t, nil, "", "restore", "--data", dir, "--from", backupFile); err != nil || !strings.Contains(out, "restored") {
+		t.Fatalf("restore after stop: %q %v", out, err)
 	}
 	if out, _, err := cli(t, nil, "", "rotate-master-key", "--data", dir); err != nil || !strings.Contains(out, "re-encrypted") {
 		t.Fatalf("rotate after stop: %q %v", out, err)

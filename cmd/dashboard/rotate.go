@@ -33,18 +33,12 @@ func rotateMasterKey(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		return err
 	}
-	keyValue := getenv("DASHBOARD_MASTER_KEY")
-	if keyValue == "" {
-		var err error
-		if keyValue, err = secretFromFile(getenv, "DASHBOARD_MASTER_KEY"); err != nil {
-			return err
-		}
+	keyValue, err := masterKeyFromEnv(getenv)
+	if err != nil {
+		return err
 	}
 	inDataDir := keyValue == ""
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	release, err := lockData(dir, "rotating the master key (the running server would keep sealing with the old key)")
+	release, err := takeDataDir(dir, "rotating the master key (the running server would keep sealing with the old key)")
 	if err != nil {
 		return err
 	}
@@ -91,7 +85,7 @@ func rotateMasterKey(ctx context.Context, args []string, stdout, stderr io.Write
 		if err := os.Rename(pending, filepath.Join(dir, secrets.KeyFileName)); err != nil {
 			return fmt.Errorf("re-encrypted %d values, but could not move %s into place (the next start finishes it): %w", n, pending, err)
 		}
-		if err := syncDir(dir); err != nil {
+		if err := syncPath(dir); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "re-encrypted %d values from master key %s to %s; %s now holds the new key\n", n, oldBox.KeyID(), newKey.ID, filepath.Join(dir, secrets.KeyFileName))
@@ -121,8 +115,9 @@ func writeKeyFile(path string, k secrets.Key) error {
 	return f.Close()
 }
 
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
+// syncPath fsyncs a file or a directory (after a rename in it).
+func syncPath(path string) error {
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}

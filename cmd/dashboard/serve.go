@@ -100,10 +100,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return startFailed(ctx, log, ctx.Err())
 	}
 
-	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	release, err := lockData(cfg.dataDir, "starting another")
+	release, err := takeDataDir(cfg.dataDir, "starting another")
 	if err != nil {
 		return err
 	}
@@ -234,6 +231,6 @@ func refuseLostDatabase(dir, keyValue, keyFile string) error {
 	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > 0 {
 		return nil
 	}
-	return fmt.Errorf("%s holds a master key but the database %s is missing or empty; if it was lost, restore it from a backup (copy the backup file to %s); to start a new install instead, move %s away first",
-		dir, path, path, filepath.Join(dir, secrets.KeyFileName))
+	return fmt.Errorf("%s holds a master key but the database %s is missing or empty; if it was lost, restore it from a backup (dashboard restore --data %s --from BACKUP_FILE); to start a new install instead, move %s away first",
+		dir, path, dir, filepath.Join(dir, secrets.KeyFileName))
 }

@@ -42,7 +42,11 @@ const FileName = "dashboard.db"
 // Open opens (creating if needed) the database in dir and applies pending migrations. It refuses a
 // database whose schema is newer than this binary knows.
 func Open(ctx context.Context, dir string) (*DB, error) {
-	path := filepath.Join(dir, FileName)
+	return OpenFile(ctx, filepath.Join(dir, FileName))
+}
+
+// OpenFile is Open for a database file at any path (restore prepares one beside the live file).
+func OpenFile(ctx context.Context, path string) (*DB, error) {
 	existing := false
 	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
 		existing = true
@@ -83,7 +87,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 func (d *DB) quickCheck(ctx context.Context) error {
 	rows, err := d.W.QueryContext(ctx, "PRAGMA quick_check(5)")
 	if err != nil {
-		return fmt.Errorf("db: %s cannot be read (%v); restore it from a backup: stop the dashboard, move the file away and copy the backup to %s", d.Path, err, d.Path)
+		return fmt.Errorf("db: %s cannot be read (%v); %s", d.Path, err, d.restoreAdvice())
 	}
 	defer rows.Close()
 	var problems []string
@@ -97,12 +101,18 @@ func (d *DB) quickCheck(ctx context.Context) error {
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("db: %s cannot be read (%v); restore it from a backup: stop the dashboard, move the file away and copy the backup to %s", d.Path, err, d.Path)
+		return fmt.Errorf("db: %s cannot be read (%v); %s", d.Path, err, d.restoreAdvice())
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("db: %s is damaged (%s); restore it from a backup: stop the dashboard, move the file away and copy the backup to %s", d.Path, strings.Join(problems, "; "), d.Path)
+		return fmt.Errorf("db: %s is damaged (%s); %s", d.Path, strings.Join(problems, "; "), d.restoreAdvice())
 	}
 	return nil
+}
+
+// restoreAdvice says how to replace a database that cannot be used. NB: copying a backup over the
+// file by hand is not enough: a write-ahead log left beside it would be replayed into the copy.
+func (d *DB) restoreAdvice() string {
+	return fmt.Sprintf("restore it from a backup: with the dashboard stopped, run dashboard restore --data %s --from BACKUP_FILE (it keeps this file aside)", filepath.Dir(d.Path))
 }
 
 func openPool(path string, conns int) (*sql.DB, error) {

@@ -46,6 +46,16 @@ func loadMigrations() ([]migration, error) {
 	return ms, nil
 }
 
+// KnownSchemaVersion is the newest schema version this binary knows: the number of its
+// migrations. A database at a higher version is refused.
+func KnownSchemaVersion() int {
+	ms, err := loadMigrations()
+	if err != nil {
+		return 0
+	}
+	return len(ms)
+}
+
 // SchemaVersion reports the schema version of the open database and the newest this binary knows.
 func (d *DB) SchemaVersion(ctx context.Context) (current, known int, err error) {
 	ms, err := loadMigrations()

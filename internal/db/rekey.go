@@ -26,32 +26,8 @@ type Resealed struct {
 func (d *DB) RekeyAll(ctx context.Context, fn func(SealedRow) (Resealed, error), a Audit) (int, error) {
 	n := 0
 	err := d.tx(ctx, func(tx txer) error {
-		var rows []SealedRow
-		collect := func(q, table string) error {
-			rs, err := tx.QueryContext(ctx, q)
-			if err != nil {
-				return err
-			}
-			defer rs.Close()
-			for rs.Next() {
-				r := SealedRow{Table: table}
-				if err := rs.Scan(&r.ID, &r.Env, &r.Field, &r.Sealed); err != nil {
-					return err
-				}
-				rows = append(rows, r)
-			}
-			return rs.Err()
-		}
-		if err := collect("SELECT CAST(id AS TEXT), env, kind, sealed FROM env_keys", "env_keys"); err != nil {
-			return err
-		}
-		if err := collect("SELECT id, env, '', sealed FROM webhook_secrets", "webhook_secrets"); err != nil {
-			return err
-		}
-		if err := collect("SELECT CAST(user_id AS TEXT), '', '', sealed FROM user_totp", "user_totp"); err != nil {
-			return err
-		}
-		if err := collect("SELECT key, '', '', value FROM meta WHERE key = 'master_key_check'", "meta"); err != nil {
+		rows, err := sealedRows(ctx, tx)
+		if err != nil {
 			return err
 		}
 		for _, r := range rows {
@@ -81,4 +57,44 @@ func (d *DB) RekeyAll(ctx context.Context, fn func(SealedRow) (Resealed, error),
 		return 0, fmt.Errorf("db: rekey: %w", err)
 	}
 	return n, nil
+}
+
+// ListSealed returns every value sealed with the master key (restore opens them all with the key
+// it is about to install, before replacing anything).
+func (d *DB) ListSealed(ctx context.Context) ([]SealedRow, error) {
+	rows, err := sealedRows(ctx, d.R)
+	if err != nil {
+		return nil, fmt.Errorf("db: list sealed values: %w", err)
+	}
+	return rows, nil
+}
+
+func sealedRows(ctx context.Context, q querier) ([]SealedRow, error) {
+	var rows []SealedRow
+	collect := func(query, table string) error {
+		rs, err := q.QueryContext(ctx, query)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			r := SealedRow{Table: table}
+			if err := rs.Scan(&r.ID, &r.Env, &r.Field, &r.Sealed); err != nil {
+				return err
+			}
+			rows = append(rows, r)
+		}
+		return rs.Err()
+	}
+	for _, c := range []struct{ query, table string }{
+		{"SELECT CAST(id AS TEXT), env, kind, sealed FROM env_keys", "env_keys"},
+		{"SELECT id, env, '', sealed FROM webhook_secrets", "webhook_secrets"},
+		{"SELECT CAST(user_id AS TEXT), '', '', sealed FROM user_totp", "user_totp"},
+		{"SELECT key, '', '', value FROM meta WHERE key = 'master_key_check'", "meta"},
+	} {
+		if err := collect(c.query, c.table); err != nil {
+			return nil, err
+		}
+	}
+	return rows, nil
 }

@@ -45,22 +45,9 @@ func RotateMasterKey(ctx context.Context, d *db.DB, oldBox, newBox *Box, a db.Au
 	a.Target = "master_key:" + newBox.KeyID()
 	a.Before = map[string]any{"master_key": oldBox.KeyID()}
 	return d.RekeyAll(ctx, func(r db.SealedRow) (db.Resealed, error) {
-		var sealCtx string
-		switch r.Table {
-		case "env_keys":
-			sealCtx = EnvKeyContext(r.Env, r.Field)
-		case "webhook_secrets":
-			sealCtx = WebhookSecretContext(r.Env, r.ID)
-		case "user_totp":
-			id, err := strconv.ParseInt(r.ID, 10, 64)
-			if err != nil {
-				return db.Resealed{}, err
-			}
-			sealCtx = TOTPSeedContext(id)
-		case "meta":
-			sealCtx = checkContext
-		default:
-			return db.Resealed{}, fmt.Errorf("secrets: no sealing context for table %s", r.Table)
+		sealCtx, err := sealContext(r)
+		if err != nil {
+			return db.Resealed{}, err
 		}
 		plain, err := oldBox.Open(r.Sealed, sealCtx)
 		if err != nil {
@@ -83,4 +70,57 @@ func RotateMasterKey(ctx context.Context, d *db.DB, oldBox, newBox *Box, a db.Au
 		}
 		return out, nil
 	}, a)
+}
+
+// sealContext is the context a stored value was sealed under.
+func sealContext(r db.SealedRow) (string, error) {
+	switch r.Table {
+	case "env_keys":
+		return EnvKeyContext(r.Env, r.Field), nil
+	case "webhook_secrets":
+		return WebhookSecretContext(r.Env, r.ID), nil
+	case "user_totp":
+		id, err := strconv.ParseInt(r.ID, 10, 64)
+		if err != nil {
+			return "", err
+		}
+		return TOTPSeedContext(id), nil
+	case "meta":
+		return checkContext, nil
+	}
+	return "", fmt.Errorf("secrets: no sealing context for table %s", r.Table)
+}
+
+// KeyMismatchError says that a database's values were sealed with another master key than the
+// one given.
+type KeyMismatchError struct {
+	Sealed string // id of the key the database's values were sealed with
+	Given  string // id of the key given
+}
+
+func (e *KeyMismatchError) Error() string {
+	return fmt.Sprintf("secrets: the values are sealed with master key %s, not with master key %s", e.Sealed, e.Given)
+}
+
+// CheckSealed opens every value sealed in d with box, without changing anything, and returns how
+// many it opened. A value sealed with another key is a *KeyMismatchError; one that does not open
+// with the right key (damaged, or moved to another row) is an error naming it.
+func CheckSealed(ctx context.Context, d *db.DB, box *Box) (int, error) {
+	rows, err := d.ListSealed(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for i, r := range rows {
+		if id, err := KeyIDOf(r.Sealed); err == nil && id != box.KeyID() {
+			return i, &KeyMismatchError{Sealed: id, Given: box.KeyID()}
+		}
+		sealCtx, err := sealContext(r)
+		if err != nil {
+			return i, err
+		}
+		if _, err := box.Open(r.Sealed, sealCtx); err != nil {
+			return i, fmt.Errorf("secrets: %s %s does not open: %w", r.Table, r.ID, err)
+		}
+	}
+	return len(rows), nil
 }
