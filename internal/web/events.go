@@ -132,6 +132,11 @@ func payloadFields(b []byte) map[string]json.RawMessage {
 	return out
 }
 
+// errNoEvent answers a request for an event that is not stored.
+func errNoEvent(id int64) error {
+	return errNotFound(fmt.Sprintf("there is no event %d (it may have been purged by retention)", id))
+}
+
 func eventRow(e db.Event) templates.EventRow {
 	return templates.EventRow{ID: e.ID, Source: e.Source, Env: e.Env, Type: e.Type, RequestID: e.RequestID, UserID: e.UserID,
 		ReceivedAt: e.ReceivedAt, Summary: validation.Clip(eventSummary(e), 200), Status: e.Status, IsError: e.IsError, Demo: e.Demo}
@@ -222,7 +227,7 @@ func (s *Server) showEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := s.db.EventByID(r.Context(), id)
 	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound(fmt.Sprintf("there is no event %d (it may have been purged by retention)", id))
+		return errNoEvent(id)
 	}
 	if err != nil {
 		return err
@@ -351,7 +356,7 @@ func (s *Server) apiShowEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := s.db.EventByID(r.Context(), id)
 	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound(fmt.Sprintf("there is no event %d", id))
+		return errNoEvent(id)
 	}
 	if err != nil {
 		return err
