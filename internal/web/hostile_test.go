@@ -79,6 +79,25 @@ type hostile struct {
 
 const anyRows = -1
 
+// Variations of a row, so that the table reads as one line a request.
+
+func (c hostile) at(path string) hostile     { c.path = path; return c }
+func (c hostile) typed(ctype string) hostile { c.ctype = ctype; return c }
+func (c hostile) by(as who) hostile          { c.as = as; return c }
+func (c hostile) answering(want int) hostile { c.want = want; return c }
+func (c hostile) because(why string) hostile { c.accepted = why; return c }
+func (c hostile) flashed() hostile           { c.flash = true; return c }
+func (c hostile) changing(m map[string]int) hostile {
+	c.changes = m
+	return c
+}
+
+// with adds headers, as name, value pairs.
+func (c hostile) with(header ...string) hostile {
+	c.header = append(slices.Clip(c.header), header...)
+	return c
+}
+
 // hostileApp is the dashboard with a few of everything stored, and the people and tokens to
 // send requests as.
 type hostileApp struct {
@@ -265,56 +284,16 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		hook("unsigned, markup in every field", `{"type":"`+strings.ReplaceAll(markup, `"`, `'`)+`","request_id":"<b>r</b>"}`, sig("h36", "other"), http.StatusUnauthorized, db.RejectNoMatchingSignature),
 		hook("unsigned, invalid UTF-8", "{\"type\":\"\xff\"}", nil, http.StatusUnauthorized, db.RejectMissingHeader),
 		hook("over 1 MiB", `{"type":"a","pad":"`+strings.Repeat("x", 1<<20)+`"}`, nil, http.StatusRequestEntityTooLarge, db.RejectBodyTooLarge),
-		func() hostile {
-			c := hook("unknown environment", good, sig("h37", good), http.StatusNotFound, db.RejectUnknownEnvironment)
-			c.path = "/hooks/staging"
-			return c
-		}(),
-		func() hostile {
-			c := hook("environment in capitals", good, sig("h38", good), http.StatusNotFound, db.RejectUnknownEnvironment)
-			c.path = "/hooks/PRODUCTION"
-			return c
-		}(),
-		func() hostile {
-			c := hook("environment of 5,000 characters", good, sig("h39", good), http.StatusNotFound, db.RejectUnknownEnvironment)
-			c.path = "/hooks/" + strings.Repeat("p", 5000)
-			return c
-		}(),
-		func() hostile {
-			c := hook("environment with an encoded NUL", good, sig("h40", good), http.StatusNotFound, db.RejectUnknownEnvironment)
-			c.path = "/hooks/production%00"
-			return c
-		}(),
-		func() hostile {
-			c := hook("environment with markup", good, sig("h41", good), http.StatusNotFound, db.RejectUnknownEnvironment)
-			c.path = "/hooks/%3Cscript%3Ealert(1)%3C%2Fscript%3E"
-			return c
-		}(),
-		func() hostile {
-			c := hook("encoded slash in the environment", good, sig("h42", good), http.StatusNotFound, db.RejectUnknownEnvironment)
-			c.path = "/hooks/production%2f..%2fsandbox"
-			return c
-		}(),
-		func() hostile {
-			c := hook("dot segments", good, sig("h43", good), http.StatusNotFound, "")
-			c.path = "/hooks/../hooks/production"
-			return c
-		}(),
-		func() hostile {
-			c := hook("encoded dot segments", good, sig("h44", good), http.StatusNotFound, "")
-			c.path = "/hooks/%2e%2e/production"
-			return c
-		}(),
-		func() hostile {
-			c := hook("double slash", good, sig("h45", good), http.StatusNotFound, "")
-			c.path = "/hooks//production"
-			return c
-		}(),
-		func() hostile {
-			c := hook("trailing slash", good, sig("h46", good), http.StatusNotFound, "")
-			c.path = "/hooks/production/"
-			return c
-		}(),
+		hook("unknown environment", good, sig("h37", good), http.StatusNotFound, db.RejectUnknownEnvironment).at("/hooks/staging"),
+		hook("environment in capitals", good, sig("h38", good), http.StatusNotFound, db.RejectUnknownEnvironment).at("/hooks/PRODUCTION"),
+		hook("environment of 5,000 characters", good, sig("h39", good), http.StatusNotFound, db.RejectUnknownEnvironment).at("/hooks/"+strings.Repeat("p", 5000)),
+		hook("environment with an encoded NUL", good, sig("h40", good), http.StatusNotFound, db.RejectUnknownEnvironment).at("/hooks/production%00"),
+		hook("environment with markup", good, sig("h41", good), http.StatusNotFound, db.RejectUnknownEnvironment).at("/hooks/%3Cscript%3Ealert(1)%3C%2Fscript%3E"),
+		hook("encoded slash in the environment", good, sig("h42", good), http.StatusNotFound, db.RejectUnknownEnvironment).at("/hooks/production%2f..%2fsandbox"),
+		hook("dot segments", good, sig("h43", good), http.StatusNotFound, "").at("/hooks/../hooks/production"),
+		hook("encoded dot segments", good, sig("h44", good), http.StatusNotFound, "").at("/hooks/%2e%2e/production"),
+		hook("double slash", good, sig("h45", good), http.StatusNotFound, "").at("/hooks//production"),
+		hook("trailing slash", good, sig("h46", good), http.StatusNotFound, "").at("/hooks/production/"),
 		hostile{name: "GET", path: "/hooks/production", want: http.StatusMethodNotAllowed},
 		hostile{name: "PUT", method: "PUT", path: "/hooks/production", ctype: "application/json", body: good, want: http.StatusMethodNotAllowed},
 		accepted(hook("a replayed webhook-id", `{"type":"payment.cancelled","request_id":"req_seen","data":{"user_id":"u_1"}}`,
@@ -326,11 +305,8 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 			sig("h48", `{"type":"<b>t</b>","id":"<i>","request_id":"<script>r</script>","data":{"note":"<img src=x onerror=alert(1)>"}}`), 0, ""), keptAsSigned, storesWebhook),
 		accepted(hook("signed, escaped control characters in request_id", `{"type":"a","request_id":"r\u0000\r\nid: 9"}`,
 			sig("h49", `{"type":"a","request_id":"r\u0000\r\nid: 9"}`), 0, ""), keptAsSigned+" (the feed and stream encode them)", storesWebhook),
-		accepted(func() hostile {
-			c := hook("signed, sent as text/plain", good, sig("h50", good), 0, "")
-			c.ctype = "text/plain"
-			return c
-		}(), "the signature covers the bytes, whatever the Content-Type says", storesWebhook),
+		accepted(hook("signed, sent as text/plain", good, sig("h50", good), 0, "").typed("text/plain"),
+			"the signature covers the bytes, whatever the Content-Type says", storesWebhook),
 		accepted(hook("signed, created_at is a number", `{"type":"a","created_at":5}`, sig("h51", `{"type":"a","created_at":5}`), 0, ""),
 			keptAsSigned+" (created_at is advisory)", storesWebhook),
 	)
@@ -363,62 +339,22 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		cb("trailing garbage", `{"event":"screen_loaded"}]`, http.StatusBadRequest),
 		cb("user_id of 5,000 characters", `{"event":"screen_loaded","user_id":"`+strings.Repeat("u", 5000)+`"}`, http.StatusBadRequest),
 		cb("over 64 KiB", `{"event":"screen_loaded","pad":"`+strings.Repeat("x", 64<<10)+`"}`, http.StatusRequestEntityTooLarge),
-		func() hostile {
-			c := cb("form-encoded body", "event=screen_loaded&screen=home", http.StatusBadRequest)
-			c.ctype = "application/x-www-form-urlencoded"
-			return c
-		}(),
-		func() hostile {
-			c := cb("XML body", `<callback event="screen_loaded"/>`, http.StatusBadRequest)
-			c.ctype = "application/xml"
-			return c
-		}(),
-		func() hostile {
-			c := cb("origin not allowed", `{"event":"screen_loaded"}`, http.StatusForbidden)
-			c.header = []string{"Origin", "https://evil.example"}
-			return c
-		}(),
-		func() hostile {
-			c := cb("origin null", `{"event":"screen_loaded"}`, http.StatusForbidden)
-			c.header = []string{"Origin", "null"}
-			return c
-		}(),
-		func() hostile {
-			c := cb("origin with a path and markup", `{"event":"screen_loaded"}`, http.StatusForbidden)
-			c.header = []string{"Origin", "https://app.example/<script>"}
-			return c
-		}(),
-		func() hostile {
-			c := cb("unknown environment", `{"event":"screen_loaded"}`, http.StatusNotFound)
-			c.path = "/callbacks/staging"
-			return c
-		}(),
-		func() hostile {
-			c := cb("encoded dot segments", `{"event":"screen_loaded"}`, http.StatusNotFound)
-			c.path = "/callbacks/%2e%2e%2fproduction"
-			return c
-		}(),
+		cb("form-encoded body", "event=screen_loaded&screen=home", http.StatusBadRequest).typed("application/x-www-form-urlencoded"),
+		cb("XML body", `<callback event="screen_loaded"/>`, http.StatusBadRequest).typed("application/xml"),
+		cb("origin not allowed", `{"event":"screen_loaded"}`, http.StatusForbidden).with("Origin", "https://evil.example"),
+		cb("origin null", `{"event":"screen_loaded"}`, http.StatusForbidden).with("Origin", "null"),
+		cb("origin with a path and markup", `{"event":"screen_loaded"}`, http.StatusForbidden).with("Origin", "https://app.example/<script>"),
+		cb("unknown environment", `{"event":"screen_loaded"}`, http.StatusNotFound).at("/callbacks/staging"),
+		cb("encoded dot segments", `{"event":"screen_loaded"}`, http.StatusNotFound).at("/callbacks/%2e%2e%2fproduction"),
 		hostile{name: "DELETE", method: "DELETE", path: "/callbacks/production", want: http.StatusMethodNotAllowed},
 		accepted(cb("a replayed event_id", `{"event":"screen_loaded","event_id":"cb_seen","screen":"home"}`, 0),
 			"a repeated event_id is acknowledged as a duplicate and stores nothing (its insert only uses up an id)", map[string]int{"sqlite_sequence:events": 0}),
-		func() hostile {
-			c := accepted(cb("SQL in every text field", `{"event":"screen_loaded","event_id":"c1","session_id":"`+sqlText+`","user_id":"' OR 1=1 --","request_id":"r'); DROP TABLE users; --","screen":"`+sqlText+`"}`, 0),
-				"a beacon's text is data: stored as sent, rendered escaped", storesCallback)
-			c.want = http.StatusAccepted
-			return c
-		}(),
-		func() hostile {
-			c := accepted(cb("markup in every text field", `{"event":"screen_loaded","event_id":"c2","user_id":"<b>u</b>","request_id":"<script>x</script>","screen":"<img src=x onerror=alert(1)>","error":{"code":"<i>","message":"</td></tr>"}}`, 0),
-				"a beacon's text is data: stored as sent, rendered escaped", storesCallback)
-			c.want = http.StatusAccepted
-			return c
-		}(),
-		func() hostile {
-			c := accepted(cb("sent by sendBeacon as text/plain", `{"event":"screen_loaded","event_id":"c3"}`, 0),
-				"navigator.sendBeacon can only send text/plain; the body decides", storesCallback)
-			c.ctype, c.want = "text/plain;charset=UTF-8", http.StatusAccepted
-			return c
-		}(),
+		accepted(cb("SQL in every text field", `{"event":"screen_loaded","event_id":"c1","session_id":"`+sqlText+`","user_id":"' OR 1=1 --","request_id":"r'); DROP TABLE users; --","screen":"`+sqlText+`"}`, 0),
+			"a beacon's text is data: stored as sent, rendered escaped", storesCallback).answering(http.StatusAccepted),
+		accepted(cb("markup in every text field", `{"event":"screen_loaded","event_id":"c2","user_id":"<b>u</b>","request_id":"<script>x</script>","screen":"<img src=x onerror=alert(1)>","error":{"code":"<i>","message":"</td></tr>"}}`, 0),
+			"a beacon's text is data: stored as sent, rendered escaped", storesCallback).answering(http.StatusAccepted),
+		accepted(cb("sent by sendBeacon as text/plain", `{"event":"screen_loaded","event_id":"c3"}`, 0).typed("text/plain;charset=UTF-8"),
+			"navigator.sendBeacon can only send text/plain; the body decides", storesCallback).answering(http.StatusAccepted),
 	)
 	add("OPTIONS /callbacks/{env}",
 		hostile{name: "preflight from an origin not allowed", method: "OPTIONS", path: "/callbacks/production", header: []string{"Origin", "https://evil.example", "Access-Control-Request-Method", "POST"}, want: http.StatusForbidden},
@@ -461,11 +397,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		ofrep("unknown flag", "/ofrep/v1/evaluate/flags/other-flag", `{"context":{"targetingKey":"u"}}`, http.StatusNotFound),
 		ofrep("flag key of 5,000 characters", "/ofrep/v1/evaluate/flags/"+strings.Repeat("f", 5000), `{"context":{"targetingKey":"u"}}`, http.StatusNotFound),
 		ofrep("flag key with markup", "/ofrep/v1/evaluate/flags/%3Cscript%3E", `{"context":{"targetingKey":"u"}}`, http.StatusNotFound),
-		func() hostile {
-			c := ofrep("sent as text/plain", flag, `{"context":{"targetingKey":"u"}}`, http.StatusBadRequest)
-			c.ctype = "text/plain"
-			return c
-		}(),
+		ofrep("sent as text/plain", flag, `{"context":{"targetingKey":"u"}}`, http.StatusBadRequest).typed("text/plain"),
 		hostile{name: "GET", path: flag, as: tokDecide, want: http.StatusMethodNotAllowed},
 	)
 	add("POST /ofrep/v1/evaluate/flags",
@@ -473,11 +405,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		ofrep("context is an array", "/ofrep/v1/evaluate/flags", `{"context":[]}`, http.StatusBadRequest),
 		ofrep("targetingKey is null", "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":null}}`, http.StatusBadRequest),
 		ofrep("two JSON objects", "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u"}}{"context":{"targetingKey":"v"}}`, http.StatusBadRequest),
-		func() hostile {
-			c := ofrep("a bearer token of 60 KiB", "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u"}}`, http.StatusUnauthorized)
-			c.as, c.header = anon, []string{"Authorization", "Bearer " + strings.Repeat("t", 60<<10)}
-			return c
-		}(),
+		ofrep("a bearer token of 60 KiB", "/ofrep/v1/evaluate/flags", `{"context":{"targetingKey":"u"}}`, http.StatusUnauthorized).by(anon).with("Authorization", "Bearer "+strings.Repeat("t", 60<<10)),
 	)
 
 	// Public: operability.
@@ -621,11 +549,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("no fields", "/environments/production", admin, url.Values{}, http.StatusBadRequest),
 		hostile{name: "a JSON body", method: "POST", path: "/environments/production", as: admin, ctype: "application/json", body: `{"base_url":"https://evil.example"}`, want: http.StatusBadRequest},
 		form("as an operator", "/environments/production", operator, url.Values{"base_url": {"https://a.example"}}, http.StatusForbidden),
-		func() hostile {
-			c := form("from another site", "/environments/production", admin, url.Values{"base_url": {"https://evil.example"}}, http.StatusForbidden)
-			c.header = []string{"Sec-Fetch-Site", "cross-site"}
-			return c
-		}(),
+		form("from another site", "/environments/production", admin, url.Values{"base_url": {"https://evil.example"}}, http.StatusForbidden).with("Sec-Fetch-Site", "cross-site"),
 		hostile{name: "a 2 MiB form", method: "POST", path: "/environments/production", as: admin, ctype: "application/x-www-form-urlencoded", body: "base_url=" + strings.Repeat("a", 2<<20), want: http.StatusRequestEntityTooLarge},
 	)
 	add("POST /environments/{env}/keys",
@@ -636,11 +560,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("unknown environment", "/environments/%2e%2e/keys", admin, url.Values{"kind": {"secret_key"}, "value": {"x"}}, http.StatusNotFound),
 	)
 	add("POST /environments/{env}/keys/{id}/reveal",
-		func() hostile {
-			c := form("a wrong password", "/environments/production/keys/"+id(h.keyID)+"/reveal", freshAdmin, url.Values{"password": {"wrong"}, "reason": {"x"}}, 0)
-			c.flash, c.changes = true, reauthFailed
-			return c
-		}(),
+		form("a wrong password", "/environments/production/keys/"+id(h.keyID)+"/reveal", freshAdmin, url.Values{"password": {"wrong"}, "reason": {"x"}}, 0).flashed().changing(reauthFailed),
 		form("a key nobody has", "/environments/production/keys/987654/reveal", freshAdmin, url.Values{"password": {testPassword}, "reason": {"support ticket"}}, http.StatusNotFound),
 		form("key id is text", "/environments/production/keys/abc/reveal", admin, url.Values{"password": {testPassword}}, http.StatusNotFound),
 		form("key id is negative", "/environments/production/keys/-1/reveal", admin, url.Values{"password": {testPassword}}, http.StatusNotFound),
@@ -652,16 +572,8 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("expires_in is text", "/environments/production/webhook-secrets", admin, url.Values{"expires_in": {"soon"}}, http.StatusBadRequest),
 	)
 	add("POST /environments/{env}/webhook-secrets/{id}/retire",
-		func() hostile {
-			c := form("a secret nobody has", "/environments/production/webhook-secrets/whs_nope/retire", admin, nil, 0)
-			c.flash = true
-			return c
-		}(),
-		func() hostile {
-			c := form("an id with encoded dot segments", "/environments/production/webhook-secrets/%2e%2e%2f%2e%2e/retire", admin, nil, 0)
-			c.flash = true
-			return c
-		}(),
+		form("a secret nobody has", "/environments/production/webhook-secrets/whs_nope/retire", admin, nil, 0).flashed(),
+		form("an id with encoded dot segments", "/environments/production/webhook-secrets/%2e%2e%2f%2e%2e/retire", admin, nil, 0).flashed(),
 		form("unknown environment", "/environments/mars/webhook-secrets/whs_x/retire", admin, nil, http.StatusNotFound),
 	)
 	add("POST /environments/{env}/verify",
@@ -691,24 +603,12 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("action with markup", "/rollout/actions/%3Cscript%3E", operator, nil, http.StatusNotFound),
 		form("kill without typing kill", "/rollout/actions/kill", operator, url.Values{"confirm": {"yes"}}, http.StatusUnprocessableEntity, "type kill"),
 		form("revive as an operator", "/rollout/actions/revive", operator, url.Values{"stage": {"0"}}, http.StatusForbidden),
-		func() hostile {
-			c := form("revive with a wrong password", "/rollout/actions/revive", freshAdmin, url.Values{"password": {"wrong"}, "stage": {"0"}}, http.StatusUnprocessableEntity)
-			c.changes = reauthFailed
-			return c
-		}(),
+		form("revive with a wrong password", "/rollout/actions/revive", freshAdmin, url.Values{"password": {"wrong"}, "stage": {"0"}}, http.StatusUnprocessableEntity).changing(reauthFailed),
 		form("revive to a stage that is text", "/rollout/actions/revive", freshAdmin, url.Values{"password": {testPassword}, "stage": {"two"}}, http.StatusBadRequest, "stage"),
-		func() hostile {
-			c := form("a stale version", "/rollout/actions/advance", operator, url.Values{"version": {"1"}}, 0)
-			c.flash = true
-			return c
-		}(),
+		form("a stale version", "/rollout/actions/advance", operator, url.Values{"version": {"1"}}, 0).flashed(),
 	)
 	add("POST /rollout/plan",
-		func() hostile {
-			c := form("a wrong password", "/rollout/plan", freshAdmin, url.Values{"password": {"wrong"}, "stages": {"5 24h"}}, http.StatusUnprocessableEntity)
-			c.changes = reauthFailed
-			return c
-		}(),
+		form("a wrong password", "/rollout/plan", freshAdmin, url.Values{"password": {"wrong"}, "stages": {"5 24h"}}, http.StatusUnprocessableEntity).changing(reauthFailed),
 		form("stages that are not numbers", "/rollout/plan", freshAdmin, url.Values{"password": {testPassword}, "stages": {"five percent"}}, http.StatusUnprocessableEntity),
 		form("a stage of 500 %", "/rollout/plan", freshAdmin, url.Values{"password": {testPassword}, "stages": {"500 24h"}}, http.StatusUnprocessableEntity),
 		form("a soak that is not a duration", "/rollout/plan", freshAdmin, url.Values{"password": {testPassword}, "stages": {"5 forever"}}, http.StatusUnprocessableEntity),
@@ -735,11 +635,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 	add("POST /rollout/cohorts",
 		hostile{name: "not multipart", method: "POST", path: "/rollout/cohorts", as: admin, ctype: "application/x-www-form-urlencoded", body: "name=x", want: http.StatusBadRequest},
 		hostile{name: "multipart without a boundary", method: "POST", path: "/rollout/cohorts", as: admin, ctype: "multipart/form-data", body: "--x--", want: http.StatusBadRequest},
-		func() hostile {
-			c := upload("a wrong password", "/rollout/cohorts", map[string]string{"password": "wrong", "name": "c", "environment": "production", "rules": "country eq SE"}, "", http.StatusUnprocessableEntity)
-			c.changes = reauthFailed
-			return c
-		}(),
+		upload("a wrong password", "/rollout/cohorts", map[string]string{"password": "wrong", "name": "c", "environment": "production", "rules": "country eq SE"}, "", http.StatusUnprocessableEntity).changing(reauthFailed),
 		upload("an unknown rule operator", "/rollout/cohorts", map[string]string{"password": testPassword, "name": "c", "environment": "production", "rules": "country like SE"}, "", http.StatusUnprocessableEntity),
 		upload("a rule line of two words", "/rollout/cohorts", map[string]string{"password": testPassword, "name": "c", "environment": "production", "rules": "country SE"}, "", http.StatusUnprocessableEntity),
 		upload("both a file and rules", "/rollout/cohorts", map[string]string{"password": testPassword, "name": "c", "environment": "production", "rules": "country eq SE"}, "u1\n", http.StatusUnprocessableEntity),
@@ -750,54 +646,22 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 	add("POST /rollout/cohorts/{id}/import",
 		hostile{name: "not multipart", method: "POST", path: "/rollout/cohorts/" + list + "/import", as: admin, ctype: "application/x-www-form-urlencoded", body: "file=x", want: http.StatusBadRequest},
 		upload("id is text", "/rollout/cohorts/abc/import", map[string]string{"password": testPassword}, "u1\n", http.StatusNotFound),
-		func() hostile {
-			c := upload("no file", "/rollout/cohorts/"+list+"/import", map[string]string{"password": testPassword}, "", 0)
-			c.flash = true
-			return c
-		}(),
-		func() hostile {
-			c := upload("a cohort nobody has", "/rollout/cohorts/987654/import", map[string]string{"password": testPassword}, "u1\n", 0)
-			c.flash = true
-			return c
-		}(),
+		upload("no file", "/rollout/cohorts/"+list+"/import", map[string]string{"password": testPassword}, "", 0).flashed(),
+		upload("a cohort nobody has", "/rollout/cohorts/987654/import", map[string]string{"password": testPassword}, "u1\n", 0).flashed(),
 	)
 	add("POST /rollout/cohorts/{id}/edit",
 		form("a cohort nobody has", "/rollout/cohorts/987654/edit", admin, url.Values{"name": {"x"}}, http.StatusNotFound),
-		func() hostile {
-			c := form("a wrong password", "/rollout/cohorts/"+rules+"/edit", freshAdmin, url.Values{"password": {"wrong"}, "name": {"x"}}, 0)
-			c.flash, c.changes = true, reauthFailed
-			return c
-		}(),
-		func() hostile {
-			c := form("an unknown rule operator", "/rollout/cohorts/"+rules+"/edit", freshAdmin, url.Values{"password": {testPassword}, "name": {"hostile-rules"}, "environment": {"sandbox"}, "rules": {"country like SE"}}, 0)
-			c.flash = true
-			return c
-		}(),
+		form("a wrong password", "/rollout/cohorts/"+rules+"/edit", freshAdmin, url.Values{"password": {"wrong"}, "name": {"x"}}, 0).flashed().changing(reauthFailed),
+		form("an unknown rule operator", "/rollout/cohorts/"+rules+"/edit", freshAdmin, url.Values{"password": {testPassword}, "name": {"hostile-rules"}, "environment": {"sandbox"}, "rules": {"country like SE"}}, 0).flashed(),
 	)
 	add("POST /rollout/cohorts/{id}/delete",
-		func() hostile {
-			c := form("a cohort nobody has", "/rollout/cohorts/987654/delete", admin, nil, 0)
-			c.flash = true
-			return c
-		}(),
+		form("a cohort nobody has", "/rollout/cohorts/987654/delete", admin, nil, 0).flashed(),
 		form("id is text", "/rollout/cohorts/one/delete", admin, nil, http.StatusNotFound),
-		func() hostile {
-			c := form("a stale version", "/rollout/cohorts/"+list+"/delete", admin, url.Values{"version": {"1"}}, 0)
-			c.flash = true
-			return c
-		}(),
+		form("a stale version", "/rollout/cohorts/"+list+"/delete", admin, url.Values{"version": {"1"}}, 0).flashed(),
 	)
 	add("POST /rollout/cohorts/{id}/move",
-		func() hostile {
-			c := form("the first cohort up", "/rollout/cohorts/"+list+"/move", admin, url.Values{"dir": {"up"}}, 0)
-			c.flash = true
-			return c
-		}(),
-		func() hostile {
-			c := form("a cohort nobody has", "/rollout/cohorts/987654/move", admin, url.Values{"dir": {"down"}}, 0)
-			c.flash = true
-			return c
-		}(),
+		form("the first cohort up", "/rollout/cohorts/"+list+"/move", admin, url.Values{"dir": {"up"}}, 0).flashed(),
+		form("a cohort nobody has", "/rollout/cohorts/987654/move", admin, url.Values{"dir": {"down"}}, 0).flashed(),
 	)
 	add("POST /settings/users",
 		form("SQL as the email", "/settings/users", admin, url.Values{"email": {"' OR 1=1 --"}, "role": {"viewer"}, "password": {"a long enough passphrase 123"}}, http.StatusUnprocessableEntity),
@@ -824,11 +688,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 	)
 	add("POST /settings/users/{id}/password",
 		form("a user nobody is", "/settings/users/987654/password", admin, url.Values{"password": {"a long enough passphrase 123"}}, http.StatusNotFound),
-		func() hostile {
-			c := form("a short password", "/settings/users/"+user+"/password", admin, url.Values{"password": {"x"}}, 0)
-			c.flash = true
-			return c
-		}(),
+		form("a short password", "/settings/users/"+user+"/password", admin, url.Values{"password": {"x"}}, 0).flashed(),
 	)
 	add("POST /settings/users/{id}/sign-out",
 		form("a user nobody is", "/settings/users/987654/sign-out", admin, nil, http.StatusNotFound),
@@ -842,63 +702,24 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("expires_in is negative", "/settings/tokens", admin, url.Values{"name": {"t"}, "scopes": {"events:read"}, "expires_in": {"-30d"}}, http.StatusUnprocessableEntity),
 	)
 	add("POST /settings/tokens/{id}/revoke",
-		func() hostile {
-			c := form("a token nobody has", "/settings/tokens/987654/revoke", admin, nil, 0)
-			c.flash = true
-			return c
-		}(),
+		form("a token nobody has", "/settings/tokens/987654/revoke", admin, nil, 0).flashed(),
 		form("id is text", "/settings/tokens/all/revoke", admin, nil, http.StatusNotFound),
 	)
 	add("POST /settings/account/password",
-		func() hostile {
-			c := form("a wrong current password", "/settings/account/password", freshAdmin, url.Values{"current": {"wrong"}, "password": {"a long enough passphrase 123"}}, 0)
-			c.changes = reauthFailed
-			return c
-		}(),
+		form("a wrong current password", "/settings/account/password", freshAdmin, url.Values{"current": {"wrong"}, "password": {"a long enough passphrase 123"}}, 0).changing(reauthFailed),
 		form("a new password too short", "/settings/account/password", freshAdmin, url.Values{"current": {testPassword}, "password": {"x"}}, http.StatusUnprocessableEntity),
-		func() hostile {
-			c := form("from another site", "/settings/account/password", viewer, url.Values{"current": {testPassword}, "password": {"a long enough passphrase 123"}}, http.StatusForbidden)
-			c.header = []string{"Origin", "https://evil.example"}
-			return c
-		}(),
+		form("from another site", "/settings/account/password", viewer, url.Values{"current": {testPassword}, "password": {"a long enough passphrase 123"}}, http.StatusForbidden).with("Origin", "https://evil.example"),
 	)
 
 	// The JSON API, with bearer tokens.
 	add("GET /api/v1/whoami",
 		api("no Authorization", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized),
-		func() hostile {
-			c := api("Basic credentials", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized)
-			c.header = []string{"Authorization", "Basic YWRtaW46YWRtaW4="}
-			return c
-		}(),
-		func() hostile {
-			c := api("Bearer and nothing", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized)
-			c.header = []string{"Authorization", "Bearer "}
-			return c
-		}(),
-		func() hostile {
-			c := api("a token with SQL", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized)
-			c.header = []string{"Authorization", "Bearer ' OR 1=1 --"}
-			return c
-		}(),
-		func() hostile {
-			c := api("a 60 KiB token", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized)
-			c.header = []string{"Authorization", "Bearer " + strings.Repeat("t", 60<<10)}
-			return c
-		}(),
-		func() hostile {
-			c := api("a bad token first, a good one second", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized)
-			c.header = []string{"Authorization", "Bearer tfd_wrong", "Authorization", "Bearer " + h.tokens[tokAdmin]}
-			return c
-		}(),
-		func() hostile {
-			c := api("a session cookie instead of a token", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized)
-			u, _ := url.Parse(h.url)
-			for _, ck := range h.clients[admin].hc.Jar.Cookies(u) {
-				c.header = append(c.header, "Cookie", ck.String())
-			}
-			return c
-		}(),
+		api("Basic credentials", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized).with("Authorization", "Basic YWRtaW46YWRtaW4="),
+		api("Bearer and nothing", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized).with("Authorization", "Bearer "),
+		api("a token with SQL", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized).with("Authorization", "Bearer ' OR 1=1 --"),
+		api("a 60 KiB token", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized).with("Authorization", "Bearer "+strings.Repeat("t", 60<<10)),
+		api("a bad token first, a good one second", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized).with("Authorization", "Bearer tfd_wrong", "Authorization", "Bearer "+h.tokens[tokAdmin]),
+		api("a session cookie instead of a token", "GET", "/api/v1/whoami", anon, "", http.StatusUnauthorized).with("Cookie", h.sessionCookie(admin)),
 		api("unknown endpoint", "GET", "/api/v1/whoami/../audit", tokAdmin, "", http.StatusNotFound),
 		api("DELETE", "DELETE", "/api/v1/whoami", tokAdmin, "", http.StatusMethodNotAllowed),
 	)
@@ -922,11 +743,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 	add("GET /api/v1/lookup/{request_id}",
 		api("request_id of 300 characters", "GET", "/api/v1/lookup/"+strings.Repeat("r", 300), tokEvents, "", http.StatusBadRequest, "256"),
 		api("request_id of spaces", "GET", "/api/v1/lookup/%20%20%20", tokEvents, "", http.StatusBadRequest),
-		func() hostile {
-			c := api("request_id of SQL and markup", "GET", "/api/v1/lookup/%27%20OR%201%3D1%20--%3Cscript%3E", tokEvents, "", http.StatusOK)
-			c.accepted = "a lookup is a search: text that matches nothing finds nothing"
-			return c
-		}(),
+		api("request_id of SQL and markup", "GET", "/api/v1/lookup/%27%20OR%201%3D1%20--%3Cscript%3E", tokEvents, "", http.StatusOK).because("a lookup is a search: text that matches nothing finds nothing"),
 	)
 	apiCall := func(name, body string, want int) hostile {
 		return api(name, "POST", "/api/v1/api-calls", tokEvents, body, want)
@@ -960,17 +777,9 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		apiCall("request_id of 300 characters", `{"env":"sandbox","method":"GET","path":"/v1","status":200,"request_id":"`+strings.Repeat("r", 300)+`"}`, http.StatusUnprocessableEntity),
 		apiCall("invalid UTF-8", "{\"env\":\"sandbox\",\"method\":\"GET\",\"path\":\"/v1\xff\",\"status\":200}", http.StatusBadRequest),
 		apiCall("over 1 MiB", `{"env":"sandbox","method":"GET","path":"/v1","status":200,"error_message":"`+strings.Repeat("m", 1<<20)+`"}`, http.StatusRequestEntityTooLarge),
-		func() hostile {
-			c := apiCall("sent as text/xml", `{"env":"sandbox","method":"GET","path":"/v1","status":200}`, http.StatusBadRequest)
-			c.ctype = "text/xml"
-			return c
-		}(),
+		apiCall("sent as text/xml", `{"env":"sandbox","method":"GET","path":"/v1","status":200}`, http.StatusBadRequest).typed("text/xml"),
 		api("a token without events:write", "POST", "/api/v1/api-calls", tokConfig, `{"env":"sandbox","method":"GET","path":"/v1","status":200}`, http.StatusForbidden),
-		func() hostile {
-			c := apiCall("SQL and markup in every text field", `{"env":"sandbox","method":"GET","path":"/v1/'; DROP TABLE events; --","status":500,"request_id":"<script>r</script>","error_code":"' OR 1=1 --","error_message":"<img src=x onerror=alert(1)>","user_id":"u'); DELETE FROM users; --"}`, http.StatusCreated)
-			c.accepted, c.changes = "reported text is data: stored as sent (bound, never spliced into SQL), rendered escaped", map[string]int{"events": 1, "event_counts": anyRows}
-			return c
-		}(),
+		apiCall("SQL and markup in every text field", `{"env":"sandbox","method":"GET","path":"/v1/'; DROP TABLE events; --","status":500,"request_id":"<script>r</script>","error_code":"' OR 1=1 --","error_message":"<img src=x onerror=alert(1)>","user_id":"u'); DELETE FROM users; --"}`, http.StatusCreated).because("reported text is data: stored as sent (bound, never spliced into SQL), rendered escaped").changing(map[string]int{"events": 1, "event_counts": anyRows}),
 	)
 	add("GET /api/v1/environments",
 		api("a token without config:read", "GET", "/api/v1/environments", tokDecide, "", http.StatusForbidden),
@@ -1017,11 +826,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		patch("a key with control characters", `{"secret_key":"sk_live_\u0000\r\n"}`, http.StatusUnprocessableEntity),
 		patch("a key of 10,000 characters", `{"secret_key":"sk_live_`+strings.Repeat("k", 10000)+`"}`, http.StatusUnprocessableEntity),
 		patch("invalid UTF-8", "{\"base_url\":\"https://a.example/\xff\"}", http.StatusBadRequest),
-		func() hostile {
-			c := patch("sent as form data", "base_url=https://a.example", http.StatusBadRequest)
-			c.ctype = "application/x-www-form-urlencoded"
-			return c
-		}(),
+		patch("sent as form data", "base_url=https://a.example", http.StatusBadRequest).typed("application/x-www-form-urlencoded"),
 		api("unknown environment", "PATCH", "/api/v1/environments/staging", tokAdmin, `{"base_url":"https://a.example"}`, http.StatusNotFound),
 		api("a token without admin", "PATCH", "/api/v1/environments/production", tokConfig, `{"base_url":"https://a.example"}`, http.StatusForbidden),
 		api("over 1 MiB", "PATCH", "/api/v1/environments/production", tokAdmin, `{"base_url":"https://a.example/`+strings.Repeat("a", 1<<20)+`"}`, http.StatusRequestEntityTooLarge),
@@ -1073,16 +878,8 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		put("version is negative", `{"version":-1,"auto_advance":false}`, http.StatusBadRequest),
 		put("a stale version", `{"version":1,"auto_advance":false}`, http.StatusConflict),
 		put("an unknown field", `{"stage":5}`, http.StatusBadRequest),
-		func() hostile {
-			c := put("If-Match is not a version", `{"auto_advance":false}`, http.StatusBadRequest)
-			c.header = []string{"If-Match", `"<script>"`}
-			return c
-		}(),
-		func() hostile {
-			c := put("If-Match and version disagree", fmt.Sprintf(`{"version":%d,"auto_advance":false}`, h.version), http.StatusBadRequest)
-			c.header = []string{"If-Match", `"1"`}
-			return c
-		}(),
+		put("If-Match is not a version", `{"auto_advance":false}`, http.StatusBadRequest).with("If-Match", `"<script>"`),
+		put("If-Match and version disagree", fmt.Sprintf(`{"version":%d,"auto_advance":false}`, h.version), http.StatusBadRequest).with("If-Match", `"1"`),
 		api("a token without admin", "PUT", "/api/v1/rollout", tokDecide, `{"auto_advance":false}`, http.StatusForbidden),
 	)
 	add("POST /api/v1/rollout/{action}",
@@ -1091,11 +888,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		api("not JSON", "POST", "/api/v1/rollout/pause", tokAdmin, `{"version"`, http.StatusBadRequest),
 		api("version is a string", "POST", "/api/v1/rollout/pause", tokAdmin, `{"version":"7"}`, http.StatusBadRequest),
 		api("a stale version", "POST", "/api/v1/rollout/advance", tokAdmin, `{"version":1}`, http.StatusConflict),
-		func() hostile {
-			c := api("a stale If-Match", "POST", "/api/v1/rollout/advance", tokAdmin, "", http.StatusConflict)
-			c.header = []string{"If-Match", `W/"1"`}
-			return c
-		}(),
+		api("a stale If-Match", "POST", "/api/v1/rollout/advance", tokAdmin, "", http.StatusConflict).with("If-Match", `W/"1"`),
 		api("an unknown field", "POST", "/api/v1/rollout/pause", tokAdmin, `{"force":true}`, http.StatusBadRequest),
 		api("a token without rollout:write", "POST", "/api/v1/rollout/kill", tokDecide, "", http.StatusForbidden),
 	)
@@ -1110,11 +903,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		api("user_id of 1,000 bytes", "GET", "/api/v1/rollout/decide?user_id="+strings.Repeat("u", 1000), tokDecide, "", http.StatusBadRequest),
 		api("include unknown", "GET", "/api/v1/rollout/decide?user_id=u&include=secrets", tokDecide, "", http.StatusBadRequest, "include"),
 		api("user_id empty, then set", "GET", "/api/v1/rollout/decide?user_id=&user_id=u", tokDecide, "", http.StatusBadRequest),
-		func() hostile {
-			c := api("control characters and invalid UTF-8 in user_id", "GET", "/api/v1/rollout/decide?user_id=a%00%0D%0A%ff", tokDecide, "", http.StatusOK)
-			c.accepted = "user ids are opaque bytes: a decision is a read, and the answer is encoded (TestRolloutDecide...)"
-			return c
-		}(),
+		api("control characters and invalid UTF-8 in user_id", "GET", "/api/v1/rollout/decide?user_id=a%00%0D%0A%ff", tokDecide, "", http.StatusOK).because("user ids are opaque bytes: a decision is a read, and its answer is encoded (see TestRolloutDecide)"),
 	)
 	decide := func(name, body string, want int) hostile {
 		return api(name, "POST", "/api/v1/rollout/decide", tokDecide, body, want)
@@ -1173,11 +962,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		api("a cohort nobody has", "DELETE", "/api/v1/rollout/cohorts/987654", tokAdmin, "", http.StatusNotFound),
 		api("negative id", "DELETE", "/api/v1/rollout/cohorts/-1", tokAdmin, "", http.StatusNotFound),
 		api("id overflows int64", "DELETE", "/api/v1/rollout/cohorts/"+huge, tokAdmin, "", http.StatusNotFound),
-		func() hostile {
-			c := api("a stale If-Match", "DELETE", "/api/v1/rollout/cohorts/"+list, tokAdmin, "", http.StatusConflict)
-			c.header = []string{"If-Match", `"1"`}
-			return c
-		}(),
+		api("a stale If-Match", "DELETE", "/api/v1/rollout/cohorts/"+list, tokAdmin, "", http.StatusConflict).with("If-Match", `"1"`),
 	)
 	add("GET /api/v1/rollout/cohorts/{id}/members",
 		api("a cohort nobody has", "GET", "/api/v1/rollout/cohorts/987654/members", tokAdmin, "", http.StatusNotFound),
@@ -1193,13 +978,19 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		members("a rule cohort", "/api/v1/rollout/cohorts/"+rules+"/members", "u1\n", 0),
 		members("invalid UTF-8 ids", "/api/v1/rollout/cohorts/"+list+"/members", "u1\n\xff\xfe\n", 0),
 		members("an id of 1,000 bytes", "/api/v1/rollout/cohorts/"+list+"/members", strings.Repeat("i", 1000)+"\n", 0),
-		func() hostile {
-			c := members("a stale If-Match", "/api/v1/rollout/cohorts/"+list+"/members", "u1\n", http.StatusConflict)
-			c.header = []string{"If-Match", `"1"`}
-			return c
-		}(),
+		members("a stale If-Match", "/api/v1/rollout/cohorts/"+list+"/members", "u1\n", http.StatusConflict).with("If-Match", `"1"`),
 	)
 	return groups
+}
+
+// sessionCookie is the Cookie header of a signed-in client.
+func (h *hostileApp) sessionCookie(w who) string {
+	u, _ := url.Parse(h.url)
+	var out []string
+	for _, ck := range h.clients[w].hc.Jar.Cookies(u) {
+		out = append(out, ck.String())
+	}
+	return strings.Join(out, "; ")
 }
 
 // rollout is the rollout as the API shows it.
