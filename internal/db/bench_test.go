@@ -252,7 +252,7 @@ func BenchmarkLookupEvents(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			evs, err := scanEvents(rows)
+			evs, _, err := scanEvents(rows, 0)
 			if err != nil || len(evs) != 3 {
 				b.Fatalf("bare select of %s: %d rows, %v", rid, len(evs), err)
 			}

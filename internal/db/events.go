@@ -72,7 +72,13 @@ type Event struct {
 	ID         int64
 	ReceivedAt time.Time
 	EventInput
+	// PayloadSize is the size of the stored payload in bytes. It is more than len(Payload) when
+	// only a preview of the payload was read (EventFilter.PreviewBytes, LookupEventPreviews).
+	PayloadSize int
 }
+
+// Clipped reports whether Payload holds only the start of the stored payload.
+func (e Event) Clipped() bool { return e.PayloadSize > len(e.Payload) }
 
 const (
 	maxEventTypeLen  = 255
@@ -111,7 +117,16 @@ func (in *EventInput) validate() error {
 }
 
 const eventCols = `id, source, env, type, request_id, user_id, external_id, dedupe_key, received_at, occurred_at,
-	is_error, method, path, status, duration_ms, error_code, error_message, payload, headers, verification, demo`
+	is_error, method, path, status, duration_ms, error_code, error_message, payload, headers, verification, demo, length(payload)`
+
+// eventColsPreview is eventCols with at most n bytes of each payload: what a list of summaries
+// needs, so that a page of events carrying large payloads does not hold them all in memory.
+func eventColsPreview(n int) string {
+	if n <= 0 {
+		return eventCols
+	}
+	return strings.Replace(eventCols, " payload,", fmt.Sprintf(" substr(payload, 1, %d),", n), 1)
+}
 
 func scanEvent(row interface{ Scan(...any) error }) (Event, error) {
 	var e Event
@@ -119,7 +134,7 @@ func scanEvent(row interface{ Scan(...any) error }) (Event, error) {
 	var received int64
 	var occurred, status, duration sql.NullInt64
 	err := row.Scan(&e.ID, &e.Source, &e.Env, &e.Type, &e.RequestID, &e.UserID, &e.ExternalID, &dedupe, &received, &occurred,
-		&e.IsError, &method, &path, &status, &duration, &errCode, &errMsg, &e.Payload, &headers, &verification, &e.Demo)
+		&e.IsError, &method, &path, &status, &duration, &errCode, &errMsg, &e.Payload, &headers, &verification, &e.Demo, &e.PayloadSize)
 	if err != nil {
 		return Event{}, err
 	}
@@ -164,6 +179,12 @@ type EventFilter struct {
 	AfterID   int64 // keyset cursor, oldest first: only events with id > AfterID (0: unset)
 	Ascending bool  // oldest first even when AfterID is 0 (a stream replaying from the start)
 	Limit     int   // default 50, at most 500
+	// PreviewBytes > 0 reads at most that many bytes of each payload (a list of summaries);
+	// Event.PayloadSize keeps the stored size.
+	PreviewBytes int
+	// MaxBytes > 0 ends a page early, with a cursor, once its payloads add up to that many bytes
+	// (always at least one event), so a page of large payloads stays small in memory.
+	MaxBytes int
 }
 
 // ListEvents returns the events that match f and the cursor for the next page (0 when there is
@@ -211,7 +232,7 @@ func (d *DB) ListEvents(ctx context.Context, f EventFilter) ([]Event, int64, err
 	if err != nil {
 		return nil, 0, fmt.Errorf("db: list events: %w", err)
 	}
-	out, err := scanEvents(rows)
+	out, full, err := scanEvents(rows, f.MaxBytes)
 	if err != nil {
 		return nil, 0, fmt.Errorf("db: list events: %w", err)
 	}
@@ -219,21 +240,28 @@ func (d *DB) ListEvents(ctx context.Context, f EventFilter) ([]Event, int64, err
 	if len(out) > limit {
 		out = out[:limit]
 		next = out[limit-1].ID
+	} else if full {
+		next = out[len(out)-1].ID
 	}
 	return out, next, nil
 }
 
-func scanEvents(rows *sql.Rows) ([]Event, error) {
+// scanEvents reads every row, or stops once the payloads read add up to maxBytes (> 0) and
+// reports that it stopped (full).
+func scanEvents(rows *sql.Rows, maxBytes int) (out []Event, full bool, err error) {
 	defer rows.Close()
-	var out []Event
+	size := 0
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		out = append(out, e)
+		if size += len(e.Payload); maxBytes > 0 && size >= maxBytes {
+			return out, true, rows.Close()
+		}
 	}
-	return out, rows.Err()
+	return out, false, rows.Err()
 }
 
 // firstEventAtOrAfter returns the smallest id received at or after t. Because received_at never
@@ -315,7 +343,7 @@ func listEventsQuery(f EventFilter, lo, hi int64, n int) (string, []any) {
 		if hi > 0 {
 			add("id < ?", hi)
 		}
-		q := "SELECT " + eventCols + " FROM events " + index
+		q := "SELECT " + eventColsPreview(f.PreviewBytes) + " FROM events " + index
 		if len(where) > 0 {
 			q += " WHERE " + strings.Join(where, " AND ")
 		}
@@ -335,34 +363,83 @@ func listEventsQuery(f EventFilter, lo, hi int64, n int) (string, []any) {
 }
 
 // LookupEvents returns every event whose request_id, external_id or user_id equals q, oldest
-// first, at most limit (default 200, at most 1000): everything about one request, one delivery
+// first, at most limit (default 200, at most 10,000): everything about one request, one delivery
 // or one user in one place. An empty q finds nothing.
 func (d *DB) LookupEvents(ctx context.Context, q string, limit int) ([]Event, error) {
+	return d.LookupEventPreviews(ctx, q, limit, 0)
+}
+
+// LookupEventPreviews is LookupEvents reading at most previewBytes of each payload (all of it
+// when previewBytes is 0): a timeline of summaries costs limit × previewBytes at most, however
+// large the payloads planted under one id.
+func (d *DB) LookupEventPreviews(ctx context.Context, q string, limit, previewBytes int) ([]Event, error) {
 	if q == "" {
 		return nil, nil
 	}
-	if limit <= 0 {
-		limit = 200
-	}
-	limit = min(limit, 1000)
-	rows, err := d.R.QueryContext(ctx, lookupEventsSQL, q, limit)
-	if err != nil {
-		return nil, fmt.Errorf("db: lookup events: %w", err)
-	}
-	out, err := scanEvents(rows)
+	out, _, err := d.lookupPage(ctx, q, 0, lookupLimit(limit), previewBytes, 0)
 	if err != nil {
 		return nil, fmt.Errorf("db: lookup events: %w", err)
 	}
 	return out, nil
 }
 
-// lookupEventsSQL reads at most limit ids from each lookup index in id order; the set of those
-// ids (IN drops an id found twice) is then read back in id order, so a user with a long history
-// costs limit rows, not the history.
-const lookupEventsSQL = "SELECT " + eventCols + ` FROM events WHERE id IN (
-	SELECT id FROM (SELECT id FROM events WHERE request_id = ?1 AND request_id <> '' ORDER BY id LIMIT ?2)
-	UNION ALL SELECT id FROM (SELECT id FROM events WHERE external_id = ?1 AND external_id <> '' ORDER BY id LIMIT ?2)
-	UNION ALL SELECT id FROM (SELECT id FROM events WHERE user_id = ?1 AND user_id <> '' ORDER BY id LIMIT ?2)
+// eachPageBytes bounds the payload bytes that EachLookupEvent holds at once.
+const eachPageBytes = 1 << 20
+
+// EachLookupEvent calls fn with each event LookupEvents(q, limit) would return, oldest first,
+// with its whole payload. It reads them in short queries of about a megabyte of payloads each and
+// calls fn between them, so a caller writing a large answer to a slow client holds neither the
+// answer in memory nor a read transaction open. An error from fn stops the walk and is returned
+// as is.
+func (d *DB) EachLookupEvent(ctx context.Context, q string, limit int, fn func(Event) error) error {
+	if q == "" {
+		return nil
+	}
+	limit = lookupLimit(limit)
+	var after int64
+	for limit > 0 {
+		page, full, err := d.lookupPage(ctx, q, after, limit, 0, eachPageBytes)
+		if err != nil {
+			return fmt.Errorf("db: lookup events: %w", err)
+		}
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if !full {
+			return nil
+		}
+		limit -= len(page)
+		after = page[len(page)-1].ID
+	}
+	return nil
+}
+
+func lookupLimit(limit int) int {
+	if limit <= 0 {
+		return 200
+	}
+	return min(limit, 10_000)
+}
+
+// lookupPage reads the lookup's events with id > after, at most limit, stopping early once the
+// payloads read add up to maxBytes (> 0), which it reports (full).
+func (d *DB) lookupPage(ctx context.Context, q string, after int64, limit, previewBytes, maxBytes int) ([]Event, bool, error) {
+	rows, err := d.R.QueryContext(ctx, "SELECT "+eventColsPreview(previewBytes)+lookupEventsFrom, q, limit, after)
+	if err != nil {
+		return nil, false, err
+	}
+	return scanEvents(rows, maxBytes)
+}
+
+// lookupEventsFrom reads at most limit ids above after from each lookup index in id order; the
+// set of those ids (IN drops an id found twice) is then read back in id order, so a user with a
+// long history costs limit rows, not the history.
+const lookupEventsFrom = ` FROM events WHERE id IN (
+	SELECT id FROM (SELECT id FROM events WHERE request_id = ?1 AND request_id <> '' AND id > ?3 ORDER BY id LIMIT ?2)
+	UNION ALL SELECT id FROM (SELECT id FROM events WHERE external_id = ?1 AND external_id <> '' AND id > ?3 ORDER BY id LIMIT ?2)
+	UNION ALL SELECT id FROM (SELECT id FROM events WHERE user_id = ?1 AND user_id <> '' AND id > ?3 ORDER BY id LIMIT ?2)
 ) ORDER BY id LIMIT ?2`
 
 // purgeBatch is the default number of rows one purge transaction deletes.

@@ -236,7 +236,8 @@ func TestEventQueriesUseIndexes(t *testing.T) {
 		plans = append(plans, plan{"list: " + tc.name, q, args, tc.index})
 	}
 	plans = append(plans,
-		plan{"lookup", lookupEventsSQL, []any{"req_1", 200}, ""},
+		plan{"lookup", "SELECT " + eventCols + lookupEventsFrom, []any{"req_1", 200, 0}, ""},
+		plan{"lookup preview, after an id", "SELECT " + eventColsPreview(2048) + lookupEventsFrom, []any{"req_1", 200, 500}, ""},
 		plan{"first event at or after", "SELECT id FROM events WHERE received_at >= ? ORDER BY received_at, id LIMIT 1", []any{1}, "events_received_at"},
 		plan{"stats: events", statsEventsSQL, []any{1}, "events_env"},
 		plan{"stats: init errors", statsInitErrorsSQL, []any{1}, "events_type"},
@@ -307,7 +308,7 @@ func TestEventByIDRoundTrips(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := Event{ID: res.ID, ReceivedAt: t0, EventInput: tc.in}
+			want := Event{ID: res.ID, ReceivedAt: t0, EventInput: tc.in, PayloadSize: len(tc.in.Payload)}
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("stored\n%+v\nwant\n%+v", got, want)
 			}
@@ -360,6 +361,89 @@ func TestLookupEvents(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestLargePayloadsAreReadInBoundedPieces plants events with 64 KiB payloads under one id and
+// checks the three bounded reads: previews (a summary list), pages ended by size (the export),
+// and EachLookupEvent (the support bundle), which yields every event whole, in order.
+func TestLargePayloadsAreReadInBoundedPieces(t *testing.T) {
+	d, _ := openTemp(t)
+	ctx := context.Background()
+	g := startIngester(t, d, IngestOptions{})
+	big := []byte(`{"screen":"pay","junk":"` + strings.Repeat("x", 64<<10) + `"}`)
+	var ids []int64
+	for range 40 { // 2.5 MiB of payloads: EachLookupEvent needs three of its 1 MiB reads
+		ids = append(ids, submitOne(t, g, EventInput{Source: SourceCallback, Env: "sandbox", Type: "screen_loaded", RequestID: "req_big", Payload: big}).ID)
+	}
+	small := submitOne(t, g, EventInput{Source: SourceCallback, Env: "sandbox", Type: "screen_loaded", RequestID: "req_big", Payload: []byte(`{}`)}).ID
+	ids = append(ids, small)
+
+	previews, err := d.LookupEventPreviews(ctx, "req_big", 1000, 100)
+	if err != nil || len(previews) != len(ids) {
+		t.Fatalf("previews: %d (%v), want %d", len(previews), err, len(ids))
+	}
+	if p := previews[0]; len(p.Payload) != 100 || p.PayloadSize != len(big) || !p.Clipped() || string(p.Payload) != string(big[:100]) {
+		t.Fatalf("preview of a big payload: %d of %d bytes, clipped %v", len(p.Payload), p.PayloadSize, p.Clipped())
+	}
+	if p := previews[len(previews)-1]; string(p.Payload) != `{}` || p.Clipped() {
+		t.Fatalf("preview of a small payload: %q clipped %v", p.Payload, p.Clipped())
+	}
+
+	var got []int64
+	for before := int64(0); ; {
+		page, next, err := d.ListEvents(ctx, EventFilter{RequestID: "req_big", Limit: 500, MaxBytes: 200 << 10, BeforeID: before})
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := 0
+		for i, e := range page {
+			if i > 0 && size >= 200<<10 {
+				t.Fatalf("a page went on past MaxBytes: %d events", len(page))
+			}
+			size += len(e.Payload)
+			got = append(got, e.ID)
+		}
+		if next == 0 {
+			break
+		}
+		before = next
+	}
+	slices.Reverse(got)
+	if !slices.Equal(got, ids) {
+		t.Fatalf("pages ended by size lost or repeated events: %v, want %v", got, ids)
+	}
+	page, _, err := d.ListEvents(ctx, EventFilter{RequestID: "req_big", PreviewBytes: 10, Limit: 2})
+	if err != nil || len(page) != 2 || len(page[1].Payload) != 10 || page[1].PayloadSize != len(big) {
+		t.Fatalf("list with previews: %+v %v", page, err)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		limit int
+		want  []int64
+	}{
+		{"all of them, across several reads", 1000, ids},
+		{"capped by count", 17, ids[:17]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var seen []int64
+			err := d.EachLookupEvent(ctx, "req_big", tc.limit, func(e Event) error {
+				if e.Clipped() || (e.ID != small && len(e.Payload) != len(big)) {
+					t.Fatalf("event %d came clipped: %d of %d bytes", e.ID, len(e.Payload), e.PayloadSize)
+				}
+				seen = append(seen, e.ID)
+				return nil
+			})
+			if err != nil || !slices.Equal(seen, tc.want) {
+				t.Fatalf("each: %v (%v), want %v", seen, err, tc.want)
+			}
+		})
+	}
+	stop := errors.New("stop")
+	n := 0
+	if err := d.EachLookupEvent(ctx, "req_big", 1000, func(Event) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
+		t.Fatalf("fn's error did not stop the walk: %v after %d events", err, n)
 	}
 }
 

@@ -60,6 +60,38 @@ func TestUpdateStoresNothingWhenAFieldIsInvalid(t *testing.T) {
 	}
 }
 
+// URLs are taken as typed or refused: characters url.Parse would quietly percent-encode (and so
+// store something else) and addresses the outbound client refuses anyway are errors that say so.
+func TestURLsRefuseOddCharactersAndInternalAddresses(t *testing.T) {
+	s, _, _ := newService(t, true)
+	for _, tc := range []struct {
+		url, want string // want: text of the error, "" when the URL is fine
+	}{
+		{"https://api.tensfer.example/v1", ""},
+		{"https://api.tensfer.example/a%3Cb%3E", ""},
+		{"https://münchen.example/", ""},
+		{"http://127.0.0.1:9000", ""},
+		{"https://a.example/<script>alert(1)</script>", "percent-encode"},
+		{"https://a.example/a b", "percent-encode"},
+		{"https://a.example/\"x\"", "percent-encode"},
+		{"https://a.example/\\..\\", "percent-encode"},
+		{"https://a.example/\x00", "percent-encode"},
+		{"https://a.example/\xff", "percent-encode"},
+		{"https://169.254.169.254/latest/meta-data", "internal address"},
+		{"https://10.0.0.8/", "internal address"},
+		{"https://[fd00::1]/", "internal address"},
+		{"https://0.0.0.0/", "internal address"},
+	} {
+		_, errs, err := s.Validate(context.Background(), "production", Input{ReplayURL: ptr(tc.url)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := errs["replay_url"]; tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("%q: %q, want an error saying %q", tc.url, got, tc.want)
+		}
+	}
+}
+
 func TestLoopbackURLsOnlyWhenAllowed(t *testing.T) {
 	for _, allow := range []bool{false, true} {
 		s, _, _ := newService(t, allow)

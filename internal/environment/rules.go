@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
@@ -62,6 +63,9 @@ func checkURL(env, field, raw string, allowLoopback bool) (string, string) {
 	if len(raw) > maxURLLen {
 		return "", fmt.Sprintf("%s must be at most %d characters", label, maxURLLen)
 	}
+	if !utf8.ValidString(raw) || strings.ContainsFunc(raw, unsafeInURL) {
+		return "", fmt.Sprintf("%s must not contain spaces, quotes, <, >, backslashes or control characters (percent-encode them)", label)
+	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return "", fmt.Sprintf("%s must be an absolute URL such as https://api.example.com", label)
@@ -77,6 +81,10 @@ func checkURL(env, field, raw string, allowLoopback bool) (string, string) {
 		return "", fmt.Sprintf("%s must not contain a query string", label)
 	}
 	loop := isLoopbackHost(u.Hostname())
+	if ip := net.ParseIP(u.Hostname()); ip != nil && !loop && (ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast()) {
+		// Outbound calls refuse such addresses anyway (safehttp); say so when the URL is saved.
+		return "", fmt.Sprintf("%s points at an internal address (%s); use the public host name of the service", label, ip)
+	}
 	if u.Scheme == "http" {
 		switch {
 		case env == "production" && !(loop && allowLoopback):
@@ -90,6 +98,13 @@ func checkURL(env, field, raw string, allowLoopback bool) (string, string) {
 		u.Path = strings.TrimRight(u.Path, "/")
 	}
 	return u.String(), ""
+}
+
+// unsafeInURL reports the characters a URL must carry percent-encoded: url.Parse would encode
+// them quietly (and store something other than what was typed) or refuse them without saying
+// which.
+func unsafeInURL(r rune) bool {
+	return r <= ' ' || r == 0x7f || strings.ContainsRune("\"<>\\^`{|}", r)
 }
 
 // normalizeHost lowercases scheme and host and drops a default port, so that two spellings of

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
@@ -147,9 +148,13 @@ func (s *Service) ImportMembers(ctx context.Context, id int64, file []byte, expe
 
 // ParseIDFile reads user ids from an uploaded file: plain lines, or CSV (detected by a comma or
 // a quote on the first line) taking the column named user_id or id, else the first. A first
-// line that is just user_id or id is a one-column file's header.
+// line that is just user_id or id is a one-column file's header. The file must be UTF-8.
 func ParseIDFile(file []byte) ([]string, error) {
 	file = bytes.TrimPrefix(file, []byte("\xef\xbb\xbf"))
+	if n := invalidUTF8At(file); n >= 0 {
+		// Decisions compare ids with what apps send as UTF-8: a Latin-1 file would never match.
+		return nil, validation.Errors{"user_ids": fmt.Sprintf("line %d is not UTF-8 text; save the file as UTF-8", bytes.Count(file[:n], []byte("\n"))+1)}
+	}
 	first, _, _ := bytes.Cut(file, []byte("\n"))
 	if !bytes.ContainsAny(first, ",\"") {
 		var ids []string
@@ -260,4 +265,16 @@ func (s *Service) ReorderCohorts(ctx context.Context, ids []int64, expect int64,
 	}
 	s.rebuildAfterCommit(ctx)
 	return v, nil
+}
+
+// invalidUTF8At is the offset of the first byte of b that is not UTF-8, or -1.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }

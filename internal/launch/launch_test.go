@@ -404,6 +404,22 @@ func TestParseIDFileSkipsTheHeader(t *testing.T) {
 	}
 }
 
+// A file that is not UTF-8 (an export saved as Latin-1) is refused with the line to fix: its ids
+// would never match the ones apps send.
+func TestParseIDFileRefusesTextThatIsNotUTF8(t *testing.T) {
+	for file, line := range map[string]string{
+		"u1\nj\xf6rg\nu3\n":             "line 2 ",
+		"\xff":                          "line 1 ",
+		"email,user_id\na@x,u1\nb,\xe9": "line 3 ",
+	} {
+		ids, err := ParseIDFile([]byte(file))
+		var errs validation.Errors
+		if !errors.As(err, &errs) || !strings.Contains(errs["user_ids"], line) || !strings.Contains(errs["user_ids"], "UTF-8") || ids != nil {
+			t.Errorf("%q: %v %v, want an error naming %q", file, ids, err, line)
+		}
+	}
+}
+
 // deliver sends a webhook to production from client, signed with key (or badly signed when bad).
 func (f *fixture) deliver(t *testing.T, client string, key []byte, bad bool, id string) {
 	t.Helper()

@@ -423,6 +423,10 @@ func jsonObject(body []byte, what string) (map[string]json.RawMessage, error) {
 		}
 		return nil, errors.New(what + " is not valid JSON")
 	}
+	if !utf8.Valid(body) {
+		// encoding/json would replace the bad bytes and accept it: JSON is UTF-8 (RFC 8259).
+		return nil, errors.New(what + " is not valid UTF-8")
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil {
 		return nil, fmt.Errorf("%s is not valid JSON: %s", what, jsonErrorText(err))

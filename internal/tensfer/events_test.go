@@ -55,6 +55,7 @@ func TestParseWebhookEvent(t *testing.T) {
 		{name: "empty", body: ``, wantErr: "webhook body must be a JSON object"},
 		{name: "invalid json", body: `{"type":`, wantErr: "webhook body is not valid JSON"},
 		{name: "trailing garbage", body: `{"type":"a"} x`, wantErr: "not valid JSON"},
+		{name: "invalid UTF-8", body: "{\"type\":\"a\xff\"}", wantErr: "webhook body is not valid UTF-8"},
 		{name: "missing type", body: `{"id":"evt_1"}`, wantErr: "type is required"},
 		{name: "type not a string", body: `{"type":7}`, wantErr: "type must be a string"},
 		{name: "id too long", body: `{"type":"a","id":"` + strings.Repeat("x", 256) + `"}`, wantErr: "id must be at most 255 characters"},
@@ -136,6 +137,7 @@ func TestParseCallbackEvent(t *testing.T) {
 			}
 		}},
 		{name: "not an object", body: `["screen_loaded"]`, wantErr: "callback body must be a JSON object"},
+		{name: "invalid UTF-8", body: "{\"event\":\"screen_loaded\",\"screen\":\"\xfe\"}", wantErr: "callback body is not valid UTF-8"},
 		{name: "missing event", body: `{"session_id":"s"}`, wantErr: "event is required", wantField: "event"},
 		{name: "empty event", body: `{"event":""}`, wantErr: "event is required", wantField: "event"},
 		{name: "event with spaces", body: `{"event":"Screen Loaded"}`, wantErr: "event must contain only", wantField: "event"},

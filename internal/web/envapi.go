@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -133,19 +135,28 @@ func decodeJSON(r *http.Request, v any) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return errBadRequest("Content-Type must be application/json")
 	}
-	dec := json.NewDecoder(r.Body)
+	var body bytes.Buffer
+	if _, err := body.ReadFrom(r.Body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return err
+		}
+		return errBadRequest("cannot read the request body: %v", err)
+	}
+	if !utf8.Valid(body.Bytes()) {
+		// encoding/json would quietly turn the bad bytes into U+FFFD and store that.
+		return errBadRequest("request body is not valid UTF-8; JSON must be sent as UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body.Bytes()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
 		switch {
-		case errors.As(err, &mbe):
-			return err
 		case errors.Is(err, io.EOF):
 			return errBadRequest("request body is empty; send a JSON object")
 		}
 		return errBadRequest("request body is not valid JSON for this endpoint: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if dec.More() {
+	if len(bytes.TrimSpace(body.Bytes()[dec.InputOffset():])) > 0 {
 		return errBadRequest("request body has data after the JSON object")
 	}
 	return nil

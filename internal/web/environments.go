@@ -102,6 +102,10 @@ func (s *Server) updateEnvironmentURLs(w http.ResponseWriter, r *http.Request) e
 		lines := strings.FieldsFunc(*o, func(r rune) bool { return r == '\n' || r == '\r' || r == ',' })
 		in.AllowedOrigins = &lines
 	}
+	if in.BaseURL == nil && in.CallbackURL == nil && in.AppURL == nil && in.ReplayURL == nil && in.AllowedOrigins == nil {
+		// Not the form (another Content-Type, or no fields): saying "saved" would be a lie.
+		return errBadRequest("send the environment form's fields (base_url, callback_url, app_url, replay_url, allowed_origins) as application/x-www-form-urlencoded")
+	}
 	_, err = s.envs.Update(r.Context(), env, in, s.auditFor(r, "environment.update"))
 	var errs validation.Errors
 	if errors.As(err, &errs) {

@@ -85,7 +85,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &fields):
 		he = &httpError{status: http.StatusUnprocessableEntity, code: "validation_failed", msg: fields.Error()}
 	case errors.Is(err, db.ErrNotFound):
-		he = &httpError{status: http.StatusNotFound, code: "not_found", msg: "not found"}
+		he = &httpError{status: http.StatusNotFound, code: "not_found", msg: "nothing was found at " + validation.Clip(r.URL.Path, 200) + "; it may have been deleted, or the id is wrong"}
 	case errors.As(err, &mbe):
 		he = &httpError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", msg: fmt.Sprintf("request body is larger than the %d byte limit", mbe.Limit)}
 	default:

@@ -10,11 +10,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/events"
-	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
@@ -25,7 +22,8 @@ func filterVM(f events.Filter) templates.EventFilters {
 	return templates.EventFilters{Env: v.Env, Source: v.Source, Type: v.Type, Status: v.Status, Since: v.Since, Until: v.Until, Query: v.Query}
 }
 
-// eventSummary is the one-line gist of an event for the feed.
+// eventSummary is the one-line gist of an event for the feed. The payload may be a preview (its
+// first bytes only): the summary then comes from what precedes the cut.
 func eventSummary(e db.Event) string {
 	switch e.Source {
 	case db.SourceAPI:
@@ -38,47 +36,105 @@ func eventSummary(e db.Event) string {
 		}
 		return s
 	case db.SourceCallback:
-		var cb struct {
-			Screen string `json:"screen"`
-			Error  *struct {
-				Code    string `json:"code"`
-				Message string `json:"message"`
-			} `json:"error"`
+		fields := payloadFields(e.Payload)
+		text := func(k string) string {
+			var v string
+			_ = json.Unmarshal(fields[k], &v)
+			return v
 		}
-		_ = json.Unmarshal(e.Payload, &cb)
 		parts := []string{}
-		if cb.Screen != "" {
-			parts = append(parts, "screen "+cb.Screen)
+		if v := text("screen"); v != "" {
+			parts = append(parts, "screen "+v)
 		}
-		if cb.Error != nil {
-			parts = append(parts, strings.TrimSpace(cb.Error.Code+" "+cb.Error.Message))
+		if v := strings.TrimSpace(text("error.code") + " " + text("error.message")); v != "" {
+			parts = append(parts, v)
 		}
 		if e.UserID != "" {
 			parts = append(parts, "user "+e.UserID)
 		}
 		return strings.Join(parts, " · ")
 	}
-	var wh struct {
-		Data map[string]json.RawMessage `json:"data"`
-	}
-	_ = json.Unmarshal(e.Payload, &wh)
-	keys := make([]string, 0, len(wh.Data))
-	for k := range wh.Data {
-		keys = append(keys, k)
+	fields := payloadFields(e.Payload)
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		if strings.HasPrefix(k, "data.") {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	var parts []string
 	for _, k := range keys {
-		v := strings.Trim(string(wh.Data[k]), `"`)
+		v := strings.Trim(string(fields[k]), `"`)
 		if len(v) > 40 || strings.ContainsAny(v, "{[") {
 			continue
 		}
-		parts = append(parts, k+"="+v)
+		parts = append(parts, strings.TrimPrefix(k, "data.")+"="+v)
 		if len(parts) == 3 {
 			break
 		}
 	}
 	return strings.Join(parts, " ")
+}
+
+// payloadFields reads the members of the JSON object b as raw values, and those of its "data"
+// and "error" objects as "data.<name>" and "error.<name>". It reads token by token and stops
+// quietly at the first error, so a payload preview cut short still yields every member that
+// came before the cut.
+func payloadFields(b []byte) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var members func(prefix string) bool
+	members = func(prefix string) bool {
+		for dec.More() {
+			t, err := dec.Token()
+			if err != nil {
+				return false
+			}
+			k, _ := t.(string)
+			if prefix == "" && (k == "data" || k == "error") {
+				t, err := dec.Token()
+				if err != nil {
+					return false
+				}
+				switch t {
+				case json.Delim('{'):
+					if !members(k + ".") {
+						return false
+					}
+				case json.Delim('['): // skipped
+					for dec.More() {
+						var v json.RawMessage
+						if dec.Decode(&v) != nil {
+							return false
+						}
+					}
+					if _, err := dec.Token(); err != nil {
+						return false
+					}
+				default:
+					out[k], _ = json.Marshal(t)
+				}
+				continue
+			}
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				return false
+			}
+			out[prefix+k] = v
+		}
+		_, err := dec.Token() // the closing brace
+		return err == nil
+	}
+	if t, err := dec.Token(); err == nil && t == json.Delim('{') {
+		members("")
+	}
+	return out
+}
+
+// errNoEvent answers a request for an event that is not stored.
+func errNoEvent(id int64) error {
+	return errNotFound(fmt.Sprintf("there is no event %d (it may have been purged by retention)", id))
 }
 
 func eventRow(e db.Event) templates.EventRow {
@@ -95,6 +151,7 @@ func (s *Server) showEvents(w http.ResponseWriter, r *http.Request) error {
 	// Read the feed's position before the page: an event committed in between is then both on
 	// the page and on the stream (the browser drops the duplicate row), never on neither.
 	published := s.events.Hub().Last()
+	f.PreviewBytes = events.LookupPreviewBytes // rows are summaries
 	evs, next, err := s.db.ListEvents(r.Context(), f.EventFilter)
 	if err != nil {
 		return err
@@ -170,7 +227,7 @@ func (s *Server) showEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := s.db.EventByID(r.Context(), id)
 	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound(fmt.Sprintf("there is no event %d (it may have been purged by retention)", id))
+		return errNoEvent(id)
 	}
 	if err != nil {
 		return err
@@ -194,31 +251,6 @@ func (s *Server) showEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return render(w, r, http.StatusOK, templates.EventDetailPage(vm))
-}
-
-// showLookup finds everything about one request_id (or external event id, user id, or our event
-// number) on one timeline, oldest first.
-func (s *Server) showLookup(w http.ResponseWriter, r *http.Request) error {
-	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	evs, truncated, err := s.events.Lookup(r.Context(), q)
-	if err != nil {
-		return err
-	}
-	vm := templates.LookupVM{Layout: s.page(w, r, "lookup", "Lookup"), Query: q, Truncated: truncated}
-	// Taken as a user id (an id some event carries as its user, or one nothing carries yet), the
-	// query also shows where the rollout sends that user.
-	asUser := q != "" && len(evs) == 0
-	for _, e := range evs {
-		asUser = asUser || e.UserID == q
-	}
-	if asUser {
-		vm.Decision = checkVM(s.rollout.Check(rollout.User{ID: q}))
-	}
-	vm.Layout.Query = q
-	for _, e := range evs {
-		vm.Events = append(vm.Events, eventRow(e))
-	}
-	return render(w, r, http.StatusOK, templates.LookupPage(vm))
 }
 
 // eventJSON is an event in the JSON API, the export and the support bundle.
@@ -267,37 +299,6 @@ func toEventJSON(e db.Event) eventJSON {
 		}
 	}
 	return out
-}
-
-// supportBundle is GET /lookup/bundle?q=: everything about one id as a JSON file to send to
-// Tensfer support. It holds what was received and reported, never a key or signing secret.
-func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request) error {
-	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	if q == "" || len(q) > events.MaxLookupLen {
-		return errBadRequest("give the request_id to bundle as ?q=")
-	}
-	evs, _, err := s.events.Lookup(r.Context(), q)
-	if err != nil {
-		return err
-	}
-	out := struct {
-		Query       string      `json:"query"`
-		GeneratedAt string      `json:"generated_at"`
-		Dashboard   string      `json:"dashboard_version"`
-		Note        string      `json:"note"`
-		Events      []eventJSON `json:"events"`
-	}{Query: q, GeneratedAt: rfc3339(s.now()), Dashboard: s.cfg.Version, Events: []eventJSON{},
-		Note: "Webhooks, callbacks and API calls carrying this id, oldest first, as received. Contains no API keys or signing secrets."}
-	for _, e := range evs {
-		out.Events = append(out.Events, toEventJSON(e))
-	}
-	a := s.auditFor(r, "lookup.support_bundle")
-	a.Target = "lookup:" + validation.Clip(q, 200)
-	if err := s.db.InsertAudit(r.Context(), a); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Disposition", `attachment; filename="tensfer-support-`+safeFileName(q)+`.json"`)
-	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) listRejected(w http.ResponseWriter, r *http.Request) error {
@@ -355,28 +356,10 @@ func (s *Server) apiShowEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := s.db.EventByID(r.Context(), id)
 	if errors.Is(err, db.ErrNotFound) {
-		return errNotFound(fmt.Sprintf("there is no event %d", id))
+		return errNoEvent(id)
 	}
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, toEventJSON(e))
-}
-
-// apiLookup is GET /api/v1/lookup/{request_id}: every webhook, callback and API call carrying
-// that id, oldest first.
-func (s *Server) apiLookup(w http.ResponseWriter, r *http.Request) error {
-	q := strings.TrimSpace(chi.URLParam(r, "request_id"))
-	evs, err := s.events.ByRequestID(r.Context(), q)
-	if err != nil {
-		return err
-	}
-	out := struct {
-		RequestID string      `json:"request_id"`
-		Events    []eventJSON `json:"events"`
-	}{RequestID: q, Events: []eventJSON{}}
-	for _, e := range evs {
-		out.Events = append(out.Events, toEventJSON(e))
-	}
-	return writeJSON(w, http.StatusOK, out)
 }

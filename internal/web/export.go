@@ -13,7 +13,8 @@ import (
 )
 
 // exportEvents is GET /events/export?format=csv|ndjson with the feed's filters: every matching
-// event, newest first, streamed page by page (keyset), so a large export never sits in memory.
+// event, newest first, streamed page by page (keyset), so a large export never sits in memory:
+// a page ends at 500 events or exportPageBytes of payloads, whichever comes first.
 func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) error {
 	parsed, err := events.ParseFilter(r.URL.Query())
 	if err != nil {
@@ -41,7 +42,7 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) error {
 		enc = json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
 	}
-	f.Limit = 500
+	f.Limit, f.MaxBytes = 500, exportPageBytes
 	n := 0
 	for {
 		evs, next, err := s.db.ListEvents(r.Context(), f)
@@ -73,6 +74,9 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) error {
 	_ = s.db.InsertAudit(r.Context(), a)
 	return nil
 }
+
+// exportPageBytes bounds the payloads one page of an export holds in memory.
+const exportPageBytes = 2 << 20
 
 func statusText(e db.Event) string {
 	if e.Source != db.SourceAPI || e.Status == 0 {

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -253,13 +255,35 @@ func ofrepReason(r rollout.Reason) string {
 	return "DEFAULT"
 }
 
+// maxOFREPBody bounds an evaluation request: a context is a user id and a few attributes.
+const maxOFREPBody = 1 << 20
+
 // ofrepContext reads the evaluation context: targetingKey is the user id; other string, number
 // and boolean fields are attributes (nested objects are ignored).
 func ofrepContext(r *http.Request) (rollout.User, map[string]any, *ofrepFailure, int) {
 	var req ofrepRequest
-	dec := json.NewDecoder(r.Body)
+	parseError := func(details string) (rollout.User, map[string]any, *ofrepFailure, int) {
+		return rollout.User{}, nil, &ofrepFailure{ErrorCode: "PARSE_ERROR", ErrorDetails: details}, http.StatusBadRequest
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return parseError("Content-Type must be application/json")
+	}
+	body, err := readBody(nil, r, maxOFREPBody)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return rollout.User{}, nil, &ofrepFailure{ErrorCode: "GENERAL", ErrorDetails: fmt.Sprintf("the body is larger than the %d byte limit", mbe.Limit)}, http.StatusRequestEntityTooLarge
+	case err != nil:
+		return parseError("cannot read the body: " + err.Error())
+	case !utf8.Valid(body):
+		return parseError("the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&req); err != nil {
-		return rollout.User{}, nil, &ofrepFailure{ErrorCode: "PARSE_ERROR", ErrorDetails: "the body is not a JSON object: " + strings.TrimPrefix(err.Error(), "json: ")}, http.StatusBadRequest
+		return parseError("the body is not a JSON object: " + strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		return parseError("the body has data after the JSON object")
 	}
 	if req.Context == nil {
 		return rollout.User{}, nil, &ofrepFailure{ErrorCode: "INVALID_CONTEXT", ErrorDetails: `the body needs a "context" object with a targetingKey`}, http.StatusBadRequest

@@ -39,6 +39,7 @@ type Config struct {
 	StreamRecheck        time.Duration  // how soon a revoked session or a disabled user loses its live stream (default 5s)
 	RetentionDays        int            // events older than this are purged (default 30)
 	MaxBodyBytes         int64          // default request body limit
+	LookupMaxBytes       int64          // a support bundle or API lookup stops, marked truncated, past this (default 16 MiB)
 	// PublicBudget bounds the unauthenticated input stored (callbacks, return visits, refused
 	// deliveries): bytes and rows a second, all together (default events.DefaultPublicBudget).
 	PublicBudget events.PublicBudget
@@ -77,6 +78,7 @@ type Server struct {
 	tokenUse      *ratelimit.Throttle[int64]
 	tokens        tokenCache
 	streamSlots   streamSlots
+	bundleSlots   chan struct{} // support bundles being built (at most maxBundles)
 }
 
 // New builds a Server and the domain services behind it, and starts the ingest pipeline. Zero config values get sensible defaults.
@@ -109,7 +111,10 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
-	s := &Server{cfg: cfg, db: d, box: box, log: log, now: time.Now}
+	if cfg.LookupMaxBytes == 0 {
+		cfg.LookupMaxBytes = defaultAnswerMaxBytes
+	}
+	s := &Server{cfg: cfg, db: d, box: box, log: log, now: time.Now, bundleSlots: make(chan struct{}, maxBundles)}
 	s.sessions = &sessionStore{
 		db:     d,
 		secure: cfg.PublicURL.Scheme == "https",

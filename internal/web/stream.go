@@ -236,6 +236,7 @@ func (s *Server) backfill(ctx context.Context, buf *bytes.Buffer, f db.EventFilt
 	sent := 0
 	for cursor := last; cursor < through; {
 		f.AfterID, f.BeforeID, f.Limit, f.Ascending = cursor, through+1, 500, true
+		f.PreviewBytes = events.LookupPreviewBytes // rows are summaries
 		evs, _, err := s.db.ListEvents(ctx, f)
 		if err != nil {
 			return false, err

@@ -80,5 +80,8 @@ func (s *Server) storedEvent(r *http.Request) (db.Event, string, error) {
 		return db.Event{}, "", err
 	}
 	e, err := s.db.EventByID(r.Context(), id)
+	if errors.Is(err, db.ErrNotFound) {
+		err = errNoEvent(id)
+	}
 	return e, fmt.Sprintf("/events/%d", id), err
 }
