@@ -462,6 +462,19 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 			body: url.Values{"token": {sqlText}, "email": {markup}, "name": {sqlText}, "password": {"x"}, "confirm": {"y"}}.Encode(), want: http.StatusUnprocessableEntity},
 		hostile{name: "a JSON body", method: "POST", path: "/setup", ctype: "application/json", body: `{"token":"x"}`, want: http.StatusUnprocessableEntity},
 	)
+	// The login's second step: without a pending first step there is nothing to answer.
+	add("GET /login/two-factor",
+		hostile{name: "no pending sign-in", path: "/login/two-factor", want: http.StatusOK, accepted: "the sign-in page renders, to start again"},
+		hostile{name: "a forged step cookie", path: "/login/two-factor", header: []string{"Cookie", "tfd_login_step=" + strings.Repeat("a", 43)}, want: http.StatusOK,
+			accepted: "the sign-in page renders, to start again"},
+	)
+	add("POST /login/two-factor",
+		hostile{name: "no pending sign-in", method: "POST", path: "/login/two-factor", ctype: "application/x-www-form-urlencoded", body: "code=123456", want: 0},
+		hostile{name: "a forged step cookie and SQL as the code", method: "POST", path: "/login/two-factor", ctype: "application/x-www-form-urlencoded",
+			header: []string{"Cookie", "tfd_login_step=' OR 1=1 --"}, body: url.Values{"code": {sqlText}}.Encode(), want: 0},
+		hostile{name: "a 2 MiB code", method: "POST", path: "/login/two-factor", ctype: "application/x-www-form-urlencoded", body: "code=" + strings.Repeat("1", 2<<20), want: http.StatusRequestEntityTooLarge},
+		hostile{name: "from another site", method: "POST", path: "/login/two-factor", ctype: "application/x-www-form-urlencoded", body: "code=123456", header: []string{"Sec-Fetch-Site", "cross-site"}, want: http.StatusForbidden},
+	)
 	add("POST /logout",
 		hostile{name: "from another site", method: "POST", path: "/logout", as: viewer, header: []string{"Origin", "https://evil.example"}, want: http.StatusForbidden},
 	)
@@ -704,6 +717,32 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 	add("POST /settings/tokens/{id}/revoke",
 		form("a token nobody has", "/settings/tokens/987654/revoke", admin, nil, 0).flashed(),
 		form("id is text", "/settings/tokens/all/revoke", admin, nil, http.StatusNotFound),
+	)
+	add("GET /settings/account/two-factor", hostile{name: "not signed in", path: "/settings/account/two-factor", want: http.StatusSeeOther,
+		accepted: "the sign-in page, coming back here afterwards"})
+	add("POST /settings/account/two-factor/setup",
+		form("a wrong password", "/settings/account/two-factor/setup", freshAdmin, url.Values{"password": {"wrong"}}, 0).changing(reauthFailed),
+		form("no password", "/settings/account/two-factor/setup", freshAdmin, nil, 0).changing(reauthFailed),
+		form("from another site", "/settings/account/two-factor/setup", viewer, url.Values{"password": {testPassword}}, http.StatusForbidden).with("Origin", "https://evil.example"),
+	)
+	add("POST /settings/account/two-factor/confirm",
+		form("nothing being set up", "/settings/account/two-factor/confirm", viewer, url.Values{"code": {"123456"}}, 0).flashed(),
+		form("markup as the code", "/settings/account/two-factor/confirm", viewer, url.Values{"code": {markup}}, 0).flashed(),
+	)
+	add("POST /settings/account/two-factor/recovery-codes",
+		form("two-factor is off", "/settings/account/two-factor/recovery-codes", freshAdmin, url.Values{"password": {testPassword}, "code": {"123456"}}, 0).flashed(),
+	)
+	add("POST /settings/account/two-factor/disable",
+		form("two-factor is off", "/settings/account/two-factor/disable", freshAdmin, url.Values{"password": {testPassword}, "code": {"123456"}}, 0).flashed(),
+	)
+	add("POST /settings/users/{id}/two-factor/reset",
+		form("a user nobody is", "/settings/users/987654/two-factor/reset", freshAdmin, url.Values{"password": {testPassword}}, 0),
+		form("id with SQL", "/settings/users/1%20OR%201=1/two-factor/reset", admin, url.Values{"password": {testPassword}}, http.StatusNotFound),
+		form("as an operator", "/settings/users/"+user+"/two-factor/reset", operator, url.Values{"password": {testPassword}}, http.StatusForbidden),
+	)
+	add("POST /settings/users/two-factor",
+		form("a wrong password", "/settings/users/two-factor", freshAdmin, url.Values{"password": {"wrong"}, "required": {"on"}}, 0).changing(reauthFailed),
+		form("as an operator", "/settings/users/two-factor", operator, url.Values{"password": {testPassword}, "required": {"on"}}, http.StatusForbidden),
 	)
 	add("POST /settings/account/password",
 		form("a wrong current password", "/settings/account/password", freshAdmin, url.Values{"current": {"wrong"}, "password": {"a long enough passphrase 123"}}, 0).changing(reauthFailed),
