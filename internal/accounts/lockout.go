@@ -1,15 +1,20 @@
 package accounts
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/db"
 )
 
 // The login soft lockout. Failed sign-ins are counted per account (the email as typed, known or
@@ -340,3 +345,24 @@ func (s *Service) TrackedLogins() int { return s.lockout.size() }
 // PasswordChecks is how many password hashes have been compared since start; a refused locked
 // sign-in adds none.
 func (s *Service) PasswordChecks() int64 { return s.checks.Load() }
+
+// FailedLoginTarget names the account of a refused or locked sign-in for the audit log. People
+// type their password into the email field by mistake, so text that is no account's email is
+// not kept: it becomes "email:unknown-" and a keyed fingerprint of it, which still groups repeated
+// attempts with the same text together without saying what it was.
+func (s *Service) FailedLoginTarget(ctx context.Context, email string) (string, error) {
+	u, err := s.db.UserByEmail(ctx, strings.TrimSpace(email))
+	switch {
+	case err == nil:
+		return "email:" + u.Email, nil
+	case !errors.Is(err, db.ErrNotFound):
+		return "", err
+	}
+	key := s.deviceKey
+	if len(key) == 0 {
+		key = []byte("no device key")
+	}
+	m := hmac.New(sha256.New, key)
+	fmt.Fprintf(m, "unknown-email\x00%s", lockKey(email))
+	return "email:unknown-" + hex.EncodeToString(m.Sum(nil)[:6]), nil
+}

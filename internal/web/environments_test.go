@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -387,58 +385,6 @@ func TestRevealNeedsPasswordAndIsAudited(t *testing.T) {
 	rows, _, _ := app.db.ListAudit(context.Background(), db.AuditFilter{Action: "environment.key_reveal"})
 	if len(rows) != 1 || !strings.Contains(string(rows[0].After), "support ticket 42") || strings.Contains(string(rows[0].After), "REVEALME") {
 		t.Fatalf("reveal audit: %+v", rows)
-	}
-}
-
-// TestSecretsLeakNowhere sets known secrets through every path and looks for them in logs,
-// pages, audit rows, API answers without secrets:read and the raw database file.
-func TestSecretsLeakNowhere(t *testing.T) {
-	_, root := newSimulator(t, tensfersim.Config{})
-	app := newTestApp(t, loopbackOK)
-	admin := app.addToken("admin", auth.ScopeAdmin)
-	browser, _ := app.login(db.RoleAdmin)
-	keys := tensfersim.DefaultKeys()[tensfer.Sandbox]
-	secrets := []string{keys.SecretKey, keys.PublicKey, keys.ClientToken}
-	app.patchEnv(admin, "sandbox", map[string]any{"base_url": tensfersim.BaseURL(root, tensfer.Sandbox), "secret_key": keys.SecretKey, "public_key": keys.PublicKey})
-	browser.postForm("/environments/sandbox/keys", url.Values{"kind": {"client_token"}, "value": {keys.ClientToken}})
-	res := app.api("POST", "/api/v1/environments/sandbox/webhook-secrets", admin, nil)
-	var gen struct{ Secret string }
-	json.Unmarshal([]byte(res.body), &gen)
-	secrets = append(secrets, gen.Secret, strings.TrimPrefix(gen.Secret, "whsec_"))
-	app.api("POST", "/api/v1/environments/sandbox/verify", admin, nil)
-	// A failing form submission must not echo the key either.
-	browser.postForm("/environments/production/keys", url.Values{"kind": {"secret_key"}, "value": {keys.SecretKey}})
-
-	var seen []string
-	seen = append(seen, app.logs.String())
-	for _, p := range []string{"/", "/environments", "/go-live", "/audit"} {
-		seen = append(seen, browser.get(p).body)
-	}
-	for _, p := range []string{"/api/v1/environments", "/api/v1/environments/sandbox", "/api/v1/audit?limit=500"} {
-		seen = append(seen, app.api("GET", p, admin, nil).body)
-	}
-	cfgRead := app.addToken("cfg", auth.ScopeConfigRead)
-	seen = append(seen, app.api("GET", "/api/v1/environments/sandbox/config", cfgRead, nil).body)
-	rows, _, _ := app.db.ListAudit(context.Background(), db.AuditFilter{Limit: 500})
-	for _, r := range rows {
-		seen = append(seen, string(r.Before), string(r.After), r.Target)
-	}
-	app.db.W.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
-	for _, f := range []string{db.FileName, db.FileName + "-wal"} {
-		b, _ := os.ReadFile(filepath.Join(filepath.Dir(app.db.Path), f))
-		seen = append(seen, string(b))
-	}
-	all := strings.Join(seen, "\n")
-	for _, s := range secrets {
-		if s == keys.PublicKey || s == keys.ClientToken {
-			// Public key and client token are meant for apps: config:read may see them.
-			all = strings.Replace(all, s, "", 1)
-		}
-	}
-	for i, s := range secrets {
-		if strings.Contains(all, s) {
-			t.Errorf("secret %d (%s…) leaked", i, s[:6])
-		}
 	}
 }
 

@@ -7,7 +7,6 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/db"
-	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -50,7 +49,11 @@ func (s *Server) refuseLockedLogin(w http.ResponseWriter, r *http.Request, vm te
 	secs := int(math.Ceil(locked.RetryAfter.Seconds()))
 	if locked.First {
 		a := s.auditFor(r, "auth.login_locked")
-		a.Actor, a.Target = "anonymous", "email:"+validation.Clip(vm.Email, 254)
+		a.Actor = "anonymous"
+		var err error
+		if a.Target, err = s.accounts.FailedLoginTarget(r.Context(), vm.Email); err != nil {
+			return err
+		}
 		a.After = map[string]any{"scope": string(locked.Scope), "failures": locked.Failures, "retry_after_s": secs}
 		if err := s.db.InsertAudit(r.Context(), a); err != nil {
 			return err

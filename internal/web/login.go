@@ -11,7 +11,6 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/db"
-	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -54,7 +53,10 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	if errors.Is(err, accounts.ErrBadCredentials) {
 		a := s.auditFor(r, "session.login_failed")
-		a.Actor, a.Target = "anonymous", "email:"+validation.Clip(email, 254)
+		a.Actor = "anonymous"
+		if a.Target, err = s.accounts.FailedLoginTarget(r.Context(), email); err != nil {
+			return err
+		}
 		if err := s.db.InsertAudit(r.Context(), a); err != nil {
 			return err
 		}
