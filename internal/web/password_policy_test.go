@@ -74,7 +74,7 @@ func TestAdminResetAndAddRefuseWeakPasswords(t *testing.T) {
 	admin, _ := app.login(db.RoleAdmin)
 	victim := app.addUser(policyEmail, db.RoleViewer)
 	for _, tt := range weakPasswords {
-		res := admin.postForm("/settings/users/"+itoa(victim.ID)+"/password", url.Values{"password": {tt.pw}})
+		res := admin.postForm("/settings/users/"+itoa(victim.ID)+"/password", url.Values{"new_password": {tt.pw}, "password": {testPassword}})
 		if res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("%q: reset answered %d", tt.pw, res.StatusCode)
 		}

@@ -143,12 +143,12 @@ func TestAuditRowsForMutations(t *testing.T) {
 			return admin.postForm("/settings/users", url.Values{"email": {"n@example.com"}, "role": {"viewer"}, "password": {testPassword}})
 		}},
 		{"user.role", func() response {
-			return admin.postForm("/settings/users/"+itoa(victim.ID)+"/role", url.Values{"role": {"operator"}})
+			return admin.postForm("/settings/users/"+itoa(victim.ID)+"/role", url.Values{"role": {"operator"}, "password": {testPassword}})
 		}},
 		{"user.disable", func() response { return admin.postForm("/settings/users/"+itoa(victim.ID)+"/disable", nil) }},
 		{"user.enable", func() response { return admin.postForm("/settings/users/"+itoa(victim.ID)+"/enable", nil) }},
 		{"user.password_reset", func() response {
-			return admin.postForm("/settings/users/"+itoa(victim.ID)+"/password", url.Values{"password": {"another long password"}})
+			return admin.postForm("/settings/users/"+itoa(victim.ID)+"/password", url.Values{"new_password": {"another long password"}, "password": {testPassword}})
 		}},
 		{"user.sign_out", func() response { return admin.postForm("/settings/users/"+itoa(victim.ID)+"/sign-out", nil) }},
 		{"token.create", func() response {

@@ -181,13 +181,13 @@ func TestSessionEnds(t *testing.T) {
 			}
 		}},
 		{"role change", func(app *testApp, victim *client, u db.User, admin *client) {
-			admin.postForm("/settings/users/"+itoa(u.ID)+"/role", url.Values{"role": {"operator"}})
+			admin.postForm("/settings/users/"+itoa(u.ID)+"/role", url.Values{"role": {"operator"}, "password": {testPassword}})
 		}},
 		{"disabled", func(app *testApp, victim *client, u db.User, admin *client) {
 			admin.postForm("/settings/users/"+itoa(u.ID)+"/disable", nil)
 		}},
 		{"password reset by admin", func(app *testApp, victim *client, u db.User, admin *client) {
-			admin.postForm("/settings/users/"+itoa(u.ID)+"/password", url.Values{"password": {"reset long password"}})
+			admin.postForm("/settings/users/"+itoa(u.ID)+"/password", url.Values{"new_password": {"reset long password"}, "password": {testPassword}})
 		}},
 		{"sign out everywhere", func(app *testApp, victim *client, u db.User, admin *client) {
 			admin.postForm("/settings/users/"+itoa(u.ID)+"/sign-out", nil)
@@ -257,7 +257,7 @@ func TestLoginRotatesSessionID(t *testing.T) {
 func TestCannotRemoveLastAdmin(t *testing.T) {
 	app := newTestApp(t)
 	c, me := app.login(db.RoleAdmin)
-	res := c.postForm("/settings/users/"+itoa(me.ID)+"/role", url.Values{"role": {"viewer"}})
+	res := c.postForm("/settings/users/"+itoa(me.ID)+"/role", url.Values{"role": {"viewer"}, "password": {testPassword}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("%d", res.StatusCode)
 	}

@@ -36,7 +36,7 @@ func TestTokensDieWithTheirCreatorsAccess(t *testing.T) {
 		path   string
 	}{
 		{"disabled", nil, "disable"},
-		{"demoted", url.Values{"role": {"operator"}}, "role"},
+		{"demoted", url.Values{"role": {"operator"}, "password": {testPassword}}, "role"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c, u := app.login(db.RoleAdmin)

@@ -87,6 +87,13 @@ func (s *Server) updateUserRole(w http.ResponseWriter, r *http.Request) error {
 	if _, err := db.ParseRole(role); err != nil {
 		return errBadRequest("%s", err.Error())
 	}
+	if _, err := pathID(r, "id"); err != nil {
+		return err // before the re-check: a bad address is not a failed password
+	}
+	if msg := s.reauth(r, "user.role"); msg != "" {
+		setFlash(w, r, "err", "Role not changed: "+msg+".")
+		return redirect(w, r, "/settings/users")
+	}
 	return s.changeUser(w, r, "%s is now "+role+"; their sessions were ended.", func(id int64) (db.User, error) {
 		return s.accounts.SetRole(r.Context(), id, role, s.auditFor(r, "user.role"))
 	})
@@ -106,9 +113,18 @@ func (s *Server) enableUser(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
+// resetUserPassword sets another user's password; the form's "password" is the admin's own, for
+// the re-check, and "new_password" the one to set.
 func (s *Server) resetUserPassword(w http.ResponseWriter, r *http.Request) error {
+	if _, err := pathID(r, "id"); err != nil {
+		return err
+	}
+	if msg := s.reauth(r, "user.password_reset"); msg != "" {
+		setFlash(w, r, "err", "Password not changed: "+msg+".")
+		return redirect(w, r, "/settings/users")
+	}
 	return s.changeUser(w, r, "Set a new password for %s and ended their sessions.", func(id int64) (db.User, error) {
-		u, err := s.accounts.ResetPassword(r.Context(), id, r.PostFormValue("password"), s.auditFor(r, "user.password_reset"))
+		u, err := s.accounts.ResetPassword(r.Context(), id, r.PostFormValue("new_password"), s.auditFor(r, "user.password_reset"))
 		var problem validation.Problem
 		if errors.As(err, &problem) {
 			return u, validation.Problem("Password not changed: " + string(problem) + ".")
