@@ -264,12 +264,7 @@ func TestACMEObtainsAndStoresACertificate(t *testing.T) {
 			if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "https://"+testDomain+"/hooks/production") {
 				t.Fatalf("plain http POST: %d %q, want 400 naming the https URL", res.StatusCode, body)
 			}
-			if err := s.stop(t); err != nil {
-				t.Fatal(err)
-			}
-			if p := logProblems(s.stderr.String()); len(p) > 0 {
-				t.Errorf("logged problems: %q", p)
-			}
+			stopClean(t, s)
 
 			// A restart serves the stored certificate: no new order (a new one has a new serial).
 			orders := strings.Count(testCA.logs.String(), "Issued certificate serial")

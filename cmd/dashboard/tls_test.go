@@ -156,6 +156,17 @@ func httpsClient(roots *x509.CertPool) *http.Client {
 	}
 }
 
+// stopClean stops s and fails the test if it logged a warning or an error while running.
+func stopClean(t *testing.T, s *served) {
+	t.Helper()
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if p := logProblems(s.stderr.String()); len(p) > 0 {
+		t.Errorf("logged problems: %q", p)
+	}
+}
+
 // TestServesHTTPSWithItsOwnCertificate: with --tls-cert/--tls-key the dashboard serves https
 // with that certificate, over HTTP/2, with HSTS and a https public URL; it refuses TLS below
 // 1.2, plain http sent to its port gets 400, and none of that is logged as a problem.
@@ -197,12 +208,7 @@ func TestServesHTTPSWithItsOwnCertificate(t *testing.T) {
 	if plain.StatusCode != http.StatusBadRequest {
 		t.Errorf("plain http to the https port answered %d, want 400", plain.StatusCode)
 	}
-	if err := s.stop(t); err != nil {
-		t.Fatal(err)
-	}
-	if p := logProblems(s.stderr.String()); len(p) > 0 {
-		t.Errorf("logged problems: %q", p)
-	}
+	stopClean(t, s)
 }
 
 // TestCertificateSwapIsPickedUpWithoutRestart replaces the certificate on disk under a running
@@ -241,12 +247,7 @@ func TestCertificateSwapIsPickedUpWithoutRestart(t *testing.T) {
 			if !strings.Contains(s.stderr.String(), `"previous_serial":"7D1"`) {
 				t.Errorf("the reload's log line does not name the previous serial:\n%s", s.stderr)
 			}
-			if err := s.stop(t); err != nil {
-				t.Fatal(err)
-			}
-			if p := logProblems(s.stderr.String()); len(p) > 0 {
-				t.Errorf("logged problems: %q", p)
-			}
+			stopClean(t, s)
 		})
 	}
 }
