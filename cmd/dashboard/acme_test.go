@@ -222,6 +222,16 @@ func TestACMEObtainsAndStoresACertificate(t *testing.T) {
 				t.Errorf("the CA validated over HTTP-01: %v, want %v:\n%s", askedHTTP, !tt.tlsALPN, testCA.logs)
 			}
 
+			// A client that names no server (a health check by IP address) gets the same certificate.
+			conn, err := tls.Dial("tcp", s.addr, &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				t.Fatalf("handshake without a server name: %v", err)
+			}
+			if got := conn.ConnectionState().PeerCertificates[0]; !got.Equal(leaf) {
+				t.Errorf("without a server name the certificate for %q was served, want the domain's", got.DNSNames)
+			}
+			conn.Close()
+
 			// Kept owner-only in the data directory, one folder per CA.
 			store := filepath.Join(dir, "acme", strings.ReplaceAll(strings.TrimPrefix(strings.TrimSuffix(testCA.directory, wfe.DirectoryPath), "https://"), ":", "_"))
 			for _, p := range []string{filepath.Join(dir, "acme"), store} {
