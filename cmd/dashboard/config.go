@@ -48,6 +48,13 @@ func (f *envFlags) secretString(p *string, name, env, help string) {
 	f.envOf[name] = env
 }
 
+// given reports whether the flag was set on the command line or by its environment variable.
+func (f *envFlags) given(name string) bool {
+	set := f.envOf[name] != "" && f.getenv(f.envOf[name]) != ""
+	f.fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
+}
+
 // parse parses args, then fills every flag not given from its environment variable.
 func (f *envFlags) parse(args []string) error {
 	if err := f.fs.Parse(args); err != nil {
@@ -105,11 +112,13 @@ type serveConfig struct {
 	masterKey      string
 	demo           bool
 	notifySocket   string // NOTIFY_SOCKET, set by a service manager that waits for readiness
+	// TLS served by the dashboard itself (tls.go): --tls-cert/--tls-key, or --domain over ACME.
+	tls tlsConfig
 }
 
 func parseServe(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
 	var c serveConfig
-	var public, proxies, idle, max, retention, ingestBytes, ingestRows, soft, hard string
+	var public, proxies, idle, max, retention, ingestBytes, ingestRows, soft, hard, tlsCheck string
 	f := newFlags("serve", stderr, getenv)
 	f.string(&c.addr, "addr", "DASHBOARD_ADDR", "127.0.0.1:8080", "address to listen on")
 	f.string(&c.dataDir, "data", "DASHBOARD_DATA", "./data", "data directory (SQLite file and generated master key)")
@@ -126,17 +135,16 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	f.string(&hard, "disk-hard-watermark", "DASHBOARD_DISK_HARD_WATERMARK", diskguard.DefaultHard.String(), "free space below which nothing new is stored and signed webhooks are answered 503 so Tensfer retries (same forms; 0 is off)")
 	f.bool(&c.demo, "demo", "DASHBOARD_DEMO", "run with the built-in Tensfer simulator wired to the dashboard")
 	f.secretString(&c.masterKey, "master-key", "DASHBOARD_MASTER_KEY", "master key, 32 bytes as base64 or hex (default: generated in the data directory)")
+	tlsFlags(f, &c.tls, &tlsCheck)
 	if err := f.parse(args); err != nil {
 		return c, err
 	}
 	// Demo data lives in its own directory unless one is named, so a demo never mixes with real
 	// configuration.
-	dataGiven := getenv("DASHBOARD_DATA") != ""
-	f.fs.Visit(func(fl *flag.Flag) { dataGiven = dataGiven || fl.Name == "data" })
-	if c.demo && !dataGiven {
+	if c.demo && !f.given("data") {
 		c.dataDir = "./data-demo"
 	}
-	var errs []error
+	errs := c.tls.check(f, &c.addr, tlsCheck, c.demo)
 	if _, _, err := net.SplitHostPort(c.addr); err != nil {
 		errs = append(errs, fmt.Errorf("--addr %q must be host:port, e.g. 127.0.0.1:8080", c.addr))
 	}
@@ -148,7 +156,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 		if h, p, err := net.SplitHostPort(c.addr); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
 			host = net.JoinHostPort("127.0.0.1", p)
 		}
-		public = "http://" + host
+		public = c.tls.defaultPublicURL(host)
 	}
 	u, err := url.Parse(public)
 	switch {
@@ -161,6 +169,9 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	default:
 		u.Path = ""
 		c.publicURL = u
+		if err := c.tls.checkPublicURL(u); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	switch c.logFormat {
 	case "", "text", "json":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,7 +21,7 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	var timeout time.Duration
 	f := newFlags("healthcheck", stderr, getenv)
 	f.string(&addr, "addr", "DASHBOARD_ADDR", "127.0.0.1:8080", "address the dashboard listens on; its port is asked on loopback")
-	f.fs.StringVar(&target, "url", "", "URL to ask instead (default http://127.0.0.1:PORT/healthz, PORT from --addr)")
+	f.fs.StringVar(&target, "url", "", "URL to ask instead (default http://127.0.0.1:PORT/healthz, PORT from --addr; https when DASHBOARD_TLS_CERT or DASHBOARD_DOMAIN is set)")
 	f.fs.DurationVar(&timeout, "timeout", 5*time.Second, "give up after this long")
 	if err := f.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -28,6 +29,13 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		}
 		return errors.New(err.Error())
 	}
+	// A dashboard serving TLS itself (its settings in the same environment, as in a container) is
+	// asked over https, on :443 with --domain unless an address is given, as serve does.
+	tlsOn := getenv("DASHBOARD_TLS_CERT") != "" || getenv("DASHBOARD_DOMAIN") != ""
+	if getenv("DASHBOARD_DOMAIN") != "" && !f.given("addr") {
+		addr = ":443"
+	}
+	loopback := target == ""
 	if target == "" {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -39,7 +47,11 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		case "::":
 			host = "::1"
 		}
-		target = "http://" + net.JoinHostPort(host, port) + "/healthz"
+		scheme := "http"
+		if tlsOn {
+			scheme = "https"
+		}
+		target = scheme + "://" + net.JoinHostPort(host, port) + "/healthz"
 	}
 	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("--url %q must be an http or https URL, e.g. http://127.0.0.1:8080/healthz", target)
@@ -51,6 +63,12 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return err
 	}
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if loopback && tlsOn {
+		// NB: the default URL is this machine's loopback address, which the certificate does not
+		// name: the check asks whether the dashboard answers, not who it is, so it does not verify
+		// the certificate there. A --url is verified as usual.
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
 	res, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("unhealthy: %w", err)

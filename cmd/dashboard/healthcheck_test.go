@@ -61,3 +61,27 @@ func TestHealthcheck(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHealthcheckOverTLS: with the dashboard's TLS settings in its environment (as in a
+// container) the check asks https on loopback and succeeds whatever names the certificate holds;
+// a --url given by hand is verified as any https URL is.
+func TestHealthcheckOverTLS(t *testing.T) {
+	c := newTestCert(t, 6001, nil)
+	certFile, keyFile := writePair(t, t.TempDir(), c)
+	s := startServing(t, t.TempDir(), "--tls-cert", certFile, "--tls-key", keyFile)
+	env := map[string]string{"DASHBOARD_TLS_CERT": certFile, "DASHBOARD_TLS_KEY": keyFile, "DASHBOARD_ADDR": s.addr}
+	out, _, err := cli(t, env, "", "healthcheck")
+	if err != nil || !strings.Contains(out, "https://"+s.addr+"/healthz answered 200 OK") {
+		t.Fatalf("healthcheck with DASHBOARD_TLS_CERT set: %q %v", out, err)
+	}
+	if _, _, err := cli(t, nil, "", "healthcheck", "--addr", s.addr); err == nil {
+		t.Fatal("plain http to the https port passed the health check")
+	}
+	_, _, err = cli(t, env, "", "healthcheck", "--url", "https://"+s.addr+"/healthz")
+	if err == nil || !strings.Contains(err.Error(), "certificate") || exitCode(err) != 1 {
+		t.Fatalf("a --url whose certificate is not trusted: %v, want a certificate error", err)
+	}
+	if err := s.stop(t); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -16,7 +16,7 @@ import (
 // are paths below the module; a package missing here may import no other package of the module.
 var allowedImports = map[string][]string{
 	"cmd/dashboard": {"internal/web", "internal/events", "internal/environment", "internal/accounts", "internal/db",
-		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation", "internal/diskguard"},
+		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation", "internal/diskguard", "internal/tlsserve"},
 	"internal/web": {"internal/events", "internal/environment", "internal/accounts", "internal/db", "internal/secrets",
 		"internal/auth", "internal/tensfer", "internal/safehttp", "internal/rollout", "internal/launch", "internal/feed", "internal/ratelimit", "internal/validation",
 		"internal/diskguard", "web/templates", "web/static"},
@@ -35,6 +35,7 @@ var allowedImports = map[string][]string{
 	"internal/feed":               nil,
 	"internal/ratelimit":          nil,
 	"internal/diskguard":          nil,
+	"internal/tlsserve":           nil,
 	"internal/validation":         nil,
 	"web/static":                  nil,
 }

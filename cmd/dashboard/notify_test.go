@@ -91,13 +91,14 @@ func notifyFields(msg string) map[string]string {
 	return fields
 }
 
-// servingAddr is the address in READY's STATUS=serving on ADDR.
+// servingAddr is the address in READY's STATUS=serving on ADDR[ over https...].
 func servingAddr(t *testing.T, fields map[string]string) string {
 	t.Helper()
-	addr, ok := strings.CutPrefix(fields["STATUS"], "serving on ")
+	rest, ok := strings.CutPrefix(fields["STATUS"], "serving on ")
 	if !ok {
 		t.Fatalf("READY=1 without STATUS=serving on ADDR: %q", fields)
 	}
+	addr, _, _ := strings.Cut(rest, " ")
 	return addr
 }
 

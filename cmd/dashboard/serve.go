@@ -93,6 +93,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	log := newLogger(stderr, cfg.logFormat, cfg.logLevel)
+	// The certificate files (or the ACME CA's root) are read before anything is created.
+	tlsSrv, err := loadTLS(cfg, log)
+	if err != nil {
+		return err
+	}
 	notify := notifier{socket: cfg.notifySocket, log: log}
 	start := time.Now()
 	notify.status("starting")
@@ -117,6 +122,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Version:        version(),
 		Demo:           cfg.demo,
 		TrustedProxies: cfg.trustedProxies,
+		HSTS:           cfg.publicURL.Scheme == "https",
 		SessionIdle:    cfg.sessionIdle,
 		SessionMax:     cfg.sessionMax,
 		RetentionDays:  cfg.retentionDays,
@@ -142,10 +148,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(log),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	httpSrv.RegisterOnShutdown(srv.EndStreams)
+	if err := tlsSrv.configure(httpSrv); err != nil {
+		return err
+	}
+	defer tlsSrv.release()
+	httpLn, err := tlsSrv.listenHTTP(cfg.publicURL, log)
+	if err != nil {
+		return err
+	}
+	if httpLn != nil {
+		defer httpLn.Close()
+	}
 
 	if link, err := accounts.PrepareSetup(ctx, d, cfg.publicURL.String()); err != nil {
 		return startFailed(ctx, log, err)
@@ -169,17 +186,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	defer stopBg()
 	bg.Go(func() { srv.Maintain(bgCtx) })
 	bg.Go(func() { srv.Rollout().Run(bgCtx, 15*time.Second) })
+	bg.Go(func() { tlsSrv.run(bgCtx, log) })
 
-	errc := make(chan error, 1)
-	go func() { errc <- httpSrv.Serve(ln) }()
+	errc := make(chan error, 2)
+	go func() { errc <- serveOn(httpSrv, ln) }()
+	if httpLn != nil {
+		go func() { errc <- serveOn(tlsSrv.httpSrv, httpLn) }()
+	}
 	addr := ln.Addr().String()
 	if trickle != nil {
 		bg.Go(func() { trickle(bgCtx, addr) })
 	}
-	log.Info("dashboard started", "addr", addr, "public_url", cfg.publicURL.String(), "data", cfg.dataDir,
+	log.Info("dashboard started", "addr", addr, "serving", tlsSrv.describe(addr, httpLn), "public_url", cfg.publicURL.String(), "data", cfg.dataDir,
 		"master_key", box.KeyID(), "master_key_source", string(keySource), "version", version(),
 		"startup_ms", time.Since(start).Milliseconds())
-	notify.ready(addr)
+	notify.ready(tlsSrv.describe(addr, httpLn))
 	select {
 	case err := <-errc:
 		return err
@@ -190,7 +211,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	bg.Wait()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+	if err := errors.Join(tlsSrv.shutdown(shutdownCtx), httpSrv.Shutdown(shutdownCtx)); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	// Every acknowledged event is already committed; this stops the writer cleanly.

@@ -178,12 +178,14 @@ var (
 	hdrCOOP        = []string{"same-origin"}
 	hdrPermissions = []string{"camera=(), microphone=(), geolocation=(), payment=()"}
 	hdrNoneCSP     = []string{"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"}
-	hdrHSTS        = []string{"max-age=63072000; includeSubDomains"}
+	// One year, this host only: includeSubDomains or preload would bind names this dashboard
+	// does not own, so they are left to the operator's proxy.
+	hdrHSTS = []string{"max-age=31536000"}
 )
 
 // securityHeaders sets the hardening headers on every answer.
 func (s *Server) securityHeaders(next http.Handler) http.Handler {
-	hsts := s.cfg.PublicURL.Scheme == "https"
+	hsts := s.cfg.HSTS
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["Content-Security-Policy"] = hdrNoneCSP

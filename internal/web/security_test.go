@@ -247,3 +247,27 @@ func TestAPIAuditPaginationAndScopes(t *testing.T) {
 		}
 	}
 }
+
+// TestHSTSOnlyWhenConfigured: with Config.HSTS (an https public URL) every answer, pages, JSON,
+// public ingest errors and 404s alike, carries Strict-Transport-Security for one year on this
+// host only; without it none does, as a browser would otherwise pin https on a plain-http install.
+func TestHSTSOnlyWhenConfigured(t *testing.T) {
+	for _, hsts := range []bool{false, true} {
+		app := newTestApp(t, func(c *Config) { c.HSTS = hsts })
+		c, _ := app.login(db.RoleViewer)
+		want := map[bool]string{false: "", true: "max-age=31536000"}[hsts]
+		for _, path := range []string{"/", "/login", "/healthz", "/nope", "/api/v1/whoami", static.URL("css/app.css")} {
+			if got := c.get(path).Header.Get("Strict-Transport-Security"); got != want {
+				t.Errorf("HSTS %v: %s answered Strict-Transport-Security %q, want %q", hsts, path, got, want)
+			}
+		}
+		res, err := http.Post(app.url+"/hooks/sandbox", "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.Header.Get("Strict-Transport-Security"); got != want || res.StatusCode != http.StatusUnauthorized {
+			t.Errorf("HSTS %v: refused webhook answered %d with Strict-Transport-Security %q, want 401 and %q", hsts, res.StatusCode, got, want)
+		}
+	}
+}

@@ -26,6 +26,7 @@ import (
 // Config is what the server needs to know about how it is deployed.
 type Config struct {
 	PublicURL            *url.URL       // where browsers and Tensfer reach us
+	HSTS                 bool           // send Strict-Transport-Security: browsers reach us over https only
 	Version              string         // shown in the footer and /healthz
 	Demo                 bool           // running with the built-in simulator
 	TrustedProxies       []netip.Prefix // whose X-Forwarded-For we believe
