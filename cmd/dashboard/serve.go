@@ -169,6 +169,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	defer stopBg()
 	bg.Go(func() { srv.Maintain(bgCtx) })
 	bg.Go(func() { srv.Rollout().Run(bgCtx, 15*time.Second) })
+	bg.Go(func() { srv.Alerts().Run(bgCtx) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- httpSrv.Serve(ln) }()

@@ -17,6 +17,7 @@ package alerts
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -336,4 +337,15 @@ func (s *Service) link(path string) string {
 		base = base[:len(base)-1]
 	}
 	return base + path
+}
+
+// Rules says in words when bursts alert and how deliveries are retried, with the options in
+// force, for the page.
+func (s *Service) Rules() (bursts, retries string) {
+	o := s.opt
+	bursts = fmt.Sprintf("%d refused webhooks (requests without webhook headers aside) or %d initialization errors in %s, per environment, counted every %s. One alert when a burst begins, one resolved message once it has stayed below for %s.",
+		o.RefusedWebhooks, o.InitErrors, fmtDuration(o.Window), fmtDuration(o.BurstEvery), fmtDuration(o.Quiet))
+	retries = fmt.Sprintf("Through the SSRF-safe client, up to %d tries of %s each: at once, then after %s, doubling each time (±20 %%). Any 2xx answer is delivered; a longer Retry-After is honoured.",
+		o.Attempts, fmtDuration(o.AttemptTimeout), fmtDuration(o.FirstRetry))
+	return bursts, retries
 }
