@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -379,17 +378,39 @@ func (d *DB) ListAlertDeliveries(ctx context.Context, channelID string, limit in
 	if limit <= 0 {
 		limit = 50
 	}
-	limit = min(limit, 500)
 	where, args := "", []any{}
 	if channelID != "" {
 		where, args = "WHERE d.channel_id = ?", append(args, channelID)
 	}
-	q := "SELECT " + alertDeliveryCols + `, c.name, coalesce(a.at, 0), coalesce(a.status, 0), coalesce(a.answer, ''), coalesce(a.duration_ms, 0), coalesce(a.error, '')
-		FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id
-		LEFT JOIN alert_attempts a ON a.id = (SELECT max(id) FROM alert_attempts WHERE delivery_id = d.id) ` + where + " ORDER BY d.id DESC LIMIT ?"
-	rows, err := d.R.QueryContext(ctx, q, append(args, limit)...)
+	out, err := d.alertDeliveryRows(ctx, where+" ORDER BY d.id DESC LIMIT ?", append(args, min(limit, 500))...)
 	if err != nil {
 		return nil, fmt.Errorf("db: list alert deliveries: %w", err)
+	}
+	return out, nil
+}
+
+// LastAlertDeliveries returns each channel's newest delivery with its last attempt, by channel id.
+func (d *DB) LastAlertDeliveries(ctx context.Context) (map[string]AlertDeliveryRow, error) {
+	rows, err := d.alertDeliveryRows(ctx, "WHERE d.id IN (SELECT max(id) FROM alert_deliveries GROUP BY channel_id)")
+	if err != nil {
+		return nil, fmt.Errorf("db: last alert deliveries: %w", err)
+	}
+	out := make(map[string]AlertDeliveryRow, len(rows))
+	for _, r := range rows {
+		out[r.ChannelID] = r
+	}
+	return out, nil
+}
+
+// alertDeliveryRows reads deliveries with their channel's name and last attempt; tail is the
+// query's WHERE, ORDER and LIMIT.
+func (d *DB) alertDeliveryRows(ctx context.Context, tail string, args ...any) ([]AlertDeliveryRow, error) {
+	q := "SELECT " + alertDeliveryCols + `, c.name, coalesce(a.at, 0), coalesce(a.status, 0), coalesce(a.answer, ''), coalesce(a.duration_ms, 0), coalesce(a.error, '')
+		FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id
+		LEFT JOIN alert_attempts a ON a.id = (SELECT max(id) FROM alert_attempts WHERE delivery_id = d.id) ` + tail
+	rows, err := d.R.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []AlertDeliveryRow
@@ -398,7 +419,7 @@ func (d *DB) ListAlertDeliveries(ctx context.Context, channelID string, limit in
 		var at int64
 		x, err := scanAlertDelivery(rows, &r.ChannelName, &at, &r.Last.Status, &r.Last.Answer, &r.Last.DurationMS, &r.Last.Error)
 		if err != nil {
-			return nil, fmt.Errorf("db: list alert deliveries: %w", err)
+			return nil, err
 		}
 		r.AlertDelivery = x
 		if at > 0 {
@@ -407,51 +428,6 @@ func (d *DB) ListAlertDeliveries(ctx context.Context, channelID string, limit in
 		out = append(out, r)
 	}
 	return out, rows.Err()
-}
-
-// LastAlertDeliveries returns each channel's newest delivery with its last attempt, by channel id.
-func (d *DB) LastAlertDeliveries(ctx context.Context) (map[string]AlertDeliveryRow, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT max(id) FROM alert_deliveries GROUP BY channel_id")
-	if err != nil {
-		return nil, fmt.Errorf("db: last alert deliveries: %w", err)
-	}
-	var ids []string
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("db: last alert deliveries: %w", err)
-		}
-		ids = append(ids, fmt.Sprint(id))
-	}
-	rows.Close()
-	out := map[string]AlertDeliveryRow{}
-	if len(ids) == 0 {
-		return out, rows.Err()
-	}
-	q := "SELECT " + alertDeliveryCols + `, c.name, coalesce(a.at, 0), coalesce(a.status, 0), coalesce(a.answer, ''), coalesce(a.duration_ms, 0), coalesce(a.error, '')
-		FROM alert_deliveries d JOIN alert_channels c ON c.id = d.channel_id
-		LEFT JOIN alert_attempts a ON a.id = (SELECT max(id) FROM alert_attempts WHERE delivery_id = d.id)
-		WHERE d.id IN (` + strings.Join(ids, ",") + ")"
-	rs, err := d.R.QueryContext(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("db: last alert deliveries: %w", err)
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var r AlertDeliveryRow
-		var at int64
-		x, err := scanAlertDelivery(rs, &r.ChannelName, &at, &r.Last.Status, &r.Last.Answer, &r.Last.DurationMS, &r.Last.Error)
-		if err != nil {
-			return nil, fmt.Errorf("db: last alert deliveries: %w", err)
-		}
-		r.AlertDelivery = x
-		if at > 0 {
-			r.Last.At = fromMS(at)
-		}
-		out[r.ChannelID] = r
-	}
-	return out, rs.Err()
 }
 
 // AlertAttempts lists the attempts at one delivery, oldest first.

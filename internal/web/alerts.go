@@ -166,6 +166,29 @@ func (s *Server) alertChannel(r *http.Request) (alerts.Channel, error) {
 	return c, err
 }
 
+// testNamedChannel sends a test alert to the channel named in the path, for the page and the API.
+func (s *Server) testNamedChannel(r *http.Request) (alerts.Channel, alerts.TestResult, error) {
+	c, err := s.alertChannel(r)
+	if err != nil {
+		return c, alerts.TestResult{}, err
+	}
+	res, err := s.alerts.Test(r.Context(), c.ID, s.auditFor(r, "alert_channel.test"))
+	return c, res, err
+}
+
+// deleteNamedChannel deletes the channel named in the path (gone meanwhile is done too), for the
+// page and the API.
+func (s *Server) deleteNamedChannel(r *http.Request) (alerts.Channel, error) {
+	c, err := s.alertChannel(r)
+	if err != nil {
+		return c, err
+	}
+	if err := s.alerts.Delete(r.Context(), c.ID, s.auditFor(r, "alert_channel.delete")); err != nil && !errors.Is(err, db.ErrNotFound) {
+		return c, err
+	}
+	return c, nil
+}
+
 // showAlertChannel is one channel's edit page with its deliveries.
 func (s *Server) showAlertChannel(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.alertChannel(r)
@@ -219,11 +242,7 @@ func (s *Server) updateAlertChannel(w http.ResponseWriter, r *http.Request) erro
 
 // testAlertChannel sends a test alert now and says what the receiver answered.
 func (s *Server) testAlertChannel(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.alertChannel(r)
-	if err != nil {
-		return err
-	}
-	res, err := s.alerts.Test(r.Context(), c.ID, s.auditFor(r, "alert_channel.test"))
+	c, res, err := s.testNamedChannel(r)
 	if err != nil {
 		return err
 	}
@@ -250,11 +269,8 @@ func testFailure(res alerts.TestResult) string {
 
 // deleteAlertChannel removes a channel with its deliveries.
 func (s *Server) deleteAlertChannel(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.alertChannel(r)
+	c, err := s.deleteNamedChannel(r)
 	if err != nil {
-		return err
-	}
-	if err := s.alerts.Delete(r.Context(), c.ID, s.auditFor(r, "alert_channel.delete")); err != nil && !errors.Is(err, db.ErrNotFound) {
 		return err
 	}
 	setFlash(w, r, "ok", "Deleted "+c.Name+".")

@@ -180,11 +180,7 @@ func (s *Server) apiUpdateAlertChannel(w http.ResponseWriter, r *http.Request) e
 
 // apiDeleteAlertChannel is DELETE /api/v1/alert-channels/{id}.
 func (s *Server) apiDeleteAlertChannel(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.alertChannel(r)
-	if err != nil {
-		return err
-	}
-	if err := s.alerts.Delete(r.Context(), c.ID, s.auditFor(r, "alert_channel.delete")); err != nil && !errors.Is(err, db.ErrNotFound) {
+	if _, err := s.deleteNamedChannel(r); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -194,11 +190,7 @@ func (s *Server) apiDeleteAlertChannel(w http.ResponseWriter, r *http.Request) e
 // apiTestAlertChannel is POST /api/v1/alert-channels/{id}/test: one test alert now, and the
 // receiver's answer.
 func (s *Server) apiTestAlertChannel(w http.ResponseWriter, r *http.Request) error {
-	c, err := s.alertChannel(r)
-	if err != nil {
-		return err
-	}
-	res, err := s.alerts.Test(r.Context(), c.ID, s.auditFor(r, "alert_channel.test"))
+	_, res, err := s.testNamedChannel(r)
 	if err != nil {
 		return err
 	}
