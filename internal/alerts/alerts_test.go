@@ -328,7 +328,7 @@ func TestBurstsFireOnceAndResolveAfterQuiet(t *testing.T) {
 	if len(got) != 1 || got[0].Status != StatusFiring || got[0].Type != EventRefusedWebhooks || got[0].Env != "production" {
 		t.Fatalf("at the threshold: %+v, want one firing alert", got)
 	}
-	if !strings.Contains(got[0].Text, "3 webhook deliveries") || !strings.Contains(got[0].Text, "rotated") {
+	if !strings.Contains(got[0].Text, "3 webhook deliveries to production were refused in the last 5m (no_matching_signature 2, timestamp_skew 1)") || !strings.Contains(got[0].Text, "rotated") {
 		t.Errorf("text %q", got[0].Text)
 	}
 	steps := []struct {

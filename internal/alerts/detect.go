@@ -178,21 +178,23 @@ func (s *Service) CheckBursts(ctx context.Context) error {
 	for _, env := range []string{"sandbox", "production"} {
 		f := figs[env]
 		var refused int64
+		reasons := map[string]int64{}
 		for reason, n := range f.Refused {
 			if reason != db.RejectMissingHeader {
 				refused += n
+				reasons[reason] = n
 			}
 		}
 		check(EventRefusedWebhooks, env, refused >= s.opt.RefusedWebhooks, refused, func(b burst, status string) Alert {
-			a := Alert{URL: s.link("/events/rejected?env=" + env), Data: map[string]any{"count": refused, "window": window, "threshold": s.opt.RefusedWebhooks, "reasons": f.Refused}}
+			a := Alert{URL: s.link("/events/rejected?env=" + env), Data: map[string]any{"count": refused, "window": window, "threshold": s.opt.RefusedWebhooks, "reasons": reasons}}
 			if status == StatusResolved {
 				a.Title = "Refused webhooks in " + env + " are back to normal"
 				a.Text = fmt.Sprintf("Below %d in %s for %s; the burst began %s ago and peaked at %d.", s.opt.RefusedWebhooks, window, fmtDuration(s.opt.Quiet), fmtDuration(now.Sub(b.Since)), b.Peak)
 				return a
 			}
 			a.Title = "Burst of refused webhooks in " + env
-			a.Text = fmt.Sprintf("%d webhook deliveries to %s were refused in the last %s (%s).", refused, env, window, reasonList(f.Refused))
-			if f.Refused[db.RejectNoMatchingSignature] > 0 {
+			a.Text = fmt.Sprintf("%d webhook deliveries to %s were refused in the last %s (%s).", refused, env, window, reasonList(reasons))
+			if reasons[db.RejectNoMatchingSignature] > 0 {
 				a.Text += " Signature failures usually mean the signing secret was rotated at Tensfer but not here: compare the secrets under Environments."
 			}
 			return a
