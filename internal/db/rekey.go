@@ -7,10 +7,10 @@ import (
 
 // SealedRow is one value sealed with the master key, as RekeyAll hands it out.
 type SealedRow struct {
-	Table  string // env_keys | webhook_secrets | user_totp | meta
+	Table  string // env_keys | webhook_secrets | user_totp | alert_channels | meta
 	ID     string // the row's id (the user id for user_totp)
 	Env    string
-	Field  string // key kind for env_keys
+	Field  string // key kind for env_keys; url or secret for alert_channels
 	Sealed string
 }
 
@@ -42,6 +42,12 @@ func (d *DB) RekeyAll(ctx context.Context, fn func(SealedRow) (Resealed, error),
 				_, err = tx.ExecContext(ctx, "UPDATE webhook_secrets SET sealed = ?, fingerprint = ? WHERE id = ?", out.Sealed, out.Fingerprint, r.ID)
 			case "user_totp":
 				_, err = tx.ExecContext(ctx, "UPDATE user_totp SET sealed = ? WHERE user_id = ?", out.Sealed, r.ID)
+			case "alert_channels":
+				if r.Field == "url" {
+					_, err = tx.ExecContext(ctx, "UPDATE alert_channels SET url_sealed = ?, url_fingerprint = ? WHERE id = ?", out.Sealed, out.Fingerprint, r.ID)
+				} else {
+					_, err = tx.ExecContext(ctx, "UPDATE alert_channels SET secret_sealed = ? WHERE id = ?", out.Sealed, r.ID)
+				}
 			case "meta":
 				_, err = tx.ExecContext(ctx, "UPDATE meta SET value = ? WHERE key = ?", out.Sealed, r.ID)
 			}
@@ -90,6 +96,8 @@ func sealedRows(ctx context.Context, q querier) ([]SealedRow, error) {
 		{"SELECT CAST(id AS TEXT), env, kind, sealed FROM env_keys", "env_keys"},
 		{"SELECT id, env, '', sealed FROM webhook_secrets", "webhook_secrets"},
 		{"SELECT CAST(user_id AS TEXT), '', '', sealed FROM user_totp", "user_totp"},
+		{"SELECT id, '', 'url', url_sealed FROM alert_channels", "alert_channels"},
+		{"SELECT id, '', 'secret', secret_sealed FROM alert_channels WHERE secret_sealed != ''", "alert_channels"},
 		{"SELECT key, '', '', value FROM meta WHERE key = 'master_key_check'", "meta"},
 	} {
 		if err := collect(c.query, c.table); err != nil {

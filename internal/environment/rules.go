@@ -73,6 +73,8 @@ func checkURL(env, field, raw string, allowLoopback bool) (string, string) {
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
 		return "", fmt.Sprintf("%s must use https (not %s)", label, u.Scheme)
+	case u.User != nil && env == "":
+		return "", fmt.Sprintf("%s must not contain a user name or password", label)
 	case u.User != nil:
 		return "", fmt.Sprintf("%s must not contain a user name or password; keys go in the key fields", label)
 	case u.Fragment != "" || strings.Contains(raw, "#"):
@@ -89,6 +91,8 @@ func checkURL(env, field, raw string, allowLoopback bool) (string, string) {
 		switch {
 		case env == "production" && !(loop && allowLoopback):
 			return "", fmt.Sprintf("%s must use https in production", label)
+		case env == "" && !(loop && allowLoopback):
+			return "", fmt.Sprintf("%s must use https", label)
 		case env == "sandbox" && !loop:
 			return "", fmt.Sprintf("%s must use https (http is allowed only for localhost in sandbox)", label)
 		}
@@ -105,6 +109,14 @@ func checkURL(env, field, raw string, allowLoopback bool) (string, string) {
 // which.
 func unsafeInURL(r rune) bool {
 	return r <= ' ' || r == 0x7f || strings.ContainsRune("\"<>\\^`{|}", r)
+}
+
+// CheckURL validates a URL the dashboard sends to that belongs to no environment (an alert
+// channel's) by the rules of a production URL: absolute, https (http only for a loopback address
+// when allowLoopback is set: the demo and tests), no user name or password, no #fragment. It
+// returns the URL normalised, or a message naming label that says what to fix (never the URL).
+func CheckURL(label, raw string, allowLoopback bool) (string, string) {
+	return checkURL("", label, raw, allowLoopback)
 }
 
 // normalizeHost lowercases scheme and host and drops a default port, so that two spellings of

@@ -39,7 +39,7 @@ func CheckMasterKey(ctx context.Context, d *db.DB, box *Box) error {
 }
 
 // RotateMasterKey re-encrypts every stored secret (API keys, webhook signing secrets, TOTP seeds,
-// the check value) from oldBox's key to newBox's, and recomputes fingerprints (they are keyed by
+// alert channels' URLs and signing secrets, the check value) from oldBox's key to newBox's, and recomputes fingerprints (they are keyed by
 // the master key), in one transaction. It returns how many values moved; on error nothing changed.
 func RotateMasterKey(ctx context.Context, d *db.DB, oldBox, newBox *Box, a db.Audit) (int, error) {
 	a.Target = "master_key:" + newBox.KeyID()
@@ -65,7 +65,7 @@ func RotateMasterKey(ctx context.Context, d *db.DB, oldBox, newBox *Box, a db.Au
 			return db.Resealed{}, err
 		}
 		out := db.Resealed{Sealed: sealed}
-		if r.Table == "env_keys" || r.Table == "webhook_secrets" {
+		if r.Table == "env_keys" || r.Table == "webhook_secrets" || r.Table == "alert_channels" && r.Field == "url" {
 			out.Fingerprint = newBox.Fingerprint(fpInput)
 		}
 		return out, nil
@@ -85,6 +85,8 @@ func sealContext(r db.SealedRow) (string, error) {
 			return "", err
 		}
 		return TOTPSeedContext(id), nil
+	case "alert_channels":
+		return AlertChannelContext(r.ID, r.Field), nil
 	case "meta":
 		return checkContext, nil
 	}

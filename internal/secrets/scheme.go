@@ -19,5 +19,9 @@ func TOTPSeedContext(userID int64) string {
 	return "user/" + strconv.FormatInt(userID, 10) + "/totp_seed"
 }
 
+// AlertChannelContext is the context of an alert channel's sealed field: its url (a Slack URL
+// embeds a token) or the secret that signs what it is sent.
+func AlertChannelContext(id, field string) string { return "alert_channel/" + id + "/" + field }
+
 // checkContext is the context of the master-key check value in the meta table.
 const checkContext = "meta/master_key_check"

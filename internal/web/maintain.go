@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Maintain runs periodic housekeeping until ctx ends: expired sessions are deleted, and events
-// and rejected deliveries older than the retention window are purged in small batches.
+// Maintain runs periodic housekeeping until ctx ends: expired sessions are deleted, and events,
+// rejected deliveries and finished alert deliveries older than the retention window are purged
+// in small batches.
 func (s *Server) Maintain(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -21,6 +22,11 @@ func (s *Server) Maintain(ctx context.Context) {
 			s.log.Warn("retention purge", "error", err)
 		} else if events+rejected > 0 {
 			s.log.Info("retention purge", "events", events, "rejected", rejected, "retention_days", s.events.RetentionDays())
+		}
+		if n, err := s.alerts.PurgeOld(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("retention purge of alert deliveries", "error", err)
+		} else if n > 0 {
+			s.log.Info("retention purge", "alert_deliveries", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -114,6 +114,12 @@ func (s *Server) routes() chi.Router {
 			r.Post("/rollout/cohorts/{id}/edit", s.h(s.editCohortForm))
 			r.Post("/rollout/cohorts/{id}/move", s.h(s.moveCohortForm))
 			r.Get("/rollout/cohorts/{id}/members", s.h(s.exportMembers))
+			r.Get("/settings/alerts", s.h(s.listAlertChannels))
+			r.Post("/settings/alerts", s.h(s.createAlertChannel))
+			r.Get("/settings/alerts/{id}", s.h(s.showAlertChannel))
+			r.Post("/settings/alerts/{id}", s.h(s.updateAlertChannel))
+			r.Post("/settings/alerts/{id}/test", s.h(s.testAlertChannel))
+			r.Post("/settings/alerts/{id}/delete", s.h(s.deleteAlertChannel))
 		})
 	})
 
@@ -149,6 +155,13 @@ func (s *Server) routes() chi.Router {
 		r.With(s.requireScope(auth.ScopeAdmin)).Delete("/rollout/cohorts/{id}", s.h(s.apiDeleteCohort))
 		r.With(s.requireScope(auth.ScopeAdmin)).Get("/rollout/cohorts/{id}/members", s.h(s.exportMembers))
 		r.With(s.requireScope(auth.ScopeAdmin)).Put("/rollout/cohorts/{id}/members", s.h(s.apiImportMembers))
+
+		r.With(s.requireScope(auth.ScopeAdmin)).Get("/alert-channels", s.h(s.apiListAlertChannels))
+		r.With(s.requireScope(auth.ScopeAdmin)).Post("/alert-channels", s.h(s.apiCreateAlertChannel))
+		r.With(s.requireScope(auth.ScopeAdmin)).Get("/alert-channels/{id}", s.h(s.apiShowAlertChannel))
+		r.With(s.requireScope(auth.ScopeAdmin)).Patch("/alert-channels/{id}", s.h(s.apiUpdateAlertChannel))
+		r.With(s.requireScope(auth.ScopeAdmin)).Delete("/alert-channels/{id}", s.h(s.apiDeleteAlertChannel))
+		r.With(s.requireScope(auth.ScopeAdmin)).Post("/alert-channels/{id}/test", s.h(s.apiTestAlertChannel))
 	})
 
 	// OpenFeature Remote Evaluation Protocol: bearer tokens with rollout:decide.

@@ -77,6 +77,18 @@ var routeAccess = map[string]string{
 	"GET /settings/tokens":                                   "admin",
 	"POST /settings/tokens":                                  "admin",
 	"POST /settings/tokens/{id}/revoke":                      "admin",
+	"GET /settings/alerts":                                   "admin",
+	"POST /settings/alerts":                                  "admin",
+	"GET /settings/alerts/{id}":                              "admin",
+	"POST /settings/alerts/{id}":                             "admin",
+	"POST /settings/alerts/{id}/test":                        "admin",
+	"POST /settings/alerts/{id}/delete":                      "admin",
+	"GET /api/v1/alert-channels":                             "scope:" + auth.ScopeAdmin,
+	"POST /api/v1/alert-channels":                            "scope:" + auth.ScopeAdmin,
+	"GET /api/v1/alert-channels/{id}":                        "scope:" + auth.ScopeAdmin,
+	"PATCH /api/v1/alert-channels/{id}":                      "scope:" + auth.ScopeAdmin,
+	"DELETE /api/v1/alert-channels/{id}":                     "scope:" + auth.ScopeAdmin,
+	"POST /api/v1/alert-channels/{id}/test":                  "scope:" + auth.ScopeAdmin,
 	"GET /api/v1/whoami":                                     "token",
 	"GET /api/v1/events":                                     "scope:" + auth.ScopeEventsRead,
 	"GET /api/v1/events/{id}":                                "scope:" + auth.ScopeEventsRead,
@@ -272,7 +284,7 @@ func TestNavShowsOnlyWhatTheRoleMayOpen(t *testing.T) {
 	}{
 		{db.RoleViewer, false, []string{"account"}},
 		{db.RoleOperator, true, []string{"account"}},
-		{db.RoleAdmin, true, []string{"account", "users", "tokens"}},
+		{db.RoleAdmin, true, []string{"account", "users", "tokens", "alerts"}},
 	}
 	for _, tt := range tests {
 		c, _ := app.login(tt.role)

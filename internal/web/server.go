@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
+	"github.com/tensfer-golive/dashboard/internal/alerts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
@@ -53,6 +54,8 @@ type Config struct {
 	// LoginLockout tunes the per-account soft lockout of sign-ins (zero fields: the defaults in
 	// accounts.LockoutPolicy).
 	LoginLockout accounts.LockoutPolicy
+	// Alerts tunes alert detection and delivery (zero fields: the defaults in alerts.Options).
+	Alerts alerts.Options
 }
 
 // RateLimit is a token bucket: Burst requests at once, refilled at one per Every.
@@ -75,6 +78,7 @@ type Server struct {
 	events        *events.Service      // ingest, live feed, lookup, replay, signals
 	envs          *environment.Service // keys, URLs, secrets, verification, checklist
 	rollout       *launch.Service      // the production rollout: decisions, plan, cohorts, guardrails
+	alerts        *alerts.Service      // notification channels, alert detection and delivery
 	callbackLimit *ratelimit.Limiter   // public callback ingest, per client
 	tokenUse      *ratelimit.Throttle[int64]
 	tokens        tokenCache
@@ -134,12 +138,13 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	safeHTTP := safehttp.NewClient(safehttp.Options{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
 	userAgent := "tensfer-golive-dashboard/" + cfg.Version
 	cfg.Disk.Dir, cfg.Disk.Now = filepath.Dir(d.Path), s.clock
+	disk := diskguard.New(cfg.Disk)
 	var err error
 	s.events, err = events.New(context.Background(), events.Config{
 		DB: d, Box: box, Log: log, Now: s.clock, Demo: cfg.Demo, Render: s.renderFeedRow,
 		HTTPClient: safeHTTP, UserAgent: userAgent, RetentionDays: cfg.RetentionDays,
 		FeedBuffer: cfg.FeedBuffer, FeedSubscriberBuffer: cfg.FeedSubscriberBuffer,
-		PublicBudget: cfg.PublicBudget, Disk: diskguard.New(cfg.Disk),
+		PublicBudget: cfg.PublicBudget, Disk: disk,
 	})
 	if err != nil {
 		return nil, err
@@ -153,9 +158,18 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		s.events.Close()
 		return nil, err
 	}
+	s.alerts, err = alerts.New(context.Background(), alerts.Config{DB: d, Box: box, Log: log, Now: s.clock, HTTPClient: safeHTTP, UserAgent: userAgent,
+		PublicURL: cfg.PublicURL.String(), AllowLoopbackURLs: cfg.AllowLoopbackURLs, Disk: disk, RetentionDays: cfg.RetentionDays, Options: cfg.Alerts})
+	if err != nil {
+		s.events.Close()
+		return nil, err
+	}
 	s.router = s.routes()
 	return s, nil
 }
+
+// Alerts is the alert service (main runs its loop: detection and delivery).
+func (s *Server) Alerts() *alerts.Service { return s.alerts }
 
 // Rollout is the running production rollout (main runs its loop for guardrails and auto-advance).
 func (s *Server) Rollout() *launch.Service { return s.rollout }

@@ -16,7 +16,8 @@ func settingsTabs(role db.Role) []templates.SettingsTab {
 	if role.AtLeast(db.RoleAdmin) {
 		tabs = append(tabs,
 			templates.SettingsTab{Key: "users", Label: "Users", Href: "/settings/users"},
-			templates.SettingsTab{Key: "tokens", Label: "API tokens", Href: "/settings/tokens"})
+			templates.SettingsTab{Key: "tokens", Label: "API tokens", Href: "/settings/tokens"},
+			templates.SettingsTab{Key: "alerts", Label: "Alerts", Href: "/settings/alerts"})
 	}
 	return tabs
 }
