@@ -709,6 +709,40 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("a user nobody is", "/settings/users/987654/sign-out", admin, nil, http.StatusNotFound),
 		form("id with SQL", "/settings/users/1%20OR%201=1/sign-out", admin, nil, http.StatusNotFound),
 	)
+	// Alert channels (admin): bad kinds, URLs that must not be called, unknown channels.
+	add("GET /settings/alerts", hostile{name: "as an operator", path: "/settings/alerts", as: operator, want: http.StatusForbidden})
+	add("GET /settings/alerts/{id}",
+		hostile{name: "a channel nobody made", path: "/settings/alerts/987654", as: admin, want: http.StatusNotFound},
+		hostile{name: "id is markup", path: "/settings/alerts/%3Cscript%3E", as: admin, want: http.StatusNotFound},
+	)
+	add("POST /settings/alerts",
+		form("an unknown kind", "/settings/alerts", admin, url.Values{"name": {"x"}, "kind": {"pager"}, "url": {"https://hooks.example.com/x"}, "events": {"rollout.killed"}}, http.StatusUnprocessableEntity),
+		form("a URL to the metadata address", "/settings/alerts", admin, url.Values{"name": {"x"}, "kind": {"webhook"}, "url": {"https://169.254.169.254/latest"}, "events": {"rollout.killed"}}, http.StatusUnprocessableEntity),
+		form("a URL with a password", "/settings/alerts", admin, url.Values{"name": {"x"}, "kind": {"slack"}, "url": {"https://u:p@hooks.example.com/x"}, "events": {"rollout.killed"}}, http.StatusUnprocessableEntity),
+		form("plain http", "/settings/alerts", admin, url.Values{"name": {"x"}, "kind": {"slack"}, "url": {"http://hooks.example.com/x"}, "events": {"rollout.killed"}}, http.StatusUnprocessableEntity),
+		form("markup as the name and an unknown event", "/settings/alerts", admin, url.Values{"name": {markup}, "kind": {"slack"}, "url": {"https://hooks.example.com/x"}, "events": {"everything"}}, http.StatusUnprocessableEntity),
+		form("an unknown environment", "/settings/alerts", admin, url.Values{"name": {"x"}, "kind": {"slack"}, "url": {"https://hooks.example.com/x"}, "events": {"rollout.killed"}, "environments": {"staging"}}, http.StatusUnprocessableEntity),
+		form("as an operator", "/settings/alerts", operator, url.Values{"name": {"x"}, "kind": {"slack"}, "url": {"https://hooks.example.com/x"}}, http.StatusForbidden),
+	)
+	add("POST /settings/alerts/{id}", form("a channel nobody made", "/settings/alerts/987654", admin, url.Values{"name": {"x"}, "kind": {"slack"}}, http.StatusNotFound))
+	add("POST /settings/alerts/{id}/test", form("a channel nobody made", "/settings/alerts/987654/test", admin, nil, http.StatusNotFound))
+	add("POST /settings/alerts/{id}/delete",
+		form("a channel nobody made", "/settings/alerts/987654/delete", admin, nil, http.StatusNotFound),
+		form("id overflows int64", "/settings/alerts/"+huge+"/delete", admin, nil, http.StatusNotFound),
+	)
+	add("GET /api/v1/alert-channels", api("with an events token", "GET", "/api/v1/alert-channels", tokEvents, "", http.StatusForbidden))
+	add("POST /api/v1/alert-channels",
+		api("not JSON", "POST", "/api/v1/alert-channels", tokAdmin, "name=x", http.StatusBadRequest),
+		api("an unknown kind", "POST", "/api/v1/alert-channels", tokAdmin, `{"name":"x","kind":"pager","url":"https://hooks.example.com/x","events":["rollout.killed"]}`, http.StatusUnprocessableEntity),
+		api("a loopback URL", "POST", "/api/v1/alert-channels", tokAdmin, `{"name":"x","kind":"webhook","url":"https://127.0.0.1:9/x","events":["rollout.killed"]}`, http.StatusUnprocessableEntity),
+		api("events is a string", "POST", "/api/v1/alert-channels", tokAdmin, `{"name":"x","kind":"slack","url":"https://hooks.example.com/x","events":"rollout.killed"}`, 0),
+		api("deeply nested", "POST", "/api/v1/alert-channels", tokAdmin, strings.Repeat("[", 10000), http.StatusBadRequest),
+		api("SQL as the name, no URL", "POST", "/api/v1/alert-channels", tokAdmin, `{"name":"`+sqlText+`","kind":"slack","events":["rollout.killed"]}`, http.StatusUnprocessableEntity),
+	)
+	add("GET /api/v1/alert-channels/{id}", api("a channel nobody made", "GET", "/api/v1/alert-channels/987654", tokAdmin, "", http.StatusNotFound))
+	add("PATCH /api/v1/alert-channels/{id}", api("a channel nobody made", "PATCH", "/api/v1/alert-channels/987654", tokAdmin, `{"name":"x"}`, http.StatusNotFound))
+	add("DELETE /api/v1/alert-channels/{id}", api("id is text", "DELETE", "/api/v1/alert-channels/abc", tokAdmin, "", http.StatusNotFound))
+	add("POST /api/v1/alert-channels/{id}/test", api("a channel nobody made", "POST", "/api/v1/alert-channels/987654/test", tokAdmin, "", http.StatusNotFound))
 	add("POST /settings/tokens",
 		form("an unknown scope", "/settings/tokens", admin, url.Values{"name": {"t"}, "scopes": {"root"}}, http.StatusUnprocessableEntity),
 		form("no name", "/settings/tokens", admin, url.Values{"scopes": {"events:read"}}, http.StatusUnprocessableEntity),

@@ -109,6 +109,22 @@ func TestNothingSecretLeaks(t *testing.T) {
 		t.Fatalf("sign-in with a recovery code: %d", res.StatusCode)
 	}
 
+	// Alert channels: a Slack URL carries its token in the path; a webhook channel has a secret.
+	slackURL := "https://hooks.slack.example/services/T0LEAK/B0LEAK/leakcanaryslacktoken"
+	planted["Slack URL token"] = "leakcanaryslacktoken"
+	if res := app.api(http.MethodPost, "/api/v1/alert-channels", adminToken, jsonBody(map[string]any{"name": "ops", "kind": "slack", "url": slackURL,
+		"events": []string{"rollout.killed"}, "environments": []string{"production"}})); res.StatusCode != http.StatusCreated {
+		t.Fatalf("slack channel: %d %s", res.StatusCode, res.body)
+	}
+	res = app.api(http.MethodPost, "/api/v1/alert-channels", adminToken, jsonBody(map[string]any{"name": "pager", "kind": "webhook",
+		"url": "https://alerts.example.com/in", "events": []string{"rollout.killed"}, "environments": []string{"production"}}))
+	var channel struct{ Secret string }
+	if err := json.Unmarshal([]byte(res.body), &channel); err != nil || !strings.HasPrefix(channel.Secret, "whsec_") {
+		t.Fatalf("webhook channel: %d %s", res.StatusCode, res.body)
+	}
+	planted["alert channel secret"] = strings.TrimPrefix(channel.Secret, "whsec_")
+	app.api(http.MethodPatch, "/api/v1/alert-channels/1", adminToken, jsonBody(map[string]any{"url": slackURL + "x"}))
+
 	// A reveal: its own answer shows the key, on purpose, and is not collected.
 	admin.postForm(fmt.Sprintf("/environments/production/keys/%d/reveal", app.activeKeyID(t, "production")),
 		url.Values{"password": {testPassword}, "reason": {"support ticket 42"}})
