@@ -12,20 +12,20 @@ import (
 
 // allowedImports is the import rule of docs/architecture.md: imports only go downward, from
 // cmd to web to the domain packages (events, environment, accounts, secrets) to the leaves (db,
-// tensfer, feed, auth, ratelimit, validation), and templates import only static. Keys and values
+// tensfer, feed, auth, ratelimit, validation, metrics), and templates import only static. Keys and values
 // are paths below the module; a package missing here may import no other package of the module.
 var allowedImports = map[string][]string{
 	"cmd/dashboard": {"internal/web", "internal/events", "internal/environment", "internal/accounts", "internal/db",
-		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation", "internal/diskguard"},
+		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation", "internal/diskguard", "internal/metrics"},
 	"internal/web": {"internal/events", "internal/environment", "internal/accounts", "internal/db", "internal/secrets",
 		"internal/auth", "internal/tensfer", "internal/safehttp", "internal/rollout", "internal/launch", "internal/feed", "internal/ratelimit", "internal/validation",
-		"internal/diskguard", "web/templates", "web/static"},
-	"internal/events":             {"internal/db", "internal/secrets", "internal/tensfer", "internal/feed", "internal/auth", "internal/ratelimit", "internal/validation", "internal/diskguard"},
+		"internal/diskguard", "internal/metrics", "web/templates", "web/static"},
+	"internal/events":             {"internal/db", "internal/secrets", "internal/tensfer", "internal/feed", "internal/auth", "internal/ratelimit", "internal/validation", "internal/diskguard", "internal/metrics"},
 	"internal/tensfer/tensfersim": {"internal/tensfer"},
 	"internal/safehttp":           nil,
-	"internal/environment":        {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation"},
+	"internal/environment":        {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation", "internal/metrics"},
 	"internal/accounts":           {"internal/db", "internal/secrets", "internal/auth", "internal/validation"},
-	"internal/launch":             {"internal/db", "internal/rollout", "internal/validation"},
+	"internal/launch":             {"internal/db", "internal/rollout", "internal/validation", "internal/metrics"},
 	"internal/secrets":            {"internal/db", "internal/tensfer"},
 	"web/templates":               {"web/static"},
 	"internal/db":                 nil,
@@ -36,6 +36,7 @@ var allowedImports = map[string][]string{
 	"internal/ratelimit":          nil,
 	"internal/diskguard":          nil,
 	"internal/validation":         nil,
+	"internal/metrics":            nil, // Prometheus' client only: domain packages record into it
 	"web/static":                  nil,
 }
 
