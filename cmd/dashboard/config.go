@@ -113,7 +113,8 @@ type serveConfig struct {
 	demo           bool
 	notifySocket   string // NOTIFY_SOCKET, set by a service manager that waits for readiness
 	// TLS served by the dashboard itself (tls.go): --tls-cert/--tls-key, or --domain over ACME.
-	tls tlsConfig
+	tls         tlsConfig
+	metricsAddr string // --metrics-addr: a listener serving only /metrics, without authentication ("" off)
 }
 
 func parseServe(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
@@ -136,6 +137,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	f.bool(&c.demo, "demo", "DASHBOARD_DEMO", "run with the built-in Tensfer simulator wired to the dashboard")
 	f.secretString(&c.masterKey, "master-key", "DASHBOARD_MASTER_KEY", "master key, 32 bytes as base64 or hex (default: generated in the data directory)")
 	tlsFlags(f, &c.tls, &tlsCheck)
+	metricsFlag(f, &c.metricsAddr)
 	if err := f.parse(args); err != nil {
 		return c, err
 	}
@@ -231,6 +233,9 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 		if c.masterKey, err = secretFromFile(getenv, "DASHBOARD_MASTER_KEY"); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := checkMetricsAddr(c.metricsAddr, c.addr); err != nil {
+		errs = append(errs, err)
 	}
 	if c.notifySocket = getenv("NOTIFY_SOCKET"); !validNotifySocket(c.notifySocket) {
 		errs = append(errs, fmt.Errorf("NOTIFY_SOCKET=%q must be an absolute socket path or an abstract socket name starting with @; unset it if no service manager waits for readiness", c.notifySocket))

@@ -408,7 +408,7 @@ func TestAuditVerify(t *testing.T) {
 	}
 }
 
-func TestPublicIngestAndDiskFlags(t *testing.T) {
+func TestPublicIngestDiskAndMetricsFlags(t *testing.T) {
 	cases := []struct {
 		name    string
 		args    []string
@@ -429,6 +429,11 @@ func TestPublicIngestAndDiskFlags(t *testing.T) {
 		{"rows not a number", []string{"--public-ingest-rows", "lots"}, nil, nil, "--public-ingest-rows \"lots\" must be a whole number"},
 		{"a watermark that is not one", []string{"--disk-soft-watermark", "half"}, nil, nil, "--disk-soft-watermark: \"half\" is not an amount of space"},
 		{"a share of 100%", []string{"--disk-hard-watermark", "100%"}, nil, nil, "--disk-hard-watermark: \"100%\" is not a share of the disk"},
+		{"no metrics listener by default", nil, nil, func(c serveConfig) bool { return c.metricsAddr == "" }, ""},
+		{"metrics listener", []string{"--metrics-addr", "127.0.0.1:9090"}, map[string]string{"DASHBOARD_METRICS_ADDR": "10.0.0.5:9090"}, func(c serveConfig) bool { return c.metricsAddr == "127.0.0.1:9090" }, ""},
+		{"metrics listener from the environment", nil, map[string]string{"DASHBOARD_METRICS_ADDR": "10.0.0.5:9090"}, func(c serveConfig) bool { return c.metricsAddr == "10.0.0.5:9090" }, ""},
+		{"metrics listener not host:port", []string{"--metrics-addr", "9090"}, nil, nil, `--metrics-addr "9090" must be host:port`},
+		{"metrics on the dashboard's address", []string{"--addr", "127.0.0.1:8080", "--metrics-addr", "127.0.0.1:8080"}, nil, nil, "must differ from --addr"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -130,6 +130,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Disk:           cfg.disk,
 		// The demo's simulator listens on loopback; only then may configured URLs point there.
 		AllowLoopbackURLs: cfg.demo,
+		Metrics:           newMetrics(),
 	}, d, box, log)
 	if err != nil {
 		return err
@@ -141,6 +142,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return fmt.Errorf("listen on %s: %w (is another dashboard running? choose another --addr)", cfg.addr, err)
 	}
 	defer ln.Close()
+	if cfg.metricsAddr != "" {
+		stopMetrics, err := startMetrics(cfg.metricsAddr, srv.MetricsHandler(), log)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

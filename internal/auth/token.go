@@ -35,11 +35,12 @@ const (
 	ScopeEventsWrite   = "events:write"
 	ScopeRolloutDecide = "rollout:decide"
 	ScopeRolloutWrite  = "rollout:write"
+	ScopeMetricsRead   = "metrics:read"
 	ScopeAdmin         = "admin"
 )
 
 // AllScopes lists every scope in display order.
-var AllScopes = []string{ScopeConfigRead, ScopeSecretsRead, ScopeEventsRead, ScopeEventsWrite, ScopeRolloutDecide, ScopeRolloutWrite, ScopeAdmin}
+var AllScopes = []string{ScopeConfigRead, ScopeSecretsRead, ScopeEventsRead, ScopeEventsWrite, ScopeRolloutDecide, ScopeRolloutWrite, ScopeMetricsRead, ScopeAdmin}
 
 // ScopeHelp says in a few words what each scope allows.
 var ScopeHelp = map[string]string{
@@ -49,6 +50,7 @@ var ScopeHelp = map[string]string{
 	ScopeEventsWrite:   "report API calls",
 	ScopeRolloutDecide: "ask which environment a user gets, read the rollout",
 	ScopeRolloutWrite:  "advance, pause, resume, roll back or kill the rollout",
+	ScopeMetricsRead:   "scrape the Prometheus metrics at /metrics (counts and figures only, no events)",
 	ScopeAdmin:         "everything, including changing keys and cohorts",
 }
 

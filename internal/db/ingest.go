@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrIngesterClosed is returned by Submit once the Ingester is closed.
@@ -25,6 +26,10 @@ type IngestOptions struct {
 	// NB: the writer waits for it, so it must be fast and never block (hand the events to a
 	// non-blocking publish); it must not call Submit.
 	OnCommit func([]Event)
+	// OnBatch, when set, is called on the writer goroutine after each transaction that committed,
+	// with how many events it wrote (duplicates included) and how long it took, fsync included.
+	// It is how the metrics see group commits; like OnCommit it must be fast.
+	OnBatch func(events int, took time.Duration)
 }
 
 // IngestResult is the outcome of one submitted event.
@@ -229,6 +234,7 @@ func (g *Ingester) write(batch []*ingestReq, n int) {
 		}
 		g.ins, g.insLean = ins, lean
 	}
+	start := time.Now()
 	err := g.d.tx(ctx, func(tx txer) error {
 		var err error
 		inserted, err = g.insert(ctx, tx, batch, results, inserted)
@@ -238,6 +244,9 @@ func (g *Ingester) write(batch []*ingestReq, n int) {
 		g.lastReceived = 0 // re-read after a failed transaction
 		g.fail(batch, err)
 		return
+	}
+	if g.opts.OnBatch != nil {
+		g.opts.OnBatch(n, time.Since(start))
 	}
 	g.batches.Add(1)
 	g.events.Add(uint64(len(inserted)))

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
@@ -59,6 +60,8 @@ type Config struct {
 	Observer func(context.Context, tensfer.Call)
 	// SecretsChanged is called after a webhook signing secret is added or retired.
 	SecretsChanged func()
+	// Metrics counts verification outcomes (nil: none).
+	Metrics *metrics.Metrics
 }
 
 // Service applies the environment rules to the database.

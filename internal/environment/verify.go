@@ -96,6 +96,7 @@ func (s *Service) Verify(ctx context.Context, env string, a db.Audit) (db.Verifi
 		}
 		v.Detail += "."
 	}
+	s.cfg.Metrics.Verified(env, v.Outcome)
 	return v, s.cfg.DB.RecordVerification(ctx, env, v, a)
 }
 

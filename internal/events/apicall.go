@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
@@ -96,6 +97,13 @@ func (in APICall) event(payload []byte) db.EventInput {
 // RecordAPICall validates and stores a reported call, so its request_id is findable and its
 // errors count in the error signals. Invalid input returns validation.Errors.
 func (s *Service) RecordAPICall(ctx context.Context, in APICall) (db.IngestResult, error) {
+	start := time.Now()
+	res, err := s.recordAPICall(ctx, in)
+	s.observe(in.Env, metrics.SourceAPICall, start, res, err)
+	return res, err
+}
+
+func (s *Service) recordAPICall(ctx context.Context, in APICall) (db.IngestResult, error) {
 	if err := in.Validate().Err(); err != nil {
 		return db.IngestResult{}, err
 	}
@@ -124,7 +132,10 @@ func (s *Service) ObserveTensferCall(ctx context.Context, c tensfer.Call) {
 	in.DurationMS = &d
 	payload, _ := json.Marshal(map[string]any{"source": "dashboard", "method": in.Method, "path": in.Path, "status": in.Status,
 		"duration_ms": d, "request_id": in.RequestID, "error_code": in.ErrorCode, "error_message": in.ErrorMessage, "attempts": c.Attempts})
-	if _, err := s.submit(context.WithoutCancel(ctx), InputAPICall, in.event(payload)); err != nil {
+	start := time.Now()
+	res, err := s.submit(context.WithoutCancel(ctx), InputAPICall, in.event(payload))
+	s.observe(in.Env, metrics.SourceAPICall, start, res, err)
+	if err != nil {
 		s.log.Warn("record tensfer call", "error", fmt.Sprint(err))
 	}
 }

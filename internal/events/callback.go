@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
@@ -89,12 +90,15 @@ func shapeBeacon(ev tensfer.CallbackEvent) storedBeacon {
 // sender's rate-limit key (see Delivery.Client). Input that is not a beacon, or that the budgets
 // or the disk cannot take, is a counted *Refusal.
 func (s *Service) ReceiveCallback(ctx context.Context, env string, body []byte, h http.Header, client string) (db.IngestResult, error) {
+	start := time.Now()
 	// navigator.sendBeacon sends text/plain; anything that parses as the JSON object is fine.
 	ev, err := tensfer.ParseCallbackEvent(body)
 	if err != nil {
 		return db.IngestResult{}, s.Refuse(env, InputCallback, RefusedShape, "callback rejected: "+err.Error(), 0)
 	}
-	return s.storeCallback(ctx, env, InputCallback, ev, nil, h, client)
+	res, err := s.storeCallback(ctx, env, InputCallback, ev, nil, h, client)
+	s.observe(env, metrics.SourceCallback, start, res, err)
+	return res, err
 }
 
 // RecordReturn stores the query of a return (redirect) URL visit as a callback event; a query
@@ -102,16 +106,22 @@ func (s *Service) ReceiveCallback(ctx context.Context, env string, body []byte, 
 // payload. Like ReceiveCallback, it refuses with a counted *Refusal what the budgets or the disk
 // cannot take.
 func (s *Service) RecordReturn(ctx context.Context, env string, q url.Values, h http.Header, client string) error {
+	start := time.Now()
+	res, err := s.recordReturn(ctx, env, q, h, client)
+	s.observe(env, metrics.SourceReturn, start, res, err)
+	return err
+}
+
+func (s *Service) recordReturn(ctx context.Context, env string, q url.Values, h http.Header, client string) (db.IngestResult, error) {
 	ev, err := tensfer.ParseCallbackQuery(q)
 	var payload []byte
 	if err != nil {
 		ev = tensfer.CallbackEvent{Event: "return"}
 		if payload, err = returnPayload(q); err != nil {
-			return err
+			return db.IngestResult{}, err
 		}
 	}
-	_, err = s.storeCallback(ctx, env, InputReturn, ev, payload, h, client)
-	return err
+	return s.storeCallback(ctx, env, InputReturn, ev, payload, h, client)
 }
 
 // returnPayload is {"event":"return","query":{..}} with at most returnParams parameters (the

@@ -18,6 +18,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/feed"
+	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/ratelimit"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 )
@@ -46,6 +47,9 @@ type Config struct {
 	// Disk watches the data directory's free space and failed writes (default: a guard with the
 	// watermarks off, which still notices failed writes).
 	Disk *diskguard.Guard
+	// Metrics records ingest outcomes, latencies and group commits, and reads the pipeline's
+	// counters at scrape time (nil: none).
+	Metrics *metrics.Metrics
 }
 
 // FeedRow is what the live feed carries: the fields its filters look at, and the row rendered
@@ -131,7 +135,12 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	s.hub = feed.New[FeedRow](feed.Options{StartAfter: last, MaxSubscribers: 500, Buffer: cfg.FeedBuffer, SubscriberBuffer: cfg.FeedSubscriberBuffer})
 	s.committed = make(chan []db.Event, 1024)
-	s.ingester = db.NewIngester(s.db, db.IngestOptions{OnCommit: func(evs []db.Event) { s.committed <- evs }})
+	opts := db.IngestOptions{OnCommit: func(evs []db.Event) { s.committed <- evs }}
+	if cfg.Metrics != nil {
+		opts.OnBatch = cfg.Metrics.Committed
+	}
+	s.ingester = db.NewIngester(s.db, opts)
+	cfg.Metrics.ReadIngest(s.metricsState)
 	s.publisherDone = make(chan struct{})
 	go s.publish()
 	s.ingester.Start()

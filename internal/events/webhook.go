@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
@@ -69,6 +70,13 @@ func headerMap(h http.Header, names []string, limit int) map[string]string {
 // is a *Rejection, and is kept with its precise reason (within per-client and global limits, so
 // a flood cannot fill the disk or hold the single writer).
 func (s *Service) ReceiveWebhook(ctx context.Context, d Delivery) (db.IngestResult, error) {
+	start := time.Now()
+	res, err := s.receiveWebhook(ctx, d)
+	s.observe(d.Env, metrics.SourceWebhook, start, res, err)
+	return res, err
+}
+
+func (s *Service) receiveWebhook(ctx context.Context, d Delivery) (db.IngestResult, error) {
 	if d.TooLarge {
 		return db.IngestResult{}, s.reject(ctx, d, db.RejectBodyTooLarge, fmt.Sprintf("body is larger than %d bytes", MaxWebhookBytes), 0,
 			fmt.Sprintf("webhook body is larger than the %d byte limit", MaxWebhookBytes))

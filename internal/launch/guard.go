@@ -65,6 +65,7 @@ func (s *Service) Tick(ctx context.Context) error {
 		return err
 	}
 	now := s.cfg.Now()
+	s.checked.Store(&checkedHealth{at: now, statuses: h.Statuses})
 	a := db.Audit{Actor: "system (guardrails)"}
 	if next, changed := r.OnBreachOf(h.Breaches, now); changed {
 		figs := map[string]any{}
@@ -76,6 +77,9 @@ func (s *Service) Tick(ctx context.Context) error {
 			func(rollout.Rollout, time.Time) (rollout.Rollout, error) { return next, nil })
 		if err == nil {
 			s.log.Warn("rollout held by a guardrail", "held", next.Held, "state", string(next.State), "stage", next.Stage)
+			for _, b := range h.Breaches {
+				s.cfg.Metrics.GuardrailTripped(string(b.Guardrail.Signal))
+			}
 		}
 		return ignoreStale(err)
 	}

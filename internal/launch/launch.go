@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
@@ -34,6 +35,9 @@ type Config struct {
 	// Figures reads production's error signals over [since, until), until zero meaning now
 	// (events.Service.GuardrailFigures).
 	Figures func(ctx context.Context, since, until time.Time) (map[string]db.SignalCount, error)
+	// Metrics counts decisions and guardrail trips, and reads the rollout's state at scrape time
+	// (nil: none).
+	Metrics *metrics.Metrics
 }
 
 // Service is the running rollout. Build it with New; Run its loop for guardrails and auto-advance.
@@ -43,6 +47,8 @@ type Service struct {
 	log   *slog.Logger
 	snap  atomic.Pointer[rollout.Snapshot]
 	reach rollout.Reach
+	// checked is the guardrails' last verdict (Tick), for the metrics.
+	checked atomic.Pointer[checkedHealth]
 
 	mu      sync.Mutex // serialises rebuilds of the snapshot
 	members map[int64]cachedMembers
@@ -91,6 +97,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	if err := s.rebuild(ctx); err != nil {
 		return nil, err
 	}
+	cfg.Metrics.ReadRollout(s.metricsState)
 	return s, nil
 }
 
@@ -101,6 +108,7 @@ func (s *Service) Snapshot() *rollout.Snapshot { return s.snap.Load() }
 func (s *Service) Decide(u rollout.User) rollout.Decision {
 	d := s.snap.Load().Decide(u)
 	s.reach.Observe(d)
+	s.cfg.Metrics.Decided(string(d.Env), string(d.Reason))
 	return d
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/events"
+	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
@@ -26,6 +28,7 @@ type fixture struct {
 	events *events.Service
 	svc    *Service
 	now    time.Time
+	reg    *metrics.Metrics
 }
 
 var who = db.Audit{Actor: "test"}
@@ -58,11 +61,12 @@ func (f *fixture) open(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(ctx, Config{DB: d, Now: f.clock, Figures: ev.GuardrailFigures})
+	reg := metrics.New(metrics.BuildInfo{})
+	svc, err := New(ctx, Config{DB: d, Now: f.clock, Figures: ev.GuardrailFigures, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.db, f.events, f.svc, f.box = d, ev, svc, box
+	f.db, f.events, f.svc, f.box, f.reg = d, ev, svc, box, reg
 	t.Cleanup(f.close)
 }
 
@@ -232,7 +236,115 @@ func TestGuardrailsTripOnRealSignalsNotOnOneForgingClient(t *testing.T) {
 	if len(entries) != 1 || !strings.Contains(string(entries[0].After), `"bad":41`) {
 		t.Fatalf("breach audit: %+v", entries)
 	}
+	// The metrics see what the guardrail saw, and the trip.
+	st := f.svc.metricsState()
+	if st.State != "paused" || !st.Held || st.Stage != 1 || st.GuardrailsCheckedAt.IsZero() {
+		t.Fatalf("metrics state: %+v", st)
+	}
+	var init metrics.GuardrailState
+	for _, g := range st.Guardrails {
+		if g.Signal == string(rollout.SignalInitErrors) {
+			init = g
+		}
+	}
+	if !init.Breached || init.Bad != 41 || init.Total != 62 || init.MaxRatio != 0.05 || init.Window != 15*time.Minute {
+		t.Fatalf("init_errors guardrail in the metrics: %+v", init)
+	}
+	if got := counterValue(t, f.reg, "dashboard_rollout_guardrail_trips_total", "init_errors"); got != 1 {
+		t.Fatalf("trips of init_errors: %v, want 1", got)
+	}
 }
+
+// counterValue reads one series of a counter from the registry (labels given as values, in the
+// metric's label order).
+func counterValue(t *testing.T, reg *metrics.Metrics, name string, labels ...string) float64 {
+	t.Helper()
+	fams, err := reg.Gatherer().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for i, l := range m.GetLabel() {
+				if i >= len(labels) || l.GetValue() != labels[i] {
+					continue series
+				}
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return 0
+}
+
+// TestDecisionsAreCounted: decisions served are counted by environment and reason, a person's
+// check is not, and every reason the rollout gives has a label value of its own.
+func TestDecisionsAreCounted(t *testing.T) {
+	f := newFixture(t)
+	for range 3 {
+		f.svc.Decide(rollout.User{ID: "u1"}) // not started
+	}
+	f.svc.Check(rollout.User{ID: "u1"})
+	if got := counterValue(t, f.reg, "dashboard_rollout_decisions_total", "off", "not_started"); got != 3 {
+		t.Fatalf("not_started decisions: %v, want 3", got)
+	}
+	for _, r := range []rollout.Reason{rollout.ReasonBlocked, rollout.ReasonCohort, rollout.ReasonKilled, rollout.ReasonPercentage, rollout.ReasonNotStarted, rollout.ReasonDefault} {
+		if !slices.Contains(metrics.DecisionReasons, string(r)) {
+			t.Errorf("reason %s has no label value", r)
+		}
+	}
+	for _, e := range []rollout.Env{rollout.Production, rollout.Sandbox, rollout.Off} {
+		if !slices.Contains(metrics.DecisionEnvs, string(e)) {
+			t.Errorf("environment %s has no label value", e)
+		}
+	}
+}
+
+// BenchmarkServiceDecide is Service.Decide (snapshot, reach and the decision counter), with the
+// counter and without it in the same run: the difference is what counting costs.
+func BenchmarkServiceDecide(b *testing.B) {
+	ctx := context.Background()
+	for _, withMetrics := range []bool{false, true} {
+		name := "no_metrics"
+		if withMetrics {
+			name = "with_metrics"
+		}
+		b.Run(name, func(b *testing.B) {
+			dir := b.TempDir()
+			d, err := db.Open(ctx, dir)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer d.Close()
+			cfg := Config{DB: d}
+			if withMetrics {
+				cfg.Metrics = metrics.New(metrics.BuildInfo{})
+			}
+			svc, err := New(ctx, cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := svc.Act(ctx, Advance, 0, 0, who); err != nil {
+				b.Fatal(err)
+			}
+			ids := make([]string, 4096)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("user-%d", i)
+			}
+			attrs := map[string]string{"country": "SE"}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				sinkDecision = svc.Decide(rollout.User{ID: ids[i&4095], Attributes: attrs})
+			}
+		})
+	}
+}
+
+var sinkDecision rollout.Decision
 
 func TestAutoAdvanceAfterTheSoakAcrossARestartOnce(t *testing.T) {
 	f := newFixture(t)

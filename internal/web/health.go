@@ -30,6 +30,13 @@ type readiness struct {
 func (s *Server) showReady(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	ans, status := s.readiness(ctx)
+	return writeJSON(w, status, ans)
+}
+
+// readiness runs the checks of /readyz (dashboard_ready reads them too) and returns the answer
+// with its status.
+func (s *Server) readiness(ctx context.Context) (readiness, int) {
 	ans := readiness{Checks: map[string]string{"database": "ok", "master_key": "ok", "disk": "ok", "writes": "ok"}, RefusedLastHour: map[string]int64{}}
 	ready := true
 	// The answer says which check failed, not why: /readyz is public. The log and the Overview
@@ -62,5 +69,5 @@ func (s *Server) showReady(w http.ResponseWriter, r *http.Request) error {
 	default:
 		ans.Status = "ready"
 	}
-	return writeJSON(w, status, ans)
+	return ans, status
 }

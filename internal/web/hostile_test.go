@@ -730,6 +730,12 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("a channel nobody made", "/settings/alerts/987654/delete", admin, nil, http.StatusNotFound),
 		form("id overflows int64", "/settings/alerts/"+huge+"/delete", admin, nil, http.StatusNotFound),
 	)
+	add("GET /metrics",
+		api("no token", "GET", "/metrics", anon, "", http.StatusUnauthorized),
+		api("a token without metrics:read", "GET", "/metrics", tokEvents, "", http.StatusForbidden),
+		api("a session cookie instead of a token", "GET", "/metrics", admin, "", http.StatusUnauthorized),
+		api("POST", "POST", "/metrics", tokAdmin, "{}", http.StatusMethodNotAllowed),
+	)
 	add("GET /api/v1/alert-channels", api("with an events token", "GET", "/api/v1/alert-channels", tokEvents, "", http.StatusForbidden))
 	add("POST /api/v1/alert-channels",
 		api("not JSON", "POST", "/api/v1/alert-channels", tokAdmin, "name=x", http.StatusBadRequest),

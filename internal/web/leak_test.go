@@ -158,6 +158,11 @@ func TestNothingSecretLeaks(t *testing.T) {
 	for _, p := range []string{"/api/v1/audit?limit=500", "/api/v1/lookup/req_leak_1", "/api/v1/events?limit=500", "/api/v1/no-such-route"} {
 		collect(p, app.api(http.MethodGet, p, adminToken, nil))
 	}
+	if res := app.api(http.MethodGet, "/metrics", app.addToken("prometheus", auth.ScopeMetricsRead), nil); res.StatusCode != http.StatusOK || !strings.Contains(res.body, "dashboard_ingest_total") {
+		t.Fatalf("metrics: %d", res.StatusCode)
+	} else {
+		collect("metrics", res)
+	}
 	cfgRead := app.addToken("cfg", auth.ScopeConfigRead)
 	collect("app config", app.api(http.MethodGet, "/api/v1/environments/sandbox/config", cfgRead, nil))
 	collect("a wrong token", app.api(http.MethodGet, "/api/v1/environments", adminToken+"x", nil))

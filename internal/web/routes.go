@@ -19,6 +19,8 @@ func (s *Server) routes() chi.Router {
 	// Operability and assets: no session, no CSRF concerns (read-only).
 	r.With(kindOf(kindAPI)).Get("/healthz", s.h(s.showHealth))
 	r.With(kindOf(kindAPI)).Get("/readyz", s.h(s.showReady))
+	// Prometheus metrics: a bearer token with metrics:read (or the --metrics-addr listener).
+	r.With(kindOf(kindAPI), quiet, s.apiToken, s.requireScope(auth.ScopeMetricsRead)).Get("/metrics", s.cfg.Metrics.Handler().ServeHTTP)
 	r.Get(static.Prefix+"*", static.Handler().ServeHTTP)
 
 	// Public ingest: Tensfer and the integrator's front end. Never reads the session cookie;

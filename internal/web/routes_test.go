@@ -23,6 +23,7 @@ import (
 var routeAccess = map[string]string{
 	"GET /healthz":                              "public",
 	"GET /readyz":                               "public",
+	"GET /metrics":                              "scope:" + auth.ScopeMetricsRead,
 	"GET /static/*":                             "public",
 	"GET /login":                                "public",
 	"POST /login":                               "public",
@@ -201,9 +202,10 @@ func TestRouteAccessByRole(t *testing.T) {
 		clients[r], _ = app.login(r)
 	}
 	tokens := map[string]string{
-		"none":        "",
-		"events:read": app.addToken("reader", auth.ScopeEventsRead),
-		"admin":       app.addToken("admin", auth.ScopeAdmin),
+		"none":         "",
+		"events:read":  app.addToken("reader", auth.ScopeEventsRead),
+		"metrics:read": app.addToken("prometheus", auth.ScopeMetricsRead),
+		"admin":        app.addToken("admin", auth.ScopeAdmin),
 	}
 	for _, route := range registeredRoutes(t, app.srv) {
 		rule := routeAccess[route]
@@ -307,7 +309,7 @@ func TestNavShowsOnlyWhatTheRoleMayOpen(t *testing.T) {
 }
 
 // TestOpenAPIDocumentsEveryAPIRoute keeps docs/openapi.yaml in step with the router: every
-// /api/v1 route and public ingest route must have a path entry there.
+// /api/v1 route, public ingest route and /metrics must have a path entry there.
 func TestOpenAPIDocumentsEveryAPIRoute(t *testing.T) {
 	spec, err := os.ReadFile("../../docs/openapi.yaml")
 	if err != nil {
@@ -319,7 +321,7 @@ func TestOpenAPIDocumentsEveryAPIRoute(t *testing.T) {
 		switch {
 		case strings.HasPrefix(path, "/api/v1/"):
 			path = strings.TrimPrefix(path, "/api/v1")
-		case strings.HasPrefix(path, "/hooks/"), strings.HasPrefix(path, "/callbacks/"), strings.HasPrefix(path, "/ofrep/"):
+		case strings.HasPrefix(path, "/hooks/"), strings.HasPrefix(path, "/callbacks/"), strings.HasPrefix(path, "/ofrep/"), path == "/metrics":
 		default:
 			continue
 		}

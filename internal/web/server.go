@@ -19,6 +19,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/launch"
+	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/ratelimit"
 	"github.com/tensfer-golive/dashboard/internal/safehttp"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
@@ -56,6 +57,9 @@ type Config struct {
 	LoginLockout accounts.LockoutPolicy
 	// Alerts tunes alert detection and delivery (zero fields: the defaults in alerts.Options).
 	Alerts alerts.Options
+	// Metrics is the Prometheus registry that the services record into and GET /metrics serves
+	// (nil: New makes one, with Version as the build's version).
+	Metrics *metrics.Metrics
 }
 
 // RateLimit is a token bucket: Burst requests at once, refilled at one per Every.
@@ -119,6 +123,9 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	if cfg.LookupMaxBytes == 0 {
 		cfg.LookupMaxBytes = defaultAnswerMaxBytes
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.New(metrics.BuildInfo{Version: cfg.Version})
+	}
 	s := &Server{cfg: cfg, db: d, box: box, log: log, now: time.Now, bundleSlots: make(chan struct{}, maxBundles)}
 	s.sessions = &sessionStore{
 		db:     d,
@@ -144,16 +151,16 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		DB: d, Box: box, Log: log, Now: s.clock, Demo: cfg.Demo, Render: s.renderFeedRow,
 		HTTPClient: safeHTTP, UserAgent: userAgent, RetentionDays: cfg.RetentionDays,
 		FeedBuffer: cfg.FeedBuffer, FeedSubscriberBuffer: cfg.FeedSubscriberBuffer,
-		PublicBudget: cfg.PublicBudget, Disk: disk,
+		PublicBudget: cfg.PublicBudget, Disk: disk, Metrics: cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.envs = environment.New(environment.Config{
 		DB: d, Box: box, Now: s.clock, HTTPClient: safeHTTP, AllowLoopbackURLs: cfg.AllowLoopbackURLs, UserAgent: userAgent,
-		Observer: s.events.ObserveTensferCall, SecretsChanged: s.events.InvalidateSecrets,
+		Observer: s.events.ObserveTensferCall, SecretsChanged: s.events.InvalidateSecrets, Metrics: cfg.Metrics,
 	})
-	s.rollout, err = launch.New(context.Background(), launch.Config{DB: d, Log: log, Now: s.clock, Figures: s.events.GuardrailFigures})
+	s.rollout, err = launch.New(context.Background(), launch.Config{DB: d, Log: log, Now: s.clock, Figures: s.events.GuardrailFigures, Metrics: cfg.Metrics})
 	if err != nil {
 		s.events.Close()
 		return nil, err
@@ -164,6 +171,12 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		s.events.Close()
 		return nil, err
 	}
+	cfg.Metrics.ReadReadiness(func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, status := s.readiness(ctx)
+		return status == http.StatusOK
+	})
 	s.router = s.routes()
 	return s, nil
 }
@@ -193,6 +206,10 @@ func (s *Server) Close() error { return s.events.Close() }
 func (s *Server) SetClock(now func() time.Time) { s.now = now }
 
 func (s *Server) clock() time.Time { return s.now() }
+
+// MetricsHandler serves the Prometheus metrics without authentication, for a listener of its own
+// (--metrics-addr) that must not be reachable from the internet.
+func (s *Server) MetricsHandler() http.Handler { return s.cfg.Metrics.Handler() }
 
 // Handler returns the whole HTTP surface with its middleware.
 func (s *Server) Handler() http.Handler { return s.router }
