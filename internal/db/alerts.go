@@ -58,23 +58,7 @@ func scanAlertChannel(row interface{ Scan(...any) error }) (AlertChannel, error)
 
 // ListAlertChannels returns every channel by name.
 func (d *DB) ListAlertChannels(ctx context.Context) ([]AlertChannel, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT "+alertChannelCols+" FROM alert_channels ORDER BY name")
-	if err != nil {
-		return nil, fmt.Errorf("db: list alert channels: %w", err)
-	}
-	defer rows.Close()
-	var out []AlertChannel
-	for rows.Next() {
-		c, err := scanAlertChannel(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: list alert channels: %w", err)
-		}
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("db: list alert channels: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, d.R, "list alert channels", scanAlertChannel, "SELECT "+alertChannelCols+" FROM alert_channels ORDER BY name")
 }
 
 // AlertChannelByID reads one channel; a missing one is ErrNotFound.

@@ -132,6 +132,31 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// rowScanner is what a scan function reads from: a *sql.Row or *sql.Rows.
+type rowScanner = interface{ Scan(...any) error }
+
+// queryAll runs query on the readers and scans every row with scan; what names the list in
+// errors ("list tokens").
+func queryAll[T any](ctx context.Context, q querier, what string, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("db: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("db: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("db: %s: %w", what, err)
+	}
+	return out, nil
+}
+
 func walkChain(ctx context.Context, q querier) (ChainReport, error) {
 	var rep ChainReport
 	rows, err := q.QueryContext(ctx, "SELECT id, at, actor, action, target, before, after, ip, request_id, hash FROM audit_log ORDER BY id")

@@ -98,20 +98,7 @@ func (d *DB) EnvironmentByName(ctx context.Context, name string) (Environment, e
 
 // ListEnvironments returns sandbox then production.
 func (d *DB) ListEnvironments(ctx context.Context) ([]Environment, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT "+envCols+" FROM environments ORDER BY name = 'production', name")
-	if err != nil {
-		return nil, fmt.Errorf("db: list environments: %w", err)
-	}
-	defer rows.Close()
-	var out []Environment
-	for rows.Next() {
-		e, err := scanEnv(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: list environments: %w", err)
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, d.R, "list environments", scanEnv, "SELECT "+envCols+" FROM environments ORDER BY name = 'production', name")
 }
 
 const keyCols = "id, env, kind, sealed, last4, fingerprint, created_at, created_by, retired_at, expires_at"
@@ -130,20 +117,7 @@ func scanKey(row interface{ Scan(...any) error }) (EnvKey, error) {
 // ListEnvKeys returns the keys of env (every environment when env is ""), active ones first, then
 // history newest first.
 func (d *DB) ListEnvKeys(ctx context.Context, env string) ([]EnvKey, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT "+keyCols+" FROM env_keys WHERE ? = '' OR env = ? ORDER BY retired_at IS NOT NULL, id DESC", env, env)
-	if err != nil {
-		return nil, fmt.Errorf("db: list keys: %w", err)
-	}
-	defer rows.Close()
-	var out []EnvKey
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: list keys: %w", err)
-		}
-		out = append(out, k)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, d.R, "list keys", scanKey, "SELECT "+keyCols+" FROM env_keys WHERE ? = '' OR env = ? ORDER BY retired_at IS NOT NULL, id DESC", env, env)
 }
 
 // EnvKeyByID returns one key row.

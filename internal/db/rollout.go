@@ -144,20 +144,7 @@ func scanCohort(row interface{ Scan(...any) error }) (CohortRow, error) {
 
 // ListCohorts lists the cohorts by position.
 func (d *DB) ListCohorts(ctx context.Context) ([]CohortRow, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT "+cohortCols+" FROM cohorts ORDER BY position, id")
-	if err != nil {
-		return nil, fmt.Errorf("db: list cohorts: %w", err)
-	}
-	defer rows.Close()
-	var out []CohortRow
-	for rows.Next() {
-		c, err := scanCohort(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: list cohorts: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, d.R, "list cohorts", scanCohort, "SELECT "+cohortCols+" FROM cohorts ORDER BY position, id")
 }
 
 // Cohort reads one cohort; a missing one is ErrNotFound.

@@ -91,20 +91,7 @@ func (d *DB) TokenBySecret(ctx context.Context, secret string) (Token, error) {
 
 // ListTokens returns every token, live ones first, newest first.
 func (d *DB) ListTokens(ctx context.Context) ([]Token, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT "+tokenCols+" FROM api_tokens ORDER BY revoked_at IS NOT NULL, id DESC")
-	if err != nil {
-		return nil, fmt.Errorf("db: list tokens: %w", err)
-	}
-	defer rows.Close()
-	var ts []Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: list tokens: %w", err)
-		}
-		ts = append(ts, t)
-	}
-	return ts, rows.Err()
+	return queryAll(ctx, d.R, "list tokens", scanToken, "SELECT "+tokenCols+" FROM api_tokens ORDER BY revoked_at IS NOT NULL, id DESC")
 }
 
 // TouchToken records that the token was just used. Callers throttle it.

@@ -143,21 +143,8 @@ func (d *DB) UserByEmail(ctx context.Context, email string) (User, error) {
 // ListUsers returns every user, admins first then by email. The table is small (people, not
 // events), so no pagination.
 func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT "+userCols+` FROM users
+	return queryAll(ctx, d.R, "list users", scanUser, "SELECT "+userCols+` FROM users
 		ORDER BY disabled_at IS NOT NULL, CASE role WHEN 'admin' THEN 0 WHEN 'operator' THEN 1 ELSE 2 END, email`)
-	if err != nil {
-		return nil, fmt.Errorf("db: list users: %w", err)
-	}
-	defer rows.Close()
-	var us []User
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: list users: %w", err)
-		}
-		us = append(us, u)
-	}
-	return us, rows.Err()
 }
 
 // ErrLastAdmin is returned when a change would leave no active admin.

@@ -42,20 +42,7 @@ func scanWHS(row interface{ Scan(...any) error }) (WebhookSecret, error) {
 // ListWebhookSecrets returns env's secrets (every environment when env is ""), live ones first,
 // newest first.
 func (d *DB) ListWebhookSecrets(ctx context.Context, env string) ([]WebhookSecret, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT "+whsCols+" FROM webhook_secrets WHERE ? = '' OR env = ? ORDER BY retired_at IS NOT NULL, created_at DESC", env, env)
-	if err != nil {
-		return nil, fmt.Errorf("db: list webhook secrets: %w", err)
-	}
-	defer rows.Close()
-	var out []WebhookSecret
-	for rows.Next() {
-		s, err := scanWHS(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: list webhook secrets: %w", err)
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, d.R, "list webhook secrets", scanWHS, "SELECT "+whsCols+" FROM webhook_secrets WHERE ? = '' OR env = ? ORDER BY retired_at IS NOT NULL, created_at DESC", env, env)
 }
 
 // InsertWebhookSecret stores a new signing secret and audits it (fingerprint only).
