@@ -145,10 +145,8 @@ func (s *Server) actOnRollout(w http.ResponseWriter, r *http.Request, act launch
 		Version *int64 `json:"version"`
 		Stage   *int   `json:"stage"`
 	}
-	if r.ContentLength != 0 {
-		if err := decodeJSON(r, &body); err != nil && !strings.Contains(err.Error(), "body is empty") {
-			return err
-		}
+	if err := decodeOptionalJSON(r, &body); err != nil {
+		return err
 	}
 	expect, err := expectedVersion(r, body.Version)
 	if err != nil {
