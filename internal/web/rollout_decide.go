@@ -55,7 +55,7 @@ func (s *Server) apiDecide(w http.ResponseWriter, r *http.Request) error {
 	switch include {
 	case "":
 	case "config":
-		configs, err := s.decisionConfigs(r)
+		configs, err := s.decisionConfigs(w, r)
 		if err != nil {
 			return err
 		}
@@ -131,10 +131,10 @@ func toDecisionJSON(d rollout.Decision) decisionJSON {
 
 // decisionConfigs loads the app config of both environments once for a request that asked for
 // include=config; it needs the config:read scope too, and never includes the secret key.
-func (s *Server) decisionConfigs(r *http.Request) (map[rollout.Env]*environment.AppConfig, error) {
+func (s *Server) decisionConfigs(w http.ResponseWriter, r *http.Request) (map[rollout.Env]*environment.AppConfig, error) {
 	t, _ := tokenFrom(r.Context())
 	if !auth.HasScope(t.Scopes, auth.ScopeConfigRead) {
-		return nil, &httpError{status: http.StatusForbidden, code: "insufficient_scope", msg: "include=config needs the config:read scope as well; this token has: " + strings.Join(t.Scopes, ", ")}
+		return nil, errScope(w, t, auth.ScopeConfigRead, "include=config needs the config:read scope as well")
 	}
 	out := map[rollout.Env]*environment.AppConfig{}
 	for _, env := range []rollout.Env{rollout.Production, rollout.Sandbox} {
@@ -180,7 +180,7 @@ func (s *Server) apiDecideMany(w http.ResponseWriter, r *http.Request) error {
 	case "":
 	case "config":
 		var err error
-		if configs, err = s.decisionConfigs(r); err != nil {
+		if configs, err = s.decisionConfigs(w, r); err != nil {
 			return err
 		}
 	default:

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -69,6 +70,7 @@ type Server struct {
 	now         func() time.Time
 
 	router        http.Handler
+	mux           chi.Router           // the router behind router, asked which methods a path allows
 	accounts      *accounts.Service    // users, passwords, tokens
 	twoFactor     *accounts.TwoFactor  // TOTP enrolment, codes, recovery codes, the login's second step
 	events        *events.Service      // ingest, live feed, lookup, replay, signals
@@ -152,7 +154,8 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		s.events.Close()
 		return nil, err
 	}
-	s.router = s.routes()
+	s.mux = s.routes()
+	s.router = s.mux
 	return s, nil
 }
 
