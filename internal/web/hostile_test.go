@@ -1009,8 +1009,8 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		api("a cohort nobody has", "GET", "/api/v1/rollout/cohorts/987654/members", tokAdmin, "", http.StatusNotFound),
 		api("id with encoded dot segments", "GET", "/api/v1/rollout/cohorts/%2e%2e/members", tokAdmin, "", http.StatusNotFound),
 	)
-	members := func(name, path, body string, want int) hostile {
-		c := api(name, "PUT", path, tokAdmin, body, want)
+	members := func(name, path, body string, want int, says ...string) hostile {
+		c := api(name, "PUT", path, tokAdmin, body, want, says...)
 		c.ctype = "text/plain"
 		return c
 	}
@@ -1019,6 +1019,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		members("a rule cohort", "/api/v1/rollout/cohorts/"+rules+"/members", "u1\n", 0),
 		members("invalid UTF-8 ids", "/api/v1/rollout/cohorts/"+list+"/members", "u1\n\xff\xfe\n", 0),
 		members("an id of 1,000 bytes", "/api/v1/rollout/cohorts/"+list+"/members", strings.Repeat("i", 1000)+"\n", 0),
+		members("a line of 70 KiB", "/api/v1/rollout/cohorts/"+list+"/members", "u1\n"+strings.Repeat("i", 70<<10)+"\n", http.StatusBadRequest, "longer than 64 KiB"),
 		members("a stale If-Match", "/api/v1/rollout/cohorts/"+list+"/members", "u1\n", http.StatusConflict).with("If-Match", `"1"`),
 	)
 	return groups
