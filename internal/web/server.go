@@ -40,6 +40,7 @@ type Config struct {
 	StreamRecheck        time.Duration  // how soon a revoked session or a disabled user loses its live stream (default 5s)
 	RetentionDays        int            // events older than this are purged (default 30)
 	MaxBodyBytes         int64          // default request body limit
+	MaxUploadBytes       int64          // body limit of cohorts and allow-list uploads (default 64 MiB)
 	LookupMaxBytes       int64          // a support bundle or API lookup stops, marked truncated, past this (default 16 MiB)
 	// PublicBudget bounds the unauthenticated input stored (callbacks, return visits, refused
 	// deliveries): bytes and rows a second, all together (default events.DefaultPublicBudget).
@@ -112,6 +113,9 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxUploadBytes == 0 {
+		cfg.MaxUploadBytes = defaultMaxUpload
 	}
 	if cfg.LookupMaxBytes == 0 {
 		cfg.LookupMaxBytes = defaultAnswerMaxBytes
