@@ -1,12 +1,17 @@
 package web
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/events"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
 // goInternals are words of Go's own decoding errors: none may reach an API client.
@@ -118,4 +123,48 @@ func TestOFREPTypeErrorsKeepOFREPShape(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzParseJSONBody: whatever the body, parseJSONBody agrees with encoding/json on whether it
+// fits (nil exactly when a strict decode of one object succeeds), never panics, and every
+// refusal is a 400 sentence or fields naming members, in words without Go's.
+func FuzzParseJSONBody(f *testing.F) {
+	for _, s := range []string{`{"env":"sandbox","method":"GET","path":"/v1","status":200}`, `{"status":"200"}`,
+		`{"occurred_at":"yesterday","timeout":1}`, `{"x":1}`, `[]`, `{`, `null`, `{"duration_ms":1e400}`, `{"STATUS":[1]}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var in events.APICall
+		err := parseJSONBody(body, &in, true)
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		var strict events.APICall
+		derr := dec.Decode(&strict)
+		fits := derr == nil && utf8.Valid(body) && len(bytes.TrimSpace(body[dec.InputOffset():])) == 0
+		if (err == nil) != fits {
+			t.Fatalf("parseJSONBody says %v, encoding/json %v: %q", err, derr, body)
+		}
+		var fields validation.Errors
+		var he *httpError
+		switch {
+		case err == nil:
+		case errors.As(err, &fields):
+			if len(fields) == 0 || len(fields) > maxMemberProblems {
+				t.Fatalf("%d fields: %q", len(fields), body)
+			}
+		case errors.As(err, &he):
+			if he.status != http.StatusBadRequest || len(he.msg) < 10 {
+				t.Fatalf("%d %q for %q", he.status, he.msg, body)
+			}
+		default:
+			t.Fatalf("an error of another kind: %v", err)
+		}
+		if err != nil {
+			for _, w := range goInternals {
+				if strings.Contains(err.Error(), w) && !strings.Contains(string(body), w) {
+					t.Fatalf("Go's own words %q in %q", w, err.Error())
+				}
+			}
+		}
+	})
 }
