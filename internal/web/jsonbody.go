@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -351,13 +353,8 @@ func jsonKind(raw []byte) string {
 
 // fieldsSentence joins the field problems into one message, in field order.
 func fieldsSentence(fields map[string]string) string {
-	names := make([]string, 0, len(fields))
-	for f := range fields {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	msgs := make([]string, 0, len(names))
-	for _, f := range names {
+	msgs := make([]string, 0, len(fields))
+	for _, f := range slices.Sorted(maps.Keys(fields)) {
 		msgs = append(msgs, fields[f])
 	}
 	return strings.Join(msgs, "; ")
