@@ -185,7 +185,7 @@ func TestAPICallsAndTheDashboardsOwnCalls(t *testing.T) {
 	f.svc.ObserveTensferCall(ctx, tensfer.Call{Env: tensfer.Production, Method: "GET", Path: "/v1/keys/check", Err: &tensfer.Error{Kind: tensfer.KindCanceled, Message: "canceled"}, RequestID: "req_cancelled"})
 	for q, want := range map[string]int{"req_5xx": 1, "req_own": 1, "req_cancelled": 0} {
 		n := 0
-		err := f.svc.EachByRequestID(ctx, q, func(db.Event) error { n++; return nil })
+		err := f.svc.EachByRequestID(ctx, q, LookupLimit, func(db.Event) error { n++; return nil })
 		if err != nil || n != want {
 			t.Errorf("%s: %d events, %v; want %d", q, n, err, want)
 		}

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -71,13 +72,17 @@ func (s *Service) EachLookupEvent(ctx context.Context, q string, fn func(db.Even
 }
 
 // EachByRequestID is EachLookupEvent for the JSON API's lookup: q must be a request id (1 to
-// 256 characters), and is not taken as an event number.
-func (s *Service) EachByRequestID(ctx context.Context, requestID string, fn func(db.Event) error) error {
+// 256 characters), and is not taken as an event number. It goes on to limit+1 events (limit is
+// 1 to LookupLimit), so that a caller counting them can tell the answer was cut.
+func (s *Service) EachByRequestID(ctx context.Context, requestID string, limit int, fn func(db.Event) error) error {
 	requestID = strings.TrimSpace(requestID)
 	if requestID == "" || len(requestID) > MaxLookupLen {
 		return validation.Problem("request_id must be 1 to 256 characters")
 	}
-	return s.db.EachLookupEvent(ctx, requestID, LookupLimit+1, fn)
+	if limit < 1 || limit > LookupLimit {
+		return validation.Problem(fmt.Sprintf("limit must be a whole number from 1 to %d", LookupLimit))
+	}
+	return s.db.EachLookupEvent(ctx, requestID, limit+1, fn)
 }
 
 func lookupText(q string) (string, error) {

@@ -102,7 +102,7 @@ func TestAlertChannelsAPI(t *testing.T) {
 		{"unknown event", `{"name":"x","kind":"slack","url":"https://example.com/h","events":["nope"],"environments":["production"]}`, "events", 422},
 		{"taken name", `{"name":"#ops","kind":"slack","url":"https://example.com/h","events":["rollout.killed"],"environments":["production"]}`, "name", 422},
 		{"no kind", `{"name":"y","url":"https://example.com/h","events":["rollout.killed"],"environments":["production"]}`, "kind", 422},
-		{"unknown field", `{"name":"y","colour":"red"}`, "", 400},
+		{"unknown field", `{"name":"y","colour":"red"}`, "colour", 422},
 		{"not JSON", `{`, "", 400},
 	}
 	for _, tt := range bad {

@@ -20,22 +20,46 @@ func tokenFrom(ctx context.Context) (db.Token, bool) {
 	return t, ok
 }
 
+// bearerChallenge is the WWW-Authenticate challenge of a 401 or 403 from the API (RFC 6750).
+const bearerChallenge = `Bearer realm="tensfer-dashboard"`
+
+// refuseToken answers 401 with the Bearer challenge; code is RFC 6750's error code
+// (invalid_request, invalid_token), or "" when the request carried no bearer token at all.
+func (s *Server) refuseToken(w http.ResponseWriter, r *http.Request, code, msg string) {
+	challenge := bearerChallenge
+	if code != "" {
+		challenge += `, error="` + code + `"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
+	s.fail(w, r, errUnauthorized(msg))
+}
+
+// errScope is the 403 for a token that lacks scope, with the Bearer challenge naming it.
+func errScope(w http.ResponseWriter, t db.Token, scope, msg string) error {
+	w.Header().Set("WWW-Authenticate", bearerChallenge+`, error="insufficient_scope", scope="`+scope+`"`)
+	return &httpError{status: http.StatusForbidden, code: "insufficient_scope", msg: msg + "; this token has: " + strings.Join(t.Scopes, ", ")}
+}
+
 // apiToken authenticates a JSON API request by its bearer token. It never looks at cookies.
 func (s *Server) apiToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := r.Header.Get("Authorization")
 		scheme, secret, ok := strings.Cut(h, " ")
 		if h == "" {
-			s.fail(w, r, errUnauthorized("missing Authorization header; send Authorization: Bearer <token> (create tokens under Settings → API tokens)"))
+			s.refuseToken(w, r, "", "missing Authorization header; send Authorization: Bearer <token> (create tokens under Settings → API tokens)")
 			return
 		}
-		if !ok || !strings.EqualFold(scheme, "Bearer") || secret == "" {
-			s.fail(w, r, errUnauthorized("Authorization header must be \"Bearer <token>\""))
+		if !strings.EqualFold(scheme, "Bearer") {
+			s.refuseToken(w, r, "", "Authorization header must be \"Bearer <token>\"")
+			return
+		}
+		if !ok || strings.TrimSpace(secret) == "" {
+			s.refuseToken(w, r, "invalid_request", "Authorization header must be \"Bearer <token>\"")
 			return
 		}
 		t, err := s.tokens.lookup(r.Context(), s.db, strings.TrimSpace(secret), s.now())
 		if errors.Is(err, db.ErrNotFound) {
-			s.fail(w, r, errUnauthorized("token is not valid or has been revoked"))
+			s.refuseToken(w, r, "invalid_token", "token is not valid: it is unknown, expired or revoked; create a new one under Settings → API tokens")
 			return
 		}
 		if err != nil {
@@ -59,8 +83,7 @@ func (s *Server) requireScope(scope string) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			t, _ := tokenFrom(r.Context())
 			if !auth.HasScope(t.Scopes, scope) {
-				s.fail(w, r, &httpError{status: http.StatusForbidden, code: "insufficient_scope",
-					msg: "this token lacks the " + scope + " scope; it has: " + strings.Join(t.Scopes, ", ")})
+				s.fail(w, r, errScope(w, t, scope, "this token lacks the "+scope+" scope"))
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -70,10 +93,6 @@ func (s *Server) requireScope(scope string) func(http.Handler) http.Handler {
 
 func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) error {
 	return errNotFound("no API endpoint at " + r.URL.Path + "; see docs/openapi.yaml")
-}
-
-func (s *Server) apiMethodNotAllowed(w http.ResponseWriter, r *http.Request) error {
-	return &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: r.Method + " is not allowed on " + r.URL.Path}
 }
 
 type tokenJSON struct {

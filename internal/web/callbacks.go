@@ -74,7 +74,7 @@ func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
 		return s.events.Refuse(env, events.InputCallback, events.RefusedTooLarge, fmt.Sprintf("callback body is larger than the %d byte limit", events.MaxCallbackBytes), 0)
 	}
 	if err != nil {
-		return errBadRequest("cannot read the request body: %v", err)
+		return errBodyCutShort
 	}
 	res, err := s.events.ReceiveCallback(r.Context(), env, body, r.Header, s.clientKey(r))
 	if err != nil {

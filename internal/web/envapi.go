@@ -1,18 +1,14 @@
 package web
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -129,39 +125,6 @@ func (s *Server) apiShowEnvironment(w http.ResponseWriter, r *http.Request) erro
 	return writeJSON(w, http.StatusOK, s.environmentJSON(st))
 }
 
-// decodeJSON reads a JSON object body strictly: unknown fields and trailing data are errors a
-// person can act on.
-func decodeJSON(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return errBadRequest("Content-Type must be application/json")
-	}
-	var body bytes.Buffer
-	if _, err := body.ReadFrom(r.Body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return err
-		}
-		return errBadRequest("cannot read the request body: %v", err)
-	}
-	if !utf8.Valid(body.Bytes()) {
-		// encoding/json would quietly turn the bad bytes into U+FFFD and store that.
-		return errBadRequest("request body is not valid UTF-8; JSON must be sent as UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body.Bytes()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		switch {
-		case errors.Is(err, io.EOF):
-			return errBadRequest("request body is empty; send a JSON object")
-		}
-		return errBadRequest("request body is not valid JSON for this endpoint: %s", strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if len(bytes.TrimSpace(body.Bytes()[dec.InputOffset():])) > 0 {
-		return errBadRequest("request body has data after the JSON object")
-	}
-	return nil
-}
-
 // fieldsError is a 422 whose body lists the message for each field.
 type fieldsError struct {
 	Error struct {
@@ -175,16 +138,7 @@ type fieldsError struct {
 func writeFieldErrors(w http.ResponseWriter, r *http.Request, fields map[string]string) error {
 	var out fieldsError
 	out.Error.Code = "validation_failed"
-	names := make([]string, 0, len(fields))
-	for f := range fields {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	msgs := make([]string, 0, len(names))
-	for _, f := range names {
-		msgs = append(msgs, fields[f])
-	}
-	out.Error.Message = strings.Join(msgs, "; ")
+	out.Error.Message = fieldsSentence(fields)
 	out.Error.RequestID = requestIDFrom(r.Context())
 	out.Error.Fields = fields
 	return writeJSON(w, http.StatusUnprocessableEntity, out)
@@ -332,15 +286,13 @@ func (s *Server) apiCreateWebhookSecret(w http.ResponseWriter, r *http.Request) 
 		Secret    string `json:"secret"`
 		ExpiresIn string `json:"expires_in"`
 	}
-	if r.ContentLength != 0 {
-		if err := decodeJSON(r, &in); err != nil && !strings.Contains(err.Error(), "body is empty") {
-			return err
-		}
+	if err := decodeOptionalJSON(r, &in); err != nil {
+		return err
 	}
 	var expires time.Duration
 	if in.ExpiresIn != "" {
 		if expires, err = time.ParseDuration(in.ExpiresIn); err != nil || expires <= 0 {
-			return writeFieldErrors(w, r, map[string]string{"secret": "expires_in must be a positive duration such as 24h"})
+			return writeFieldErrors(w, r, map[string]string{"expires_in": "expires_in must be a positive duration such as 168h"})
 		}
 	}
 	sec, generated, err := s.envs.AddWebhookSecret(r.Context(), env, in.Secret, expires, s.auditFor(r, "environment.webhook_secret_add"))

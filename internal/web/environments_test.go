@@ -100,11 +100,20 @@ func TestEnvironmentValidation(t *testing.T) {
 	if after[0].Version != before[0].Version || after[1].Version != before[1].Version || len(keysAfter) != len(keysBefore) {
 		t.Fatal("a refused change stored something")
 	}
-	// Malformed bodies are 400 with a message.
-	for body, want := range map[string]string{`{"base_url": 3}`: "not valid JSON", `{"nope": 1}`: "unknown field", `{}`: "nothing to change", `[`: "not valid JSON"} {
+	// Bodies that are not JSON, or ask nothing, are 400 with a message; members of the wrong
+	// kind or name are 422 on that field.
+	for body, want := range map[string]struct {
+		status int
+		says   string
+	}{
+		`{"base_url": 3}`: {422, `"base_url":"base_url must be a string (got 3)"`},
+		`{"nope": 1}`:     {422, `"nope":"nope is not a field of this request; its fields are allowed_origins, app_url, base_url, callback_url, client_token, keep_previous, public_key, replay_url, secret_key"`},
+		`{}`:              {400, "nothing to change"},
+		`[`:               {400, "not valid JSON"},
+	} {
 		res := app.api(http.MethodPatch, "/api/v1/environments/production", admin, strings.NewReader(body))
-		if res.StatusCode != 400 || !strings.Contains(res.body, want) {
-			t.Errorf("body %s: %d %s", body, res.StatusCode, res.body)
+		if res.StatusCode != want.status || !strings.Contains(res.body, want.says) {
+			t.Errorf("body %s: %d %s, want %d saying %s", body, res.StatusCode, res.body, want.status, want.says)
 		}
 	}
 	if res := app.patchEnv(admin, "staging", map[string]any{"base_url": "https://x.example"}); res.StatusCode != 404 || !strings.Contains(res.body, "sandbox or production") {

@@ -28,7 +28,7 @@ func (s *Server) receiveWebhook(w http.ResponseWriter, r *http.Request) error {
 	var mbe *http.MaxBytesError
 	tooLarge := errors.As(err, &mbe)
 	if err != nil && !tooLarge {
-		return errBadRequest("cannot read the request body: %v", err)
+		return errBodyCutShort
 	}
 	res, err := s.events.ReceiveWebhook(r.Context(), s.delivery(r, chi.URLParam(r, "env"), body, tooLarge))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -76,21 +77,33 @@ func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Disposition", `attachment; filename="tensfer-support-`+safeFileName(q)+`.json"`)
 	head := jsonObjectHead("query", q, "generated_at", rfc3339(s.now()), "dashboard_version", s.cfg.Version,
 		"note", "Webhooks, callbacks and API calls carrying this id, oldest first, as received. Contains no API keys or signing secrets.")
-	return s.writeEventsAnswer(w, r, head, "To get the rest, bundle a narrower id (a request_id rather than a user id), or export "+
+	return s.writeEventsAnswer(w, r, head, events.LookupLimit, "To get the rest, bundle a narrower id (a request_id rather than a user id), or export "+
 		"the id's events from the Events page (GET /events/export?format=ndjson&request_id=…).",
 		func(fn func(db.Event) error) error { return s.events.EachLookupEvent(r.Context(), q, fn) })
 }
 
-// apiLookup is GET /api/v1/lookup/{request_id}: every webhook, callback and API call carrying
-// that id, oldest first, streamed and capped as the support bundle is.
+// apiLookup is GET /api/v1/lookup/{request_id}[?limit=N]: every webhook, callback and API call
+// carrying that id, oldest first, at most limit of them (default and most events.LookupLimit),
+// streamed and capped at LookupMaxBytes as the support bundle is.
 func (s *Server) apiLookup(w http.ResponseWriter, r *http.Request) error {
 	q := strings.TrimSpace(chiParam(r, "request_id"))
 	if q == "" || len(q) > events.MaxLookupLen {
 		return errBadRequest("request_id must be 1 to %d characters", events.MaxLookupLen)
 	}
-	return s.writeEventsAnswer(w, r, jsonObjectHead("request_id", q), "To get them all, page through GET /api/v1/events?request_id=… "+
-		"(newest first, with next_cursor).",
-		func(fn func(db.Event) error) error { return s.events.EachByRequestID(r.Context(), q, fn) })
+	limit := events.LookupLimit
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > events.LookupLimit {
+			return errBadRequest("limit must be a whole number from 1 to %d", events.LookupLimit)
+		}
+		limit = n
+	}
+	remedy := "To get them all, page through GET /api/v1/events?request_id=… (newest first, with next_cursor)."
+	if limit < events.LookupLimit {
+		remedy = fmt.Sprintf("Raise limit (at most %d), or page through GET /api/v1/events?request_id=… (newest first, with next_cursor).", events.LookupLimit)
+	}
+	return s.writeEventsAnswer(w, r, jsonObjectHead("request_id", q), limit, remedy,
+		func(fn func(db.Event) error) error { return s.events.EachByRequestID(r.Context(), q, limit, fn) })
 }
 
 // jsonObjectHead opens a JSON object with string members given as name, value pairs.
@@ -109,13 +122,13 @@ var errAnswerFull = errors.New("answer is full")
 
 // writeEventsAnswer writes a JSON object that begins with head (an open object, see jsonObjectHead),
 // then "events": each event written as it is read, then "event_count" and "truncated". When
-// the events stop early (more than events.LookupLimit, more than LookupMaxBytes, or a read that
+// the events stop early (more than limit, more than LookupMaxBytes, or a read that
 // failed part-way) "truncated" is true and "truncated_reason" says what was left out and, with
 // remedy, how to get it. The marker comes last so the answer is valid JSON however it ends.
-func (s *Server) writeEventsAnswer(w http.ResponseWriter, r *http.Request, head []byte, remedy string, each func(fn func(db.Event) error) error) error {
+func (s *Server) writeEventsAnswer(w http.ResponseWriter, r *http.Request, head []byte, limit int, remedy string, each func(fn func(db.Event) error) error) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	out := &eventsAnswer{maxBytes: s.cfg.LookupMaxBytes}
+	out := &eventsAnswer{maxBytes: s.cfg.LookupMaxBytes, limit: limit}
 	out.w = bufio.NewWriterSize(&out.sent, 32<<10)
 	out.sent.w = w
 	out.enc = json.NewEncoder(&out.buf)
@@ -155,13 +168,14 @@ func (s *Server) writeEventsAnswer(w http.ResponseWriter, r *http.Request, head 
 }
 
 // eventsAnswer is the "events" array of a streamed answer: it encodes one event at a time into
-// buf and writes it out, until the array would pass maxBytes or events.LookupLimit events.
+// buf and writes it out, until the array would pass maxBytes or hold more than limit events.
 type eventsAnswer struct {
 	w        *bufio.Writer
 	sent     countingWriter // under w: what has actually been sent
 	buf      bytes.Buffer
 	enc      *json.Encoder
 	maxBytes int64
+	limit    int // most events written
 	written  int64
 	count    int
 	last     db.Event
@@ -169,9 +183,9 @@ type eventsAnswer struct {
 }
 
 func (a *eventsAnswer) add(e db.Event) error {
-	if a.count == events.LookupLimit {
+	if a.count == a.limit {
 		a.cut = fmt.Sprintf("More than %d events carry this id: this holds the first %d (oldest first), up to event %d received %s.",
-			events.LookupLimit, events.LookupLimit, a.last.ID, rfc3339(a.last.ReceivedAt))
+			a.limit, a.limit, a.last.ID, rfc3339(a.last.ReceivedAt))
 		return errAnswerFull
 	}
 	a.buf.Reset()

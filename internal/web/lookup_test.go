@@ -163,6 +163,34 @@ func TestLookupsSayWhenMoreThanTheirLimitMatch(t *testing.T) {
 	check(true)
 }
 
+// TestAPILookupTakesALimit: GET /api/v1/lookup/{request_id}?limit=N answers at most N events,
+// oldest first, marked truncated with how to get more when more carry the id; a limit outside
+// 1 to 1000 is 400 saying so.
+func TestAPILookupTakesALimit(t *testing.T) {
+	app := newTestApp(t)
+	reader := app.addToken("reader", auth.ScopeEventsRead)
+	first := app.plantEvents(3, "req_lim", `{"screen":"s"}`)
+	for _, c := range []struct {
+		limit string
+		n     int
+		cut   bool
+	}{{"1", 1, true}, {"2", 2, true}, {"3", 3, false}, {"1000", 3, false}, {"", 3, false}} {
+		out := decodeAnswer(t, app.api("GET", "/api/v1/lookup/req_lim?limit="+c.limit, reader, nil))
+		if len(out.Events) != c.n || *out.Truncated != c.cut || out.Events[0].ID != itoa(first) {
+			t.Fatalf("limit %q: %d events from %s, truncated %v; want %d from %d, %v", c.limit, len(out.Events), out.Events[0].ID, *out.Truncated, c.n, first, c.cut)
+		}
+		if c.cut && !strings.Contains(out.TruncatedReason, "Raise limit (at most 1000)") {
+			t.Errorf("limit %q: truncated_reason %q does not say how to get more", c.limit, out.TruncatedReason)
+		}
+	}
+	for _, bad := range []string{"0", "-1", "1001", "ten", "2.5"} {
+		res := app.api("GET", "/api/v1/lookup/req_lim?limit="+bad, reader, nil)
+		if res.StatusCode != http.StatusBadRequest || !strings.Contains(res.body, "limit must be a whole number from 1 to 1000") {
+			t.Errorf("limit %q: %d %s", bad, res.StatusCode, res.body)
+		}
+	}
+}
+
 func TestSupportBundlesBuiltAtOnceAreBounded(t *testing.T) {
 	app := newTestApp(t)
 	viewer, _ := app.login(db.RoleViewer)
@@ -194,12 +222,12 @@ func TestStreamedAnswerReadFailures(t *testing.T) {
 	req := httptest.NewRequest("GET", "/lookup/bundle?q=x", nil).WithContext(context.WithValue(context.Background(), ctxRequest, &requestInfo{id: "req_test"}))
 	rec := httptest.NewRecorder()
 	rec.Header().Set("Content-Disposition", "attachment")
-	err := app.srv.writeEventsAnswer(rec, req, jsonObjectHead("query", "x"), "", func(func(db.Event) error) error { return boom })
+	err := app.srv.writeEventsAnswer(rec, req, jsonObjectHead("query", "x"), events.LookupLimit, "", func(func(db.Event) error) error { return boom })
 	if !errors.Is(err, boom) || rec.Body.Len() != 0 || rec.Header().Get("Content-Disposition") != "" {
 		t.Fatalf("failure before the first event: %v, %d bytes sent", err, rec.Body.Len())
 	}
 	rec = httptest.NewRecorder()
-	err = app.srv.writeEventsAnswer(rec, req, jsonObjectHead("query", "x"), "", func(fn func(db.Event) error) error {
+	err = app.srv.writeEventsAnswer(rec, req, jsonObjectHead("query", "x"), events.LookupLimit, "", func(fn func(db.Event) error) error {
 		for i := range 2 {
 			if err := fn(db.Event{ID: int64(i + 1), EventInput: db.EventInput{Payload: []byte(`{}`)}}); err != nil {
 				return err

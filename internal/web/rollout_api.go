@@ -145,10 +145,8 @@ func (s *Server) actOnRollout(w http.ResponseWriter, r *http.Request, act launch
 		Version *int64 `json:"version"`
 		Stage   *int   `json:"stage"`
 	}
-	if r.ContentLength != 0 {
-		if err := decodeJSON(r, &body); err != nil && !strings.Contains(err.Error(), "body is empty") {
-			return err
-		}
+	if err := decodeOptionalJSON(r, &body); err != nil {
+		return err
 	}
 	expect, err := expectedVersion(r, body.Version)
 	if err != nil {
@@ -256,7 +254,7 @@ func (b cohortBody) input(cur *db.CohortRow) launch.CohortInput {
 
 // apiCreateCohort is POST /api/v1/rollout/cohorts.
 func (s *Server) apiCreateCohort(w http.ResponseWriter, r *http.Request) error {
-	allowLargeBody(w, r, maxMemberUpload)
+	allowLargeBody(w, r, s.cfg.MaxUploadBytes)
 	var b cohortBody
 	if err := decodeJSON(r, &b); err != nil {
 		return err
@@ -275,7 +273,7 @@ func (s *Server) apiCreateCohort(w http.ResponseWriter, r *http.Request) error {
 
 // apiUpdateCohort is PATCH /api/v1/rollout/cohorts/{id}: fields left out keep their values.
 func (s *Server) apiUpdateCohort(w http.ResponseWriter, r *http.Request) error {
-	allowLargeBody(w, r, maxMemberUpload)
+	allowLargeBody(w, r, s.cfg.MaxUploadBytes)
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
@@ -364,8 +362,9 @@ func (s *Server) pathCohort(r *http.Request) (db.CohortRow, error) {
 	return c, err
 }
 
-// maxMemberUpload bounds an allow-list upload: a million ids of typical length.
-const maxMemberUpload = 64 << 20
+// defaultMaxUpload bounds an allow-list upload by default (Config.MaxUploadBytes): a million
+// ids of typical length.
+const defaultMaxUpload = 64 << 20
 
 // exportMembers is GET /api/v1/rollout/cohorts/{id}/members and, for admins in the browser,
 // GET /rollout/cohorts/{id}/members: one id a line.
@@ -405,7 +404,7 @@ func (s *Server) exportMembers(w http.ResponseWriter, r *http.Request) error {
 // apiImportMembers is PUT /api/v1/rollout/cohorts/{id}/members: the body is the list, one id a
 // line, or CSV (a user_id or id column, else the first). It replaces the members.
 func (s *Server) apiImportMembers(w http.ResponseWriter, r *http.Request) error {
-	allowLargeBody(w, r, maxMemberUpload)
+	allowLargeBody(w, r, s.cfg.MaxUploadBytes)
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
@@ -414,7 +413,7 @@ func (s *Server) apiImportMembers(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	body, err := readBody(w, r, maxMemberUpload)
+	body, err := readBody(w, r, s.cfg.MaxUploadBytes)
 	if err != nil {
 		return err
 	}

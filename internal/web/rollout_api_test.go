@@ -336,10 +336,10 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 		{"two guardrails on a signal", put, plan, "", `{"guardrails":[{"signal":"api_errors","max_rate":0.1,"min_volume":5,"window":"15m"},{"signal":"api_errors","max_rate":0.2,"min_volume":5,"window":"15m"}]}`, nil, 422, "guardrails[1].signal", "two guardrails"},
 		{"min_volume 0", put, plan, "", `{"guardrails":[{"signal":"api_errors","max_rate":0.1,"min_volume":0,"window":"15m"}]}`, nil, 422, "guardrails[0].min_volume", "from 1"},
 		{"on_breach", put, plan, "", `{"on_breach":"explode"}`, nil, 422, "on_breach", "pause or rollback"},
-		{"unknown field", put, plan, "", `{"stagez":[{"percent":5}]}`, nil, 400, `"stagez"`, "unknown field"},
-		{"unknown field in a stage", put, plan, "", `{"stages":[{"percent":5,"soak":"1h"}]}`, nil, 400, `"soak"`, "unknown field"},
-		{"unknown field in a guardrail", put, plan, "", `{"guardrails":[{"signal":"api_errors","rate":0.1}]}`, nil, 400, `"rate"`, "unknown field"},
-		{"stages not a list", put, plan, "", `{"stages":"all"}`, nil, 400, "stages", "not valid JSON"},
+		{"unknown field", put, plan, "", `{"stagez":[{"percent":5}]}`, nil, 422, "stagez", "not a field of this request"},
+		{"unknown field in a stage", put, plan, "", `{"stages":[{"percent":5,"soak":"1h"}]}`, nil, 422, "stages[0].soak", "not a field of stages[0]; its fields are min_soak, percent"},
+		{"unknown field in a guardrail", put, plan, "", `{"guardrails":[{"signal":"api_errors","rate":0.1}]}`, nil, 422, "guardrails[0].rate", "its fields are max_rate"},
+		{"stages not a list", put, plan, "", `{"stages":"all"}`, nil, 422, "stages", "must be an array of objects"},
 		{"nothing to change", put, plan, "", `{}`, nil, 400, "stages", "nothing to change"},
 		{"not JSON", put, plan, "", `stages=1`, nil, 400, "JSON", "not valid JSON"},
 		{"If-Match not a version", put, plan, "", `{"auto_advance":true}`, []string{"If-Match", `"abc"`}, 400, "If-Match", "version"},
@@ -349,7 +349,7 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 		{"resume when active", post, plan + "/resume", tok.write, "", nil, 400, "paused", "is not paused"},
 		{"revive when not killed", post, plan + "/revive", "", `{"stage":1}`, nil, 400, "killed", "is not killed"},
 		{"unknown action", post, plan + "/explode", tok.write, "", nil, 404, "action", `"explode"`},
-		{"action with an unknown field", post, plan + "/advance", tok.write, `{"stage":1,"force":true}`, nil, 400, `"force"`, "unknown field"},
+		{"action with an unknown field", post, plan + "/advance", tok.write, `{"stage":1,"force":true}`, nil, 422, "force", "not a field"},
 
 		// Cohorts.
 		{"unknown operator", post, cohorts, "", rule("like", "1"), nil, 422, "rules[0].op", `unknown operator "like"`},
@@ -368,7 +368,7 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 		{"ids and rules", post, cohorts, "", `{"name":"c","environment":"production","user_ids":["x"],"rules":[{"attribute":"a","op":"eq","values":["1"]}]}`, nil, 422, "user_ids", "not both"},
 		{"user id of 257 bytes", post, cohorts, "", `{"name":"c","environment":"production","user_ids":["ok","` + long + `"]}`, nil, 422, "user_ids", "257 bytes"},
 		{"1,000,001 user ids", post, cohorts, "", allowListBody("huge", rollout.MaxAllowList+1), nil, 422, "user_ids", "at most 1000000"},
-		{"unknown cohort field", post, cohorts, "", `{"name":"c","environment":"production","users":["x"]}`, nil, 400, `"users"`, "unknown field"},
+		{"unknown cohort field", post, cohorts, "", `{"name":"c","environment":"production","users":["x"]}`, nil, 422, "users", "not a field"},
 		{"rename onto another name", patch, cohorts + "/" + beta.ID, "", `{"name":"testers"}`, nil, 422, "name", `"testers" exists`},
 		{"change to an unknown environment", patch, cohorts + "/" + testers.ID, "", `{"environment":"staging"}`, nil, 422, "environment", "production, sandbox or off"},
 		{"change an unknown cohort", patch, cohorts + "/999", "", `{"name":"x"}`, nil, 404, "999", "no cohort"},
@@ -400,7 +400,7 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 		{"decide no users", post, decide, tok.decide, `{"users":[]}`, nil, 422, "users", "at least one"},
 		{"decide a user without id", post, decide, tok.decide, `{"users":[{"id":"u1"},{"attributes":{"country":"SE"}}]}`, nil, 422, "users[1].id", "required"},
 		{"decide a user with an id of 257 bytes", post, decide, tok.decide, `{"users":[{"id":"` + long + `"}]}`, nil, 422, "users[0].id", "at most 256"},
-		{"decide with an unknown field", post, decide, tok.decide, `{"users":[{"id":"u1","attrs":{}}]}`, nil, 400, `"attrs"`, "unknown field"},
+		{"decide with an unknown field", post, decide, tok.decide, `{"users":[{"id":"u1","attrs":{}}]}`, nil, 422, "users[0].attrs", "not a field of users[0]"},
 		{"decide many include=bogus", post, decide + "?include=bogus", tok.decide, `{"users":[{"id":"u1"}]}`, nil, 400, "include", "config or absent"},
 		{"decide many include=config without config:read", post, decide + "?include=config", tok.decide, `{"users":[{"id":"u1"}]}`, nil, 403, "config:read", "include=config"},
 
@@ -411,7 +411,7 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 		{"OFREP with an empty targetingKey", post, flag, tok.decide, `{"context":{"targetingKey":""}}`, nil, 400, "TARGETING_KEY_MISSING", "targetingKey"},
 		{"OFREP with a number as targetingKey", post, flag, tok.decide, `{"context":{"targetingKey":7}}`, nil, 400, "TARGETING_KEY_MISSING", "targetingKey"},
 		{"OFREP targetingKey of 257 bytes", post, flag, tok.decide, `{"context":{"targetingKey":"` + long + `"}}`, nil, 400, "INVALID_CONTEXT", "at most 256"},
-		{"OFREP not JSON", post, flag, tok.decide, `context`, nil, 400, "PARSE_ERROR", "not a JSON object"},
+		{"OFREP not JSON", post, flag, tok.decide, `context`, nil, 400, "PARSE_ERROR", "not valid JSON"},
 		{"OFREP unknown flag", post, "/ofrep/v1/evaluate/flags/dark-mode", tok.decide, `{"context":{"targetingKey":"u1"}}`, nil, 404, "FLAG_NOT_FOUND", `"dark-mode"`},
 		{"OFREP bulk without context", post, "/ofrep/v1/evaluate/flags", tok.decide, `{}`, nil, 400, "INVALID_CONTEXT", "context"},
 		{"OFREP bulk without targetingKey", post, "/ofrep/v1/evaluate/flags", tok.decide, `{"context":{}}`, nil, 400, "TARGETING_KEY_MISSING", "targetingKey"},
@@ -436,7 +436,7 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 		{"revive without a body", post, plan + "/revive", "", "", nil, 422, "stage", "name the stage"},
 		{"revive past the last stage", post, plan + "/revive", "", `{"stage":6}`, nil, 400, "stage", "from 0 (not started) to 5"},
 		{"revive before stage 0", post, plan + "/revive", "", `{"stage":-1}`, nil, 400, "stage", "from 0 (not started) to 5"},
-		{"revive with a word", post, plan + "/revive", "", `{"stage":"one"}`, nil, 400, "stage", "not valid JSON"},
+		{"revive with a word", post, plan + "/revive", "", `{"stage":"one"}`, nil, 422, "stage", "must be a whole number"},
 	} {
 		t.Run(c.name, func(t *testing.T) { app.refuses(t, tok.admin, c) })
 	}

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +16,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
 // MaxDecideBatch is the most users one POST /api/v1/rollout/decide takes.
@@ -33,29 +33,29 @@ type decisionJSON struct {
 	Config      *environment.AppConfig `json:"config,omitempty"`
 }
 
-// checkUserID validates a user id from a request.
-func checkUserID(id string) error {
+// userIDProblem says what is wrong with a user id from a request, named as name; "" when nothing.
+func userIDProblem(name, id string) string {
 	switch {
 	case id == "":
-		return errBadRequest("user_id is required")
+		return name + " is required"
 	case len(id) > rollout.MaxIDBytes:
-		return errBadRequest("user_id must be at most %d bytes", rollout.MaxIDBytes)
+		return fmt.Sprintf("%s must be at most %d bytes", name, rollout.MaxIDBytes)
 	}
-	return nil
+	return ""
 }
 
 // apiDecide is GET /api/v1/rollout/decide?user_id=U&attr.K=V[&include=config]. The plain answer
 // is written without reflection: it is the hot path of every app asking where a user goes.
 func (s *Server) apiDecide(w http.ResponseWriter, r *http.Request) error {
 	u, include := decideQuery(r.URL.RawQuery)
-	if err := checkUserID(u.ID); err != nil {
-		return err
+	if msg := userIDProblem("user_id", u.ID); msg != "" {
+		return errBadRequest("%s", msg)
 	}
 	// include is checked before deciding: a refused request counts nobody into the reach.
 	switch include {
 	case "":
 	case "config":
-		configs, err := s.decisionConfigs(r)
+		configs, err := s.decisionConfigs(w, r)
 		if err != nil {
 			return err
 		}
@@ -131,10 +131,10 @@ func toDecisionJSON(d rollout.Decision) decisionJSON {
 
 // decisionConfigs loads the app config of both environments once for a request that asked for
 // include=config; it needs the config:read scope too, and never includes the secret key.
-func (s *Server) decisionConfigs(r *http.Request) (map[rollout.Env]*environment.AppConfig, error) {
+func (s *Server) decisionConfigs(w http.ResponseWriter, r *http.Request) (map[rollout.Env]*environment.AppConfig, error) {
 	t, _ := tokenFrom(r.Context())
 	if !auth.HasScope(t.Scopes, auth.ScopeConfigRead) {
-		return nil, &httpError{status: http.StatusForbidden, code: "insufficient_scope", msg: "include=config needs the config:read scope as well; this token has: " + strings.Join(t.Scopes, ", ")}
+		return nil, errScope(w, t, auth.ScopeConfigRead, "include=config needs the config:read scope as well")
 	}
 	out := map[rollout.Env]*environment.AppConfig{}
 	for _, env := range []rollout.Env{rollout.Production, rollout.Sandbox} {
@@ -170,8 +170,9 @@ func (s *Server) apiDecideMany(w http.ResponseWriter, r *http.Request) error {
 		return writeFieldErrors(w, r, map[string]string{"users": fmt.Sprintf("at most %d users a request (got %d); split the list", MaxDecideBatch, n)})
 	}
 	for i, u := range body.Users {
-		if err := checkUserID(u.ID); err != nil {
-			return writeFieldErrors(w, r, map[string]string{fmt.Sprintf("users[%d].id", i): err.Error()})
+		name := fmt.Sprintf("users[%d].id", i)
+		if msg := userIDProblem(name, u.ID); msg != "" {
+			return writeFieldErrors(w, r, map[string]string{name: msg})
 		}
 	}
 	var configs map[rollout.Env]*environment.AppConfig
@@ -179,7 +180,7 @@ func (s *Server) apiDecideMany(w http.ResponseWriter, r *http.Request) error {
 	case "":
 	case "config":
 		var err error
-		if configs, err = s.decisionConfigs(r); err != nil {
+		if configs, err = s.decisionConfigs(w, r); err != nil {
 			return err
 		}
 	default:
@@ -274,16 +275,17 @@ func ofrepContext(r *http.Request) (rollout.User, map[string]any, *ofrepFailure,
 	case errors.As(err, &mbe):
 		return rollout.User{}, nil, &ofrepFailure{ErrorCode: "GENERAL", ErrorDetails: fmt.Sprintf("the body is larger than the %d byte limit", mbe.Limit)}, http.StatusRequestEntityTooLarge
 	case err != nil:
-		return parseError("cannot read the body: " + err.Error())
-	case !utf8.Valid(body):
-		return parseError("the body is not valid UTF-8")
+		return parseError(errBodyCutShort.msg)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&req); err != nil {
-		return parseError("the body is not a JSON object: " + strings.TrimPrefix(err.Error(), "json: "))
-	}
-	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
-		return parseError("the body has data after the JSON object")
+	var fields validation.Errors
+	var he *httpError
+	switch err := parseJSONBody(body, &req, false); {
+	case errors.As(err, &fields):
+		return rollout.User{}, nil, &ofrepFailure{ErrorCode: "INVALID_CONTEXT", ErrorDetails: fieldsSentence(fields) + `; send {"context":{"targetingKey":"user-1"}}`}, http.StatusBadRequest
+	case err == errEmptyBody:
+		return parseError(`the body is empty; send a JSON object such as {"context":{"targetingKey":"user-1"}}`)
+	case errors.As(err, &he):
+		return parseError(he.msg)
 	}
 	if req.Context == nil {
 		return rollout.User{}, nil, &ofrepFailure{ErrorCode: "INVALID_CONTEXT", ErrorDetails: `the body needs a "context" object with a targetingKey`}, http.StatusBadRequest

@@ -373,7 +373,7 @@ func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error
 
 // createCohortForm is POST /rollout/cohorts (multipart): an allow-list from a file, or rules.
 func (s *Server) createCohortForm(w http.ResponseWriter, r *http.Request) error {
-	allowLargeBody(w, r, maxMemberUpload)
+	allowLargeBody(w, r, s.cfg.MaxUploadBytes)
 	if err := r.ParseMultipartForm(8 << 20); err != nil {
 		return errBadRequest("cannot read the form: %v", err)
 	}
@@ -466,7 +466,7 @@ func (s *Server) editCohortForm(w http.ResponseWriter, r *http.Request) error {
 // importMembersForm is POST /rollout/cohorts/{id}/import (multipart): replaces an allow-list's
 // members with the ids of a file.
 func (s *Server) importMembersForm(w http.ResponseWriter, r *http.Request) error {
-	allowLargeBody(w, r, maxMemberUpload)
+	allowLargeBody(w, r, s.cfg.MaxUploadBytes)
 	if err := r.ParseMultipartForm(8 << 20); err != nil {
 		return errBadRequest("cannot read the form: %v", err)
 	}

@@ -2,11 +2,13 @@ package web
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/static"
 )
 
@@ -129,7 +131,7 @@ func (s *Server) routes() chi.Router {
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(kindOf(kindAPI), s.apiToken)
 		r.NotFound(s.h(s.apiNotFound))
-		r.MethodNotAllowed(s.h(s.apiMethodNotAllowed))
+		r.MethodNotAllowed(s.h(s.methodNotAllowed))
 		r.Get("/whoami", s.h(s.showWhoami))
 		r.With(s.requireScope(auth.ScopeAdmin)).Get("/audit", s.h(s.apiListAudit))
 		r.With(s.requireScope(auth.ScopeEventsRead)).Get("/events", s.h(s.apiListEvents))
@@ -170,7 +172,7 @@ func (s *Server) routes() chi.Router {
 	r.Route("/ofrep/v1", func(r chi.Router) {
 		r.Use(kindOf(kindAPI), quiet, s.apiToken, s.requireScope(auth.ScopeRolloutDecide))
 		r.NotFound(s.h(s.apiNotFound))
-		r.MethodNotAllowed(s.h(s.apiMethodNotAllowed))
+		r.MethodNotAllowed(s.h(s.methodNotAllowed))
 		r.Post("/evaluate/flags", s.h(s.ofrepEvaluateFlags))
 		r.Post("/evaluate/flags/{key}", s.h(s.ofrepEvaluateFlag))
 	})
@@ -185,6 +187,28 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) error {
 	return errNotFound("there is no page at " + r.URL.Path)
 }
 
+// methodNotAllowed answers a method the path has no route for, with Allow listing those it has.
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) error {
-	return &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: r.Method + " is not allowed on " + r.URL.Path}
+	allowed := s.allowedMethods(r)
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	msg := r.Method + " is not allowed on " + validation.Clip(r.URL.Path, 200)
+	if len(allowed) > 0 {
+		msg += "; use " + strings.Join(allowed, " or ")
+	}
+	return &httpError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: msg}
+}
+
+// allowedMethods asks the router which methods it serves at the request's path.
+func (s *Server) allowedMethods(r *http.Request) []string {
+	path := r.URL.RawPath
+	if path == "" {
+		path = r.URL.Path
+	}
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		if s.mux.Match(chi.NewRouteContext(), m, path) {
+			out = append(out, m)
+		}
+	}
+	return out
 }

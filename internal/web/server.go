@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/alerts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
@@ -42,6 +43,7 @@ type Config struct {
 	StreamRecheck        time.Duration  // how soon a revoked session or a disabled user loses its live stream (default 5s)
 	RetentionDays        int            // events older than this are purged (default 30)
 	MaxBodyBytes         int64          // default request body limit
+	MaxUploadBytes       int64          // body limit of cohorts and allow-list uploads (default 64 MiB)
 	LookupMaxBytes       int64          // a support bundle or API lookup stops, marked truncated, past this (default 16 MiB)
 	// PublicBudget bounds the unauthenticated input stored (callbacks, return visits, refused
 	// deliveries): bytes and rows a second, all together (default events.DefaultPublicBudget).
@@ -77,6 +79,7 @@ type Server struct {
 	now         func() time.Time
 
 	router        http.Handler
+	mux           chi.Router           // the router behind router, asked which methods a path allows
 	accounts      *accounts.Service    // users, passwords, tokens
 	twoFactor     *accounts.TwoFactor  // TOTP enrolment, codes, recovery codes, the login's second step
 	events        *events.Service      // ingest, live feed, lookup, replay, signals
@@ -119,6 +122,9 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxUploadBytes == 0 {
+		cfg.MaxUploadBytes = defaultMaxUpload
 	}
 	if cfg.LookupMaxBytes == 0 {
 		cfg.LookupMaxBytes = defaultAnswerMaxBytes
@@ -177,7 +183,8 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		_, status := s.readiness(ctx)
 		return status == http.StatusOK
 	})
-	s.router = s.routes()
+	s.mux = s.routes()
+	s.router = s.mux
 	return s, nil
 }
 
