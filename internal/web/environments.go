@@ -171,14 +171,14 @@ func (s *Server) revealEnvKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	if msg := s.reauth(r, "environment.key_reveal"); msg != "" {
 		setFlash(w, r, "err", "Not revealed: "+msg+".")
-		return redirect(w, r, "/environments#env-"+env)
+		return redirect(w, r, "/environments")
 	}
 	k, value, err := s.envs.RevealKey(r.Context(), env, id, r.PostForm.Get("reason"), s.auditFor(r, "environment.key_reveal"))
 	var problem validation.Problem
 	switch {
 	case errors.As(err, &problem):
 		setFlash(w, r, "err", "Not revealed: "+string(problem)+".")
-		return redirect(w, r, "/environments#env-"+env)
+		return redirect(w, r, "/environments")
 	case errors.Is(err, db.ErrNotFound):
 		return errNotFound("no such key")
 	case err != nil:
