@@ -50,7 +50,7 @@ func TestBrowserFailedActionIsVisible(t *testing.T) {
 		{"role", "/settings/users", "/settings/users/" + itoa(last.ID) + "/role",
 			map[string]string{"password": "not my password"}, "Role not changed"},
 		{"reset password", "/settings/users", "/settings/users/" + itoa(last.ID) + "/password",
-			map[string]string{"password": "not my password", "new_password": "another long password"}, "Password not changed"},
+			map[string]string{"password": "not my password", "new_password": "another long password", "confirm_password": "another long password"}, "Password not changed"},
 	}
 	sizes := []struct{ w, h int64 }{{1440, 900}, {390, 844}}
 	for _, sz := range sizes {

@@ -178,8 +178,10 @@ func TestBrowserFirstRunLoginLogout(t *testing.T) {
 	}
 
 	// The admin creates an API token and sees it exactly once.
-	mustDo(t, ctx, "create a token",
+	mustDo(t, ctx, "open settings",
 		chromedp.Click(chromedp.CSS(`[data-testid="nav-settings"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="password-form"]`)),
+		chromedp.Click(chromedp.CSS(`[data-testid="tab-users"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="users-table"]`)),
 	)
 	screenshot(t, ctx, "users")

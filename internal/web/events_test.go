@@ -514,6 +514,10 @@ func TestTestEventAndReverify(t *testing.T) {
 	if len(evs) != 1 || evs[0].Env != "production" || !strings.HasPrefix(evs[0].RequestID, "req_test_") {
 		t.Fatalf("test event: %+v", evs)
 	}
+	// The flash links the test event's request_id to its lookup.
+	if href := op.get("/events").doc(t).Find(`[data-testid="flash-link"]`).AttrOr("href", ""); href != "/lookup?q="+evs[0].RequestID {
+		t.Fatalf("test event flash links to %q", href)
+	}
 	op.postForm(fmt.Sprintf("/events/%d/reverify", evs[0].ID), nil)
 	if page := op.get(fmt.Sprintf("/events/%d", evs[0].ID)).body; !strings.Contains(page, "verifies with active secret") {
 		t.Fatal("re-verify did not confirm the signature")

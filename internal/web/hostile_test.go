@@ -701,9 +701,9 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("a user nobody is", "/settings/users/987654/enable", admin, nil, http.StatusNotFound),
 	)
 	add("POST /settings/users/{id}/password",
-		form("a user nobody is", "/settings/users/987654/password", admin, url.Values{"new_password": {"a long enough passphrase 123"}, "password": {testPassword}}, http.StatusNotFound),
-		form("a wrong password of the admin's", "/settings/users/"+user+"/password", freshAdmin, url.Values{"new_password": {"a long enough passphrase 123"}, "password": {"wrong"}}, 0).flashed().changing(reauthFailed),
-		form("a short password", "/settings/users/"+user+"/password", admin, url.Values{"new_password": {"x"}, "password": {testPassword}}, 0).flashed(),
+		form("a user nobody is", "/settings/users/987654/password", admin, url.Values{"new_password": {"a long enough passphrase 123"}, "confirm_password": {"a long enough passphrase 123"}, "password": {testPassword}}, http.StatusNotFound),
+		form("a wrong password of the admin's", "/settings/users/"+user+"/password", freshAdmin, url.Values{"new_password": {"a long enough passphrase 123"}, "confirm_password": {"a long enough passphrase 123"}, "password": {"wrong"}}, 0).flashed().changing(reauthFailed),
+		form("a short password", "/settings/users/"+user+"/password", admin, url.Values{"new_password": {"x"}, "confirm_password": {"x"}, "password": {testPassword}}, 0).flashed(),
 	)
 	add("POST /settings/users/{id}/sign-out",
 		form("a user nobody is", "/settings/users/987654/sign-out", admin, nil, http.StatusNotFound),
@@ -787,9 +787,9 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("as an operator", "/settings/users/two-factor", operator, url.Values{"password": {testPassword}, "required": {"on"}}, http.StatusForbidden),
 	)
 	add("POST /settings/account/password",
-		form("a wrong current password", "/settings/account/password", freshAdmin, url.Values{"current": {"wrong"}, "password": {"a long enough passphrase 123"}}, 0).changing(reauthFailed),
-		form("a new password too short", "/settings/account/password", freshAdmin, url.Values{"current": {testPassword}, "password": {"x"}}, http.StatusUnprocessableEntity),
-		form("from another site", "/settings/account/password", viewer, url.Values{"current": {testPassword}, "password": {"a long enough passphrase 123"}}, http.StatusForbidden).with("Origin", "https://evil.example"),
+		form("a wrong current password", "/settings/account/password", freshAdmin, url.Values{"current": {"wrong"}, "password": {"a long enough passphrase 123"}, "confirm": {"a long enough passphrase 123"}}, 0).changing(reauthFailed),
+		form("a new password too short", "/settings/account/password", freshAdmin, url.Values{"current": {testPassword}, "password": {"x"}, "confirm": {"x"}}, http.StatusUnprocessableEntity),
+		form("from another site", "/settings/account/password", viewer, url.Values{"current": {testPassword}, "password": {"a long enough passphrase 123"}, "confirm": {"a long enough passphrase 123"}}, http.StatusForbidden).with("Origin", "https://evil.example"),
 	)
 
 	// The JSON API, with bearer tokens.

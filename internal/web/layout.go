@@ -52,6 +52,6 @@ func (s *Server) layout(r *http.Request, u currentUser, active, title string) te
 func (s *Server) page(w http.ResponseWriter, r *http.Request, active, title string) templates.Layout {
 	u, _ := userFrom(r.Context())
 	l := s.layout(r, u, active, title)
-	l.FlashKind, l.Flash = takeFlash(w, r)
+	l.FlashKind, l.Flash, l.FlashLink = takeFlash(w, r)
 	return l
 }

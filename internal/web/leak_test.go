@@ -85,7 +85,7 @@ func TestNothingSecretLeaks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin.postForm(fmt.Sprintf("/settings/users/%d/password", newbie.ID), url.Values{"new_password": {resetPassword}, "password": {testPassword}})
+	admin.postForm(fmt.Sprintf("/settings/users/%d/password", newbie.ID), url.Values{"new_password": {resetPassword}, "confirm_password": {resetPassword}, "password": {testPassword}})
 	res = admin.postForm("/settings/tokens", url.Values{"name": {"checkout"}, "scopes": {auth.ScopeEventsRead}, "expires": {"30"}})
 	shown := strings.TrimSpace(res.doc(t).Find(`[data-testid="token-secret"]`).Text())
 	if !strings.HasPrefix(shown, auth.TokenPrefix) {

@@ -55,7 +55,7 @@ func TestSettingsRefusesWeakNewPasswords(t *testing.T) {
 		t.Fatalf("login: %d", res.StatusCode)
 	}
 	for _, tt := range weakPasswords[:reauthRate.Burst] {
-		res := c.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {tt.pw}})
+		res := c.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {tt.pw}, "confirm": {tt.pw}})
 		if got := res.doc(t).Find("#err-password").Text(); res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(got, tt.why) {
 			t.Errorf("%q: %d %q, want 422 with %q", tt.pw, res.StatusCode, got, tt.why)
 		}
@@ -74,7 +74,7 @@ func TestAdminResetAndAddRefuseWeakPasswords(t *testing.T) {
 	admin, _ := app.login(db.RoleAdmin)
 	victim := app.addUser(policyEmail, db.RoleViewer)
 	for _, tt := range weakPasswords {
-		res := admin.postForm("/settings/users/"+itoa(victim.ID)+"/password", url.Values{"new_password": {tt.pw}, "password": {testPassword}})
+		res := admin.postForm("/settings/users/"+itoa(victim.ID)+"/password", url.Values{"new_password": {tt.pw}, "confirm_password": {tt.pw}, "password": {testPassword}})
 		if res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("%q: reset answered %d", tt.pw, res.StatusCode)
 		}

@@ -48,7 +48,7 @@ func TestPasswordRechecksAreLimitedAndAudited(t *testing.T) {
 	}
 	// Another user's budget is their own; a wrong current password is audited too.
 	other, _ := app.login(db.RoleViewer)
-	res = other.postForm("/settings/account/password", url.Values{"current": {"wrong"}, "password": {"a brand new long password"}})
+	res = other.postForm("/settings/account/password", url.Values{"current": {"wrong"}, "password": {"a brand new long password"}, "confirm": {"a brand new long password"}})
 	if res.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("wrong current password: %d", res.StatusCode)
 	}

@@ -177,7 +177,8 @@ func (s *Server) routes() chi.Router {
 		r.Post("/evaluate/flags/{key}", s.h(s.ofrepEvaluateFlag))
 	})
 
-	r.NotFound(s.h(s.notFound))
+	// An unknown page reads the session (and nothing else), so a signed-in user keeps the navigation.
+	r.NotFound(s.pageCSP(s.loadUser(s.h(s.notFound))).ServeHTTP)
 	r.MethodNotAllowed(s.h(s.methodNotAllowed))
 	return r
 }

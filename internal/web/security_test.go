@@ -148,7 +148,7 @@ func TestAuditRowsForMutations(t *testing.T) {
 		{"user.disable", func() response { return admin.postForm("/settings/users/"+itoa(victim.ID)+"/disable", nil) }},
 		{"user.enable", func() response { return admin.postForm("/settings/users/"+itoa(victim.ID)+"/enable", nil) }},
 		{"user.password_reset", func() response {
-			return admin.postForm("/settings/users/"+itoa(victim.ID)+"/password", url.Values{"new_password": {"another long password"}, "password": {testPassword}})
+			return admin.postForm("/settings/users/"+itoa(victim.ID)+"/password", url.Values{"new_password": {"another long password"}, "confirm_password": {"another long password"}, "password": {testPassword}})
 		}},
 		{"user.sign_out", func() response { return admin.postForm("/settings/users/"+itoa(victim.ID)+"/sign-out", nil) }},
 		{"token.create", func() response {
@@ -159,7 +159,7 @@ func TestAuditRowsForMutations(t *testing.T) {
 			return admin.postForm("/settings/tokens/"+itoa(ts[0].ID)+"/revoke", nil)
 		}},
 		{"user.password_change", func() response {
-			return admin.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {"my new long password"}})
+			return admin.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {"my new long password"}, "confirm": {"my new long password"}})
 		}},
 		{"session.logout", func() response { return admin.postForm("/logout", nil) }},
 	}

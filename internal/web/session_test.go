@@ -172,7 +172,7 @@ func TestSessionEnds(t *testing.T) {
 			// The change happens in a second browser of the same user.
 			other := app.client()
 			other.postForm("/login", url.Values{"email": {u.Email}, "password": {testPassword}})
-			res := other.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {"another long password"}})
+			res := other.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {"another long password"}, "confirm": {"another long password"}})
 			if res.StatusCode != http.StatusSeeOther {
 				app.t.Fatalf("password change: %d", res.StatusCode)
 			}
@@ -187,7 +187,7 @@ func TestSessionEnds(t *testing.T) {
 			admin.postForm("/settings/users/"+itoa(u.ID)+"/disable", nil)
 		}},
 		{"password reset by admin", func(app *testApp, victim *client, u db.User, admin *client) {
-			admin.postForm("/settings/users/"+itoa(u.ID)+"/password", url.Values{"new_password": {"reset long password"}, "password": {testPassword}})
+			admin.postForm("/settings/users/"+itoa(u.ID)+"/password", url.Values{"new_password": {"reset long password"}, "confirm_password": {"reset long password"}, "password": {testPassword}})
 		}},
 		{"sign out everywhere", func(app *testApp, victim *client, u db.User, admin *client) {
 			admin.postForm("/settings/users/"+itoa(u.ID)+"/sign-out", nil)

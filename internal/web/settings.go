@@ -23,10 +23,6 @@ func settingsTabs(role db.Role) []templates.SettingsTab {
 }
 
 func (s *Server) showSettings(w http.ResponseWriter, r *http.Request) error {
-	u, _ := userFrom(r.Context())
-	if u.Role.AtLeast(db.RoleAdmin) {
-		return redirect(w, r, "/settings/users")
-	}
 	return redirect(w, r, "/settings/account")
 }
 
@@ -35,7 +31,7 @@ func (s *Server) accountVM(w http.ResponseWriter, r *http.Request) (templates.Ac
 	n, err := s.db.CountUserSessions(r.Context(), u.ID)
 	vm := templates.AccountVM{
 		Layout: s.page(w, r, "settings", "Your account"), Tabs: settingsTabs(u.Role),
-		Email: u.Email, Role: string(u.Role), Sessions: n, Errors: templates.FieldErrors{},
+		Name: u.Name, Email: u.Email, Role: string(u.Role), Sessions: n, Errors: templates.FieldErrors{},
 		PasswordMinLen: auth.MinPasswordLen, TwoFactor: templates.TwoFactorOn(r.Context()),
 	}
 	if err == nil && vm.TwoFactor {
@@ -63,6 +59,10 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 	if msg := s.reauthAllowed(r, "user.password_change"); msg != "" {
 		vm.Errors["current"] = msg
 		return render(w, r, http.StatusTooManyRequests, templates.AccountPage(vm))
+	}
+	if r.PostFormValue("confirm") != r.PostFormValue("password") {
+		vm.Errors["confirm"] = "does not match the new password; type the same password in both boxes"
+		return render(w, r, http.StatusUnprocessableEntity, templates.AccountPage(vm))
 	}
 	// With two-factor on, a right current password also needs a code (checked first: the change
 	// below applies at once). NB: the password is then hashed twice.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -40,7 +41,8 @@ func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request) error {
 	if res.Refused != nil {
 		return s.testEventDone(w, r, false, fmt.Sprintf("The test event was refused (%d): %s", status, strings.TrimSpace(res.Refused.Error())))
 	}
-	return s.testEventDone(w, r, true, fmt.Sprintf("Sent a signed test webhook to %s; it carries request_id %s.", env, res.RequestID))
+	setFlashLink(w, r, "ok", fmt.Sprintf("Sent a signed test webhook to %s; it carries request_id %s.", env, res.RequestID), "/lookup?q="+url.QueryEscape(res.RequestID))
+	return redirect(w, r, "/events")
 }
 
 // testEventDone redirects to the live feed with the outcome as a flash message.

@@ -372,7 +372,7 @@ func TestReauthAsksForTheCode(t *testing.T) {
 	v, _ := app.login(db.RoleViewer)
 	vSecret, _ := enrol(t, v, clock)
 	change := func(code string) response {
-		return v.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {"a brand new long password"}, "code": {code}})
+		return v.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {"a brand new long password"}, "confirm": {"a brand new long password"}, "code": {code}})
 	}
 	if res := change(wrongTOTP(t, vSecret, clock.now())); res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(res.body, "two-factor code was incorrect") {
 		t.Fatalf("password change with a wrong code: %d", res.StatusCode)
@@ -459,7 +459,7 @@ func TestRequireTwoFactor(t *testing.T) {
 			t.Errorf("GET %s: %d to %q", path, res.StatusCode, res.Header.Get("Location"))
 		}
 	}
-	if res := viewer.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {"another long password"}}); res.StatusCode != http.StatusForbidden {
+	if res := viewer.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {"another long password"}, "confirm": {"another long password"}}); res.StatusCode != http.StatusForbidden {
 		t.Errorf("POST before set-up: %d", res.StatusCode)
 	}
 	if res := app.api(http.MethodGet, "/api/v1/events", token, nil); res.StatusCode != http.StatusOK {
@@ -517,7 +517,7 @@ func TestTwoFactorSecretsNeverLeak(t *testing.T) {
 	}
 	b.postForm("/login/two-factor", url.Values{"code": {codes[3]}}) // an old code, refused
 	clock.advance(30 * time.Second)
-	if res := b.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {"a brand new long password"}, "code": {totpCode(t, secret, clock.now())}}); res.StatusCode != http.StatusSeeOther {
+	if res := b.postForm("/settings/account/password", url.Values{"current": {testPassword}, "password": {"a brand new long password"}, "confirm": {"a brand new long password"}, "code": {totpCode(t, secret, clock.now())}}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("password change with a code: %d", res.StatusCode)
 	}
 

@@ -119,6 +119,10 @@ func (s *Server) resetUserPassword(w http.ResponseWriter, r *http.Request) error
 	if _, err := pathID(r, "id"); err != nil {
 		return err
 	}
+	if r.PostFormValue("confirm_password") != r.PostFormValue("new_password") {
+		setFlash(w, r, "err", "Password not changed: the two new passwords differ; type the same password in both boxes.")
+		return redirect(w, r, "/settings/users")
+	}
 	if msg := s.reauth(r, "user.password_reset"); msg != "" {
 		setFlash(w, r, "err", "Password not changed: "+msg+".")
 		return redirect(w, r, "/settings/users")

@@ -44,26 +44,36 @@ func safeNext(next string) string {
 const flashCookie = "tfd_flash"
 
 func setFlash(w http.ResponseWriter, r *http.Request, kind, msg string) {
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(kind + "|" + msg), Path: "/", MaxAge: 60, HttpOnly: true,
+	setFlashLink(w, r, kind, msg, "")
+}
+
+// setFlashLink is setFlash with a link (a path on this site) after the message.
+func setFlashLink(w http.ResponseWriter, r *http.Request, kind, msg, link string) {
+	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(kind + "|" + link + "|" + msg), Path: "/", MaxAge: 60, HttpOnly: true,
 		SameSite: http.SameSiteLaxMode, Secure: infoFrom(r.Context()).secure})
 }
 
-func takeFlash(w http.ResponseWriter, r *http.Request) (kind, msg string) {
+// takeFlash reads and clears the flash: its kind, message and link ("" without one).
+func takeFlash(w http.ResponseWriter, r *http.Request) (kind, msg, link string) {
 	c, err := r.Cookie(flashCookie)
 	if err != nil {
-		return "", ""
+		return "", "", ""
 	}
 	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode,
 		Secure: infoFrom(r.Context()).secure})
 	v, err := url.QueryUnescape(c.Value)
 	if err != nil {
-		return "", ""
+		return "", "", ""
 	}
-	kind, msg, _ = strings.Cut(v, "|")
+	kind, rest, _ := strings.Cut(v, "|")
+	link, msg, _ = strings.Cut(rest, "|")
 	if kind != "ok" && kind != "err" && kind != "info" {
-		return "", ""
+		return "", "", ""
 	}
-	return kind, validation.Clip(msg, 300)
+	if link != "" {
+		link = safeNext(link)
+	}
+	return kind, validation.Clip(msg, 300), link
 }
 
 // redirect ends a successful change (303 See Other, so a reload does not repeat the POST).

@@ -815,7 +815,7 @@ func alertSecretOnce(name, secret string) templ.Component {
 			}
 			return nil
 		})
-		templ_7745c5c3_Err = secretOnce("alert-secret-once", secret, "alert-secret").Render(templ.WithChildren(ctx, templ_7745c5c3_Var34), templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = secretOnce("alert-secret-once", secret, "alert-secret", "signing secret").Render(templ.WithChildren(ctx, templ_7745c5c3_Var34), templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

@@ -91,7 +91,7 @@ func errorBody(vm ErrorVM) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = copyButton(vm.RequestID).Render(ctx, templ_7745c5c3_Buffer)
+		templ_7745c5c3_Err = copyButton(vm.RequestID, "request id").Render(ctx, templ_7745c5c3_Buffer)
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}

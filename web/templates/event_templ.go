@@ -380,7 +380,7 @@ func EventDetailPage(vm EventDetailVM) templ.Component {
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}
-						templ_7745c5c3_Err = copyButton(vm.Row.RequestID).Render(ctx, templ_7745c5c3_Buffer)
+						templ_7745c5c3_Err = copyButton(vm.Row.RequestID, "request_id").Render(ctx, templ_7745c5c3_Buffer)
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}
@@ -412,7 +412,7 @@ func EventDetailPage(vm EventDetailVM) templ.Component {
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}
-						templ_7745c5c3_Err = copyButton(vm.ExternalID).Render(ctx, templ_7745c5c3_Buffer)
+						templ_7745c5c3_Err = copyButton(vm.ExternalID, "event id").Render(ctx, templ_7745c5c3_Buffer)
 						if templ_7745c5c3_Err != nil {
 							return templ_7745c5c3_Err
 						}
@@ -727,7 +727,7 @@ func EventDetailPage(vm EventDetailVM) templ.Component {
 				}
 				return nil
 			})
-			templ_7745c5c3_Err = card(cardSpec{Title: "Payload", Actions: copyButton(vm.Payload)}).Render(templ.WithChildren(ctx, templ_7745c5c3_Var35), templ_7745c5c3_Buffer)
+			templ_7745c5c3_Err = card(cardSpec{Title: "Payload", Actions: copyButton(vm.Payload, "payload")}).Render(templ.WithChildren(ctx, templ_7745c5c3_Var35), templ_7745c5c3_Buffer)
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}

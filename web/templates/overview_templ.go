@@ -445,7 +445,7 @@ func OverviewPage(vm OverviewVM) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					templ_7745c5c3_Err = copyButton(vm.PublicURL).Render(ctx, templ_7745c5c3_Buffer)
+					templ_7745c5c3_Err = copyButton(vm.PublicURL, "public URL").Render(ctx, templ_7745c5c3_Buffer)
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}

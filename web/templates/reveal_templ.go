@@ -146,7 +146,7 @@ func RevealPage(vm RevealVM) templ.Component {
 						}
 						return nil
 					})
-					templ_7745c5c3_Err = secretOnce("revealed", vm.Value, "revealed-value").Render(templ.WithChildren(ctx, templ_7745c5c3_Var5), templ_7745c5c3_Buffer)
+					templ_7745c5c3_Err = secretOnce("revealed", vm.Value, "revealed-value", "key").Render(templ.WithChildren(ctx, templ_7745c5c3_Var5), templ_7745c5c3_Buffer)
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}

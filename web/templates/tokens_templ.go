@@ -119,7 +119,7 @@ func TokensPage(vm TokensVM) templ.Component {
 					}
 					return nil
 				})
-				templ_7745c5c3_Err = secretOnce("token-once", vm.NewSecret, "token-secret").Render(templ.WithChildren(ctx, templ_7745c5c3_Var3), templ_7745c5c3_Buffer)
+				templ_7745c5c3_Err = secretOnce("token-once", vm.NewSecret, "token-secret", "API token").Render(templ.WithChildren(ctx, templ_7745c5c3_Var3), templ_7745c5c3_Buffer)
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

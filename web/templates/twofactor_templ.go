@@ -904,7 +904,7 @@ func EnrolPage(vm EnrolVM) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					templ_7745c5c3_Err = copyButton(vm.Secret).Render(ctx, templ_7745c5c3_Buffer)
+					templ_7745c5c3_Err = copyButton(vm.Secret, "set-up key").Render(ctx, templ_7745c5c3_Buffer)
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}

@@ -22,6 +22,7 @@ type Layout struct {
 	Version   string
 	FlashKind string // ok | err | info
 	Flash     string
+	FlashLink string // a path shown as "Look it up" after the flash, or ""
 	Query     string // the lookup box's current value
 	// RolloutAlert is a banner on every page while the rollout is killed or held by a guardrail.
 	RolloutAlert string
