@@ -42,9 +42,34 @@ func TestBrowserEventsJourney(t *testing.T) {
 	if err != nil || rows != 2 {
 		t.Fatalf("rows in feed: %d %v", rows, err)
 	}
+	// The new rows were announced to screen readers.
+	mustDo(t, ctx, "rows announced", chromedp.WaitReady(chromedp.CSS(`[data-testid="feed-announce"]:not(:empty)`)))
+	if got := mustAttr(t, ctx, `[data-testid="feed-announce"]`, "aria-live"); got != "polite" {
+		t.Fatalf("feed announcer aria-live %q", got)
+	}
+	// Pause is a toggle: its label stays, aria-pressed changes, and what arrives meanwhile is
+	// counted next to it until it is pressed again.
+	mustDo(t, ctx, "pause", chromedp.Click(chromedp.CSS(`[data-testid="feed-toggle"]`)), chromedp.WaitReady(chromedp.CSS(`[data-testid="feed-toggle"][aria-pressed="true"]`)))
+	if got := mustText(t, ctx, `[data-testid="feed-toggle"]`); got != "Pause" {
+		t.Fatalf("paused toggle says %q", got)
+	}
+	if res := app.sendWebhook("sandbox", secret, "msg_held", `{"type":"payment.cancelled","request_id":"req_held","data":{"payment_id":"pay_8"}}`); res.StatusCode != 200 {
+		t.Fatalf("webhook: %d", res.StatusCode)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelector('[data-testid="feed-held"]').textContent.startsWith('1 new')`)); err != nil {
+		t.Fatalf("held row not counted: %v", err)
+	}
+	if n, _ := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#feed tr').length`)); n != 2 {
+		t.Fatalf("paused feed shows %d rows, want 2", n)
+	}
+	mustDo(t, ctx, "unpause",
+		chromedp.Click(chromedp.CSS(`[data-testid="feed-toggle"]`)),
+		chromedp.WaitReady(chromedp.CSS(`[data-testid="feed-toggle"][aria-pressed="false"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#feed tr:first-child a[href="/lookup?q=req_held"]`)),
+	)
 	screenshot(t, ctx, "events-live")
 	mustDo(t, ctx, "follow the request_id",
-		chromedp.Click(chromedp.CSS(`#feed tr:first-child [data-testid="event-request-id"]`)),
+		chromedp.Click(chromedp.CSS(`#feed tr:nth-child(2) [data-testid="event-request-id"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="lookup-table"]`)),
 	)
 	if got := mustText(t, ctx, `[data-testid="lookup-query"]`); got != "req_outside" {

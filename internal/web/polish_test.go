@@ -116,3 +116,43 @@ func TestCopyButtonsSayWhatTheyCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestFieldErrorsAreTiedToTheirControls: every field error a form shows is named by the
+// aria-describedby of a control (and that control is marked invalid or is in a group that is).
+func TestFieldErrorsAreTiedToTheirControls(t *testing.T) {
+	app := newTestApp(t)
+	admin, _ := app.login(db.RoleAdmin)
+	tests := []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"empty key", "/environments/production/keys", url.Values{"kind": {"secret_key"}, "value": {"  "}}},
+		{"token without scopes", "/settings/tokens", url.Values{"name": {"ci"}}},
+		{"short new password", "/settings/account/password", url.Values{"current": {testPassword}, "password": {"x"}, "confirm": {"x"}}},
+		{"confirmation differs", "/settings/account/password", url.Values{"current": {testPassword}, "password": {"a long new password"}, "confirm": {"another"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := admin.postForm(tt.path, tt.form)
+			doc := res.doc(t)
+			errs := doc.Find(`.field-error`)
+			if res.StatusCode != http.StatusUnprocessableEntity || errs.Length() == 0 {
+				t.Fatalf("status %d with %d field errors, want 422 and at least one", res.StatusCode, errs.Length())
+			}
+			errs.Each(func(_ int, e *goquery.Selection) {
+				id := e.AttrOr("id", "")
+				tied := doc.Find(`[aria-describedby]`).FilterFunction(func(_ int, c *goquery.Selection) bool {
+					for _, ref := range strings.Fields(c.AttrOr("aria-describedby", "")) {
+						if ref == id {
+							return true
+						}
+					}
+					return false
+				})
+				if id == "" || tied.Length() == 0 {
+					t.Errorf("error %q (id %q) is tied to no control", strings.TrimSpace(e.Text()), id)
+				}
+			})
+		})
+	}
+}

@@ -1605,7 +1605,7 @@ func keyForms(c EnvCard, k KeyRow) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		value := field{ID: c.Name + "-" + k.Kind, Label: "New " + k.Label}
+		value := field{ID: c.Name + "-" + k.Kind, Label: "New " + k.Label, ErrorAt: errorAt(c.Errors, k.Kind)}
 		templ_7745c5c3_Var61 := templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 			templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 			templ_7745c5c3_Buffer, templ_7745c5c3_IsBuffer := templruntime.GetBuffer(templ_7745c5c3_W)
@@ -1655,7 +1655,7 @@ func keyForms(c EnvCard, k KeyRow) templ.Component {
 			return templ_7745c5c3_Err
 		}
 		if k.Set {
-			keep := field{ID: c.Name + "-" + k.Kind + "-keep", Label: "Keep serving the old key"}
+			keep := field{ID: c.Name + "-" + k.Kind + "-keep", Label: "Keep serving the old key", ErrorAt: errorAt(c.Errors, "keep_previous")}
 			templ_7745c5c3_Var62 := templruntime.GeneratedTemplate(func(templ_7745c5c3_Input templruntime.GeneratedComponentInput) (templ_7745c5c3_Err error) {
 				templ_7745c5c3_W, ctx := templ_7745c5c3_Input.Writer, templ_7745c5c3_Input.Context
 				templ_7745c5c3_Buffer, templ_7745c5c3_IsBuffer := templruntime.GetBuffer(templ_7745c5c3_W)

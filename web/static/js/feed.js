@@ -3,8 +3,10 @@
 // same server component as the rows already on the page. EventSource reconnects by itself and
 // sends Last-Event-ID, so the server resumes without gaps or duplicates.
 //
-// Pause keeps the connection and counts what arrives; Follow shows it. The .live indicator says
-// whether the stream is connecting, live, paused or offline.
+// Pause (a toggle button: its label stays, aria-pressed says whether the feed is paused) keeps
+// the connection and counts what arrives next to the button; pressing it again shows the rows.
+// New rows are announced in the [data-feed-announce] live region, once per burst. The .live
+// indicator says whether the stream is connecting, live, paused or offline.
 (function () {
   'use strict';
 
@@ -15,6 +17,8 @@
   const live = document.querySelector('.live[data-state]');
   const label = live && live.querySelector('.live-label');
   const toggle = document.querySelector('[data-feed-toggle]');
+  const heldNote = document.querySelector('[data-feed-held]');
+  const announcer = document.querySelector('[data-feed-announce]');
   const empty = document.querySelector('[data-testid="events-empty"]');
   let paused = false;
   let held = [];
@@ -23,6 +27,24 @@
     if (!live) return;
     live.dataset.state = state;
     if (label) label.textContent = text || state;
+  }
+
+  // announce tells screen readers about new rows: the row itself when one arrives, a count when
+  // several arrive together (announced after the burst, not once per row).
+  let fresh = [];
+  let announceTimer = 0;
+  function announce(row) {
+    if (!announcer) return;
+    fresh.push(row);
+    if (announceTimer) return;
+    announceTimer = window.setTimeout(() => {
+      announceTimer = 0;
+      const text = fresh.length === 1
+        ? 'New event: ' + fresh[0].textContent.replace(/\s+/g, ' ').trim().slice(0, 160)
+        : fresh.length + ' new events';
+      fresh = [];
+      announcer.textContent = text;
+    }, 500);
   }
 
   function insert(html) {
@@ -35,6 +57,7 @@
     while (body.rows.length > MAX_ROWS) body.deleteRow(body.rows.length - 1);
     if (empty) empty.hidden = true;
     if (window.dashboard && window.dashboard.refreshTimes) window.dashboard.refreshTimes(row);
+    announce(row);
   }
 
   function showHeld() {
@@ -44,8 +67,11 @@
 
   function updateToggle() {
     if (!toggle) return;
-    toggle.textContent = paused ? (held.length ? 'Follow (' + held.length + ' new)' : 'Follow') : 'Pause';
     toggle.setAttribute('aria-pressed', paused ? 'true' : 'false');
+    if (heldNote) {
+      heldNote.hidden = !paused;
+      heldNote.textContent = held.length ? held.length + ' new, shown when you unpause' : 'paused';
+    }
   }
 
   let url = body.dataset.stream;
