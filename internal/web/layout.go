@@ -13,14 +13,14 @@ var navItems = []struct {
 	item templates.NavItem
 	min  db.Role
 }{
-	{templates.NavItem{Key: "overview", Label: "Overview", Href: "/"}, db.RoleViewer},
-	{templates.NavItem{Key: "environments", Label: "Environments", Href: "/environments"}, db.RoleViewer},
-	{templates.NavItem{Key: "go-live", Label: "Go-live", Href: "/go-live"}, db.RoleViewer},
-	{templates.NavItem{Key: "events", Label: "Events", Href: "/events"}, db.RoleViewer},
-	{templates.NavItem{Key: "lookup", Label: "Lookup", Href: "/lookup"}, db.RoleViewer},
-	{templates.NavItem{Key: "rollout", Label: "Rollout", Href: "/rollout"}, db.RoleViewer},
-	{templates.NavItem{Key: "audit", Label: "Audit", Href: "/audit"}, db.RoleOperator},
-	{templates.NavItem{Key: "settings", Label: "Settings", Href: "/settings"}, db.RoleViewer},
+	{templates.NavItem{Key: "overview", Label: "Overview", Href: "/", Shortcut: "o"}, db.RoleViewer},
+	{templates.NavItem{Key: "environments", Label: "Environments", Href: "/environments", Shortcut: "n"}, db.RoleViewer},
+	{templates.NavItem{Key: "go-live", Label: "Go-live", Href: "/go-live", Shortcut: "i"}, db.RoleViewer},
+	{templates.NavItem{Key: "events", Label: "Events", Href: "/events", Shortcut: "e"}, db.RoleViewer},
+	{templates.NavItem{Key: "lookup", Label: "Lookup", Href: "/lookup", Shortcut: "l"}, db.RoleViewer},
+	{templates.NavItem{Key: "rollout", Label: "Rollout", Href: "/rollout", Shortcut: "r"}, db.RoleViewer},
+	{templates.NavItem{Key: "audit", Label: "Audit", Href: "/audit", Shortcut: "a"}, db.RoleOperator},
+	{templates.NavItem{Key: "settings", Label: "Settings", Href: "/settings", Shortcut: "s"}, db.RoleViewer},
 }
 
 // layout builds the frame of a page for the logged-in user: only the nav items their role may

@@ -33,6 +33,9 @@ type NavItem struct {
 	Key   string
 	Label string
 	Href  string
+	// Shortcut is the letter that, after "g", opens the page; the shortcuts dialog lists it and
+	// app.js reads it from there.
+	Shortcut string
 }
 
 // UserBadge is the logged-in user as the top bar shows them.

@@ -4,7 +4,9 @@
 //
 // Hooks (all declarative, driven by markup):
 //   [data-theme-toggle]        button cycling the theme: system -> light -> dark -> system
-//   #lookup-q                  "/" focuses it, Escape leaves it; "g" + letter navigates
+//   #lookup-q                  "/" focuses it, Escape leaves it
+//   dialog#shortcuts           "?" (or [data-shortcuts-open]) opens it; its rows
+//                              tr[data-goto="e"][data-href="/events"] are the "g" + letter go-tos
 //   [data-copy="TEXT"]         click copies TEXT, the button says "Copied" for 1.5 s
 //   time[data-relative]        text becomes "5m ago", title the absolute local + UTC time
 //   form[data-confirm="MSG"]   asks confirm(MSG) before submitting
@@ -70,17 +72,22 @@
 
   // --------------------------------------------------------------------------------- keyboard
 
-  // Go-to shortcuts: press "g", then the letter, within 1.5 s.
-  const GOTO = {
-    o: '/',
-    e: '/environments',
-    l: '/go-live',
-    v: '/events',
-    r: '/rollout',
-    a: '/audit',
-    s: '/settings',
-  };
+  // Go-to shortcuts: press "g", then the letter, within 1.5 s. The shortcuts dialog (rendered in
+  // the layout, only with the pages the user's role may open) is the list.
+  const shortcuts = doc.getElementById('shortcuts');
+  const GOTO = {};
+  if (shortcuts) {
+    for (const row of shortcuts.querySelectorAll('tr[data-goto][data-href]')) GOTO[row.dataset.goto] = row.dataset.href;
+  }
   let gPressedAt = 0;
+
+  function openShortcuts() {
+    if (shortcuts && !shortcuts.open && shortcuts.showModal) shortcuts.showModal();
+  }
+
+  doc.addEventListener('click', (e) => {
+    if (e.target.closest('[data-shortcuts-open]')) openShortcuts();
+  });
 
   function isEditable(el) {
     if (!el || el === doc.body) return false;
@@ -93,7 +100,7 @@
     if (e.defaultPrevented || e.isComposing) return;
     const search = doc.getElementById('lookup-q');
 
-    // Escape leaves the search box (and closes nothing else).
+    // Escape leaves the search box (the open shortcuts dialog closes itself: it is modal).
     if (e.key === 'Escape') {
       if (search && doc.activeElement === search) search.blur();
       return;
@@ -104,6 +111,12 @@
     if (isEditable(e.target) || isEditable(doc.activeElement)) return;
     // NB: a user who finds single-key shortcuts in the way can set localStorage.shortcuts = "off".
     if (load('shortcuts') === 'off') return;
+
+    if (e.key === '?') {
+      e.preventDefault();
+      openShortcuts();
+      return;
+    }
 
     if (e.key === '/' && search) {
       e.preventDefault();
@@ -116,6 +129,7 @@
     if (gPressedAt && now - gPressedAt < 1500) {
       gPressedAt = 0;
       const path = GOTO[e.key.toLowerCase()];
+      if (path && shortcuts && shortcuts.open) shortcuts.close();
       if (path) {
         e.preventDefault();
         window.location.assign(path);
