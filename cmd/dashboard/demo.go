@@ -13,6 +13,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/environment"
+	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/launch"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
@@ -22,9 +23,13 @@ import (
 
 // startSimulator serves the built-in Tensfer simulator on a free loopback port until ctx ends and
 // returns its root URL.
-func startSimulator(ctx context.Context, log *slog.Logger) (string, *tensfersim.Simulator, error) {
+func startSimulator(ctx context.Context, demoMark string, log *slog.Logger) (string, *tensfersim.Simulator, error) {
 	// NB: no random failure injection, so the start-up verification is deterministic.
-	sim := tensfersim.New(tensfersim.Config{AccountName: "Demo Ltd (simulated)"})
+	sim := tensfersim.New(tensfersim.Config{AccountName: "Demo Ltd (simulated)", HTTPClient: &http.Client{
+		Timeout:       15 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     demoMarked{mark: demoMark, next: http.DefaultTransport},
+	}})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, fmt.Errorf("demo: start simulator: %w", err)
@@ -48,11 +53,13 @@ func startSimulator(ctx context.Context, log *slog.Logger) (string, *tensfersim.
 // steady trickle of API calls, webhooks and callbacks until its ctx ends; call it once the
 // dashboard serves at addr.
 func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io.Writer, log *slog.Logger) (func(ctx context.Context, addr string), error) {
-	root, sim, err := startSimulator(ctx, log)
+	root, sim, err := startSimulator(ctx, srv.Events().DemoMark(), log)
 	if err != nil {
 		return nil, err
 	}
-	if err := configureDemo(ctx, srv.Environments(), root, publicURL); err != nil {
+	// What the simulator produces is tagged demo: its API calls run under events.WithDemo, its
+	// webhooks and callbacks carry the demo mark (demoMarked).
+	if err := configureDemo(events.WithDemo(ctx), srv.Environments(), root, publicURL); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
 	if err := configureDemoRollout(ctx, srv.Rollout()); err != nil {
@@ -82,7 +89,7 @@ func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io
 			cfg.CallbackTargets[env] = base + "/callbacks/" + string(env)
 		}
 		go askDemoDecisions(ctx, srv.Rollout())
-		if err := sim.Run(ctx, cfg); err != nil && ctx.Err() == nil {
+		if err := sim.Run(events.WithDemo(ctx), cfg); err != nil && ctx.Err() == nil {
 			log.Error("demo: simulator run", "error", err)
 		}
 	}, nil
@@ -173,4 +180,17 @@ func askDemoDecisions(ctx context.Context, svc *launch.Service) {
 		case <-t.C:
 		}
 	}
+}
+
+// demoMarked adds the demo mark to the simulator's webhooks and callbacks, so the dashboard tags
+// them demo (and nothing else).
+type demoMarked struct {
+	mark string
+	next http.RoundTripper
+}
+
+func (d demoMarked) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(events.DemoHeader, d.mark)
+	return d.next.RoundTrip(r)
 }

@@ -96,7 +96,7 @@ func (s *Service) ReceiveCallback(ctx context.Context, env string, body []byte, 
 	if err != nil {
 		return db.IngestResult{}, s.Refuse(env, InputCallback, RefusedShape, "callback rejected: "+err.Error(), 0)
 	}
-	res, err := s.storeCallback(ctx, env, InputCallback, ev, nil, h, client)
+	res, err := s.storeCallback(s.demoContext(ctx, h), env, InputCallback, ev, nil, h, client)
 	s.observe(env, metrics.SourceCallback, start, res, err)
 	return res, err
 }

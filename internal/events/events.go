@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/feed"
@@ -29,7 +30,9 @@ type Config struct {
 	Box *secrets.Box
 	Log *slog.Logger
 	Now func() time.Time
-	// Demo tags every stored event as demo traffic.
+	// Demo is the built-in simulator's mode. Only what the simulator produces is tagged demo:
+	// what is stored under WithDemo, and webhooks and callbacks that carry DemoMark in
+	// DemoHeader. Anything else (an integrator's API-call report with a real token, say) is not.
 	Demo bool
 	// Render turns a committed event into the feed row's HTML. It is called once per event, and
 	// only while someone watches the live feed.
@@ -68,6 +71,7 @@ type FeedRow struct {
 // Service is the event pipeline. Build it with New and stop it with Close.
 type Service struct {
 	cfg           Config
+	demoMark      string // the secret the simulator sends in DemoHeader; "" outside demo mode
 	db            *db.DB
 	log           *slog.Logger
 	ingester      *db.Ingester
@@ -114,6 +118,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		cfg.Disk = diskguard.New(diskguard.Config{Off: true, Now: cfg.Now, Space: func(string) (diskguard.Space, error) { return diskguard.Space{}, nil }})
 	}
 	s := &Service{cfg: cfg, db: cfg.DB, log: cfg.Log, clients: map[string]string{}, disk: cfg.Disk}
+	if cfg.Demo {
+		s.demoMark = auth.RandomID(24)
+	}
 	perKey, global := cfg.PublicBudget.Limits()
 	s.quotas = ratelimit.NewQuotas(perKey, global, s.now)
 	s.writeLog = ratelimit.NewThrottle[string](time.Minute)
@@ -180,7 +187,7 @@ func (s *Service) submit(ctx context.Context, input string, in db.EventInput) (d
 	if err := s.checkDisk(in.Env, input, true); err != nil {
 		return db.IngestResult{}, err
 	}
-	in.Demo = in.Demo || s.cfg.Demo
+	in.Demo = in.Demo || isDemo(ctx)
 	res, err := s.ingester.Submit(ctx, []db.EventInput{in})
 	if err != nil {
 		return db.IngestResult{}, s.storageFailed(in.Env, input, err)

@@ -71,7 +71,7 @@ func headerMap(h http.Header, names []string, limit int) map[string]string {
 // a flood cannot fill the disk or hold the single writer).
 func (s *Service) ReceiveWebhook(ctx context.Context, d Delivery) (db.IngestResult, error) {
 	start := time.Now()
-	res, err := s.receiveWebhook(ctx, d)
+	res, err := s.receiveWebhook(s.demoContext(ctx, d.Header), d)
 	s.observe(d.Env, metrics.SourceWebhook, start, res, err)
 	return res, err
 }
