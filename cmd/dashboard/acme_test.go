@@ -192,8 +192,8 @@ func TestACMEObtainsAndStoresACertificate(t *testing.T) {
 				}
 			})
 
-			awaitLog(t, s, `"msg":"TLS certificate ready"`, 1)
 			roots := testCA.roots()
+			awaitCertificate(t, s, roots)
 			client := &http.Client{Transport: &http.Transport{
 				TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: testDomain},
 				ForceAttemptHTTP2: true,
@@ -282,7 +282,6 @@ func TestACMEObtainsAndStoresACertificate(t *testing.T) {
 			if _, err := servedSerialFor(again.addr, roots); err != nil {
 				t.Fatalf("after a restart: %v\n%s", err, again.stderr)
 			}
-			awaitLog(t, again, `"msg":"TLS certificate ready"`, 1)
 			got, err := servedSerialFor(again.addr, roots)
 			if err != nil || got != leaf.SerialNumber.Text(16) {
 				t.Fatalf("after a restart serving serial %s (%v), want the stored %s", got, err, leaf.SerialNumber.Text(16))

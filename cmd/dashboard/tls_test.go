@@ -120,14 +120,36 @@ func servedSerial(addr string, roots *x509.CertPool) (string, error) {
 // failing after notifyDeadline: it waits for the dashboard to notice a change, not for a time.
 func awaitSerial(t *testing.T, s *served, roots *x509.CertPool, serial string) {
 	t.Helper()
+	awaitHandshake(t, s, "the certificate with serial "+serial, func() error {
+		got, err := servedSerial(s.addr, roots)
+		if err == nil && got != serial {
+			err = fmt.Errorf("still serving serial %s", got)
+		}
+		return err
+	})
+}
+
+// awaitCertificate makes handshake after handshake until addr serves a certificate that roots
+// verify (the one obtained over ACME).
+func awaitCertificate(t *testing.T, s *served, roots *x509.CertPool) {
+	t.Helper()
+	awaitHandshake(t, s, "a certificate the CA signed", func() error {
+		_, err := servedSerialFor(s.addr, roots)
+		return err
+	})
+}
+
+// awaitHandshake retries handshake until it succeeds, failing after notifyDeadline.
+func awaitHandshake(t *testing.T, s *served, what string, handshake func() error) {
+	t.Helper()
 	deadline := time.Now().Add(notifyDeadline)
 	for {
-		got, err := servedSerial(s.addr, roots)
-		if err == nil && got == serial {
+		err := handshake()
+		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("still serving serial %s (%v) %s after the change, want %s:\n%s", got, err, notifyDeadline, serial, s.stderr)
+			t.Fatalf("%s is not served after %s: %v\n%s", what, notifyDeadline, err, s.stderr)
 		}
 		time.Sleep(time.Millisecond)
 	}

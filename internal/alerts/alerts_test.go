@@ -48,10 +48,11 @@ func (c *clock) Add(d time.Duration) {
 // receiver is a local alert receiver: it records every request and answers with status.
 type receiver struct {
 	*httptest.Server
-	mu     sync.Mutex
-	got    []received
-	status atomic.Int32
-	answer atomic.Value // string
+	mu      sync.Mutex
+	got     []received
+	status  atomic.Int32
+	answer  atomic.Value  // string
+	arrived chan struct{} // a value per request received
 }
 
 type received struct {
@@ -60,7 +61,7 @@ type received struct {
 }
 
 func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
+	r := &receiver{arrived: make(chan struct{}, 1024)}
 	r.status.Store(http.StatusOK)
 	r.answer.Store("ok")
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -68,11 +69,25 @@ func newReceiver(t *testing.T) *receiver {
 		r.mu.Lock()
 		r.got = append(r.got, received{header: req.Header.Clone(), body: b})
 		r.mu.Unlock()
+		r.arrived <- struct{}{}
 		w.WriteHeader(int(r.status.Load()))
 		io.WriteString(w, r.answer.Load().(string))
 	}))
 	t.Cleanup(r.Close)
 	return r
+}
+
+// await waits until n requests (in all) have arrived, failing after 10 s.
+func (r *receiver) await(t *testing.T, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for len(r.requests()) < n {
+		select {
+		case <-r.arrived:
+		case <-timeout:
+			t.Fatalf("%d requests arrived, want %d", len(r.requests()), n)
+		}
+	}
 }
 
 func (r *receiver) requests() []received {
@@ -507,10 +522,7 @@ func TestRestartResumesPendingDelivery(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.svc.Run(ctx); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(rec.requests()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	rec.await(t, 1)
 	cancel()
 	<-done
 	got := payloads(t, rec.requests())
@@ -543,10 +555,7 @@ func TestFullQueueNeverBlocksAndNothingIsLost(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.svc.Run(ctx); close(done) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(rec.requests()) < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	rec.await(t, 3)
 	cancel()
 	<-done
 	seen := map[string]bool{}
