@@ -57,7 +57,7 @@ func startMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), e
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          serverErrorLog(log),
 	}
 	done := make(chan struct{})
 	go func() {

@@ -21,7 +21,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -296,19 +298,10 @@ func (s *Service) record(ctx context.Context, alerts []Alert, state map[string]s
 // wants reports whether ch takes a: enabled, the event chosen, and the environment chosen (an
 // alert about the whole install goes to every channel that chose its event).
 func wants(ch db.AlertChannel, a Alert) bool {
-	if !ch.Enabled || !contains(ch.Events, a.Type) {
+	if !ch.Enabled || !slices.Contains(ch.Events, a.Type) {
 		return false
 	}
-	return a.Env == "" || contains(ch.Envs, a.Env)
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
+	return a.Env == "" || slices.Contains(ch.Envs, a.Env)
 }
 
 // delivery makes a's delivery to one channel, with its own message id.
@@ -332,11 +325,7 @@ func (s *Service) PurgeOld(ctx context.Context) (int64, error) {
 
 // link is the dashboard page at path, for an alert's URL.
 func (s *Service) link(path string) string {
-	base := s.cfg.PublicURL
-	for len(base) > 0 && base[len(base)-1] == '/' {
-		base = base[:len(base)-1]
-	}
-	return base + path
+	return strings.TrimRight(s.cfg.PublicURL, "/") + path
 }
 
 // Rules says in words when bursts alert and how deliveries are retried, with the options in

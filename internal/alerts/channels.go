@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -263,7 +264,7 @@ func (s *Service) apply(ch *db.AlertChannel, in Input, errs validation.Errors) e
 				errs.Add("events", "unknown event "+quote(validation.Clip(e, 60))+"; choose from "+eventTypes())
 				continue
 			}
-			if !contains(ch.Events, e) {
+			if !slices.Contains(ch.Events, e) {
 				ch.Events = append(ch.Events, e)
 			}
 		}
@@ -278,7 +279,7 @@ func (s *Service) apply(ch *db.AlertChannel, in Input, errs validation.Errors) e
 				errs.Add("environments", "unknown environment "+quote(validation.Clip(e, 30))+"; choose sandbox, production or both")
 				continue
 			}
-			if !contains(ch.Envs, e) {
+			if !slices.Contains(ch.Envs, e) {
 				ch.Envs = append(ch.Envs, e)
 			}
 		}

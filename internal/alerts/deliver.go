@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -78,7 +77,7 @@ func (s *Service) work(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case id := <-s.queue:
-			if _, err := s.deliver(ctx, id); err != nil && ctx.Err() == nil {
+			if _, _, err := s.attempt(ctx, id); err != nil && ctx.Err() == nil {
 				s.log.Warn("alerts: deliver", "delivery_id", id, "error", err)
 			}
 			s.release(id)
@@ -122,7 +121,7 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 		if !s.claim(id) {
 			continue
 		}
-		tried, err := s.deliver(ctx, id)
+		_, tried, err := s.attempt(ctx, id)
 		s.release(id)
 		if err != nil {
 			return n, err
@@ -134,14 +133,8 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// deliver makes one attempt at a pending, due delivery and records it with the delivery's next
-// state. It reports whether an attempt was made.
-func (s *Service) deliver(ctx context.Context, id int64) (bool, error) {
-	_, tried, err := s.attempt(ctx, id)
-	return tried, err
-}
-
-// attempt is deliver, returning the attempt too.
+// attempt makes one attempt at a pending, due delivery and records it with the delivery's next
+// state. It returns the attempt and reports whether one was made.
 func (s *Service) attempt(ctx context.Context, id int64) (db.AlertAttempt, bool, error) {
 	d, err := s.db.AlertDeliveryByID(ctx, id)
 	if errors.Is(err, db.ErrNotFound) {
@@ -252,9 +245,7 @@ func (s *Service) send(ctx context.Context, kind, target string, key []byte, d d
 		at.Error = "answered " + res.Status + "; redirects are not followed: use the final URL"
 	case res.StatusCode >= 300:
 		at.Error = "answered " + res.Status
-		if secs, err := strconv.Atoi(strings.TrimSpace(res.Header.Get("Retry-After"))); err == nil && secs > 0 {
-			retryAfter = time.Duration(secs) * time.Second
-		}
+		retryAfter = tensfer.ParseRetryAfter(res.Header.Get("Retry-After"), s.now())
 	}
 	return at, retryAfter
 }

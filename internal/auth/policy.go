@@ -54,14 +54,13 @@ const maxCommonLen = 20
 func weakness(pw, email, name string) string {
 	lower := strings.ToLower(pw)
 	runes := []rune(lower)
+	p := period(runes)
 	switch {
-	case period(runes) == 1:
+	case p == 1:
 		return "is one character repeated"
 	case isSequence(lower):
 		return "is a simple sequence like 123456, abcdef or qwerty"
-	}
-	p := period(runes)
-	if p <= 4 {
+	case p <= 4:
 		return "is a short pattern repeated"
 	}
 	if whose := madeOf(lower, email, name); whose != "" {

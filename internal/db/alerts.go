@@ -306,20 +306,8 @@ func (d *DB) AlertDeliveryByID(ctx context.Context, id int64) (AlertDelivery, er
 
 // DueAlertDeliveries lists the ids of pending deliveries due at now, oldest first, at most limit.
 func (d *DB) DueAlertDeliveries(ctx context.Context, now time.Time, limit int) ([]int64, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT id FROM alert_deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?", ms(now), limit)
-	if err != nil {
-		return nil, fmt.Errorf("db: due alert deliveries: %w", err)
-	}
-	defer rows.Close()
-	var out []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("db: due alert deliveries: %w", err)
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, d.R, "due alert deliveries", func(r rowScanner) (id int64, err error) { err = r.Scan(&id); return id, err },
+		"SELECT id FROM alert_deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?", ms(now), limit)
 }
 
 // RecordAlertAttempt stores an attempt at a pending delivery and moves the delivery on in the same
@@ -416,22 +404,13 @@ func (d *DB) alertDeliveryRows(ctx context.Context, tail string, args ...any) ([
 
 // AlertAttempts lists the attempts at one delivery, oldest first.
 func (d *DB) AlertAttempts(ctx context.Context, deliveryID int64) ([]AlertAttempt, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT at, coalesce(status, 0), answer, duration_ms, error FROM alert_attempts WHERE delivery_id = ? ORDER BY id", deliveryID)
-	if err != nil {
-		return nil, fmt.Errorf("db: alert attempts: %w", err)
-	}
-	defer rows.Close()
-	var out []AlertAttempt
-	for rows.Next() {
+	return queryAll(ctx, d.R, "alert attempts", func(r rowScanner) (AlertAttempt, error) {
 		var a AlertAttempt
 		var at int64
-		if err := rows.Scan(&at, &a.Status, &a.Answer, &a.DurationMS, &a.Error); err != nil {
-			return nil, fmt.Errorf("db: alert attempts: %w", err)
-		}
+		err := r.Scan(&at, &a.Status, &a.Answer, &a.DurationMS, &a.Error)
 		a.At = fromMS(at)
-		out = append(out, a)
-	}
-	return out, rows.Err()
+		return a, err
+	}, "SELECT at, coalesce(status, 0), answer, duration_ms, error FROM alert_attempts WHERE delivery_id = ? ORDER BY id", deliveryID)
 }
 
 // PurgeAlertDeliveries deletes finished deliveries (with their attempts) created before before,
@@ -456,26 +435,17 @@ func (d *DB) PurgeAlertDeliveries(ctx context.Context, before time.Time, batch i
 // AuditAfter returns the audit rows after id, oldest first, at most limit: what the alert
 // detector has not looked at yet.
 func (d *DB) AuditAfter(ctx context.Context, id int64, limit int) ([]AuditEntry, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT id, at, actor, action, target, coalesce(after, '') FROM audit_log WHERE id > ? ORDER BY id LIMIT ?", id, limit)
-	if err != nil {
-		return nil, fmt.Errorf("db: audit after: %w", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
+	return queryAll(ctx, d.R, "audit after", func(r rowScanner) (AuditEntry, error) {
 		var e AuditEntry
 		var at int64
 		var after string
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &after); err != nil {
-			return nil, fmt.Errorf("db: audit after: %w", err)
-		}
+		err := r.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Target, &after)
 		e.At = fromMS(at)
 		if after != "" {
 			e.After = json.RawMessage(after)
 		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+		return e, err
+	}, "SELECT id, at, actor, action, target, coalesce(after, '') FROM audit_log WHERE id > ? ORDER BY id LIMIT ?", id, limit)
 }
 
 // LatestAuditID is the id of the newest audit row, 0 when there is none.

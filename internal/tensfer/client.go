@@ -394,7 +394,7 @@ func (c *Client) attempt(ctx context.Context, r Request, u, key string, body []b
 		if loc := res.Header.Get("Location"); res.StatusCode >= 300 && res.StatusCode <= 399 && loc != "" {
 			e.Message = "redirected to " + loc + ": set the base URL to the final address"
 		}
-		e.RetryAfter = parseRetryAfter(res.Header.Get("Retry-After"), time.Now())
+		e.RetryAfter = ParseRetryAfter(res.Header.Get("Retry-After"), time.Now())
 		return resp, e
 	}
 	if out == nil || res.StatusCode == http.StatusNoContent || len(bytes.TrimSpace(data)) == 0 {
@@ -464,9 +464,9 @@ func (c *Client) backoff(n int, retryAfter time.Duration) time.Duration {
 	return time.Duration(mrand.Int64N(int64(ceil) + 1))
 }
 
-// parseRetryAfter reads a Retry-After value, either delay-seconds or an
+// ParseRetryAfter reads a Retry-After value, either delay-seconds or an
 // HTTP date; it returns 0 when absent, invalid or in the past.
-func parseRetryAfter(v string, now time.Time) time.Duration {
+func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0

@@ -142,7 +142,6 @@ func (s *Server) createAlertChannel(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	vm.NewSecret, vm.NewSecretFor = secret, ch.Name
-	w.Header().Set("Cache-Control", "no-store")
 	return render(w, r, http.StatusCreated, templates.AlertsPage(vm))
 }
 
@@ -236,7 +235,6 @@ func (s *Server) updateAlertChannel(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	vm.NewSecret = secret
-	w.Header().Set("Cache-Control", "no-store")
 	return render(w, r, http.StatusOK, templates.AlertChannelPage(vm))
 }
 

@@ -16,23 +16,25 @@ type alertURLJSON struct {
 }
 
 type alertDeliveryJSON struct {
-	ID          int64   `json:"id"`
-	Type        string  `json:"type"`
-	Env         string  `json:"env"`
-	Status      string  `json:"status"`
-	Title       string  `json:"title"`
-	State       string  `json:"state"`
-	Attempts    int     `json:"attempts"`
-	MaxAttempts int     `json:"max_attempts"`
-	CreatedAt   string  `json:"created_at"`
-	NextAt      *string `json:"next_at"` // of a pending one
-	LastAttempt *struct {
-		At         string `json:"at"`
-		HTTPStatus int    `json:"http_status"` // 0: no answer
-		Answer     string `json:"answer"`
-		DurationMS int64  `json:"duration_ms"`
-		Error      string `json:"error"`
-	} `json:"last_attempt"`
+	ID          int64             `json:"id"`
+	Type        string            `json:"type"`
+	Env         string            `json:"env"`
+	Status      string            `json:"status"`
+	Title       string            `json:"title"`
+	State       string            `json:"state"`
+	Attempts    int               `json:"attempts"`
+	MaxAttempts int               `json:"max_attempts"`
+	CreatedAt   string            `json:"created_at"`
+	NextAt      *string           `json:"next_at"` // of a pending one
+	LastAttempt *alertAttemptJSON `json:"last_attempt"`
+}
+
+type alertAttemptJSON struct {
+	At         string `json:"at"`
+	HTTPStatus int    `json:"http_status"` // 0: no answer
+	Answer     string `json:"answer"`
+	DurationMS int64  `json:"duration_ms"`
+	Error      string `json:"error"`
 }
 
 type alertChannelJSON struct {
@@ -58,13 +60,7 @@ func alertDeliveryOut(d db.AlertDeliveryRow) *alertDeliveryJSON {
 		out.NextAt = optTime(d.NextAt)
 	}
 	if !d.Last.At.IsZero() {
-		out.LastAttempt = &struct {
-			At         string `json:"at"`
-			HTTPStatus int    `json:"http_status"`
-			Answer     string `json:"answer"`
-			DurationMS int64  `json:"duration_ms"`
-			Error      string `json:"error"`
-		}{rfc3339(d.Last.At), d.Last.Status, d.Last.Answer, d.Last.DurationMS, d.Last.Error}
+		out.LastAttempt = &alertAttemptJSON{rfc3339(d.Last.At), d.Last.Status, d.Last.Answer, d.Last.DurationMS, d.Last.Error}
 	}
 	return out
 }

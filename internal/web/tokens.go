@@ -85,7 +85,6 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	t, err := s.db.RevokeToken(r.Context(), id, s.auditFor(r, "token.revoke"))
-	s.tokens.invalidate()
 	if errors.Is(err, db.ErrNotFound) {
 		setFlash(w, r, "err", "That token does not exist or is already revoked.")
 		return redirect(w, r, "/settings/tokens")
@@ -93,6 +92,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.tokens.invalidate()
 	setFlash(w, r, "ok", fmt.Sprintf("Revoked %s. Requests with it now get 401.", t.Name))
 	return redirect(w, r, "/settings/tokens")
 }

@@ -74,10 +74,10 @@ func (s *Server) changeUser(w http.ResponseWriter, r *http.Request, done string,
 		return err
 	}
 	u, err := change(id)
-	s.tokens.invalidate()
 	if handled, err := flashProblem(w, r, err, "/settings/users"); handled {
 		return err
 	}
+	s.tokens.invalidate() // a disable or demotion revoked the user's tokens
 	setFlash(w, r, "ok", fmt.Sprintf(done, u.Email))
 	return redirect(w, r, "/settings/users")
 }
