@@ -12,6 +12,8 @@
 //   form[data-confirm="MSG"]   asks confirm(MSG) before submitting
 //   [data-autofocus]           focused on load
 //   tr.clickable               a click on the row follows data-href, or the row's first link
+//   [data-menu-toggle]         opens/closes the narrow-screen drawer (#sidebar, body.nav-open);
+//                              [data-menu-close] (the scrim) and Escape close it
 // The live feed (rows, .live indicator) is js/feed.js.
 // Exposed for other scripts: window.dashboard.refreshTimes(root), window.dashboard.copyText(text).
 (function () {
@@ -96,13 +98,39 @@
     return tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT';
   }
 
+  // ------------------------------------------------------------------------------------- menu
+
+  // setMenu opens or closes the drawer that holds the navigation on narrow screens. Opening moves
+  // focus to the current page's link; closing from the keyboard gives it back to the button.
+  function setMenu(open, refocus) {
+    const btn = doc.querySelector('[data-menu-toggle]');
+    const scrim = doc.querySelector('[data-menu-close]');
+    if (!btn) return;
+    doc.body.classList.toggle('nav-open', open);
+    btn.setAttribute('aria-expanded', String(open));
+    if (scrim) scrim.hidden = !open;
+    if (open) {
+      const link = doc.querySelector('#sidebar [aria-current="page"]') || doc.querySelector('#sidebar .nav a');
+      if (link) link.focus();
+    } else if (refocus) {
+      btn.focus();
+    }
+  }
+
+  doc.addEventListener('click', (e) => {
+    if (e.target.closest('[data-menu-toggle]')) setMenu(!doc.body.classList.contains('nav-open'), false);
+    else if (e.target.closest('[data-menu-close]')) setMenu(false, false);
+  });
+
   doc.addEventListener('keydown', (e) => {
     if (e.defaultPrevented || e.isComposing) return;
     const search = doc.getElementById('lookup-q');
 
-    // Escape leaves the search box (the open shortcuts dialog closes itself: it is modal).
+    // Escape closes the menu, or leaves the search box (the open shortcuts dialog closes itself:
+    // it is modal).
     if (e.key === 'Escape') {
-      if (search && doc.activeElement === search) search.blur();
+      if (doc.body.classList.contains('nav-open')) setMenu(false, true);
+      else if (search && doc.activeElement === search) search.blur();
       return;
     }
 

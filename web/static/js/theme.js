@@ -5,6 +5,8 @@
 // The toggle button itself is handled in app.js.
 (function () {
   'use strict';
+  // "js" on <html> tells the CSS that scripts run (the narrow-screen menu is a drawer only then).
+  document.documentElement.classList.add('js');
   try {
     var t = window.localStorage.getItem('theme');
     if (t === 'light' || t === 'dark') document.documentElement.dataset.theme = t;
