@@ -84,7 +84,7 @@ func seedForLayout(t *testing.T, app *testApp) seededIDs {
 		if res := app.patchEnv(admin, env, map[string]any{
 			"secret_key": "sk_" + env + "_" + strings.Repeat("Z", 40), "public_key": "pk_" + env + "_" + strings.Repeat("q", 40),
 			"client_token": "ct_" + env + "_" + strings.Repeat("c", 40), "base_url": "https://api." + env + ".tensfer.example/v1/a/rather/long/base/path",
-			"callback_url": "https://app.example.com/integrations/tensfer/" + env + "/callbacks/with/a/very/long/path/segment",
+			"callback_url":    "https://app.example.com/integrations/tensfer/" + env + "/callbacks/with/a/very/long/path/segment",
 			"allowed_origins": []string{"https://app.example.com", "https://checkout.example.com"},
 		}); res.StatusCode != 200 {
 			t.Fatalf("seed %s: %d %s", env, res.StatusCode, res.body)
