@@ -67,6 +67,17 @@ func validHost(host string) bool {
 	return true
 }
 
+// clash reports whether two valid listen addresses would take the same port, so the second bind
+// would fail as if another program held it: the same port (not 0, which gives each listener a
+// port of its own) on the same host, or with either on every network interface.
+func clash(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	na, _ := strconv.Atoi(pa)
+	nb, _ := strconv.Atoi(pb)
+	return na != 0 && na == nb && (ha == hb || anyInterface(ha) || anyInterface(hb))
+}
+
 // anyInterface reports whether a listen address's host means every network interface: empty,
 // 0.0.0.0 or ::.
 func anyInterface(host string) bool {

@@ -434,6 +434,10 @@ func TestPublicIngestDiskAndMetricsFlags(t *testing.T) {
 		{"metrics listener from the environment", nil, map[string]string{"DASHBOARD_METRICS_ADDR": "10.0.0.5:9090"}, func(c serveConfig) bool { return c.metricsAddr == "10.0.0.5:9090" }, ""},
 		{"metrics listener not host:port", []string{"--metrics-addr", "9090"}, nil, nil, `--metrics-addr "9090": give host:port, not a port alone: :9090 for every network interface, 127.0.0.1:9090 for this machine only`},
 		{"metrics on the dashboard's address", []string{"--addr", "127.0.0.1:8080", "--metrics-addr", "127.0.0.1:8080"}, nil, nil, "must differ from --addr"},
+		{"metrics on the dashboard's port on every interface", []string{"--addr", "127.0.0.1:8080", "--metrics-addr", ":8080"}, nil, nil, `--metrics-addr ":8080": must differ from --addr`},
+		{"metrics on the dashboard's port, spelt otherwise", []string{"--addr", "[::]:8080", "--metrics-addr", "127.0.0.1:08080"}, nil, nil, "must differ from --addr"},
+		{"metrics on another port", []string{"--addr", ":8080", "--metrics-addr", "127.0.0.1:9090"}, nil, func(c serveConfig) bool { return c.metricsAddr == "127.0.0.1:9090" }, ""},
+		{"metrics and the dashboard on port 0", []string{"--addr", ":0", "--metrics-addr", ":0"}, nil, func(c serveConfig) bool { return c.metricsAddr == ":0" }, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -26,7 +26,7 @@ func checkMetricsAddr(f *envFlags, addr, main string) error {
 	if err := checkListenAddr(f, "metrics-addr", "127.0.0.1:9090"); err != nil {
 		return err
 	}
-	if _, port, _ := net.SplitHostPort(addr); addr == main && port != "0" { // port 0: each listener gets a port of its own
+	if clash(addr, main) {
 		return f.bad("metrics-addr", "must differ from %s: the metrics listener serves /metrics without authentication", f.ref("addr"))
 	}
 	return nil

@@ -93,8 +93,8 @@ func (c *tlsConfig) check(f *envFlags, addr *string, checkEvery string, demo boo
 			errs = append(errs, fmt.Errorf("%s redirects to https: it needs %s or %s", f.ref("http-addr"), f.ref("tls-cert"), f.ref("domain")))
 		} else if err := checkListenAddr(f, "http-addr", ":80"); err != nil {
 			errs = append(errs, fmt.Errorf(`%w (or "off" for no plain http)`, err))
-		} else if _, p, _ := net.SplitHostPort(c.httpAddr); c.httpAddr == *addr && p != "0" {
-			errs = append(errs, f.bad("http-addr", "is also %s: plain http and https need a port each", f.ref("addr")))
+		} else if clash(c.httpAddr, *addr) {
+			errs = append(errs, f.bad("http-addr", "takes the port of %s: plain http and https need a port each", f.setting("addr")))
 		}
 	}
 	if d, err := time.ParseDuration(checkEvery); err != nil || d != 0 && d < 10*time.Millisecond {

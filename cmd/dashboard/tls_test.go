@@ -372,6 +372,7 @@ func TestTLSFlagErrors(t *testing.T) {
 		{"http address without TLS", nil, []string{"--http-addr", ":8081"}, "--http-addr redirects to https: it needs --tls-cert or --domain"},
 		{"bad http address", nil, []string{"--domain", "dash.example.com", "--http-addr", "eighty"}, `--http-addr "eighty": must be host:port and the port is missing; e.g. :80 (or "off" for no plain http)`},
 		{"http address is the https one", nil, []string{"--domain", "dash.example.com", "--addr", ":8443", "--http-addr", ":8443"}, "plain http and https need a port each"},
+		{"http address on the https port", map[string]string{"DASHBOARD_ADDR": "10.0.0.5:8443"}, []string{"--domain", "dash.example.com", "--http-addr", ":8443"}, `--http-addr ":8443": takes the port of DASHBOARD_ADDR="10.0.0.5:8443": plain http and https need a port each`},
 		{"http public URL with TLS", nil, []string{"--tls-cert", certFile, "--tls-key", keyFile, "--public-url", "http://dash.example.com"}, `--public-url "http://dash.example.com": must use https: the dashboard serves TLS itself (--tls-cert or --domain)`},
 		{"public URL of another host than the domain", nil, []string{"--domain", "dash.example.com", "--public-url", "https://other.example.com"}, `names another host than --domain "dash.example.com"`},
 		{"bad check interval", nil, []string{"--tls-cert", certFile, "--tls-key", keyFile, "--tls-check-interval", "often"}, "--tls-check-interval \"often\""},
