@@ -40,6 +40,9 @@ func masterKeyFromEnv(getenv func(string) string) (string, error) {
 // takeDataDir creates the data directory (0700) if needed and takes its lock, for a command that
 // must not run beside a server; what says what the holder must stop for.
 func takeDataDir(dir, what string) (release func(), err error) {
+	if err := checkDataDir(dir, nil); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}

@@ -15,20 +15,24 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/events"
+	"github.com/tensfer-golive/dashboard/internal/secrets"
 )
 
 // envFlags binds flags to DASHBOARD_* environment fallbacks: a flag given on the command line
-// wins, else the variable, else the default.
+// wins, else the variable, else the default. It remembers where each value came from, so an
+// error names the setting as the user set it (setting, ref).
 type envFlags struct {
-	fs     *flag.FlagSet
-	getenv func(string) string
-	envOf  map[string]string
+	fs      *flag.FlagSet
+	getenv  func(string) string
+	envOf   map[string]string
+	fromEnv map[string]bool // flags whose value came from their environment variable
+	badBool error           // a boolean flag given a value that is not one, for parse to report
 }
 
 func newFlags(name string, stderr io.Writer, getenv func(string) string) *envFlags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	return &envFlags{fs: fs, getenv: getenv, envOf: map[string]string{}}
+	return &envFlags{fs: fs, getenv: getenv, envOf: map[string]string{}, fromEnv: map[string]bool{}}
 }
 
 func (f *envFlags) string(p *string, name, env, def, help string) {
@@ -37,8 +41,41 @@ func (f *envFlags) string(p *string, name, env, def, help string) {
 }
 
 func (f *envFlags) bool(p *bool, name, env, help string) {
-	f.fs.BoolVar(p, name, false, help+" (env "+env+")")
+	f.fs.Var(boolValue{p: p, name: name, f: f}, name, help+" (env "+env+")")
 	f.envOf[name] = env
+}
+
+// boolValue is a boolean flag whose refusal says what it accepts, where the flag package would
+// say only "parse error".
+type boolValue struct {
+	p    *bool
+	name string
+	f    *envFlags
+}
+
+// boolWords is what a boolean setting accepts (strconv.ParseBool).
+const boolWords = "true or false (1 or 0, t or f also work)"
+
+func (b boolValue) IsBoolFlag() bool { return true }
+
+func (b boolValue) String() string {
+	if b.p == nil {
+		return "false"
+	}
+	return strconv.FormatBool(*b.p)
+}
+
+func (b boolValue) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		err = errors.New("must be " + boolWords)
+		if b.f.badBool == nil {
+			b.f.badBool = fmt.Errorf("--%s=%q: %w", b.name, s, err)
+		}
+		return err
+	}
+	*b.p = v
+	return nil
 }
 
 // secretString is a flag whose value may also come from ENV or from the file named by ENV_FILE,
@@ -48,11 +85,45 @@ func (f *envFlags) secretString(p *string, name, env, help string) {
 	f.envOf[name] = env
 }
 
-// given reports whether the flag was set on the command line or by its environment variable.
-func (f *envFlags) given(name string) bool {
-	set := f.envOf[name] != "" && f.getenv(f.envOf[name]) != ""
+// onCommandLine reports whether the flag was given on the command line.
+func (f *envFlags) onCommandLine(name string) bool {
+	set := false
 	f.fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
 	return set
+}
+
+// given reports whether the flag was set on the command line or by its environment variable.
+func (f *envFlags) given(name string) bool {
+	return f.onCommandLine(name) || f.envOf[name] != "" && f.getenv(f.envOf[name]) != ""
+}
+
+// ref names a setting as the user set it: its environment variable when the value came from
+// there, else its flag (also when left at its default).
+func (f *envFlags) ref(name string) string {
+	if f.fromEnv[name] {
+		return f.envOf[name]
+	}
+	return "--" + name
+}
+
+// setting names a setting with its value, for the start of an error message:
+// DASHBOARD_ADDR=":99999" from the environment, --addr ":99999" from the command line, and
+// --addr ":443" (the default) when neither gave it.
+func (f *envFlags) setting(name string) string {
+	v := f.fs.Lookup(name).Value.String()
+	switch {
+	case f.fromEnv[name]:
+		return fmt.Sprintf("%s=%q", f.envOf[name], v)
+	case f.onCommandLine(name):
+		return fmt.Sprintf("--%s %q", name, v)
+	}
+	return fmt.Sprintf("--%s %q (the default)", name, v)
+}
+
+// bad is the error for a setting's value: the setting as the user set it, then what is wrong and
+// what to give instead.
+func (f *envFlags) bad(name, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", f.setting(name), fmt.Sprintf(format, args...))
 }
 
 // parse parses args, then fills every flag not given from its environment variable.
@@ -61,20 +132,22 @@ func (f *envFlags) parse(args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
+		if f.badBool != nil {
+			return usageError{f.badBool.Error()}
+		}
 		return usageError{err.Error()}
 	}
 	if f.fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", f.fs.Arg(0))}
 	}
-	given := map[string]bool{}
-	f.fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
 	var errs []error
 	f.fs.VisitAll(func(fl *flag.Flag) {
 		env := f.envOf[fl.Name]
-		if given[fl.Name] || env == "" {
+		if env == "" || f.onCommandLine(fl.Name) {
 			return
 		}
 		if v := f.getenv(env); v != "" {
+			f.fromEnv[fl.Name] = true
 			if err := fl.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %v", env, v, err))
 			}
@@ -115,13 +188,18 @@ type serveConfig struct {
 	// TLS served by the dashboard itself (tls.go): --tls-cert/--tls-key, or --domain over ACME.
 	tls         tlsConfig
 	metricsAddr string // --metrics-addr: a listener serving only /metrics, without authentication ("" off)
+	// publicURLDefault: --public-url was not given, so publicURL is made of --addr (and its port
+	// is the one bound when --addr asks for port 0).
+	publicURLDefault bool
+	flags            *envFlags // how each setting was given, for messages at start-up
 }
 
 func parseServe(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
 	var c serveConfig
 	var public, proxies, idle, max, retention, ingestBytes, ingestRows, soft, hard, tlsCheck string
 	f := newFlags("serve", stderr, getenv)
-	f.string(&c.addr, "addr", "DASHBOARD_ADDR", "127.0.0.1:8080", "address to listen on")
+	c.flags = f
+	f.string(&c.addr, "addr", "DASHBOARD_ADDR", "127.0.0.1:8080", "address to listen on: 127.0.0.1:PORT for this machine only, :PORT for every network interface")
 	f.string(&c.dataDir, "data", "DASHBOARD_DATA", "./data", "data directory (SQLite file and generated master key)")
 	f.string(&public, "public-url", "DASHBOARD_PUBLIC_URL", "", "URL at which browsers and Tensfer reach the dashboard (default http://<addr>)")
 	f.string(&c.logFormat, "log-format", "DASHBOARD_LOG_FORMAT", "", "log format: text or json (default text on a terminal, json otherwise)")
@@ -147,43 +225,46 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 		c.dataDir = "./data-demo"
 	}
 	errs := c.tls.check(f, &c.addr, tlsCheck, c.demo)
-	if _, _, err := net.SplitHostPort(c.addr); err != nil {
-		errs = append(errs, fmt.Errorf("--addr %q must be host:port, e.g. 127.0.0.1:8080", c.addr))
+	if err := checkListenAddr(f, "addr", "127.0.0.1:8080"); err != nil {
+		errs = append(errs, err)
 	}
 	if c.dataDir == "" {
-		errs = append(errs, errors.New("--data must name a directory"))
+		errs = append(errs, f.bad("data", "must name a directory, e.g. ./data (it is created if missing)"))
 	}
-	if public == "" {
+	c.publicURLDefault = public == ""
+	if c.publicURLDefault && len(errs) == 0 {
 		host := c.addr
-		if h, p, err := net.SplitHostPort(c.addr); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
+		if h, p, err := net.SplitHostPort(c.addr); err == nil && anyInterface(h) {
 			host = net.JoinHostPort("127.0.0.1", p)
 		}
-		public = c.tls.defaultPublicURL(host)
+		public = c.tls.defaultPublicURL(strings.ReplaceAll(host, "%", "%25")) // an IPv6 zone
 	}
 	u, err := url.Parse(public)
 	switch {
+	case public == "":
+		// made of --addr or --domain, refused above
 	case err != nil || !u.IsAbs() || u.Host == "":
-		errs = append(errs, fmt.Errorf("--public-url %q must be an absolute URL such as https://dashboard.example.com", public))
+		errs = append(errs, f.bad("public-url", "must be an absolute URL such as https://dashboard.example.com"))
 	case u.Scheme != "http" && u.Scheme != "https":
-		errs = append(errs, fmt.Errorf("--public-url must use http or https, not %q", u.Scheme))
+		errs = append(errs, f.bad("public-url", "must use http or https, not %q", u.Scheme))
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || (u.Path != "" && u.Path != "/"):
-		errs = append(errs, fmt.Errorf("--public-url %q must be scheme://host[:port] only, without a path, query or credentials", public))
+		errs = append(errs, f.bad("public-url", "must be scheme://host[:port] only, without a path, query or credentials"))
 	default:
 		u.Path = ""
 		c.publicURL = u
-		if err := c.tls.checkPublicURL(u); err != nil {
+		if err := c.tls.checkPublicURL(f, u); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	switch c.logFormat {
 	case "", "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("--log-format must be text or json, not %q", c.logFormat))
+		errs = append(errs, f.bad("log-format", "must be text or json"))
 	}
 	switch c.logLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("--log-level must be debug, info, warn or error, not %q", c.logLevel))
+		errs = append(errs, f.bad("log-level", "must be debug, info, warn or error"))
 	}
 	for _, p := range strings.Split(proxies, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -196,45 +277,60 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 		}
 		pfx, err := netip.ParsePrefix(p)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--trusted-proxies: %q is not an IP address or CIDR", p))
+			errs = append(errs, f.bad("trusted-proxies", "%q is not an IP address or CIDR; give addresses or networks separated by commas, e.g. 10.0.0.5,172.16.0.0/12", p))
 			continue
 		}
 		c.trustedProxies = append(c.trustedProxies, pfx.Masked())
 	}
-	if c.sessionIdle, err = time.ParseDuration(idle); err != nil || c.sessionIdle < time.Minute {
-		errs = append(errs, fmt.Errorf("--session-idle %q must be a duration of at least 1m, e.g. 12h", idle))
+	switch c.sessionIdle, err = time.ParseDuration(idle); {
+	case err != nil:
+		errs = append(errs, f.bad("session-idle", "not a duration; give one of at least 1m with its unit, e.g. 30m or 12h"))
+	case c.sessionIdle < time.Minute:
+		errs = append(errs, f.bad("session-idle", "must be at least 1m, e.g. 30m or 12h"))
 	}
-	if c.sessionMax, err = time.ParseDuration(max); err != nil || c.sessionMax < c.sessionIdle {
-		errs = append(errs, fmt.Errorf("--session-max %q must be a duration no shorter than --session-idle, e.g. 168h", max))
+	switch c.sessionMax, err = time.ParseDuration(max); {
+	case err != nil:
+		errs = append(errs, f.bad("session-max", "not a duration; give one with its unit, e.g. 168h"))
+	case c.sessionMax < c.sessionIdle:
+		errs = append(errs, f.bad("session-max", "must be no shorter than %s (%s): a session cannot end by age before it could end unused", f.ref("session-idle"), idle))
 	}
 	if n, err := strconv.Atoi(retention); err != nil || n < 1 || n > 3650 {
-		errs = append(errs, fmt.Errorf("--retention-days %q must be a whole number of days from 1 to 3650", retention))
+		errs = append(errs, f.bad("retention-days", "must be a whole number of days from 1 to 3650, e.g. 30"))
 	} else {
 		c.retentionDays = n
 	}
 	if n, err := diskguard.ParseBytes(ingestBytes); err != nil || n < 16<<10 || n > 1<<40 {
-		errs = append(errs, fmt.Errorf("--public-ingest-bytes %q must be an amount of bytes a second from 16KiB to 1TiB, e.g. 1MiB", ingestBytes))
+		errs = append(errs, f.bad("public-ingest-bytes", "must be an amount of bytes a second from 16KiB to 1TiB, e.g. 1MiB"))
 	} else {
 		c.publicBudget.BytesPerSecond = float64(n)
 	}
 	if n, err := strconv.Atoi(ingestRows); err != nil || n < 1 || n > 1_000_000 {
-		errs = append(errs, fmt.Errorf("--public-ingest-rows %q must be a whole number of rows a second from 1 to 1000000, e.g. 1000", ingestRows))
+		errs = append(errs, f.bad("public-ingest-rows", "must be a whole number of rows a second from 1 to 1000000, e.g. 1000"))
 	} else {
 		c.publicBudget.RowsPerSecond = float64(n)
 	}
 	if c.disk.Soft, err = diskguard.ParseThreshold(soft); err != nil {
-		errs = append(errs, fmt.Errorf("--disk-soft-watermark: %v", err))
+		errs = append(errs, f.bad("disk-soft-watermark", "%v", err))
 	}
 	if c.disk.Hard, err = diskguard.ParseThreshold(hard); err != nil {
-		errs = append(errs, fmt.Errorf("--disk-hard-watermark: %v", err))
+		errs = append(errs, f.bad("disk-hard-watermark", "%v", err))
 	}
 	c.disk.Off = c.disk.Soft == (diskguard.Threshold{}) && c.disk.Hard == (diskguard.Threshold{})
+	// The master key is checked here, not when the data directory is opened, so a mistyped key
+	// is refused before anything is created. Its value is never repeated.
+	keyFrom := f.ref("master-key")
 	if c.masterKey == "" {
 		if c.masterKey, err = secretFromFile(getenv, "DASHBOARD_MASTER_KEY"); err != nil {
 			errs = append(errs, err)
 		}
+		keyFrom = "DASHBOARD_MASTER_KEY_FILE=" + strconv.Quote(getenv("DASHBOARD_MASTER_KEY_FILE"))
 	}
-	if err := checkMetricsAddr(c.metricsAddr, c.addr); err != nil {
+	if c.masterKey != "" {
+		if _, err := secrets.ParseKey(c.masterKey); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", keyFrom, err))
+		}
+	}
+	if err := checkMetricsAddr(f, c.metricsAddr, c.addr); err != nil {
 		errs = append(errs, err)
 	}
 	if c.notifySocket = getenv("NOTIFY_SOCKET"); !validNotifySocket(c.notifySocket) {

@@ -37,10 +37,10 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	}
 	loopback := target == ""
 	if target == "" {
-		host, port, err := net.SplitHostPort(addr)
-		if err != nil {
-			return fmt.Errorf("--addr %q must be host:port, e.g. :8080", addr)
+		if err := checkListenAddr(f, "addr", ":8080"); err != nil {
+			return err
 		}
+		host, port, _ := net.SplitHostPort(addr)
 		switch host {
 		case "", "0.0.0.0":
 			host = "127.0.0.1"

@@ -92,11 +92,11 @@ func TestCommandLineErrors(t *testing.T) {
 		{"no scopes", nil, "", []string{"token", "create", "--data", dir, "--name", "x"}, "at least one scope"},
 		{"no token name", nil, "", []string{"token", "create", "--data", dir, "--scopes", "admin"}, "name is required"},
 		{"backup without out", nil, "", []string{"backup", "--data", dir}, "--out FILE is required"},
-		{"bad addr", nil, "", []string{"serve", "--data", dir, "--addr", "nonsense"}, "must be host:port"},
+		{"bad addr", nil, "", []string{"serve", "--data", dir, "--addr", "nonsense"}, `--addr "nonsense": must be host:port and the port is missing; e.g. 127.0.0.1:8080, or :8080 for every network interface`},
 		{"bad public url", nil, "", []string{"--data", dir, "--public-url", "ftp://x"}, "must use http or https"},
 		{"public url with path", nil, "", []string{"--data", dir, "--public-url", "https://x.example/dash"}, "without a path"},
 		{"bad proxies", nil, "", []string{"--data", dir, "--trusted-proxies", "10.0.0.0/8,banana"}, `"banana" is not an IP address or CIDR`},
-		{"bad env duration", map[string]string{"DASHBOARD_SESSION_IDLE": "soon"}, "", []string{"--data", dir}, `--session-idle "soon"`},
+		{"bad env duration", map[string]string{"DASHBOARD_SESSION_IDLE": "soon"}, "", []string{"--data", dir}, `DASHBOARD_SESSION_IDLE="soon": not a duration`},
 		{"bad log format", nil, "", []string{"--data", dir, "--log-format", "xml"}, "text or json"},
 		{"bad master key", map[string]string{"DASHBOARD_MASTER_KEY": "short"}, "", []string{"token", "create", "--data", dir, "--name", "x", "--scopes", "admin"}, "DASHBOARD_MASTER_KEY"},
 		{"missing key file", map[string]string{"DASHBOARD_MASTER_KEY_FILE": "/nonexistent/key"}, "", []string{"--data", dir}, "DASHBOARD_MASTER_KEY_FILE"},
@@ -425,15 +425,19 @@ func TestPublicIngestDiskAndMetricsFlags(t *testing.T) {
 		{"environment", nil, map[string]string{"DASHBOARD_PUBLIC_INGEST_BYTES": "2MB", "DASHBOARD_DISK_SOFT_WATERMARK": "0", "DASHBOARD_DISK_HARD_WATERMARK": "0"}, func(c serveConfig) bool {
 			return c.publicBudget.BytesPerSecond == 2e6 && c.disk.Off
 		}, ""},
-		{"a budget too small to hold one beacon", []string{"--public-ingest-bytes", "1KiB"}, nil, nil, "--public-ingest-bytes \"1KiB\" must be an amount of bytes a second from 16KiB to 1TiB"},
-		{"rows not a number", []string{"--public-ingest-rows", "lots"}, nil, nil, "--public-ingest-rows \"lots\" must be a whole number"},
-		{"a watermark that is not one", []string{"--disk-soft-watermark", "half"}, nil, nil, "--disk-soft-watermark: \"half\" is not an amount of space"},
-		{"a share of 100%", []string{"--disk-hard-watermark", "100%"}, nil, nil, "--disk-hard-watermark: \"100%\" is not a share of the disk"},
+		{"a budget too small to hold one beacon", []string{"--public-ingest-bytes", "1KiB"}, nil, nil, "--public-ingest-bytes \"1KiB\": must be an amount of bytes a second from 16KiB to 1TiB"},
+		{"rows not a number", []string{"--public-ingest-rows", "lots"}, nil, nil, "--public-ingest-rows \"lots\": must be a whole number"},
+		{"a watermark that is not one", []string{"--disk-soft-watermark", "half"}, nil, nil, "--disk-soft-watermark \"half\": \"half\" is not an amount of space"},
+		{"a share of 100%", []string{"--disk-hard-watermark", "100%"}, nil, nil, "--disk-hard-watermark \"100%\": \"100%\" is not a share of the disk"},
 		{"no metrics listener by default", nil, nil, func(c serveConfig) bool { return c.metricsAddr == "" }, ""},
 		{"metrics listener", []string{"--metrics-addr", "127.0.0.1:9090"}, map[string]string{"DASHBOARD_METRICS_ADDR": "10.0.0.5:9090"}, func(c serveConfig) bool { return c.metricsAddr == "127.0.0.1:9090" }, ""},
 		{"metrics listener from the environment", nil, map[string]string{"DASHBOARD_METRICS_ADDR": "10.0.0.5:9090"}, func(c serveConfig) bool { return c.metricsAddr == "10.0.0.5:9090" }, ""},
-		{"metrics listener not host:port", []string{"--metrics-addr", "9090"}, nil, nil, `--metrics-addr "9090" must be host:port`},
+		{"metrics listener not host:port", []string{"--metrics-addr", "9090"}, nil, nil, `--metrics-addr "9090": give host:port, not a port alone: :9090 for every network interface, 127.0.0.1:9090 for this machine only`},
 		{"metrics on the dashboard's address", []string{"--addr", "127.0.0.1:8080", "--metrics-addr", "127.0.0.1:8080"}, nil, nil, "must differ from --addr"},
+		{"metrics on the dashboard's port on every interface", []string{"--addr", "127.0.0.1:8080", "--metrics-addr", ":8080"}, nil, nil, `--metrics-addr ":8080": must differ from --addr`},
+		{"metrics on the dashboard's port, spelt otherwise", []string{"--addr", "[::]:8080", "--metrics-addr", "127.0.0.1:08080"}, nil, nil, "must differ from --addr"},
+		{"metrics on another port", []string{"--addr", ":8080", "--metrics-addr", "127.0.0.1:9090"}, nil, func(c serveConfig) bool { return c.metricsAddr == "127.0.0.1:9090" }, ""},
+		{"metrics and the dashboard on port 0", []string{"--addr", ":0", "--metrics-addr", ":0"}, nil, func(c serveConfig) bool { return c.metricsAddr == ":0" }, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

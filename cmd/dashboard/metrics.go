@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,16 +19,15 @@ func metricsFlag(f *envFlags, p *string) {
 }
 
 // checkMetricsAddr validates --metrics-addr (empty: off) against --addr.
-func checkMetricsAddr(addr, main string) error {
+func checkMetricsAddr(f *envFlags, addr, main string) error {
 	if addr == "" {
 		return nil
 	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--metrics-addr %q must be host:port, e.g. 127.0.0.1:9090", addr)
+	if err := checkListenAddr(f, "metrics-addr", "127.0.0.1:9090"); err != nil {
+		return err
 	}
-	if addr == main && port != "0" { // port 0: each listener gets a port of its own
-		return fmt.Errorf("--metrics-addr %q must differ from --addr: the metrics listener serves /metrics without authentication", addr)
+	if clash(addr, main) {
+		return f.bad("metrics-addr", "must differ from %s: the metrics listener serves /metrics without authentication", f.ref("addr"))
 	}
 	return nil
 }
@@ -40,14 +38,10 @@ func newMetrics() *metrics.Metrics {
 	return metrics.New(metrics.BuildInfo{Version: b.Short(), Revision: b.Revision, GoVersion: b.GoVersion})
 }
 
-// startMetrics serves GET /metrics, and nothing else, on addr without authentication, until stop
-// is called. Whoever reaches addr reads the metrics: counts and figures, never an event, a key or
+// startMetrics serves GET /metrics, and nothing else, on ln without authentication, until stop
+// is called. Whoever reaches its address reads the metrics: counts and figures, never an event, a key or
 // an id, but still nobody else's business, so it belongs on loopback or a private network.
-func startMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on --metrics-addr %s: %w", addr, err)
-	}
+func startMetrics(ln net.Listener, h http.Handler, log *slog.Logger) (stop func()) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
 	srv := &http.Server{
@@ -75,5 +69,5 @@ func startMetrics(addr string, h http.Handler, log *slog.Logger) (stop func(), e
 			_ = srv.Shutdown(ctx)
 			<-done
 		})
-	}, nil
+	}
 }

@@ -39,9 +39,12 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// openData creates the data directory (0700), loads the master key and opens the database,
+// openData creates the data directory (0700) unless others may write to an existing one, loads the master key and opens the database,
 // refusing a master key that does not match the database.
 func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secrets.Box, secrets.Source, error) {
+	if err := checkDataDir(dir, nil); err != nil {
+		return nil, nil, "", err
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, "", fmt.Errorf("create data directory: %w", err)
 	}
@@ -93,9 +96,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	log := newLogger(stderr, cfg.logFormat, cfg.logLevel)
-	// The certificate files (or the ACME CA's root) are read before anything is created.
+	// Everything that can be refused without creating anything is checked first: the certificate
+	// files (or the ACME CA's root), the data directory's mode, then the listeners are bound. Only
+	// then is the data directory created, so a failed start leaves nothing behind.
 	tlsSrv, err := loadTLS(cfg, log)
 	if err != nil {
+		return err
+	}
+	if err := checkDataDir(cfg.dataDir, log); err != nil {
 		return err
 	}
 	notify := notifier{socket: cfg.notifySocket, log: log}
@@ -103,6 +111,27 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	notify.status("starting")
 	if ctx.Err() != nil {
 		return startFailed(ctx, log, ctx.Err())
+	}
+
+	ln, err := cfg.listen("addr", cfg.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	cfg.settleAddr(ln.Addr(), log)
+	httpLn, err := tlsSrv.listenHTTP(cfg, log)
+	if err != nil {
+		return err
+	}
+	if httpLn != nil {
+		defer httpLn.Close()
+	}
+	var metricsLn net.Listener
+	if cfg.metricsAddr != "" {
+		if metricsLn, err = cfg.listen("metrics-addr", cfg.metricsAddr); err != nil {
+			return err
+		}
+		defer metricsLn.Close()
 	}
 
 	release, err := takeDataDir(cfg.dataDir, "starting another")
@@ -137,17 +166,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	defer srv.Close()
 
-	ln, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another dashboard running? choose another --addr)", cfg.addr, err)
-	}
-	defer ln.Close()
-	if cfg.metricsAddr != "" {
-		stopMetrics, err := startMetrics(cfg.metricsAddr, srv.MetricsHandler(), log)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
+	if metricsLn != nil {
+		defer startMetrics(metricsLn, srv.MetricsHandler(), log)()
 	}
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
@@ -164,18 +184,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return err
 	}
 	defer tlsSrv.release()
-	httpLn, err := tlsSrv.listenHTTP(cfg.publicURL, log)
-	if err != nil {
-		return err
-	}
-	if httpLn != nil {
-		defer httpLn.Close()
-	}
 
 	if link, err := accounts.PrepareSetup(ctx, d, cfg.publicURL.String()); err != nil {
 		return startFailed(ctx, log, err)
 	} else if link != "" {
 		fmt.Fprintf(stdout, "\nNo users yet. Open this one-time link to create the first admin (valid %s):\n\n    %s\n\n", accounts.SetupLinkTTL, link)
+		if cfg.localOnlyURL() {
+			fmt.Fprintf(stdout, "The link works in a browser on this machine only. To open it from another one, restart with %s set to the URL that machine uses.\n\n", cfg.flags.ref("public-url"))
+		}
 	}
 	var trickle func(ctx context.Context, addr string)
 	if cfg.demo {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -55,13 +56,13 @@ func (c *tlsConfig) check(f *envFlags, addr *string, checkEvery string, demo boo
 	c.domain = strings.ToLower(strings.TrimSuffix(c.domain, "."))
 	switch {
 	case c.certFile != "" && c.domain != "":
-		errs = append(errs, errors.New("--tls-cert and --domain exclude each other: serve your own certificate, or let --domain obtain one over ACME"))
+		errs = append(errs, fmt.Errorf("%s and %s exclude each other: serve your own certificate, or let %[2]s obtain one over ACME", f.ref("tls-cert"), f.ref("domain")))
 	case (c.certFile == "") != (c.keyFile == ""):
-		errs = append(errs, errors.New("--tls-cert and --tls-key go together: give both files, or neither"))
+		errs = append(errs, fmt.Errorf("%s and %s go together: give both files, or neither", f.ref("tls-cert"), f.ref("tls-key")))
 	}
 	if c.domain != "" {
 		if err := tlsserve.ValidDomain(c.domain); err != nil {
-			errs = append(errs, fmt.Errorf("--domain %v", err))
+			errs = append(errs, f.bad("domain", "%s", strings.TrimPrefix(err.Error(), strconv.Quote(c.domain)+" ")))
 		}
 		if !f.given("addr") {
 			*addr = ":443"
@@ -70,17 +71,17 @@ func (c *tlsConfig) check(f *envFlags, addr *string, checkEvery string, demo boo
 			c.httpAddr = ":80"
 		}
 		if u, err := url.Parse(c.acmeCA); err != nil || u.Scheme != "https" || u.Host == "" {
-			errs = append(errs, fmt.Errorf("--acme-ca %q must be the https URL of an ACME directory, such as %s", c.acmeCA, tlsserve.LetsEncrypt))
+			errs = append(errs, f.bad("acme-ca", "must be the https URL of an ACME directory, such as %s", tlsserve.LetsEncrypt))
 		}
 		if c.acmeEmail != "" {
 			if a, err := mail.ParseAddress(c.acmeEmail); err != nil || a.Address != c.acmeEmail {
-				errs = append(errs, fmt.Errorf("--acme-email %q must be a plain email address such as ops@example.com", c.acmeEmail))
+				errs = append(errs, f.bad("acme-email", "must be a plain email address such as ops@example.com"))
 			}
 		}
 	} else {
 		for _, name := range []string{"acme-ca", "acme-email", "acme-ca-root"} {
 			if f.given(name) {
-				errs = append(errs, fmt.Errorf("--%s is for certificates over ACME: give --domain too, or leave it out", name))
+				errs = append(errs, fmt.Errorf("%s is for certificates over ACME: give %s too, or leave it out", f.ref(name), f.ref("domain")))
 			}
 		}
 	}
@@ -89,23 +90,23 @@ func (c *tlsConfig) check(f *envFlags, addr *string, checkEvery string, demo boo
 	}
 	if c.httpAddr != "" {
 		if !c.on() {
-			errs = append(errs, errors.New("--http-addr redirects to https: it needs --tls-cert or --domain"))
-		} else if _, p, err := net.SplitHostPort(c.httpAddr); err != nil {
-			errs = append(errs, fmt.Errorf(`--http-addr %q must be host:port, e.g. :80, or "off"`, c.httpAddr))
-		} else if c.httpAddr == *addr && p != "0" {
-			errs = append(errs, fmt.Errorf("--http-addr %s is also --addr: plain http and https need a port each", c.httpAddr))
+			errs = append(errs, fmt.Errorf("%s redirects to https: it needs %s or %s", f.ref("http-addr"), f.ref("tls-cert"), f.ref("domain")))
+		} else if err := checkListenAddr(f, "http-addr", ":80"); err != nil {
+			errs = append(errs, fmt.Errorf(`%w (or "off" for no plain http)`, err))
+		} else if clash(c.httpAddr, *addr) {
+			errs = append(errs, f.bad("http-addr", "takes the port of %s: plain http and https need a port each", f.setting("addr")))
 		}
 	}
 	if d, err := time.ParseDuration(checkEvery); err != nil || d != 0 && d < 10*time.Millisecond {
-		errs = append(errs, fmt.Errorf("--tls-check-interval %q must be a duration such as 5s (or 0 to reload on SIGHUP only)", checkEvery))
+		errs = append(errs, f.bad("tls-check-interval", "must be a duration such as 5s (or 0 to reload on SIGHUP only)"))
 	} else {
 		c.checkEvery = d
 	}
 	if f.given("tls-check-interval") && c.certFile == "" {
-		errs = append(errs, errors.New("--tls-check-interval is for --tls-cert: give the certificate files too, or leave it out"))
+		errs = append(errs, fmt.Errorf("%s is for %s: give the certificate files too, or leave it out", f.ref("tls-check-interval"), f.ref("tls-cert")))
 	}
 	if demo && c.on() {
-		errs = append(errs, errors.New("--demo serves plain http on loopback: leave out --tls-cert and --domain"))
+		errs = append(errs, fmt.Errorf("%s serves plain http on loopback: leave out %s and %s", f.ref("demo"), f.ref("tls-cert"), f.ref("domain")))
 	}
 	return errs
 }
@@ -123,14 +124,14 @@ func (c tlsConfig) defaultPublicURL(host string) string {
 }
 
 // checkPublicURL refuses a public URL that cannot reach a dashboard serving TLS itself.
-func (c tlsConfig) checkPublicURL(u *url.URL) error {
+func (c tlsConfig) checkPublicURL(f *envFlags, u *url.URL) error {
 	switch {
 	case u == nil || !c.on():
 		return nil
 	case u.Scheme != "https":
-		return fmt.Errorf("--public-url %s must use https: the dashboard serves TLS itself (--tls-cert or --domain)", u)
+		return f.bad("public-url", "must use https: the dashboard serves TLS itself (%s or %s)", f.ref("tls-cert"), f.ref("domain"))
 	case c.domain != "" && !strings.EqualFold(u.Hostname(), c.domain):
-		return fmt.Errorf("--public-url %s names another host than --domain %s: the certificate covers %s only", u, c.domain, c.domain)
+		return f.bad("public-url", "names another host than %s: the certificate covers %s only", f.setting("domain"), c.domain)
 	}
 	return nil
 }
@@ -170,7 +171,7 @@ func loadTLS(cfg serveConfig, log *slog.Logger) (*tlsServing, error) {
 	if c.acmeRoot != "" {
 		var err error
 		if roots, err = tlsserve.LoadRoots(c.acmeRoot); err != nil {
-			return nil, fmt.Errorf("--acme-ca-root: %w", err)
+			return nil, fmt.Errorf("%s: %w", cfg.flags.ref("acme-ca-root"), err)
 		}
 	}
 	t.auto = tlsserve.NewAuto(tlsserve.ACME{Domain: c.domain, DirectoryURL: c.acmeCA, Email: c.acmeEmail, DataDir: cfg.dataDir,
@@ -200,15 +201,15 @@ func (t *tlsServing) configure(srv *http.Server) error {
 
 // listenHTTP opens --http-addr, if any: the ACME HTTP-01 challenge, and a redirect to the public
 // URL for everything else.
-func (t *tlsServing) listenHTTP(publicURL *url.URL, log *slog.Logger) (net.Listener, error) {
+func (t *tlsServing) listenHTTP(cfg serveConfig, log *slog.Logger) (net.Listener, error) {
 	if t == nil || t.cfg.httpAddr == "" {
 		return nil, nil
 	}
-	ln, err := net.Listen("tcp", t.cfg.httpAddr)
+	ln, err := cfg.listen("http-addr", t.cfg.httpAddr)
 	if err != nil {
-		return nil, fmt.Errorf("listen on %s for plain http: %w (a port below 1024 needs CAP_NET_BIND_SERVICE, see docs/operations.md; or choose --http-addr, or --http-addr off)", t.cfg.httpAddr, err)
+		return nil, fmt.Errorf(`%w (or set %s to "off" for no plain http)`, err, cfg.flags.ref("http-addr"))
 	}
-	h := tlsserve.Redirect(publicURL)
+	h := tlsserve.Redirect(cfg.publicURL)
 	if t.auto != nil {
 		h = t.auto.HTTPHandler(h)
 	}
