@@ -19,7 +19,7 @@ var allowedImports = map[string][]string{
 		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation", "internal/diskguard", "internal/tlsserve", "internal/metrics"},
 	"internal/web": {"internal/events", "internal/environment", "internal/accounts", "internal/db", "internal/secrets",
 		"internal/auth", "internal/tensfer", "internal/safehttp", "internal/rollout", "internal/launch", "internal/feed", "internal/ratelimit", "internal/validation",
-		"internal/diskguard", "internal/alerts", "internal/metrics", "web/templates", "web/static"},
+		"internal/diskguard", "internal/alerts", "internal/metrics", "internal/auditdiff", "web/templates", "web/static"},
 	"internal/alerts": {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation", "internal/environment",
 		"internal/safehttp", "internal/diskguard", "internal/ratelimit"},
 	"internal/events":             {"internal/db", "internal/secrets", "internal/tensfer", "internal/feed", "internal/auth", "internal/ratelimit", "internal/validation", "internal/diskguard", "internal/metrics"},
@@ -39,6 +39,7 @@ var allowedImports = map[string][]string{
 	"internal/diskguard":          nil,
 	"internal/tlsserve":           nil,
 	"internal/validation":         nil,
+	"internal/auditdiff":          nil, // pure: an audit row's before/after as field changes
 	"internal/metrics":            nil, // Prometheus' client only: domain packages record into it
 	"web/static":                  nil,
 }

@@ -6,18 +6,31 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tensfer-golive/dashboard/internal/auditdiff"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
+// auditRows maps audit entries to rows with their change as a field-by-field diff.
 func auditRows(entries []db.AuditEntry) []templates.AuditRow {
 	rows := make([]templates.AuditRow, 0, len(entries))
 	for _, e := range entries {
 		rows = append(rows, templates.AuditRow{ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, Target: e.Target,
-			Before: string(e.Before), After: string(e.After), IP: e.IP, RequestID: e.RequestID})
+			Changes: changesOf(e), IP: e.IP, RequestID: e.RequestID})
 	}
 	return rows
+}
+
+// changesOf is an audit entry's before and after as the fields that differ, secrets as
+// fingerprints or markers (auditdiff.Diff).
+func changesOf(e db.AuditEntry) []templates.ChangeVM {
+	diff := auditdiff.Diff(e.Before, e.After)
+	out := make([]templates.ChangeVM, 0, len(diff))
+	for _, c := range diff {
+		out = append(out, templates.ChangeVM{Field: c.Field, Kind: string(c.Kind), Before: c.Before, After: c.After, Secret: c.Secret})
+	}
+	return out
 }
 
 // auditFilter reads the audit filter and cursor from the query string.

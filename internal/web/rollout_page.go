@@ -176,66 +176,10 @@ func (s *Server) rolloutHistory(r *http.Request) ([]templates.HistoryVM, error) 
 	sort.Slice(all, func(i, j int) bool { return all[i].ID > all[j].ID })
 	out := make([]templates.HistoryVM, 0, min(len(all), 20))
 	for _, e := range all[:min(len(all), 20)] {
-		h := templates.HistoryVM{At: e.At, Actor: e.Actor, Action: e.Action}
-		var before, after map[string]any
-		_ = json.Unmarshal(e.Before, &before)
-		_ = json.Unmarshal(e.After, &after)
-		keys := map[string]bool{}
-		for k := range before {
-			keys[k] = true
-		}
-		for k := range after {
-			keys[k] = true
-		}
-		names := make([]string, 0, len(keys))
-		for k := range keys {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			h.Changes = append(h.Changes, templates.ChangeVM{Field: k, Before: diffValue(before[k]), After: diffValue(after[k])})
-		}
+		h := templates.HistoryVM{At: e.At, Actor: e.Actor, Action: e.Action, Changes: changesOf(e)}
 		out = append(out, h)
 	}
 	return out, nil
-}
-
-// diffValue writes one side of a change compactly.
-func diffValue(v any) string {
-	switch v := v.(type) {
-	case nil:
-		return "—"
-	case string:
-		return v
-	case []any:
-		parts := make([]string, 0, len(v))
-		for _, x := range v {
-			if m, ok := x.(map[string]any); ok {
-				if p, ok := m["percent"]; ok {
-					parts = append(parts, fmt.Sprintf("%v%%/%v", p, m["min_soak"]))
-					continue
-				}
-				if sig, ok := m["signal"]; ok {
-					parts = append(parts, fmt.Sprintf("%v≤%v", sig, m["max_rate"]))
-					continue
-				}
-				if attr, ok := m["attribute"]; ok {
-					vals, _ := m["values"].([]any)
-					vs := make([]string, 0, len(vals))
-					for _, v := range vals {
-						vs = append(vs, fmt.Sprint(v))
-					}
-					parts = append(parts, fmt.Sprintf("%v %v %s", attr, m["op"], strings.Join(vs, ",")))
-					continue
-				}
-			}
-			b, _ := json.Marshal(x)
-			parts = append(parts, string(b))
-		}
-		return strings.Join(parts, ", ")
-	}
-	b, _ := json.Marshal(v)
-	return validation.Clip(string(b), 200)
 }
 
 // rolloutRedirect answers a rollout form: a problem or a stale version becomes an error flash.
