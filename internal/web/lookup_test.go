@@ -362,7 +362,8 @@ func TestLookupShowsOneTimelinePerRequestID(t *testing.T) {
 			{`[data-testid="timeline-counts"]`, []string{"1 API call · 1 callback · 1 webhook"}},
 			{`[data-testid="timeline-span"]`, []string{"2026-03-01 12:00:00 → 12:03:20 UTC 3 min 20 s"}},
 			{`[data-testid="timeline-errors"]`, nil},
-			{`[data-testid="timeline-lookup"]`, nil}, // it is the request_id looked up
+			{`[data-testid="timeline-lookup"]`, nil}, // it is the request_id looked up: all its steps are here
+			{`[data-testid="timeline-partial"]`, nil},
 		} {
 			if got := texts(tl, c.sel); !reflect.DeepEqual(got, c.want) {
 				t.Errorf("%s: %q, want %q", c.sel, got, c.want)
@@ -414,7 +415,11 @@ func TestLookupShowsOneTimelinePerRequestID(t *testing.T) {
 			t.Errorf("the failed call's error code is not shown: %q", got)
 		}
 		if href := failed.Find(`[data-testid="timeline-lookup"]`).AttrOr("href", ""); href != "/lookup?q=req_failed" {
-			t.Errorf("look up this request_id: %q", href)
+			t.Errorf("all steps of this request_id: %q", href)
+		}
+		// A timeline found through a user id may lack steps that do not carry it: it says so.
+		if got := texts(failed, `[data-testid="timeline-partial"]`); !reflect.DeepEqual(got, []string{"only the steps that carry u_story"}) {
+			t.Errorf("partial timeline says %q", got)
 		}
 		if tls.Eq(0).HasClass("tl-has-err") || tls.Eq(0).Find(".tl-err").Length() != 0 {
 			t.Error("a timeline without errors is marked as failed")
