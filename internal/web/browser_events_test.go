@@ -70,12 +70,12 @@ func TestBrowserEventsJourney(t *testing.T) {
 	screenshot(t, ctx, "events-live")
 	mustDo(t, ctx, "follow the request_id",
 		chromedp.Click(chromedp.CSS(`#feed tr:nth-child(2) [data-testid="event-request-id"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="lookup-table"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="timeline"]`)),
 	)
 	if got := mustText(t, ctx, `[data-testid="lookup-query"]`); got != "req_outside" {
 		t.Fatalf("lookup for %q", got)
 	}
-	if got := mustText(t, ctx, `[data-testid="lookup-table"] [data-testid="event-type"]`); !strings.Contains(got, "payment.cancelled") {
+	if got := mustText(t, ctx, `[data-testid="timeline"] [data-testid="step-link"]`); !strings.Contains(got, "payment.cancelled") {
 		t.Fatalf("lookup shows %q", got)
 	}
 	screenshot(t, ctx, "lookup")

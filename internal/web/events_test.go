@@ -478,13 +478,13 @@ func TestLookupPageAndSupportBundle(t *testing.T) {
 	viewer, _ := app.login(db.RoleViewer)
 	app.sendWebhook("production", secret, "m1", `{"type":"payment.cancelled","request_id":"req_find_me","data":{"user_id":"u_7"}}`)
 	doc := viewer.get("/lookup?q=req_find_me").doc(t)
-	if n := doc.Find(`[data-testid="lookup-table"] [data-testid="event-row"]`).Length(); n != 1 {
-		t.Fatalf("lookup rows: %d", n)
+	if n := doc.Find(`[data-testid="timeline"] [data-testid="timeline-step"]`).Length(); n != 1 {
+		t.Fatalf("lookup steps: %d", n)
 	}
 	if doc.Find(`[data-testid="lookup-empty"]`).Length() != 0 {
 		t.Fatal("empty state shown with results")
 	}
-	if d := viewer.get("/lookup?q=u_7").doc(t); d.Find(`[data-testid="event-row"]`).Length() != 1 {
+	if d := viewer.get("/lookup?q=u_7").doc(t); d.Find(`[data-testid="timeline-step"]`).Length() != 1 {
 		t.Fatal("lookup by user id")
 	}
 	if d := viewer.get("/lookup?q=req_nothing").doc(t); d.Find(`[data-testid="lookup-empty"]`).Length() != 1 {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/events"
@@ -27,15 +28,15 @@ const maxBundles = 4
 const defaultAnswerMaxBytes = 16 << 20
 
 // showLookup finds everything about one request_id (or external event id, user id, or our event
-// number) on one timeline, oldest first. The timeline shows summaries, read from the first
-// bytes of each payload.
+// number) and shows it as timelines: one per request_id found, each oldest step first. The
+// steps show summaries, read from the first bytes of each payload.
 func (s *Server) showLookup(w http.ResponseWriter, r *http.Request) error {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	evs, truncated, err := s.events.Lookup(r.Context(), q)
 	if err != nil {
 		return err
 	}
-	vm := templates.LookupVM{Layout: s.page(w, r, "lookup", "Lookup"), Query: q, Truncated: truncated, Limit: events.LookupLimit}
+	vm := templates.LookupVM{Layout: s.page(w, r, "lookup", "Lookup"), Query: q, Events: len(evs), Truncated: truncated, Limit: events.LookupLimit}
 	// Taken as a user id (an id some event carries as its user, or one nothing carries yet), the
 	// query also shows where the rollout sends that user.
 	asUser := q != "" && len(evs) == 0
@@ -46,10 +47,29 @@ func (s *Server) showLookup(w http.ResponseWriter, r *http.Request) error {
 		vm.Decision = checkVM(s.rollout.Check(rollout.User{ID: q}))
 	}
 	vm.Layout.Query = q
-	for _, e := range evs {
-		vm.Events = append(vm.Events, eventRow(e))
+	for _, t := range events.Timelines(evs) {
+		vm.Timelines = append(vm.Timelines, timelineVM(t))
 	}
 	return render(w, r, http.StatusOK, templates.LookupPage(vm))
+}
+
+// timelineVM maps one request_id's timeline to the view: each step with its offset from the
+// first step and the gap since the one before.
+func timelineVM(t events.Timeline) templates.TimelineVM {
+	vm := templates.TimelineVM{RequestID: t.RequestID, First: t.First(), Last: t.Last(), Envs: t.Envs, Errors: t.Errors,
+		APICalls: t.BySource[db.SourceAPI], Callbacks: t.BySource[db.SourceCallback], Webhooks: t.BySource[db.SourceWebhook]}
+	prev := t.First()
+	for _, e := range t.Steps {
+		row := eventRow(e)
+		if e.Source == db.SourceAPI { // the step shows the method, path and duration itself
+			row.Summary = validation.Clip(strings.TrimSpace(e.ErrorCode+" "+e.ErrorMessage), 200)
+		}
+		vm.Steps = append(vm.Steps, templates.TimelineStep{Event: row, Method: e.Method, Path: e.Path,
+			Duration: time.Duration(e.DurationMS) * time.Millisecond, Failed: events.Failed(e),
+			Offset: e.ReceivedAt.Sub(t.First()), Gap: e.ReceivedAt.Sub(prev)})
+		prev = e.ReceivedAt
+	}
+	return vm
 }
 
 // supportBundle is GET /lookup/bundle?q=: everything about one id as a JSON file to send to

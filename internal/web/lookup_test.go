@@ -6,9 +6,12 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/PuerkitoBio/goquery"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -107,7 +110,7 @@ func TestSupportBundleAndAPILookupStreamWithinTheirCap(t *testing.T) {
 
 	// The lookup page lists summaries read from the first bytes of each payload.
 	doc := viewer.get("/lookup?q=req_big").doc(t)
-	if rows := doc.Find(`[data-testid="lookup-table"] [data-testid="event-row"]`); rows.Length() != 40 || !strings.Contains(rows.First().Text(), "screen pay") {
+	if rows := doc.Find(`[data-testid="timeline"] [data-testid="timeline-step"]`); rows.Length() != 40 || !strings.Contains(rows.First().Text(), "screen pay") {
 		t.Fatalf("lookup page: %d rows, first %q", rows.Length(), rows.First().Text())
 	}
 	if doc.Find(`[data-testid="lookup-truncated"]`).Length() != 0 {
@@ -151,7 +154,7 @@ func TestLookupsSayWhenMoreThanTheirLimitMatch(t *testing.T) {
 			}
 		}
 		doc := viewer.get("/lookup?q=req_many").doc(t)
-		if n := doc.Find(`[data-testid="event-row"]`).Length(); n != events.LookupLimit {
+		if n := doc.Find(`[data-testid="timeline"] [data-testid="timeline-step"]`).Length(); n != events.LookupLimit {
 			t.Fatalf("lookup page: %d rows", n)
 		}
 		if got := doc.Find(`[data-testid="lookup-truncated"]`).Length() == 1; got != wantCut {
@@ -272,4 +275,182 @@ func TestPayloadFieldsReadsAPreviewCutShort(t *testing.T) {
 	if got := eventSummary(e); got != "amount=12 user_id=u_1" {
 		t.Fatalf("summary of a preview: %q", got)
 	}
+}
+
+// plantStep stores one event received at the given time, straight into the table, and returns
+// its id.
+func (a *testApp) plantStep(at time.Time, in db.EventInput) int64 {
+	a.t.Helper()
+	if len(in.Payload) == 0 {
+		in.Payload = []byte(`{}`)
+	}
+	var status any
+	if in.Source == db.SourceAPI {
+		status = in.Status
+	}
+	res, err := a.db.W.Exec(`INSERT INTO events (source, env, type, request_id, user_id, received_at, is_error, method, path, status, duration_ms, error_code, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, in.Source, in.Env, in.Type, in.RequestID, in.UserID, at.UnixMilli(), in.IsError,
+		in.Method, in.Path, status, in.DurationMS, in.ErrorCode, in.Payload)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	return id
+}
+
+// texts is the trimmed text of each match of sel under s.
+func texts(s *goquery.Selection, sel string) []string {
+	var out []string
+	s.Find(sel).Each(func(_ int, e *goquery.Selection) { out = append(out, strings.Join(strings.Fields(e.Text()), " ")) })
+	return out
+}
+
+// TestLookupShowsOneTimelinePerRequestID: the lookup page groups what it finds by request_id,
+// one timeline each, ordered by their first step; each timeline lists its steps oldest first with
+// their source, what they were, the time since the first step and since the one before (the
+// absolute time on hover), and links to each event; its head counts the steps by source, gives
+// the span and says how many failed. The page has one search box, the top bar's.
+func TestLookupShowsOneTimelinePerRequestID(t *testing.T) {
+	app := newTestApp(t)
+	viewer, _ := app.login(db.RoleViewer)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	// Planted out of order: the timeline orders by time, not by id.
+	hook := app.plantStep(t0.Add(3*time.Minute+20*time.Second), db.EventInput{Source: db.SourceWebhook, Env: "production", Type: "payment.cancelled", RequestID: "req_story", UserID: "u_story"})
+	call := app.plantStep(t0, db.EventInput{Source: db.SourceAPI, Env: "production", Type: "api.call", RequestID: "req_story", UserID: "u_story", Method: "POST", Path: "/v1/payments", Status: 201, DurationMS: 230})
+	back := app.plantStep(t0.Add(1200*time.Millisecond), db.EventInput{Source: db.SourceCallback, Env: "production", Type: "accounts_connected", RequestID: "req_story", UserID: "u_story",
+		Payload: []byte(`{"event":"accounts_connected","screen":"bank_select"}`)})
+	// The same user's later request failed; a callback of theirs carries no request_id.
+	app.plantStep(t0.Add(10*time.Minute), db.EventInput{Source: db.SourceAPI, Env: "sandbox", Type: "api.call", RequestID: "req_failed", UserID: "u_story", Method: "GET", Path: "/v1/accounts", Status: 500, IsError: true, ErrorCode: "internal_error"})
+	app.plantStep(t0.Add(10*time.Minute+2*time.Second), db.EventInput{Source: db.SourceCallback, Env: "sandbox", Type: "initialization_error", RequestID: "req_failed", UserID: "u_story", IsError: true})
+	lone := app.plantStep(t0.Add(5*time.Minute), db.EventInput{Source: db.SourceCallback, Env: "production", Type: "screen_loaded", UserID: "u_story"})
+	app.plantStep(t0.Add(time.Second), db.EventInput{Source: db.SourceWebhook, Env: "production", Type: "identity.profile_ready", RequestID: "req_unrelated"})
+
+	oneSearchBox := func(t *testing.T, doc *goquery.Document) {
+		t.Helper()
+		if n := doc.Find(`input[type="search"], input[name="q"]`).Length(); n != 1 || doc.Find(`input#lookup-q`).Length() != 1 {
+			t.Fatalf("%d search inputs, want the top bar's alone", n)
+		}
+	}
+
+	t.Run("a request_id: one timeline, three steps in order", func(t *testing.T) {
+		doc := viewer.get("/lookup?q=req_story").doc(t)
+		oneSearchBox(t, doc)
+		if v := doc.Find(`#lookup-q`).AttrOr("value", ""); v != "req_story" {
+			t.Errorf("top bar search holds %q", v)
+		}
+		tls := doc.Find(`[data-testid="timeline"]`)
+		if tls.Length() != 1 {
+			t.Fatalf("%d timelines, want 1", tls.Length())
+		}
+		if n := doc.Find(`[data-testid="event-row"]`).Length(); n != 0 {
+			t.Fatalf("the page still lists %d table rows (the request_id in each)", n)
+		}
+		if got := strings.Count(doc.Find(".content").Text(), "req_story"); got != 2 { // what was looked up, and the timeline's head
+			t.Errorf("the request_id appears %d times on the page, want 2", got)
+		}
+		tl := tls.First()
+		for _, c := range []struct {
+			sel  string
+			want []string
+		}{
+			{`[data-testid="timeline-request-id"]`, []string{"req_story"}},
+			{`[data-testid="step-source"]`, []string{"API call", "Callback", "Webhook"}},
+			{`[data-testid="step-link"]`, []string{"POST /v1/payments", "accounts_connected", "payment.cancelled"}},
+			{`[data-testid="step-offset"]`, []string{"+0 ms", "+1.2 s", "+3 min 20 s"}},
+			{`[data-testid="step-gap"]`, []string{"1.2 s later", "3 min 19 s later"}},
+			{`[data-testid="step-status"]`, []string{"201", "received", "verified"}},
+			{`[data-testid="timeline-counts"]`, []string{"1 API call · 1 callback · 1 webhook"}},
+			{`[data-testid="timeline-span"]`, []string{"2026-03-01 12:00:00 → 12:03:20 UTC 3 min 20 s"}},
+			{`[data-testid="timeline-errors"]`, nil},
+			{`[data-testid="timeline-lookup"]`, nil}, // it is the request_id looked up: all its steps are here
+			{`[data-testid="timeline-partial"]`, nil},
+		} {
+			if got := texts(tl, c.sel); !reflect.DeepEqual(got, c.want) {
+				t.Errorf("%s: %q, want %q", c.sel, got, c.want)
+			}
+		}
+		var hrefs, titles []string
+		tl.Find(`[data-testid="step-link"]`).Each(func(_ int, s *goquery.Selection) { hrefs = append(hrefs, s.AttrOr("href", "")) })
+		tl.Find(`[data-testid="step-offset"]`).Each(func(_ int, s *goquery.Selection) { titles = append(titles, s.AttrOr("title", "")) })
+		if want := []string{"/events/" + itoa(call), "/events/" + itoa(back), "/events/" + itoa(hook)}; !reflect.DeepEqual(hrefs, want) {
+			t.Errorf("step links %q, want %q", hrefs, want)
+		}
+		if want := []string{"2026-03-01 12:00:00.000 UTC", "2026-03-01 12:00:01.200 UTC", "2026-03-01 12:03:20.000 UTC"}; !reflect.DeepEqual(titles, want) {
+			t.Errorf("absolute times %q, want %q", titles, want)
+		}
+		if s := texts(tl, `[data-testid="timeline-step"] .tl-summary`); !reflect.DeepEqual(s, []string{"screen bank_select · user u_story"}) {
+			t.Errorf("summaries %q", s)
+		}
+		if doc.Find(`[data-testid="support-bundle"]`).AttrOr("href", "") != "/lookup/bundle?q=req_story" {
+			t.Error("no support bundle link")
+		}
+	})
+
+	t.Run("a user id: one timeline per request_id, and the lone event", func(t *testing.T) {
+		doc := viewer.get("/lookup?q=u_story").doc(t)
+		oneSearchBox(t, doc)
+		tls := doc.Find(`[data-testid="timeline"]`)
+		var ids []string
+		tls.Each(func(_ int, s *goquery.Selection) { ids = append(ids, s.AttrOr("data-request-id", "")) })
+		if want := []string{"req_story", "", "req_failed"}; !reflect.DeepEqual(ids, want) {
+			t.Fatalf("timelines %q, want %q (by first step)", ids, want)
+		}
+		if got := texts(doc.Selection, `[data-testid="lookup-for"]`); len(got) != 1 || !strings.HasPrefix(got[0], "6 events in 3 timelines for u_story") {
+			t.Errorf("summary %q", got)
+		}
+		if got := texts(tls.Eq(1), `[data-testid="timeline-request-id"]`); !reflect.DeepEqual(got, []string{"event " + itoa(lone) + " (no request_id)"}) {
+			t.Errorf("lone event's head %q", got)
+		}
+		failed := tls.Eq(2)
+		if got := texts(failed, `[data-testid="timeline-errors"]`); !reflect.DeepEqual(got, []string{"2 errors"}) || !failed.HasClass("tl-has-err") {
+			t.Errorf("failed timeline: errors %q, class %q", got, failed.AttrOr("class", ""))
+		}
+		if n := failed.Find(`[data-testid="timeline-step"].tl-err`).Length(); n != 2 {
+			t.Errorf("%d failed steps marked, want 2", n)
+		}
+		if got := texts(failed, `[data-testid="step-status"]`); !reflect.DeepEqual(got, []string{"500", "error"}) {
+			t.Errorf("failed statuses %q", got)
+		}
+		if got := texts(failed, `[data-testid="timeline-step"] .tl-summary`); len(got) == 0 || got[0] != "internal_error" {
+			t.Errorf("the failed call's error code is not shown: %q", got)
+		}
+		if href := failed.Find(`[data-testid="timeline-lookup"]`).AttrOr("href", ""); href != "/lookup?q=req_failed" {
+			t.Errorf("all steps of this request_id: %q", href)
+		}
+		// A timeline found through a user id may lack steps that do not carry it: it says so.
+		if got := texts(failed, `[data-testid="timeline-partial"]`); !reflect.DeepEqual(got, []string{"only the steps that carry u_story"}) {
+			t.Errorf("partial timeline says %q", got)
+		}
+		if tls.Eq(0).HasClass("tl-has-err") || tls.Eq(0).Find(".tl-err").Length() != 0 {
+			t.Error("a timeline without errors is marked as failed")
+		}
+		if doc.Find(`[data-testid="lookup-decision"]`).Length() != 1 {
+			t.Error("a user id shows no rollout decision")
+		}
+	})
+
+	t.Run("nothing looked up yet: the empty state points at the top bar's box", func(t *testing.T) {
+		doc := viewer.get("/lookup").doc(t)
+		oneSearchBox(t, doc)
+		if got := texts(doc.Selection, `[data-testid="lookup-start"]`); len(got) != 1 || !strings.Contains(got[0], "search box at the top") {
+			t.Fatalf("empty state %q", got)
+		}
+		if doc.Find(`[data-testid="timeline"], [data-testid="support-bundle"], [data-testid="lookup-query"]`).Length() != 0 {
+			t.Fatal("results shown for nothing looked up")
+		}
+	})
+
+	t.Run("a long query is shown in full, with a copy button", func(t *testing.T) {
+		long := "req_" + strings.Repeat("0123456789abcdef", 15) // 244 characters
+		doc := viewer.get("/lookup?q=" + long).doc(t)
+		if got := doc.Find(`[data-testid="lookup-query"]`).Text(); got != long {
+			t.Fatalf("query shown as %q", got)
+		}
+		if doc.Find(`[data-testid="lookup-for"] [data-copy="`+long+`"]`).Length() != 1 {
+			t.Fatal("no copy button for the query")
+		}
+		if doc.Find(`[data-testid="lookup-empty"]`).Length() != 1 {
+			t.Fatal("no empty state")
+		}
+	})
 }
