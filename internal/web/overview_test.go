@@ -67,7 +67,7 @@ func TestOverviewTrendWithKnownTraffic(t *testing.T) {
 		t.Errorf("trend label %q", label)
 	}
 	for _, tt := range []struct{ line, last2 string }{{"trend-events", "114.8,9.3 120.0,0.0"}, {"trend-errors", "114.8,28.0 120.0,18.7"}} {
-		pts := strings.Fields(svg.Find(`[data-testid="` + tt.line + `"]`).AttrOr("points", ""))
+		pts := strings.Fields(svg.Find(`[data-testid="`+tt.line+`"]`).AttrOr("points", ""))
 		if len(pts) != 24 || strings.Join(pts[22:], " ") != tt.last2 {
 			t.Errorf("%s: %d points ending %v, want 24 ending %s", tt.line, len(pts), pts[max(0, len(pts)-2):], tt.last2)
 		}
