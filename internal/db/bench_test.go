@@ -308,3 +308,54 @@ func BenchmarkLookupEvents(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCountByHour measures the Overview's 24-hour trend (CountByHour: the window's events
+// counted per hour and environment in covering indexes, its refused deliveries grouped by hour)
+// over the lookup fixture's last 24 hours, some 864,000 events, against a bare count(*) of the
+// same id range in the same run: the least any query over those events can cost.
+//
+// NB: the fixture takes tens of seconds to build, so it runs only when named, e.g.
+// go test -run '^$' -bench CountByHour ./internal/db/
+func BenchmarkCountByHour(b *testing.B) {
+	if !benchSelected("CountByHour") {
+		b.Skip("builds a 1,000,000-event fixture; select it by name: -bench CountByHour")
+	}
+	ctx := context.Background()
+	d, err := Open(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	buildLookupFixture(b, d)
+	since := t0.Add(100 * fixtureEvents * time.Millisecond).Add(-24 * time.Hour)
+	lo, _, err := d.firstEventAtOrAfter(ctx, since)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var baseDurs []time.Duration
+	var rows int64
+	for range 5 {
+		start := time.Now()
+		if err := d.R.QueryRowContext(ctx, "SELECT count(*) FROM events WHERE id >= ?", lo).Scan(&rows); err != nil {
+			b.Fatal(err)
+		}
+		baseDurs = append(baseDurs, time.Since(start))
+	}
+	durs := timeOps(b, func(int) {
+		counts, err := d.CountByHour(ctx, since, 24)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var n int64
+		for _, c := range counts {
+			n += c.Events
+		}
+		if n != rows {
+			b.Fatalf("%d events by hour, want %d", n, rows)
+		}
+	})
+	b.ReportMetric(float64(rows), "rows")
+	b.ReportMetric(float64(p99(durs).Nanoseconds()), "p99-ns")
+	b.ReportMetric(float64(mean(baseDurs).Nanoseconds()), "bare-ns/op")
+	b.ReportMetric(float64(mean(durs))/float64(mean(baseDurs)), "ratio")
+}

@@ -1,12 +1,14 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -539,6 +541,103 @@ func (d *DB) EventStats(ctx context.Context, since time.Time) (map[string]EnvSta
 	if err != nil {
 		return nil, fmt.Errorf("db: event stats: %w", err)
 	}
+	return out, nil
+}
+
+// HourCount is what arrived for one environment in one hour of a window: events, the error
+// events among them (is_error: initialization errors, API 5xx and timeouts) and refused
+// deliveries.
+type HourCount struct {
+	Env      string
+	Hour     int // 0 is [since, since+1h)
+	Events   int64
+	Errors   int64
+	Rejected int64
+}
+
+// The CountByHour queries. Events: ids grow with received_at, so each hour of the window is an id
+// range; its bounds are found by one seek each in the received_at index (the last one open, so
+// that what was stamped at or after the window's end counts in its last hour), and each hour is
+// counted per environment in the covering (env, id) indexes, never reading a row: a plain GROUP
+// BY over the rows read the window's table pages and took 7 times as long as a bare count(*)
+// (BenchmarkCountByHour). ?1 is since in ms, ?2 the number of hours. Rejected deliveries are
+// fewer and have no env index, so they are grouped by hour over their received_at index.
+const (
+	hourlyEventsSQL = `WITH RECURSIVE hours(h) AS (SELECT 0 UNION ALL SELECT h + 1 FROM hours WHERE h < ?2),
+		bounds(h, id) AS (SELECT h, CASE WHEN h = ?2 THEN 9223372036854775807 ELSE coalesce((SELECT id FROM events INDEXED BY events_received_at
+			WHERE received_at >= ?1 + h * 3600000 ORDER BY received_at LIMIT 1), 9223372036854775807) END FROM hours),
+		ranges(h, lo, hi) AS (SELECT a.h, a.id, b.id FROM bounds a JOIN bounds b ON b.h = a.h + 1 WHERE a.id < b.id),
+		envs(env) AS (VALUES ('sandbox'), ('production'))
+		SELECT envs.env, r.h,
+			(SELECT count(*) FROM events INDEXED BY events_env WHERE env = envs.env AND id >= r.lo AND id < r.hi),
+			(SELECT count(*) FROM events INDEXED BY events_errors WHERE env = envs.env AND is_error = 1 AND id >= r.lo AND id < r.hi)
+		FROM ranges r, envs`
+	hourlyRejectedSQL = `SELECT env, (received_at - ?1) / 3600000 AS h, count(*)
+		FROM rejected_deliveries INDEXED BY rejected_deliveries_received_at WHERE received_at >= ?1 GROUP BY env, h`
+)
+
+// CountByHour counts, per environment and hour of the window [since, since+hours), events, error
+// events and refused deliveries (to sandbox or production) in two queries, whatever the number
+// of hours. Hours with nothing are absent. Events received at or after the window's end count in
+// its last hour; refused deliveries are in the hours past it, which the caller drops or clamps.
+// The window should be bounded (a day): the counts walk its entries in the indexes.
+func (d *DB) CountByHour(ctx context.Context, since time.Time, hours int) ([]HourCount, error) {
+	type key struct {
+		env  string
+		hour int
+	}
+	byKey := map[key]*HourCount{}
+	get := func(env string, hour int) *HourCount {
+		k := key{env, hour}
+		if byKey[k] == nil {
+			byKey[k] = &HourCount{Env: env, Hour: hour}
+		}
+		return byKey[k]
+	}
+	scan := func(q string, args []any, set func(rows *sql.Rows) error) error {
+		rows, err := d.R.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := set(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	}
+	err := scan(hourlyEventsSQL, []any{ms(since), hours}, func(rows *sql.Rows) error {
+		var c HourCount
+		if err := rows.Scan(&c.Env, &c.Hour, &c.Events, &c.Errors); err != nil {
+			return err
+		}
+		if c.Events > 0 {
+			h := get(c.Env, c.Hour)
+			h.Events, h.Errors = c.Events, c.Errors
+		}
+		return nil
+	})
+	if err == nil {
+		err = scan(hourlyRejectedSQL, []any{ms(since)}, func(rows *sql.Rows) error {
+			var c HourCount
+			if err := rows.Scan(&c.Env, &c.Hour, &c.Rejected); err != nil {
+				return err
+			}
+			if slices.Contains(eventEnvs[:], c.Env) {
+				get(c.Env, c.Hour).Rejected = c.Rejected
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("db: count by hour: %w", err)
+	}
+	out := make([]HourCount, 0, len(byKey))
+	for _, c := range byKey {
+		out = append(out, *c)
+	}
+	slices.SortFunc(out, func(a, b HourCount) int { return cmp.Or(cmp.Compare(a.Env, b.Env), cmp.Compare(a.Hour, b.Hour)) })
 	return out, nil
 }
 

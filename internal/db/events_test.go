@@ -243,6 +243,8 @@ func TestEventQueriesUseIndexes(t *testing.T) {
 		plan{"stats: init errors", statsInitErrorsSQL, []any{1}, "events_type"},
 		plan{"stats: api errors", statsAPIErrorsSQL, []any{1}, "events_errors"},
 		plan{"stats: rejected", statsRejectedSQL, []any{1}, "rejected_deliveries_received_at"},
+		plan{"by hour: events (several indexes, no scan)", hourlyEventsSQL, []any{1, 24}, ""},
+		plan{"by hour: rejected", hourlyRejectedSQL, []any{1}, "rejected_deliveries_received_at"},
 		plan{"purge", "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_at < ? ORDER BY received_at LIMIT ?)", []any{1, 500}, ""},
 		plan{"rejected by env", "SELECT id FROM rejected_deliveries WHERE env = ? AND id < ? ORDER BY id DESC LIMIT ?", []any{"x", 5, 5}, "rejected_deliveries_env"},
 	)

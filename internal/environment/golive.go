@@ -8,10 +8,13 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/db"
 )
 
-// Check states of a go-live checklist item.
+// Check states of a go-live checklist item. Done, to do and blocked are the states of something
+// to do; info is a figure to know (a meter), never done and never counted in the progress.
 const (
-	CheckDone = "done"
-	CheckTodo = "todo"
+	CheckDone    = "done"
+	CheckTodo    = "todo"
+	CheckBlocked = "blocked" // tried and failing, or stopped on purpose: needs attention first
+	CheckInfo    = "info"
 )
 
 // CheckItem is one step or best practice of the go-live checklist. Key names the step; the
@@ -19,8 +22,10 @@ const (
 type CheckItem struct {
 	Key    string
 	Title  string
-	State  string // CheckDone | CheckTodo
+	State  string // CheckDone | CheckTodo | CheckBlocked | CheckInfo
 	Detail string // what is missing, or a figure when done
+	// Used of Max is an info item's meter (e.g. 12 of 100 free calls); Max 0 has none.
+	Used, Max int
 }
 
 // Signals are the facts the checklist needs from the event log.
@@ -70,17 +75,21 @@ func Checklist(in ChecklistInput) (steps, practices []CheckItem) {
 			missing = append(missing, keyLabels[kind])
 		}
 	}
-	keysTodo := ""
+	keysTodo, verifyFailed := "", false
 	switch {
 	case len(missing) > 0:
 		keysTodo = fmt.Sprintf("Missing in production: %s.", JoinAnd(missing))
 	case !verified:
 		keysTodo = "All three keys are set; verify them against Tensfer production."
-		if pr.Env.VerifyOutcome != "" && pr.Env.VerifyOutcome != "ok" {
+		if verifyFailed = pr.Env.VerifyOutcome != "" && pr.Env.VerifyOutcome != "ok"; verifyFailed {
 			keysTodo = "Last verification failed: " + pr.Env.VerifyDetail
 		}
 	}
-	steps = append(steps, item("production_keys", "Production API keys set and verified", keysTodo == "", keysTodo))
+	keys := item("production_keys", "Production API keys set and verified", keysTodo == "", keysTodo)
+	if verifyFailed {
+		keys.State = CheckBlocked
+	}
+	steps = append(steps, keys)
 
 	// 2. Callback URL switched to production.
 	cbTodo := ""
@@ -121,6 +130,7 @@ func Checklist(in ChecklistInput) (steps, practices []CheckItem) {
 	launch := CheckItem{Key: "rollout", Title: "Rollout started for a subset of users, not everyone", State: CheckTodo}
 	switch {
 	case ro.Killed:
+		launch.State = CheckBlocked
 		launch.Detail = "The rollout is killed: nobody is sent to production. Bring it back to a stage when the cause is fixed."
 	case ro.Stage == 0:
 		launch.Detail = "Start the first stage (1 % by default) or add a pilot cohort, then widen stage by stage."
@@ -137,7 +147,8 @@ func Checklist(in ChecklistInput) (steps, practices []CheckItem) {
 	if sig.ErrorRequestIDsLogged > 0 {
 		logged.State, logged.Detail = CheckDone, fmt.Sprintf("%d failed calls with request_ids recorded.", sig.ErrorRequestIDsLogged)
 	}
-	calls := CheckItem{Key: "free_calls", Title: "Free production API calls used", State: CheckDone,
+	calls := CheckItem{Key: "free_calls", Title: "Free production API calls used", State: CheckInfo,
+		Used: min(sig.ProdAPICalls, FreeProductionCalls), Max: FreeProductionCalls,
 		Detail: fmt.Sprintf("%d of the %d free production API calls used.", min(sig.ProdAPICalls, FreeProductionCalls), FreeProductionCalls)}
 	if sig.ProdAPICalls >= FreeProductionCalls {
 		calls.Detail = fmt.Sprintf("All %d free production calls used (%d recorded).", FreeProductionCalls, sig.ProdAPICalls)
@@ -146,9 +157,13 @@ func Checklist(in ChecklistInput) (steps, practices []CheckItem) {
 	return steps, practices
 }
 
-// Progress counts done items.
+// Progress counts the items to do (every state but info) and those done, so "done of total"
+// always agrees with the list it is shown over.
 func Progress(items []CheckItem) (done, total int) {
 	for _, c := range items {
+		if c.State == CheckInfo {
+			continue
+		}
 		total++
 		if c.State == CheckDone {
 			done++

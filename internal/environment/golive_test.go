@@ -49,6 +49,14 @@ func TestChecklistIsComputedFromState(t *testing.T) {
 			}(),
 			sig:       Signals{ProdWebhookVerified: true},
 			wantState: map[string]string{"production_keys": CheckTodo, "base_url": CheckTodo, "callback_url": CheckDone, "webhook": CheckDone}},
+		{name: "last verification failed: blocked, not just to do",
+			prod: func() State {
+				st := prodState("https://api.tensfer.example", "https://app.example.com/prod", all, false, true, now)
+				st.Env.VerifyOutcome, st.Env.VerifyDetail = "unauthorized", "the secret key was refused"
+				return st
+			}(),
+			wantState:  map[string]string{"production_keys": CheckBlocked, "base_url": CheckTodo},
+			wantDetail: map[string]string{"production_keys": "Last verification failed: the secret key was refused"}},
 		{name: "everything done", prod: prodState("https://api.tensfer.example", "https://app.example.com/prod", all, true, true, now),
 			sig:       Signals{ProdWebhookVerified: true, ErrorRequestIDsLogged: 2, ProdAPICalls: 140},
 			wantState: map[string]string{"production_keys": CheckDone, "callback_url": CheckDone, "webhook": CheckDone, "base_url": CheckDone}},
@@ -91,16 +99,31 @@ func TestChecklistPracticesAndProgress(t *testing.T) {
 		t.Errorf("started rollout: %+v", steps[4])
 	}
 	in.Rollout.Killed = true
-	if steps, _ = Checklist(in); steps[4].State != CheckTodo || !strings.Contains(steps[4].Detail, "killed") {
+	if steps, _ = Checklist(in); steps[4].State != CheckBlocked || !strings.Contains(steps[4].Detail, "killed") {
 		t.Errorf("killed rollout: %+v", steps[4])
 	}
-	want := map[string]string{"signing_secret": CheckTodo, "request_ids": CheckDone, "free_calls": CheckDone}
+	want := map[string]string{"signing_secret": CheckTodo, "request_ids": CheckDone, "free_calls": CheckInfo}
 	for _, c := range practices {
 		if c.State != want[c.Key] {
 			t.Errorf("%s: %q, want %q", c.Key, c.State, want[c.Key])
 		}
 		if c.Key == "free_calls" && !strings.Contains(c.Detail, "All 100 free production calls used (250 recorded)") {
 			t.Errorf("free calls detail %q", c.Detail)
+		}
+	}
+	// The practices' progress leaves the meter out: 1 of 2, not 2 of 3.
+	if done, total := Progress(practices); done != 1 || total != 2 {
+		t.Errorf("practices progress %d/%d, want 1/2 (the free-calls meter is not a step)", done, total)
+	}
+}
+
+// TestFreeCallsMeterIsNeverDone: the free-calls item is a meter, whatever its reading.
+func TestFreeCallsMeterIsNeverDone(t *testing.T) {
+	for _, tt := range []struct{ calls, used int }{{0, 0}, {1, 1}, {99, 99}, {100, 100}, {250, 100}} {
+		_, practices := Checklist(ChecklistInput{Signals: Signals{ProdAPICalls: tt.calls}, Now: time.Now()})
+		c := practices[len(practices)-1]
+		if c.Key != "free_calls" || c.State != CheckInfo || c.Used != tt.used || c.Max != FreeProductionCalls {
+			t.Errorf("%d calls: %+v, want info %d of %d", tt.calls, c, tt.used, FreeProductionCalls)
 		}
 	}
 }

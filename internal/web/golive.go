@@ -20,43 +20,45 @@ var checkFix = map[string]struct{ url, label string }{
 	"request_ids":     {"/events", "Events"},
 }
 
-// goLiveChecklist gathers the state the checklist is computed from and maps the items to views,
-// with how many steps are done.
-func (s *Server) goLiveChecklist(ctx context.Context) (steps, practices []templates.CheckItem, done int, err error) {
+// goLiveChecklist gathers the state the checklist is computed from and maps the steps and the
+// best practices to views, each with its progress counted over the items it lists.
+func (s *Server) goLiveChecklist(ctx context.Context) (steps, practices templates.Checklist, err error) {
 	sb, err := s.envs.Load(ctx, "sandbox")
 	if err != nil {
-		return nil, nil, 0, err
+		return steps, practices, err
 	}
 	pr, err := s.envs.Load(ctx, "production")
 	if err != nil {
-		return nil, nil, 0, err
+		return steps, practices, err
 	}
 	facts, err := s.events.GoLiveFacts(ctx)
 	if err != nil {
-		return nil, nil, 0, err
+		return steps, practices, err
 	}
 	rl := s.rollout.Snapshot().Rollout
 	ro := environment.RolloutFacts{Stage: rl.Stage, Percent: rl.Percent(), Killed: rl.State == rollout.Killed, Users: s.rollout.Reach(rl.Stage)}
 	st, pt := environment.Checklist(environment.ChecklistInput{Sandbox: sb, Production: pr, Signals: environment.Signals(facts),
 		ProdWebhookURL: s.publicURL("/hooks/production"), Rollout: ro, Now: s.now()})
-	done, _ = environment.Progress(st)
-	return checkItems(st), checkItems(pt), done, nil
+	return checklistView(st), checklistView(pt), nil
 }
 
-func checkItems(items []environment.CheckItem) []templates.CheckItem {
-	out := make([]templates.CheckItem, 0, len(items))
+// checklistView maps checklist items to the view, with the progress over those same items.
+func checklistView(items []environment.CheckItem) templates.Checklist {
+	out := templates.Checklist{Items: make([]templates.CheckItem, 0, len(items))}
+	out.Done, out.Total = environment.Progress(items)
 	for _, c := range items {
 		fix := checkFix[c.Key]
-		out = append(out, templates.CheckItem{Key: c.Key, Title: c.Title, State: c.State, Detail: c.Detail, FixURL: fix.url, FixLabel: fix.label})
+		out.Items = append(out.Items, templates.CheckItem{Key: c.Key, Title: c.Title, State: c.State, Detail: c.Detail,
+			FixURL: fix.url, FixLabel: fix.label, Used: c.Used, Max: c.Max})
 	}
 	return out
 }
 
 func (s *Server) showGoLive(w http.ResponseWriter, r *http.Request) error {
-	steps, practices, done, err := s.goLiveChecklist(r.Context())
+	steps, practices, err := s.goLiveChecklist(r.Context())
 	if err != nil {
 		return err
 	}
-	vm := templates.GoLiveVM{Layout: s.page(w, r, "go-live", "Go-live"), Steps: steps, Practices: practices, Done: done, Total: len(steps)}
+	vm := templates.GoLiveVM{Layout: s.page(w, r, "go-live", "Go-live"), Steps: steps, Practices: practices}
 	return render(w, r, http.StatusOK, templates.GoLivePage(vm))
 }
