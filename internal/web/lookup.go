@@ -47,6 +47,7 @@ func (s *Server) showLookup(w http.ResponseWriter, r *http.Request) error {
 		vm.Decision = checkVM(s.rollout.Check(rollout.User{ID: q}))
 	}
 	vm.Layout.Query = q
+	vm.Layout.FocusSearch = q == ""
 	for _, t := range events.Timelines(evs) {
 		vm.Timelines = append(vm.Timelines, timelineVM(t))
 	}

@@ -438,6 +438,12 @@ func TestLookupShowsOneTimelinePerRequestID(t *testing.T) {
 		if doc.Find(`[data-testid="timeline"], [data-testid="support-bundle"], [data-testid="lookup-query"]`).Length() != 0 {
 			t.Fatal("results shown for nothing looked up")
 		}
+		if doc.Find(`#lookup-q[data-autofocus]`).Length() != 1 {
+			t.Fatal("the top bar's box does not take the keyboard on the empty page")
+		}
+		if viewer.get("/lookup?q=req_x").doc(t).Find(`[data-autofocus]`).Length() != 0 {
+			t.Fatal("the search box takes the keyboard on a page of results")
+		}
 	})
 
 	t.Run("a long query is shown in full, with a copy button", func(t *testing.T) {

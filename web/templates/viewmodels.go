@@ -24,6 +24,8 @@ type Layout struct {
 	Flash     string
 	FlashLink string // a path shown as "Look it up" after the flash, or ""
 	Query     string // the lookup box's current value
+	// FocusSearch puts the keyboard in the lookup box on load (the empty Lookup page).
+	FocusSearch bool
 	// RolloutAlert is a banner on every page while the rollout is killed or held by a guardrail.
 	RolloutAlert string
 }
