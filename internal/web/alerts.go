@@ -128,6 +128,7 @@ func (s *Server) createAlertChannel(w http.ResponseWriter, r *http.Request) erro
 		// The input is kept, but for the URL: it holds a token, and goes back to no page.
 		vm.Form = alertForm("", *in.Name, in.Kind, *in.Events, *in.Envs, true, 0)
 		vm.Form.Errors = templates.FieldErrors(errs)
+		formFailed(&vm.Layout, "Channel not added", vm.Form.Errors)
 		return render(w, r, http.StatusUnprocessableEntity, templates.AlertsPage(vm))
 	}
 	if err != nil {
@@ -222,6 +223,7 @@ func (s *Server) updateAlertChannel(w http.ResponseWriter, r *http.Request) erro
 		}
 		vm.Form = alertForm(c.ID, *in.Name, c.Kind, *in.Events, *in.Envs, *in.Enabled, c.Version)
 		vm.Form.Host, vm.Form.Fingerprint, vm.Form.Errors = c.Host, c.Fingerprint, templates.FieldErrors(errs)
+		formFailed(&vm.Layout, "Not saved", vm.Form.Errors)
 		return render(w, r, http.StatusUnprocessableEntity, templates.AlertChannelPage(vm))
 	case err != nil:
 		return err

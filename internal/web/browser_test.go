@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,9 +15,18 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 )
 
-// newBrowser starts headless Chromium for one test. Without Chromium the test is skipped with a
-// clear message, except in CI (CI=true), where .ci/run installs it and a missing browser fails.
+// newBrowser starts headless Chromium for one test, with a minute for everything the test does
+// in it. Without Chromium the test is skipped with a clear message, except in CI (CI=true),
+// where .ci/run installs it and a missing browser fails.
 func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(newBrowserTab(t), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newBrowserTab is newBrowser without the deadline, for a test that sets one per step.
+func newBrowserTab(t *testing.T) context.Context {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser tests skipped with -short")
@@ -50,9 +60,7 @@ func newBrowser(t *testing.T) context.Context {
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
-	tctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(tcancel)
-	return tctx
+	return ctx
 }
 
 // screenshot saves a full-page PNG to $SCREENSHOT_DIR (when set) so a person can look at pages.
@@ -222,4 +230,13 @@ func TestBrowserViewerSeesLess(t *testing.T) {
 		t.Errorf("viewer nav shows Audit: %q", nav)
 	}
 	screenshot(t, ctx, "viewer-forbidden")
+}
+
+func mustAttr(t *testing.T, ctx context.Context, sel, name string) string {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q).getAttribute(%q) || ""`, sel, name)))
+	if err != nil {
+		t.Fatalf("attribute %s of %s: %v", name, sel, err)
+	}
+	return v
 }

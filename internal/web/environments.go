@@ -73,6 +73,12 @@ func (s *Server) renderEnvironments(w http.ResponseWriter, r *http.Request, stat
 		c := s.envCard(st, u.Role)
 		if st.Env.Name == env && edit != nil {
 			edit(&c)
+			if len(c.Errors) > 0 {
+				formFailed(&vm.Layout, "Not saved", c.Errors)
+			}
+			if c.NewSecret != "" {
+				vm.Layout.FlashKind, vm.Layout.Flash = "ok", "New signing secret for "+env+": copy it under Webhook signing secrets below; it is shown only once."
+			}
 		}
 		vm.Envs = append(vm.Envs, c)
 	}

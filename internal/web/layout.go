@@ -2,6 +2,8 @@ package web
 
 import (
 	"net/http"
+	"sort"
+	"strings"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
@@ -54,4 +56,17 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, active, title stri
 	l := s.layout(r, u, active, title)
 	l.FlashKind, l.Flash, l.FlashLink = takeFlash(w, r)
 	return l
+}
+
+// formFailed says in the flash why a form came back with errors (what, then each error): the
+// flash stays in view under the top bar, while the field errors may sit far down a long page.
+func formFailed(l *templates.Layout, what string, errs templates.FieldErrors) {
+	msgs := make([]string, 0, len(errs))
+	for _, v := range errs {
+		if v != "" {
+			msgs = append(msgs, v)
+		}
+	}
+	sort.Strings(msgs)
+	l.FlashKind, l.Flash, l.FlashLink = "err", what+": "+strings.Join(msgs, "; ")+".", ""
 }

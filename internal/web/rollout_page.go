@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
@@ -259,6 +260,9 @@ func (s *Server) rolloutForm(w http.ResponseWriter, r *http.Request, errs valida
 	if err != nil {
 		return err
 	}
+	msgs := templates.FieldErrors(maps.Clone(errs))
+	delete(msgs, "form") // names the form, says nothing
+	formFailed(&vm.Layout, "Not saved", msgs)
 	return render(w, r, http.StatusUnprocessableEntity, templates.RolloutPage(vm))
 }
 

@@ -58,11 +58,11 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 	}
 	if msg := s.reauthAllowed(r, "user.password_change"); msg != "" {
 		vm.Errors["current"] = msg
-		return render(w, r, http.StatusTooManyRequests, templates.AccountPage(vm))
+		return s.accountFailed(w, r, http.StatusTooManyRequests, vm)
 	}
 	if r.PostFormValue("confirm") != r.PostFormValue("password") {
 		vm.Errors["confirm"] = "does not match the new password; type the same password in both boxes"
-		return render(w, r, http.StatusUnprocessableEntity, templates.AccountPage(vm))
+		return s.accountFailed(w, r, http.StatusUnprocessableEntity, vm)
 	}
 	// With two-factor on, a right current password also needs a code (checked first: the change
 	// below applies at once). NB: the password is then hashed twice.
@@ -73,7 +73,7 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 	if on && s.accounts.CheckPassword(r.Context(), r.PostFormValue("current"), u.PasswordHash) {
 		if msg := s.reauthCode(r, "user.password_change"); msg != "" {
 			vm.Errors["code"] = msg
-			return render(w, r, http.StatusUnprocessableEntity, templates.AccountPage(vm))
+			return s.accountFailed(w, r, http.StatusUnprocessableEntity, vm)
 		}
 	}
 	updated, err := s.accounts.ChangeOwnPassword(r.Context(), u.User, r.PostFormValue("current"), r.PostFormValue("password"), s.auditFor(r, "user.password_change"))
@@ -83,7 +83,7 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 			s.reauthFailed(r, "user.password_change", "wrong_password")
 		}
 		vm.Errors = templates.FieldErrors(errs)
-		return render(w, r, http.StatusUnprocessableEntity, templates.AccountPage(vm))
+		return s.accountFailed(w, r, http.StatusUnprocessableEntity, vm)
 	}
 	if err != nil {
 		return err
@@ -97,4 +97,10 @@ func (s *Server) updateOwnPassword(w http.ResponseWriter, r *http.Request) error
 
 func roleNames() []string {
 	return []string{string(db.RoleViewer), string(db.RoleOperator), string(db.RoleAdmin)}
+}
+
+// accountFailed renders the account page with its form's errors, said in the flash too.
+func (s *Server) accountFailed(w http.ResponseWriter, r *http.Request, status int, vm templates.AccountVM) error {
+	formFailed(&vm.Layout, "Password not changed", vm.Errors)
+	return render(w, r, status, templates.AccountPage(vm))
 }

@@ -57,6 +57,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if vm.ExpiresIn != "" {
 		if expires, err = rollout.ParseDuration(vm.ExpiresIn); err != nil || expires <= 0 {
 			vm.Errors["expires_in"] = "choose when the token expires"
+			formFailed(&vm.Layout, "Token not created", vm.Errors)
 			return render(w, r, http.StatusUnprocessableEntity, templates.TokensPage(vm))
 		}
 	}
@@ -65,6 +66,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	var errs validation.Errors
 	if errors.As(err, &errs) {
 		vm.Errors = templates.FieldErrors(errs)
+		formFailed(&vm.Layout, "Token not created", vm.Errors)
 		return render(w, r, http.StatusUnprocessableEntity, templates.TokensPage(vm))
 	}
 	if err != nil {

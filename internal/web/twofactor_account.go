@@ -41,6 +41,7 @@ func (s *Server) twoFactorFormError(w http.ResponseWriter, r *http.Request, form
 		return err
 	}
 	vm.Errors[form] = msg
+	formFailed(&vm.Layout, "Not done", templates.FieldErrors{form: msg})
 	return render(w, r, http.StatusUnprocessableEntity, templates.TwoFactorPage(vm))
 }
 
@@ -64,10 +65,14 @@ func (s *Server) renderEnrol(w http.ResponseWriter, r *http.Request, status int,
 		return err
 	}
 	u, _ := userFrom(r.Context())
-	return render(w, r, status, templates.EnrolPage(templates.EnrolVM{
+	vm := templates.EnrolVM{
 		Layout: s.page(w, r, "settings", "Set up two-factor"), Tabs: settingsTabs(u.Role),
 		QR: qr, Secret: e.Secret, Account: u.Email, Error: msg,
-	}))
+	}
+	if msg != "" {
+		formFailed(&vm.Layout, "Two-factor not turned on", templates.FieldErrors{"code": msg})
+	}
+	return render(w, r, status, templates.EnrolPage(vm))
 }
 
 // confirmTwoFactor turns two-factor on with the first code from the app, signs every other
@@ -169,6 +174,7 @@ func (s *Server) updateTwoFactorRequirement(w http.ResponseWriter, r *http.Reque
 			return err
 		}
 		vm.TwoFactorError = msg
+		formFailed(&vm.Layout, "Requirement not changed", templates.FieldErrors{"password": msg})
 		return render(w, r, http.StatusUnprocessableEntity, templates.UsersPage(vm))
 	}
 	changed, err := s.twoFactor.SetRequired(r.Context(), required, s.auditFor(r, "settings.two_factor_required"))

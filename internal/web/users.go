@@ -57,6 +57,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 	var errs validation.Errors
 	if errors.As(err, &errs) {
 		vm.Errors = templates.FieldErrors(errs)
+		formFailed(&vm.Layout, "User not added", vm.Errors)
 		return render(w, r, http.StatusUnprocessableEntity, templates.UsersPage(vm))
 	}
 	if err != nil {
