@@ -145,7 +145,7 @@ func seedForLayout(t *testing.T, app *testApp) seededIDs {
 	return ids
 }
 
-// TestBrowserEveryPageFits opens every page at phone and desktop width, light and dark, with data
+// TestBrowserEveryPageFits opens every page at phone and desktop width (360 to 1920), light and dark, with data
 // that includes long values, and fails when the document scrolls sideways, an element sticks out
 // of its card (or a table scrolls inside its card at desktop width), the console reports an
 // error, or the content security policy refuses something.
@@ -239,9 +239,11 @@ func TestBrowserEveryPageFits(t *testing.T) {
 	sort.Strings(routes)
 	loggedOut := map[string]bool{"/login": true, "/setup": true, "/login/two-factor": true, "/callbacks/{env}/return": true}
 
+	// 390 and 1440 in both themes; the narrowest phone and a wide monitor in one theme each.
 	type size struct{ w, h int64 }
+	passes := map[string][]size{"light": {{360, 740}, {390, 844}, {1440, 900}}, "dark": {{390, 844}, {1440, 900}, {1920, 1080}}}
 	for _, scheme := range []string{"light", "dark"} {
-		for _, sz := range []size{{390, 844}, {1440, 900}} {
+		for _, sz := range passes[scheme] {
 			mustDo(t, ctx, "emulate",
 				chromedp.EmulateViewport(sz.w, sz.h),
 				chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {

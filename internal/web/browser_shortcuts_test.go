@@ -1,9 +1,12 @@
 package web
 
 import (
+	"context"
 	"net/url"
+	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -48,5 +51,86 @@ func TestBrowserKeyboardShortcuts(t *testing.T) {
 		if p, _ := url.Parse(loc); p.Path != tt.path {
 			t.Fatalf("g %s went to %s, want %s", tt.key, loc, tt.path)
 		}
+	}
+}
+
+// TestBrowserMenuDrawer: on a phone the navigation hides behind the top bar's menu button. The
+// button opens it with the current page's link focused, Esc and the scrim close it, and focus
+// comes back to the button; on a desktop the sidebar is simply there and the button is not.
+func TestBrowserMenuDrawer(t *testing.T) {
+	app := newTestApp(t)
+	ctx := newBrowser(t)
+	u := app.addUser("kim@example.com", "viewer")
+	visible := func(sel string) bool {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const el = document.querySelector('`+sel+`');
+			if (!el) return false; const r = el.getBoundingClientRect();
+			return el.checkVisibility({visibilityProperty: true}) && r.right > 0 && r.left < window.innerWidth && r.width > 0; })()`))
+		if err != nil {
+			t.Fatalf("visible %s: %v", sel, err)
+		}
+		return v
+	}
+	state := func() (expanded, focused string) {
+		t.Helper()
+		expanded = mustAttr(t, ctx, `[data-testid="menu-button"]`, "aria-expanded")
+		focused, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`(document.activeElement && (document.activeElement.getAttribute('data-testid') || document.activeElement.textContent.trim())) || ''`))
+		return expanded, focused
+	}
+	mustDo(t, ctx, "log in on a phone",
+		// The drawer slides in, unless the user asks for less motion: then it is in place as soon
+		// as it shows, which is what the steps below wait for.
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: "reduce"}}})
+			return err
+		}),
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate(app.url+"/login"),
+		chromedp.WaitVisible(chromedp.CSS(`#email`)),
+		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
+		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#content`)),
+		chromedp.Navigate(app.url+"/events"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="menu-button"]`)),
+	)
+	if visible(`[data-testid="nav-events"]`) || visible(`[data-testid="menu-logout"]`) {
+		t.Fatal("the navigation shows on a phone before the menu is opened")
+	}
+	if !visible(`#lookup-q`) {
+		t.Fatal("no search box in the phone's top bar")
+	}
+	mustDo(t, ctx, "open the menu", chromedp.Click(chromedp.CSS(`[data-testid="menu-button"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav-events"]`)))
+	if exp, foc := state(); exp != "true" || foc != "nav-events" {
+		t.Fatalf("open menu: aria-expanded=%s, focus on %q; want true and the current page's link", exp, foc)
+	}
+	if !visible(`[data-testid="menu-logout"]`) || !visible(`[data-testid="version"]`) {
+		t.Fatal("the drawer lacks log-out or the version")
+	}
+	screenshot(t, ctx, "menu-open-390")
+	mustDo(t, ctx, "Esc closes it", chromedp.KeyEvent("\x1b"), chromedp.WaitNotVisible(chromedp.CSS(`[data-testid="nav-events"]`)))
+	if exp, foc := state(); exp != "false" || foc != "menu-button" {
+		t.Fatalf("after Esc: aria-expanded=%s, focus on %q; want false and the menu button", exp, foc)
+	}
+	mustDo(t, ctx, "the scrim closes it",
+		chromedp.Click(chromedp.CSS(`[data-testid="menu-button"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav-events"]`)),
+		// The scrim covers the page to the right of the drawer.
+		chromedp.MouseClickXY(370, 400),
+		chromedp.WaitNotVisible(chromedp.CSS(`[data-testid="nav-events"]`)),
+	)
+	mustDo(t, ctx, "a link in the drawer opens its page", append([]chromedp.Action[chromedp.Void]{
+		chromedp.Click(chromedp.CSS(`[data-testid="menu-button"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav-lookup"]`)),
+	}, clickToLoad(`[data-testid="nav-lookup"]`, chromedp.WaitVisible(chromedp.CSS(`#content`)))...)...)
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasSuffix(loc, "/lookup") {
+		t.Fatalf("the drawer's Lookup link went to %s", loc)
+	}
+	if visible(`[data-testid="nav-events"]`) {
+		t.Fatal("the drawer stays open on the new page")
+	}
+	mustDo(t, ctx, "desktop", chromedp.EmulateViewport(1440, 900), chromedp.Navigate(app.url+"/events"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav-events"]`)))
+	if visible(`[data-testid="menu-button"]`) || visible(`[data-testid="menu-logout"]`) || !visible(`[data-testid="logout"]`) {
+		t.Fatal("at desktop width the menu button or the drawer's copy of the user block shows, or the top bar's log-out does not")
 	}
 }
