@@ -25,7 +25,8 @@ import (
 // returns its root URL.
 func startSimulator(ctx context.Context, demoMark string, log *slog.Logger) (string, *tensfersim.Simulator, error) {
 	// NB: no random failure injection, so the start-up verification is deterministic.
-	sim := tensfersim.New(tensfersim.Config{AccountName: "Demo Ltd (simulated)", HTTPClient: &http.Client{
+	// The "timeout" failure answers 504 after 1.5 s, so a retried call holds the trickle briefly.
+	sim := tensfersim.New(tensfersim.Config{AccountName: "Demo Ltd (simulated)", MaxBlock: 1500 * time.Millisecond, HTTPClient: &http.Client{
 		Timeout:       15 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Transport:     demoMarked{mark: demoMark, next: http.DefaultTransport},
@@ -78,6 +79,7 @@ func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io
 		base := "http://" + addr
 		cfg := tensfersim.RunConfig{
 			Interval:        700 * time.Millisecond,
+			FailEvery:       7, // one call in 7 fails: 400, 401, 500, 503, timeout in turn
 			WebhookTargets:  map[tensfer.Environment]string{},
 			CallbackTargets: map[tensfer.Environment]string{},
 			WebhookKeys:     srv.Events().WebhookKeys,

@@ -153,6 +153,9 @@ type Simulator struct {
 	sessions map[tensfer.Environment]map[string]*tensfer.Session
 	idem     map[string]idemEntry
 	recent   map[tensfer.Environment][]Request
+	// failNext is the failure every API request to an environment gets while Run's call (one in
+	// FailEvery) is in flight, its retries included.
+	failNext map[tensfer.Environment]string
 }
 
 // idemEntry is a stored answer to a POST with an Idempotency-Key.
@@ -215,6 +218,7 @@ func New(cfg Config) *Simulator {
 		sessions:     map[tensfer.Environment]map[string]*tensfer.Session{},
 		idem:         map[string]idemEntry{},
 		recent:       map[tensfer.Environment][]Request{},
+		failNext:     map[tensfer.Environment]string{},
 	}
 	for _, env := range tensfer.Environments() {
 		s.payments[env] = seedPayments(env, cfg.Now())
@@ -334,7 +338,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, http.StatusMethodNotAllowed, rid, "method_not_allowed", fmt.Sprintf("%s %s is not supported; use %s", r.Method, rest, eps[0].method))
 		return
 	}
-	if s.injectFailure(rec, r, rid) {
+	if s.injectFailure(rec, r, rid, env) {
 		return
 	}
 	kind, ok := s.authenticate(rec, r, env, rid, ep.keys)
@@ -344,16 +348,17 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ep.handler(rec, r, &call{env: env, requestID: rid, key: kind, id: id})
 }
 
-// injectFailure applies X-Sim-Fail / sim_fail or a FailureRate draw; it
-// reports whether it answered the request.
-func (s *Simulator) injectFailure(w http.ResponseWriter, r *http.Request, rid string) bool {
+// injectFailure applies X-Sim-Fail / sim_fail, a failure Run queued for env, or a FailureRate
+// draw; it reports whether it answered the request.
+func (s *Simulator) injectFailure(w http.ResponseWriter, r *http.Request, rid string, env tensfer.Environment) bool {
 	mode := r.Header.Get("X-Sim-Fail")
 	if mode == "" {
 		mode = r.URL.Query().Get("sim_fail")
 	}
-	if mode == "" && s.cfg.FailureRate > 0 && len(s.cfg.FailureModes) > 0 {
+	if mode == "" {
 		s.mu.Lock()
-		if s.rng.Float64() < s.cfg.FailureRate {
+		mode = s.failNext[env]
+		if mode == "" && s.cfg.FailureRate > 0 && len(s.cfg.FailureModes) > 0 && s.rng.Float64() < s.cfg.FailureRate {
 			mode = s.cfg.FailureModes[s.rng.IntN(len(s.cfg.FailureModes))]
 		}
 		s.mu.Unlock()

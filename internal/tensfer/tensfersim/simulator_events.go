@@ -206,6 +206,14 @@ type RunConfig struct {
 	// real client (so its Observer sees them), which gives later events
 	// request_ids to share.
 	Clients map[tensfer.Environment]*tensfer.Client
+	// FailEvery, when positive, makes every FailEvery-th API call of an
+	// environment fail, retries included, going through FailModes in turn
+	// (X-Sim-Fail values; nil means 400, 401, 500, 503 and timeout), so the
+	// feed shows failed calls with their request_ids and the initialization
+	// errors that follow them. Another request to that environment while the
+	// call is in flight (someone pressing Verify) fails the same way.
+	FailEvery int
+	FailModes []string
 	// MaxInFlight bounds concurrent webhook deliveries (each may retry for
 	// a while); zero means 4. A step finding them all busy skips its webhook.
 	MaxInFlight int
@@ -248,7 +256,20 @@ func (s *Simulator) Run(ctx context.Context, cfg RunConfig) error {
 		switch step % 3 {
 		case 0:
 			if c := cfg.Clients[env]; c != nil {
-				s.apiStep(ctx, c, step/3/len(envs))
+				n := step / 3 / len(envs)
+				if cfg.FailEvery > 0 && n%cfg.FailEvery == cfg.FailEvery-1 {
+					modes := cfg.FailModes
+					if len(modes) == 0 {
+						modes = []string{"400", "401", "500", "503", FailTimeout}
+					}
+					s.mu.Lock()
+					s.failNext[env] = modes[(n/cfg.FailEvery)%len(modes)]
+					s.mu.Unlock()
+				}
+				s.apiStep(ctx, c, n)
+				s.mu.Lock()
+				delete(s.failNext, env)
+				s.mu.Unlock()
 			}
 		case 1:
 			target := cfg.WebhookTargets[env]

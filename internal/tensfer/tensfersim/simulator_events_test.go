@@ -307,3 +307,66 @@ func TestRunNeedsSomethingToDo(t *testing.T) {
 		t.Errorf("Run with nothing configured = %v", err)
 	}
 }
+
+// TestRunFailsEveryNthCall: with FailEvery, every n-th API call of the trickle fails the way
+// FailModes say, retries included, and the calls between succeed; an initialization error
+// callback then carries the request_id of the latest failed call.
+func TestRunFailsEveryNthCall(t *testing.T) {
+	sim, root := simServer(t, Config{Seed: 9})
+	const want = 10
+	observed := make(chan tensfer.Call, 64)
+	client, _ := simClient(t, root, tensfer.Sandbox, DefaultKeys()[tensfer.Sandbox], func(c *tensfer.Config) {
+		c.Observer = func(_ context.Context, call tensfer.Call) { observed <- call }
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- sim.Run(ctx, RunConfig{Interval: time.Millisecond, FailEvery: 2, FailModes: []string{"500", "401"},
+			Clients: map[tensfer.Environment]*tensfer.Client{tensfer.Sandbox: client}})
+	}()
+	var calls []tensfer.Call
+	for len(calls) < want {
+		select {
+		case c := <-observed:
+			calls = append(calls, c)
+		case err := <-done:
+			t.Fatalf("Run returned early: %v", err)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	for n, c := range calls[:want] {
+		failing := n%2 == 1
+		switch {
+		case !failing && (c.Status < 200 || c.Status > 299):
+			t.Errorf("call %d (%s %s) = %d, want a success", n, c.Method, c.Path, c.Status)
+		case failing && n/2%2 == 0 && c.Status != 500:
+			t.Errorf("call %d (%s %s) = %d after %d attempts, want 500 (retries fail too)", n, c.Method, c.Path, c.Status, c.Attempts)
+		case failing && n/2%2 == 1 && c.Status != 401:
+			t.Errorf("call %d (%s %s) = %d, want 401", n, c.Method, c.Path, c.Status)
+		case failing && !strings.HasPrefix(c.RequestID, "req_"):
+			t.Errorf("call %d failed without a request_id: %+v", n, c)
+		}
+	}
+	// Call 9 is GET /credentials with the 500: retried, and every retry failed too.
+	if calls[9].Method != "GET" || calls[9].Attempts < 2 {
+		t.Errorf("call 9 = %s %s after %d attempts; want a retried GET", calls[9].Method, calls[9].Path, calls[9].Attempts)
+	}
+	var lastFailed string
+	for _, c := range calls {
+		if c.Status >= 400 {
+			lastFailed = c.RequestID
+		}
+	}
+	for range 20 {
+		if ev := sim.NextCallback(tensfer.Sandbox); ev.Event == tensfer.CallbackInitializationError {
+			if ev.RequestID != lastFailed {
+				t.Errorf("initialization_error carries %q, want the latest failed call's %q", ev.RequestID, lastFailed)
+			}
+			return
+		}
+	}
+	t.Error("no initialization_error in 20 callbacks")
+}
