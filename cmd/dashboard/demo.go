@@ -126,7 +126,7 @@ func configureDemo(ctx context.Context, envs *environment.Service, simRoot, publ
 				Keys: map[string]string{db.KeyClientToken: k.ClientToken, db.KeyPublic: k.PublicKey, db.KeySecret: k.SecretKey}}
 		}
 		// A previous demo run otherwise: follow the simulator to its new port.
-		if _, err := envs.Update(ctx, name, in, a); err != nil && !errors.Is(err, environment.ErrNothingToChange) {
+		if _, err := envs.Update(ctx, name, in, a); err != nil && !errors.Is(err, environment.ErrNothingToChange) && !errors.Is(err, environment.ErrUnchanged) {
 			return fmt.Errorf("configure %s against the simulator: %w", name, err)
 		}
 		if st.Env.BaseURL == "" {

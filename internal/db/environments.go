@@ -1,6 +1,7 @@
 package db
 
 import (
+	"slices"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -158,6 +159,10 @@ func (c EnvChange) Empty() bool {
 	return c.BaseURL == nil && c.CallbackURL == nil && c.AppURL == nil && c.ReplayURL == nil && c.AllowedOrigins == nil && len(c.Keys) == 0
 }
 
+// ErrUnchanged is UpdateEnvironment's answer to a change whose every value is the one already
+// stored: nothing is written and nothing audited.
+var ErrUnchanged = errors.New("db: every value is the one already stored")
+
 // UpdateEnvironment applies c in one transaction: URL fields are replaced, each new key retires
 // the active key of its kind (kept in history, served until KeepPreviousUntil if set), the version
 // is bumped, and the audit row records before and after with keys as fingerprints.
@@ -184,9 +189,13 @@ func (d *DB) UpdateEnvironment(ctx context.Context, name string, c EnvChange, a 
 		set("callback_url", &after.CallbackURL, c.CallbackURL)
 		set("app_url", &after.AppURL, c.AppURL)
 		set("replay_url", &after.ReplayURL, c.ReplayURL)
-		if c.AllowedOrigins != nil {
+		if c.AllowedOrigins != nil && !slices.Equal(before.AllowedOrigins, *c.AllowedOrigins) {
 			bm["allowed_origins"], am["allowed_origins"] = before.AllowedOrigins, *c.AllowedOrigins
 			after.AllowedOrigins = *c.AllowedOrigins
+		}
+		if len(bm) == 0 && len(am) == 0 && len(c.Keys) == 0 {
+			out = before
+			return ErrUnchanged // no write, no new version, no audit row
 		}
 		for _, k := range c.Keys {
 			old, err := scanKey(tx.QueryRowContext(ctx, "SELECT "+keyCols+" FROM env_keys WHERE env = ? AND kind = ? AND retired_at IS NULL", name, k.Kind))
@@ -234,6 +243,9 @@ func (d *DB) UpdateEnvironment(ctx context.Context, name string, c EnvChange, a 
 	})
 	if errors.Is(err, ErrNotFound) {
 		return Environment{}, err
+	}
+	if errors.Is(err, ErrUnchanged) {
+		return out, err
 	}
 	if err != nil {
 		return Environment{}, fmt.Errorf("db: update environment: %w", err)

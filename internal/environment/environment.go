@@ -161,6 +161,10 @@ func (s *Service) LoadAll(ctx context.Context) ([]State, error) {
 // ErrNothingToChange is Update's answer to an input that names no field.
 var ErrNothingToChange = errors.New("environment: nothing to change")
 
+// ErrUnchanged is Update's answer to an input whose every value is the one already set: nothing
+// is written and nothing audited (saving a form untouched leaves no trace).
+var ErrUnchanged = errors.New("environment: every value is the one already set")
+
 // Update validates in against the rules and the other environment and, when every field is
 // valid, applies it in one transaction with the audit row. Invalid input returns
 // validation.Errors and changes nothing; an input with nothing to change is a validation.Problem.
@@ -176,6 +180,9 @@ func (s *Service) Update(ctx context.Context, env string, in Input, a db.Audit) 
 		return change, ErrNothingToChange
 	}
 	_, err = s.cfg.DB.UpdateEnvironment(ctx, env, change, a)
+	if errors.Is(err, db.ErrUnchanged) {
+		return change, ErrUnchanged
+	}
 	return change, err
 }
 

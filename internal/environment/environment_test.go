@@ -60,6 +60,50 @@ func TestUpdateStoresNothingWhenAFieldIsInvalid(t *testing.T) {
 	}
 }
 
+// Saving the values already set (a form submitted untouched) writes nothing: no new version, no
+// audit row; a real change after it is stored and audited as usual.
+func TestUpdateWithTheSameValuesWritesNothing(t *testing.T) {
+	s, d, _ := newService(t, false)
+	ctx := context.Background()
+	auditRows := func() int {
+		t.Helper()
+		var n int
+		if err := d.R.QueryRow("SELECT count(*) FROM audit_log").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	in := Input{BaseURL: ptr("https://api.tensfer.example"), CallbackURL: ptr("https://app.example.com/back"),
+		AllowedOrigins: ptr([]string{"https://app.example.com", "https://b.example.com"})}
+	if _, err := s.Update(ctx, "production", in, audit); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := s.Load(ctx, "production")
+	rows := auditRows()
+	for _, tc := range []struct {
+		name string
+		in   Input
+	}{
+		{"every field the same", in},
+		{"one field the same", Input{BaseURL: ptr("https://api.tensfer.example")}},
+		{"origins the same", Input{AllowedOrigins: ptr([]string{"https://app.example.com", "https://b.example.com"})}},
+	} {
+		if _, err := s.Update(ctx, "production", tc.in, audit); !errors.Is(err, ErrUnchanged) {
+			t.Errorf("%s: Update = %v, want ErrUnchanged", tc.name, err)
+		}
+		if got, _ := s.Load(ctx, "production"); got.Env.Version != st.Env.Version || auditRows() != rows {
+			t.Errorf("%s: version %d → %d, audit rows %d → %d", tc.name, st.Env.Version, got.Env.Version, rows, auditRows())
+		}
+	}
+	// Reordered origins are a change (the order is kept and shown).
+	if _, err := s.Update(ctx, "production", Input{AllowedOrigins: ptr([]string{"https://b.example.com", "https://app.example.com"})}, audit); err != nil {
+		t.Fatalf("reordered origins: %v", err)
+	}
+	if got, _ := s.Load(ctx, "production"); got.Env.Version != st.Env.Version+1 || auditRows() != rows+1 {
+		t.Errorf("a real change: version %d, %d audit rows", got.Env.Version, auditRows())
+	}
+}
+
 // URLs are taken as typed or refused: characters url.Parse would quietly percent-encode (and so
 // store something else) and addresses the outbound client refuses anyway are errors that say so.
 func TestURLsRefuseOddCharactersAndInternalAddresses(t *testing.T) {

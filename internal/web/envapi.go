@@ -198,6 +198,9 @@ func (s *Server) apiUpdateEnvironment(w http.ResponseWriter, r *http.Request) er
 		return writeFieldErrors(w, r, fields)
 	}
 	_, err = s.envs.Update(r.Context(), env, in, s.auditFor(r, "environment.update"))
+	if errors.Is(err, environment.ErrUnchanged) {
+		err = nil // idempotent: the same values again answer the same state, unaudited
+	}
 	if errors.Is(err, environment.ErrNothingToChange) {
 		return errBadRequest("nothing to change; send any of base_url, callback_url, app_url, replay_url, allowed_origins, client_token, public_key, secret_key")
 	}

@@ -121,6 +121,10 @@ func (s *Server) updateEnvironmentURLs(w http.ResponseWriter, r *http.Request) e
 			c.ReplayURL = r.PostForm.Get("replay_url")
 		})
 	}
+	if errors.Is(err, environment.ErrUnchanged) {
+		setFlash(w, r, "info", "Nothing to save: the "+env+" URLs were already these.")
+		return redirect(w, r, "/environments#env-"+env)
+	}
 	if err != nil && !errors.Is(err, environment.ErrNothingToChange) {
 		return err
 	}

@@ -427,3 +427,32 @@ func TestURLsAreNormalisedBeforeTheyAreCompared(t *testing.T) {
 		t.Fatalf("origin stored as %v", env.AllowedOrigins)
 	}
 }
+
+// TestSavingTheSameURLsLeavesNoTrace: the URL form submitted untouched says there was nothing to
+// save and writes no audit row; the API's PATCH with the same values answers 200 with the state,
+// also unaudited, so a client may repeat it.
+func TestSavingTheSameURLsLeavesNoTrace(t *testing.T) {
+	app := newTestApp(t)
+	admin := app.addToken("admin", auth.ScopeAdmin)
+	urls := map[string]any{"base_url": "https://sandbox.tensfer.example", "callback_url": "https://app.example.com/tensfer/return",
+		"allowed_origins": []string{"https://app.example.com"}}
+	if res := app.patchEnv(admin, "sandbox", urls); res.StatusCode != 200 {
+		t.Fatalf("seed: %d %s", res.StatusCode, res.body)
+	}
+	rows := app.countAudit("environment.update")
+	c, _ := app.login("admin")
+	res := c.postForm("/environments/sandbox", url.Values{"base_url": {"https://sandbox.tensfer.example"}, "callback_url": {"https://app.example.com/tensfer/return"},
+		"app_url": {""}, "replay_url": {""}, "allowed_origins": {"https://app.example.com\r\n"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("form: %d %s", res.StatusCode, res.body)
+	}
+	if flash := c.get("/environments").doc(t).Find(`[data-testid="flash"]`).Text(); !strings.Contains(flash, "Nothing to save") {
+		t.Errorf("flash %q, want it to say there was nothing to save", flash)
+	}
+	if res := app.patchEnv(admin, "sandbox", urls); res.StatusCode != 200 || !strings.Contains(res.body, `"base_url":"https://sandbox.tensfer.example"`) {
+		t.Errorf("the same PATCH again: %d %s", res.StatusCode, res.body)
+	}
+	if n := app.countAudit("environment.update"); n != rows {
+		t.Errorf("saving the same values wrote %d audit rows", n-rows)
+	}
+}
