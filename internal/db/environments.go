@@ -1,12 +1,12 @@
 package db
 
 import (
-	"slices"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
