@@ -78,8 +78,12 @@ func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io
 		}
 		base := "http://" + addr
 		cfg := tensfersim.RunConfig{
-			Interval:        700 * time.Millisecond,
-			FailEvery:       7, // one call in 7 fails: 400, 401, 500, 503, timeout in turn
+			Interval: 700 * time.Millisecond,
+			// One call in 7 fails. Sandbox goes through 400, 401, 500, 503 and a timeout;
+			// production only through client errors, so its guardrails (5xx and timeouts)
+			// stay healthy and the demo's rollout is not held from the start.
+			FailEvery:       7,
+			FailModes:       map[tensfer.Environment][]string{tensfer.Production: {"400", "401", "429"}},
 			WebhookTargets:  map[tensfer.Environment]string{},
 			CallbackTargets: map[tensfer.Environment]string{},
 			WebhookKeys:     srv.Events().WebhookKeys,

@@ -56,7 +56,8 @@ func TestBrowserKeyboardShortcuts(t *testing.T) {
 
 // TestBrowserMenuDrawer: on a phone the navigation hides behind the top bar's menu button. The
 // button opens it with the current page's link focused, Esc and the scrim close it, and focus
-// comes back to the button; on a desktop the sidebar is simply there and the button is not.
+// comes back to the button; on a desktop the sidebar is simply there and the button is not. The
+// Events filters fold the same way: away on a phone unless a filter is on, always there wider.
 func TestBrowserMenuDrawer(t *testing.T) {
 	app := newTestApp(t)
 	ctx := newBrowser(t)
@@ -100,6 +101,13 @@ func TestBrowserMenuDrawer(t *testing.T) {
 	if !visible(`#lookup-q`) {
 		t.Fatal("no search box in the phone's top bar")
 	}
+	// The Events filters fold away on a phone, so the feed starts near the top.
+	if visible(`[data-testid="event-filters"]`) || !visible(`[data-testid="filters-toggle"]`) {
+		t.Fatal("on a phone the Events filters are not folded behind their toggle")
+	}
+	mustDo(t, ctx, "unfold the filters", chromedp.Click(chromedp.CSS(`[data-testid="filters-toggle"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="event-filters"]`)))
+	mustDo(t, ctx, "a filter on", chromedp.Navigate(app.url+"/events?source=webhook"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="event-filters"]`)))
+	mustDo(t, ctx, "back to the feed", chromedp.Navigate(app.url+"/events"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="menu-button"]`)))
 	mustDo(t, ctx, "open the menu", chromedp.Click(chromedp.CSS(`[data-testid="menu-button"]`)), chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav-events"]`)))
 	if exp, foc := state(); exp != "true" || foc != "nav-events" {
 		t.Fatalf("open menu: aria-expanded=%s, focus on %q; want true and the current page's link", exp, foc)
@@ -132,5 +140,8 @@ func TestBrowserMenuDrawer(t *testing.T) {
 	mustDo(t, ctx, "desktop", chromedp.EmulateViewport(1440, 900), chromedp.Navigate(app.url+"/events"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav-events"]`)))
 	if visible(`[data-testid="menu-button"]`) || visible(`[data-testid="menu-logout"]`) || !visible(`[data-testid="logout"]`) {
 		t.Fatal("at desktop width the menu button or the drawer's copy of the user block shows, or the top bar's log-out does not")
+	}
+	if !visible(`[data-testid="event-filters"]`) || visible(`[data-testid="filters-toggle"]`) {
+		t.Fatal("at desktop width the Events filters are folded or their toggle shows")
 	}
 }

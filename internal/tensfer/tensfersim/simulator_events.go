@@ -207,13 +207,14 @@ type RunConfig struct {
 	// request_ids to share.
 	Clients map[tensfer.Environment]*tensfer.Client
 	// FailEvery, when positive, makes every FailEvery-th API call of an
-	// environment fail, retries included, going through FailModes in turn
-	// (X-Sim-Fail values; nil means 400, 401, 500, 503 and timeout), so the
-	// feed shows failed calls with their request_ids and the initialization
-	// errors that follow them. Another request to that environment while the
-	// call is in flight (someone pressing Verify) fails the same way.
+	// environment fail, retries included, going through that environment's
+	// FailModes in turn (X-Sim-Fail values; none means 400, 401, 500, 503 and
+	// timeout), so the feed shows failed calls with their request_ids and the
+	// initialization errors that follow them. Another request to that
+	// environment while the call is in flight (someone pressing Verify) fails
+	// the same way.
 	FailEvery int
-	FailModes []string
+	FailModes map[tensfer.Environment][]string
 	// MaxInFlight bounds concurrent webhook deliveries (each may retry for
 	// a while); zero means 4. A step finding them all busy skips its webhook.
 	MaxInFlight int
@@ -258,7 +259,7 @@ func (s *Simulator) Run(ctx context.Context, cfg RunConfig) error {
 			if c := cfg.Clients[env]; c != nil {
 				n := step / 3 / len(envs)
 				if cfg.FailEvery > 0 && n%cfg.FailEvery == cfg.FailEvery-1 {
-					modes := cfg.FailModes
+					modes := cfg.FailModes[env]
 					if len(modes) == 0 {
 						modes = []string{"400", "401", "500", "503", FailTimeout}
 					}

@@ -321,7 +321,7 @@ func TestRunFailsEveryNthCall(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- sim.Run(ctx, RunConfig{Interval: time.Millisecond, FailEvery: 2, FailModes: []string{"500", "401"},
+		done <- sim.Run(ctx, RunConfig{Interval: time.Millisecond, FailEvery: 2, FailModes: map[tensfer.Environment][]string{tensfer.Sandbox: {"500", "401"}},
 			Clients: map[tensfer.Environment]*tensfer.Client{tensfer.Sandbox: client}})
 	}()
 	var calls []tensfer.Call

@@ -12,6 +12,7 @@
 //   form[data-confirm="MSG"]   asks confirm(MSG) before submitting
 //   [data-autofocus]           focused on load
 //   tr.clickable               a click on the row follows data-href, or the row's first link
+//   details[data-fold-narrow="closed"]  starts closed on a phone (≤640 px), always open wider
 //   [data-menu-toggle]         opens/closes the narrow-screen drawer (#sidebar, body.nav-open);
 //                              [data-menu-close] (the scrim) and Escape close it
 // The live feed (rows, .live indicator) is js/feed.js.
@@ -97,6 +98,19 @@
     const tag = el.tagName;
     return tag === 'INPUT' || tag === 'TEXTAREA' || tag === 'SELECT';
   }
+
+  // -------------------------------------------------------------------------------- folding
+
+  // A phone folds the Events filters away (unless a filter is on) so the feed starts near the top;
+  // wider screens always show them, and their summary is hidden there by the CSS.
+  const narrow = window.matchMedia('(max-width: 640px)');
+  function fold() {
+    for (const d of doc.querySelectorAll('details[data-fold-narrow]')) {
+      d.open = !narrow.matches || d.dataset.foldNarrow !== 'closed';
+    }
+  }
+  fold();
+  narrow.addEventListener('change', fold);
 
   // ------------------------------------------------------------------------------------- menu
 
