@@ -143,9 +143,10 @@ func checkDataDir(dir string, log *slog.Logger) error {
 }
 
 // settleAddr makes what start-up prints true to the address bound: the default public URL gets
-// the port bound when --addr asked for port 0, and an address on every network interface is
-// logged as a warning that says so, with, when the public URL is the default made of 127.0.0.1,
-// that it works on this machine only.
+// the port bound when --addr asked for port 0. An address on every network interface is a
+// warning only while the public URL is the default made of 127.0.0.1 (nobody said the dashboard
+// is meant to be reached from elsewhere): with --public-url or --domain set it is the normal
+// public set-up (the container image's too) and is logged as information.
 func (c *serveConfig) settleAddr(bound net.Addr, log *slog.Logger) {
 	host, port, _ := net.SplitHostPort(c.addr)
 	_, boundPort, _ := net.SplitHostPort(bound.String())
@@ -155,12 +156,14 @@ func (c *serveConfig) settleAddr(bound net.Addr, log *slog.Logger) {
 	if !anyInterface(host) {
 		return
 	}
+	if !c.localOnlyURL() {
+		log.Info(fmt.Sprintf("listening on every network interface (%s) for the public URL %s", c.flags.setting("addr"), c.publicURL), "addr", bound.String())
+		return
+	}
 	log.Warn(fmt.Sprintf("listening on every network interface (%s): anyone who can reach this machine on port %s reaches the dashboard; to keep it to this machine, set %s to 127.0.0.1:%s (in a container, publish the port on 127.0.0.1 instead, e.g. docker run -p 127.0.0.1:%s:%s)",
 		c.flags.setting("addr"), boundPort, c.flags.ref("addr"), boundPort, boundPort, boundPort), "addr", bound.String())
-	if c.localOnlyURL() {
-		log.Warn(fmt.Sprintf("the public URL %s is the default made of %s and works in a browser on this machine only, yet the setup link and the webhook and callback URLs to register at Tensfer are made of it; set %s to the URL other machines reach the dashboard at",
-			c.publicURL, c.flags.ref("addr"), c.flags.ref("public-url")), "public_url", c.publicURL.String())
-	}
+	log.Warn(fmt.Sprintf("the public URL %s is the default made of %s and works in a browser on this machine only, yet the setup link and the webhook and callback URLs to register at Tensfer are made of it; set %s to the URL other machines reach the dashboard at",
+		c.publicURL, c.flags.ref("addr"), c.flags.ref("public-url")), "public_url", c.publicURL.String())
 }
 
 // localOnlyURL reports whether the public URL is the default made of an address on every
