@@ -92,6 +92,7 @@ type Service struct {
 	clientsMu    sync.Mutex
 	clients      map[string]string // sender key -> fingerprint (clientID)
 	known        map[string]bool   // fingerprints of senders that delivered a verified webhook (guarded by clientsMu)
+	trends       trendCache        // the Overview's last hourly counts
 }
 
 // New starts the ingester and the publisher that feeds the live stream.

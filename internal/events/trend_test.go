@@ -120,3 +120,41 @@ func TestHourRatesAndChange(t *testing.T) {
 		}
 	}
 }
+
+// TestTrendsAreReusedForTTL: within TrendTTL the Overview's counts are the last answer, so views
+// share one count; once it has passed, new arrivals are counted.
+func TestTrendsAreReusedForTTL(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var at atomic.Int64
+	at.Store(f.now.Add(-time.Minute).UnixMilli())
+	f.db.SetClock(func() time.Time { return time.UnixMilli(at.Load()) })
+	record := func() {
+		t.Helper()
+		status := 200
+		if _, err := f.svc.RecordAPICall(ctx, APICall{Env: "production", Method: "GET", Path: "/v1/x", Status: &status}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := func() int64 {
+		t.Helper()
+		trends, err := f.svc.Trends(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return trends["production"].Last().Events
+	}
+	record()
+	if got := last(); got != 1 {
+		t.Fatalf("first count: %d events, want 1", got)
+	}
+	record()
+	f.now = f.now.Add(TrendTTL - time.Millisecond)
+	if got := last(); got != 1 {
+		t.Fatalf("within the TTL: %d events, want the last answer (1)", got)
+	}
+	f.now = f.now.Add(time.Millisecond)
+	if got := last(); got != 2 {
+		t.Fatalf("after the TTL: %d events, want 2", got)
+	}
+}
