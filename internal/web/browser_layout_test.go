@@ -240,6 +240,7 @@ func TestBrowserEveryPageFits(t *testing.T) {
 	loggedOut := map[string]bool{"/login": true, "/setup": true, "/login/two-factor": true, "/callbacks/{env}/return": true}
 
 	// 390 and 1440 in both themes; the narrowest phone and a wide monitor in one theme each.
+	prev := "the first page"
 	type size struct{ w, h int64 }
 	passes := map[string][]size{"light": {{360, 740}, {390, 844}, {1440, 900}}, "dark": {{390, 844}, {1440, 900}, {1920, 1080}}}
 	for _, scheme := range []string{"light", "dark"} {
@@ -261,6 +262,7 @@ func TestBrowserEveryPageFits(t *testing.T) {
 						chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
 						chromedp.WaitVisible(chromedp.CSS(`#content`)),
 					)
+					prev = "the sign-in"
 				}
 				for _, route := range routes {
 					if loggedOut[route] == signedIn {
@@ -268,13 +270,17 @@ func TestBrowserEveryPageFits(t *testing.T) {
 					}
 					for _, path := range pages[route] {
 						where := fmt.Sprintf("%s at %dx%d %s", path, sz.w, sz.h, scheme)
-						takeProblems()
+						// What the browser reported after the last check belongs to the page before.
+						for _, p := range takeProblems() {
+							t.Errorf("%s (reported after its check): %s", prev, p)
+						}
+						prev = where
 						target := app.url + path
 						if rest, ok := strings.CutPrefix(path, freshPrefix); ok {
 							target = fresh.url + rest
 						}
 						mustDo(t, ctx, "open "+where, chromedp.Navigate(target), chromedp.WaitReady(chromedp.CSS(`body`)))
-						report, err := chromedp.Run(ctx, chromedp.Evaluate[layoutReport](layoutCheckJS))
+						report, err := chromedp.Run(ctx, chromedp.Evaluate[layoutReport](layoutCheckJS, chromedp.EvalAwaitPromise))
 						if err != nil {
 							t.Fatalf("%s: check: %v", where, err)
 						}
@@ -295,9 +301,13 @@ func TestBrowserEveryPageFits(t *testing.T) {
 					mustDo(t, ctx, "log out",
 						chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action="/logout"]').submit()`),
 						chromedp.WaitVisible(chromedp.CSS(`#email`)))
+					prev = "the sign-out"
 				}
 			}
 		}
+	}
+	for _, p := range takeProblems() {
+		t.Errorf("%s (reported after its check): %s", prev, p)
 	}
 }
 
@@ -306,10 +316,15 @@ type layoutReport struct {
 	CSP      []string `json:"csp"`
 }
 
-// layoutCheckJS measures the open page. An element "sticks out" when its box passes its
-// container's edge and no element in between clips it (a clipped element is measured itself).
-// At desktop width a table must not scroll inside its frame either.
-const layoutCheckJS = `(() => {
+// layoutCheckJS measures the open page once it is ready: loaded (deferred scripts have run),
+// two frames painted, and the tasks queued until then (CSP violation reports among them) run. An
+// element "sticks out" when its box passes its container's edge and no element in between clips
+// it (a clipped element is measured itself). At desktop width a table must not scroll inside its
+// frame either.
+const layoutCheckJS = `(async () => {
+	if (document.readyState !== 'complete') await new Promise(r => window.addEventListener('load', r, {once: true}));
+	await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+	await new Promise(r => setTimeout(r, 0));
 	const out = [];
 	const de = document.documentElement;
 	if (de.scrollWidth > de.clientWidth + 1) out.push('the document scrolls sideways: ' + de.scrollWidth + ' > ' + de.clientWidth);
