@@ -320,7 +320,7 @@ type layoutReport struct {
 // two frames painted, and the tasks queued until then (CSP violation reports among them) run. An
 // element "sticks out" when its box passes its container's edge and no element in between clips
 // it (a clipped element is measured itself). At desktop width a table must not scroll inside its
-// frame either.
+// frame either, and every stacking table carries its ARIA roles.
 const layoutCheckJS = `(async () => {
 	if (document.readyState !== 'complete') await new Promise(r => window.addEventListener('load', r, {once: true}));
 	await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
@@ -351,6 +351,12 @@ const layoutCheckJS = `(async () => {
 			if (getComputedStyle(el).position === 'fixed' || el.closest('.sr-only')) continue;
 			out.push('sticks out of ' + name(box).slice(0, 60) + ' by ' + Math.round(Math.max(r.right - b.right, b.left - r.left)) + 'px: ' + name(el));
 			break;
+		}
+	}
+	for (const t of document.querySelectorAll('table.table-stack')) {
+		const rows = [...t.querySelectorAll(':scope > tbody > tr')];
+		if (t.getAttribute('role') !== 'table' || rows.some(r => r.getAttribute('role') !== 'row' || [...r.children].some(c => c.getAttribute('role') !== 'cell'))) {
+			out.push('a stacked table without its ARIA roles: ' + name(t));
 		}
 	}
 	return {problems: out.slice(0, 10), csp: window.__csp || []};

@@ -116,6 +116,18 @@ func TestBrowserMenuDrawer(t *testing.T) {
 		t.Fatal("the drawer lacks log-out or the version")
 	}
 	screenshot(t, ctx, "menu-open-390")
+	// The drawer is modal: Tab goes round its links and buttons, never to the page behind it.
+	if role := mustAttr(t, ctx, `#sidebar`, "aria-modal"); role != "true" {
+		t.Fatalf("the open drawer's aria-modal is %q", role)
+	}
+	for i := range 14 {
+		mustDo(t, ctx, "Tab", chromedp.KeyEvent("\t"))
+		in, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.activeElement === document.body || !!document.activeElement.closest('#sidebar')`))
+		if !in {
+			_, foc := state()
+			t.Fatalf("Tab %d left the open drawer for %q", i+1, foc)
+		}
+	}
 	mustDo(t, ctx, "Esc closes it", chromedp.KeyEvent("\x1b"), chromedp.WaitNotVisible(chromedp.CSS(`[data-testid="nav-events"]`)))
 	if exp, foc := state(); exp != "false" || foc != "menu-button" {
 		t.Fatalf("after Esc: aria-expanded=%s, focus on %q; want false and the menu button", exp, foc)

@@ -13,6 +13,7 @@
 //   [data-autofocus]           focused on load
 //   tr.clickable               a click on the row follows data-href, or the row's first link
 //   details[data-fold-narrow="closed"]  starts closed on a phone (≤640 px), always open wider
+//   table.table-stack          gets explicit ARIA table roles (its rows stack on a phone)
 //   [data-menu-toggle]         opens/closes the narrow-screen drawer (#sidebar, body.nav-open);
 //                              [data-menu-close] (the scrim) and Escape close it
 // The live feed (rows, .live indicator) is js/feed.js.
@@ -114,15 +115,28 @@
 
   // ------------------------------------------------------------------------------------- menu
 
-  // setMenu opens or closes the drawer that holds the navigation on narrow screens. Opening moves
-  // focus to the current page's link; closing from the keyboard gives it back to the button.
+  // setMenu opens or closes the drawer that holds the navigation on narrow screens. While open it
+  // is a modal dialog: the page behind is inert, so Tab stays in the drawer. Opening moves focus
+  // to the current page's link; closing from the keyboard gives it back to the button.
   function setMenu(open, refocus) {
     const btn = doc.querySelector('[data-menu-toggle]');
     const scrim = doc.querySelector('[data-menu-close]');
-    if (!btn) return;
+    const sidebar = doc.getElementById('sidebar');
+    const main = doc.querySelector('.main');
+    if (!btn || !sidebar) return;
     doc.body.classList.toggle('nav-open', open);
     btn.setAttribute('aria-expanded', String(open));
     if (scrim) scrim.hidden = !open;
+    if (main) main.inert = open;
+    if (open) {
+      sidebar.setAttribute('role', 'dialog');
+      sidebar.setAttribute('aria-modal', 'true');
+      sidebar.setAttribute('aria-label', 'Menu');
+    } else {
+      sidebar.removeAttribute('role');
+      sidebar.removeAttribute('aria-modal');
+      sidebar.removeAttribute('aria-label');
+    }
     if (open) {
       const link = doc.querySelector('#sidebar [aria-current="page"]') || doc.querySelector('#sidebar .nav a');
       if (link) link.focus();
@@ -130,6 +144,11 @@
       btn.focus();
     }
   }
+
+  // Widening the window past the drawer's breakpoint closes it (the sidebar is back in place).
+  window.matchMedia('(max-width: 860px)').addEventListener('change', (e) => {
+    if (!e.matches && doc.body.classList.contains('nav-open')) setMenu(false, false);
+  });
 
   doc.addEventListener('click', (e) => {
     if (e.target.closest('[data-menu-toggle]')) setMenu(!doc.body.classList.contains('nav-open'), false);
@@ -328,6 +347,24 @@
 
   if (doc.readyState === 'loading') doc.addEventListener('DOMContentLoaded', init);
   else init();
+
+  // ---------------------------------------------------------------------------------- tables
+
+  // On a phone the CSS turns table rows into blocks, and some screen readers then stop treating
+  // the table as one; explicit roles keep its rows, cells and headers. Rows added later (the live
+  // feed) get them too.
+  function tableRoles(table) {
+    table.setAttribute('role', 'table');
+    for (const g of table.querySelectorAll(':scope > thead, :scope > tbody')) g.setAttribute('role', 'rowgroup');
+    for (const tr of table.querySelectorAll(':scope > thead > tr, :scope > tbody > tr')) {
+      tr.setAttribute('role', 'row');
+      for (const c of tr.children) c.setAttribute('role', c.tagName === 'TH' ? 'columnheader' : 'cell');
+    }
+  }
+  for (const table of doc.querySelectorAll('table.table-stack')) {
+    tableRoles(table);
+    for (const body of table.tBodies) new MutationObserver(() => tableRoles(table)).observe(body, { childList: true });
+  }
 
   window.dashboard = Object.freeze({ refreshTimes, copyText });
 })();
