@@ -153,9 +153,9 @@ type Simulator struct {
 	sessions map[tensfer.Environment]map[string]*tensfer.Session
 	idem     map[string]idemEntry
 	recent   map[tensfer.Environment][]Request
-	// failNext is the failure every API request to an environment gets while Run's call (one in
-	// FailEvery) is in flight, its retries included.
-	failNext map[tensfer.Environment]string
+	// failNext is the failure that Run's call (one in FailEvery) gets, its retries included:
+	// requests to that environment with the call's method and path, while it is in flight.
+	failNext map[tensfer.Environment]failure
 }
 
 // idemEntry is a stored answer to a POST with an Idempotency-Key.
@@ -218,7 +218,7 @@ func New(cfg Config) *Simulator {
 		sessions:     map[tensfer.Environment]map[string]*tensfer.Session{},
 		idem:         map[string]idemEntry{},
 		recent:       map[tensfer.Environment][]Request{},
-		failNext:     map[tensfer.Environment]string{},
+		failNext:     map[tensfer.Environment]failure{},
 	}
 	for _, env := range tensfer.Environments() {
 		s.payments[env] = seedPayments(env, cfg.Now())
@@ -338,7 +338,7 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, http.StatusMethodNotAllowed, rid, "method_not_allowed", fmt.Sprintf("%s %s is not supported; use %s", r.Method, rest, eps[0].method))
 		return
 	}
-	if s.injectFailure(rec, r, rid, env) {
+	if s.injectFailure(rec, r, rid, env, rest) {
 		return
 	}
 	kind, ok := s.authenticate(rec, r, env, rid, ep.keys)
@@ -350,14 +350,16 @@ func (s *Simulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // injectFailure applies X-Sim-Fail / sim_fail, a failure Run queued for env, or a FailureRate
 // draw; it reports whether it answered the request.
-func (s *Simulator) injectFailure(w http.ResponseWriter, r *http.Request, rid string, env tensfer.Environment) bool {
+func (s *Simulator) injectFailure(w http.ResponseWriter, r *http.Request, rid string, env tensfer.Environment, path string) bool {
 	mode := r.Header.Get("X-Sim-Fail")
 	if mode == "" {
 		mode = r.URL.Query().Get("sim_fail")
 	}
 	if mode == "" {
 		s.mu.Lock()
-		mode = s.failNext[env]
+		if f, ok := s.failNext[env]; ok && f.method == r.Method && f.path == path {
+			mode = f.mode
+		}
 		if mode == "" && s.cfg.FailureRate > 0 && len(s.cfg.FailureModes) > 0 && s.rng.Float64() < s.cfg.FailureRate {
 			mode = s.cfg.FailureModes[s.rng.IntN(len(s.cfg.FailureModes))]
 		}

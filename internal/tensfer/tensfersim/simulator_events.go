@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -210,9 +211,9 @@ type RunConfig struct {
 	// environment fail, retries included, going through that environment's
 	// FailModes in turn (X-Sim-Fail values; none means 400, 401, 500, 503 and
 	// timeout), so the feed shows failed calls with their request_ids and the
-	// initialization errors that follow them. Another request to that
-	// environment while the call is in flight (someone pressing Verify) fails
-	// the same way.
+	// initialization errors that follow them. Only requests with the call's
+	// method and path fail, so someone pressing Verify meanwhile is hit only
+	// while the trickle's own credentials check is failing.
 	FailEvery int
 	FailModes map[tensfer.Environment][]string
 	// MaxInFlight bounds concurrent webhook deliveries (each may retry for
@@ -263,8 +264,9 @@ func (s *Simulator) Run(ctx context.Context, cfg RunConfig) error {
 					if len(modes) == 0 {
 						modes = []string{"400", "401", "500", "503", FailTimeout}
 					}
+					call := apiRotation[n%len(apiRotation)]
 					s.mu.Lock()
-					s.failNext[env] = modes[(n/cfg.FailEvery)%len(modes)]
+					s.failNext[env] = failure{mode: modes[(n/cfg.FailEvery)%len(modes)], method: call.method, path: call.path}
 					s.mu.Unlock()
 				}
 				s.apiStep(ctx, c, n)
@@ -318,22 +320,36 @@ func tryAcquire(sem chan struct{}) bool {
 	}
 }
 
-// apiStep makes the n-th call of a rotation that creates things events can
-// later refer to. Errors are left to the client's Observer.
+// failure is an injected failure for the requests with a method and path.
+type failure struct{ mode, method, path string }
+
+// apiRotation is the trickle's API calls, in turn: ones that create things events can later
+// refer to, and reads. method and path are what the simulator sees of each.
+var apiRotation = []struct {
+	method, path string
+	call         func(ctx context.Context, c *tensfer.Client, r *mrand.Rand)
+}{
+	{http.MethodPost, "/v1/payments", func(ctx context.Context, c *tensfer.Client, r *mrand.Rand) {
+		_, _ = c.CreatePayment(ctx, tensfer.PaymentParams{Amount: int64(100 + r.IntN(20000)), Currency: "GBP", UserID: randomUserID(r)})
+	}},
+	{http.MethodPost, "/v1/sessions", func(ctx context.Context, c *tensfer.Client, r *mrand.Rand) {
+		_, _ = c.CreateSession(ctx, tensfer.SessionParams{UserID: randomUserID(r)})
+	}},
+	{http.MethodGet, "/v1/institutions", func(ctx context.Context, c *tensfer.Client, _ *mrand.Rand) {
+		_, _ = c.InstitutionsPage(ctx, tensfer.ListParams{Limit: 10})
+	}},
+	{http.MethodGet, "/v1/payments/pay_demo_pending", func(ctx context.Context, c *tensfer.Client, _ *mrand.Rand) {
+		_, _ = c.Payment(ctx, "pay_demo_pending")
+	}},
+	{http.MethodGet, "/v1/credentials", func(ctx context.Context, c *tensfer.Client, _ *mrand.Rand) {
+		_, _ = c.CheckCredentials(ctx)
+	}},
+}
+
+// apiStep makes the n-th call of apiRotation. Errors are left to the client's Observer.
 func (s *Simulator) apiStep(ctx context.Context, c *tensfer.Client, n int) {
 	s.mu.Lock()
 	r := mrand.New(mrand.NewPCG(s.rng.Uint64(), s.rng.Uint64()))
 	s.mu.Unlock()
-	switch n % 5 {
-	case 0:
-		_, _ = c.CreatePayment(ctx, tensfer.PaymentParams{Amount: int64(100 + r.IntN(20000)), Currency: "GBP", UserID: randomUserID(r)})
-	case 1:
-		_, _ = c.CreateSession(ctx, tensfer.SessionParams{UserID: randomUserID(r)})
-	case 2:
-		_, _ = c.InstitutionsPage(ctx, tensfer.ListParams{Limit: 10})
-	case 3:
-		_, _ = c.Payment(ctx, "pay_demo_pending")
-	case 4:
-		_, _ = c.CheckCredentials(ctx)
-	}
+	apiRotation[n%len(apiRotation)].call(ctx, c, r)
 }

@@ -337,6 +337,16 @@ func TestRunFailsEveryNthCall(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v", err)
 	}
+	// Run has returned, so every call it made was observed: take the ones made after the first
+	// want too, or the latest failure below could be one this test never saw.
+	for drained := false; !drained; {
+		select {
+		case c := <-observed:
+			calls = append(calls, c)
+		default:
+			drained = true
+		}
+	}
 	for n, c := range calls[:want] {
 		failing := n%2 == 1
 		switch {
@@ -369,4 +379,20 @@ func TestRunFailsEveryNthCall(t *testing.T) {
 		}
 	}
 	t.Error("no initialization_error in 20 callbacks")
+}
+
+// TestQueuedFailureHitsOnlyItsCall: the trickle's failure is for its own call's method and path;
+// another request to the environment meanwhile (a Verify's credentials check) is answered.
+func TestQueuedFailureHitsOnlyItsCall(t *testing.T) {
+	sim, root := simServer(t, Config{Seed: 3})
+	client, _ := simClient(t, root, tensfer.Production, DefaultKeys()[tensfer.Production], nil)
+	sim.mu.Lock()
+	sim.failNext[tensfer.Production] = failure{mode: "401", method: http.MethodGet, path: "/v1/payments/pay_demo_pending"}
+	sim.mu.Unlock()
+	if _, err := client.CheckCredentials(t.Context()); err != nil {
+		t.Fatalf("a request the failure is not for failed: %v", err)
+	}
+	if _, err := client.Payment(t.Context(), "pay_demo_pending"); tensfer.KindOf(err) != tensfer.KindAuth {
+		t.Fatalf("the failing call's request: %v, want a 401", err)
+	}
 }
