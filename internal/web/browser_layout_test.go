@@ -288,6 +288,23 @@ func TestBrowserEveryPageFits(t *testing.T) {
 						for _, p := range report.CSP {
 							found = append(found, "CSP violation: "+p)
 						}
+						// Disclosures that open in the flow (a refused delivery's body, key history)
+						// must fit too; a row's inline form is a panel over the page and is left shut.
+						opened, err := chromedp.Run(ctx, chromedp.Evaluate[int](`(() => { let n = 0;
+							for (const d of document.querySelectorAll('details:not(.inline-details):not([open])')) { d.open = true; n++; }
+							return n; })()`))
+						if err != nil {
+							t.Fatalf("%s: open disclosures: %v", where, err)
+						}
+						if opened > 0 {
+							again, err := chromedp.Run(ctx, chromedp.Evaluate[layoutReport](layoutCheckJS, chromedp.EvalAwaitPromise))
+							if err != nil {
+								t.Fatalf("%s: check with disclosures open: %v", where, err)
+							}
+							for _, p := range again.Problems {
+								found = append(found, "with its disclosures open: "+p)
+							}
+						}
 						found = append(found, takeProblems()...)
 						for _, p := range found {
 							t.Errorf("%s: %s", where, p)
