@@ -17,14 +17,7 @@ func TestBrowserAlertChannels(t *testing.T) {
 	rec := newAlertReceiver(t, nil)
 	ctx := newBrowser(t)
 	u := app.addUser("alma@example.com", db.RoleAdmin)
-	mustDo(t, ctx, "log in and open Alerts",
-		chromedp.Navigate(app.url+"/settings/alerts"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="alert-channels-empty"]`)),
-	)
+	mustDo(t, ctx, "log in and open Alerts", signIn(app.url+"/settings/alerts", u.Email, `[data-testid="alert-channels-empty"]`)...)
 	screenshotWidths(t, ctx, "alerts-empty")
 	mustDo(t, ctx, "add a webhook channel", append([]chromedp.Action[chromedp.Void]{
 		chromedp.SendKeys(chromedp.CSS(`#alert-name`), "pager"),

@@ -18,14 +18,7 @@ func TestBrowserEnvironmentsJourney(t *testing.T) {
 	ctx := newBrowser(t)
 	u := app.addUser("ada@example.com", "admin")
 	keys := tensfersim.DefaultKeys()
-	mustDo(t, ctx, "log in",
-		chromedp.Navigate(app.url+"/environments"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="env-sandbox"]`)),
-	)
+	mustDo(t, ctx, "log in", signIn(app.url+"/environments", u.Email, `[data-testid="env-sandbox"]`)...)
 	setKey := func(env, kind, value string) {
 		t.Helper()
 		card := `[data-testid="env-` + env + `"] `

@@ -15,15 +15,9 @@ func TestBrowserEventsJourney(t *testing.T) {
 	ctx := newBrowser(t)
 	secret := app.withSecret("sandbox")
 	u := app.addUser("otto@example.com", "operator")
-	mustDo(t, ctx, "log in and open events",
-		chromedp.Navigate(app.url+"/events"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="events-empty"]`)),
+	mustDo(t, ctx, "log in and open events", append(signIn(app.url+"/events", u.Email, `[data-testid="events-empty"]`),
 		chromedp.WaitVisible(chromedp.CSS(`.live[data-state="live"]`)),
-	)
+	)...)
 	screenshot(t, ctx, "events-empty")
 	mustDo(t, ctx, "send a test event; the page comes back with a flash and the row",
 		chromedp.Click(chromedp.CSS(`[data-testid="test-event-sandbox"]`)),

@@ -445,14 +445,7 @@ func TestBrowserEveryFormShowsItsOutcome(t *testing.T) {
 	}
 	tab := newBrowserTab(t)
 	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
-	mustDo(t, ctx, "log in",
-		chromedp.Navigate(f.url+"/login"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), f.me.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#content`)),
-	)
+	mustDo(t, ctx, "log in", signIn(f.url+"/login", f.me.Email, `#content`)...)
 	cancel()
 	sizes := []struct{ w, h int64 }{{1440, 900}, {390, 844}}
 	for round, sz := range sizes {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
@@ -247,21 +246,11 @@ func TestBrowserEveryPageFits(t *testing.T) {
 		for _, sz := range passes[scheme] {
 			mustDo(t, ctx, "emulate",
 				chromedp.EmulateViewport(sz.w, sz.h),
-				chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-					_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
-					return err
-				}),
+				emulateMedia("prefers-color-scheme", scheme),
 			)
 			for _, signedIn := range []bool{false, true} {
 				if signedIn {
-					mustDo(t, ctx, "log in",
-						chromedp.Navigate(app.url+"/login"),
-						chromedp.WaitVisible(chromedp.CSS(`#email`)),
-						chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
-						chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
-						chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-						chromedp.WaitVisible(chromedp.CSS(`#content`)),
-					)
+					mustDo(t, ctx, "log in", signIn(app.url+"/login", u.Email, `#content`)...)
 					prev = "the sign-in"
 				}
 				for _, route := range routes {
@@ -310,7 +299,7 @@ func TestBrowserEveryPageFits(t *testing.T) {
 							t.Errorf("%s: %s", where, p)
 						}
 						if len(found) > 0 {
-							screenshot(t, ctx, "layout-"+strings.NewReplacer("/", "_", "?", "_", "&", "_", "=", "_").Replace(path)+fmt.Sprintf("-%d-%s", sz.w, scheme))
+							screenshot(t, ctx, slug(fmt.Sprintf("layout %s %d %s", path, sz.w, scheme)))
 						}
 					}
 				}

@@ -28,14 +28,7 @@ func TestBrowserRolloutJourney(t *testing.T) {
 	if err := os.WriteFile(list, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	mustDo(t, ctx, "log in",
-		chromedp.Navigate(app.url+"/rollout"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="plan-stages"]`)),
-	)
+	mustDo(t, ctx, "log in", signIn(app.url+"/rollout", u.Email, `[data-testid="plan-stages"]`)...)
 	mustDo(t, ctx, "create a cohort from a file",
 		chromedp.Click(chromedp.CSS(`[data-testid="cohort-add"] summary`)),
 		chromedp.SendKeys(chromedp.CSS(`#cohort-name`), "pilot"),

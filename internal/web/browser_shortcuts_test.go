@@ -1,12 +1,10 @@
 package web
 
 import (
-	"context"
 	"net/url"
 	"strings"
 	"testing"
 
-	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 )
 
@@ -16,14 +14,7 @@ func TestBrowserKeyboardShortcuts(t *testing.T) {
 	app := newTestApp(t)
 	ctx := newBrowser(t)
 	u := app.addUser("kim@example.com", "viewer")
-	mustDo(t, ctx, "log in",
-		chromedp.Navigate(app.url+"/login"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="nav"]`)),
-	)
+	mustDo(t, ctx, "log in", signIn(app.url+"/login", u.Email, `[data-testid="nav"]`)...)
 	mustDo(t, ctx, "? opens the list",
 		chromedp.KeyEvent("?"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="shortcuts"]`)),
@@ -78,23 +69,16 @@ func TestBrowserMenuDrawer(t *testing.T) {
 		focused, _ = chromedp.Run(ctx, chromedp.Evaluate[string](`(document.activeElement && (document.activeElement.getAttribute('data-testid') || document.activeElement.textContent.trim())) || ''`))
 		return expanded, focused
 	}
-	mustDo(t, ctx, "log in on a phone",
+	mustDo(t, ctx, "a phone",
 		// The drawer slides in, unless the user asks for less motion: then it is in place as soon
 		// as it shows, which is what the steps below wait for.
-		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: "reduce"}}})
-			return err
-		}),
+		emulateMedia("prefers-reduced-motion", "reduce"),
 		chromedp.EmulateViewport(390, 844),
-		chromedp.Navigate(app.url+"/login"),
-		chromedp.WaitVisible(chromedp.CSS(`#email`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#content`)),
+	)
+	mustDo(t, ctx, "log in on it", append(signIn(app.url+"/login", u.Email, `#content`),
 		chromedp.Navigate(app.url+"/events"),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="menu-button"]`)),
-	)
+	)...)
 	if visible(`[data-testid="nav-events"]`) || visible(`[data-testid="menu-logout"]`) {
 		t.Fatal("the navigation shows on a phone before the menu is opened")
 	}

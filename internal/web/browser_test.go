@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 )
@@ -99,6 +100,27 @@ func clickToLoad(sel string, then ...chromedp.Action[chromedp.Void]) []chromedp.
 		chromedp.Click(chromedp.CSS(sel)),
 		chromedp.WaitReady(chromedp.CSS("body:not([data-old-page])")),
 	}, then...)
+}
+
+// signIn opens pageURL, which shows the login form, signs in as email with testPassword and waits
+// for landing on the page it returns to.
+func signIn(pageURL, email, landing string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(pageURL),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
+		chromedp.SendKeys(chromedp.CSS(`#email`), email),
+		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
+		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(landing)),
+	}
+}
+
+// emulateMedia makes the page see a media feature, e.g. prefers-color-scheme: dark.
+func emulateMedia(name, value string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: name, Value: value}}})
+		return err
+	})
 }
 
 func mustText(t *testing.T, ctx context.Context, sel string) string {
@@ -213,14 +235,7 @@ func TestBrowserViewerSeesLess(t *testing.T) {
 	app := newTestApp(t)
 	ctx := newBrowser(t)
 	u := app.addUser("vera@example.com", "viewer")
-	mustDo(t, ctx, "log in as viewer",
-		chromedp.Navigate(app.url+"/audit"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="error-page"]`)),
-	)
+	mustDo(t, ctx, "log in as viewer", signIn(app.url+"/audit", u.Email, `[data-testid="error-page"]`)...)
 	// It came back to /audit after login, which a viewer may not open.
 	if got := mustText(t, ctx, `.error-page h1`); got != "Forbidden" {
 		t.Fatalf("viewer on /audit: %q", got)

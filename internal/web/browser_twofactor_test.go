@@ -32,14 +32,7 @@ func TestBrowserTwoFactorEnrolAndLogin(t *testing.T) {
 	clock := app.totpClock()
 	ctx := newBrowser(t)
 	u := app.addUser("tina@example.com", db.RoleAdmin)
-	mustDo(t, ctx, "log in",
-		chromedp.Navigate(app.url+"/settings/account"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
-		chromedp.SendKeys(chromedp.CSS(`#email`), u.Email),
-		chromedp.SendKeys(chromedp.CSS(`#password`), testPassword),
-		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="two-factor-setup-link"]`)),
-	)
+	mustDo(t, ctx, "log in", signIn(app.url+"/settings/account", u.Email, `[data-testid="two-factor-setup-link"]`)...)
 	mustDo(t, ctx, "open the set-up", clickToLoad(`[data-testid="two-factor-setup-link"]`,
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="two-factor-setup-form"]`)))...)
 	mustDo(t, ctx, "confirm the password",
