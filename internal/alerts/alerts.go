@@ -212,9 +212,6 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
 
-// Options are the thresholds and schedule in force (the defaults filled in).
-func (s *Service) Options() Options { return s.opt }
-
 // Dropped is how many deliveries found the queue full since start (each waited in the database
 // for the next sweep instead).
 func (s *Service) Dropped() int64 { return s.dropped.Load() }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
+	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/ratelimit"
 )
 
@@ -178,14 +179,6 @@ func (c *refusals) report(now time.Time, all bool) []RefusalCount {
 	return out
 }
 
-// countEnv bounds the environments counters are kept for: a path may name anything.
-func countEnv(env string) string {
-	if env == "sandbox" || env == "production" {
-		return env
-	}
-	return "other"
-}
-
 // Refuse counts a refusal and returns it as the error to answer with. The web layer calls it for
 // input it refuses before the pipeline sees it (a sender over its own rate limit, a body over
 // its size limit).
@@ -196,7 +189,7 @@ func (s *Service) Refuse(env, input, reason, msg string, retry time.Duration) *R
 
 // countRefusal counts one refusal, and writes the summary line when one is due.
 func (s *Service) countRefusal(env, input, reason string) {
-	pending := s.refused.count(countKey{countEnv(env), input, reason}, s.now())
+	pending := s.refused.count(countKey{metrics.Env(env), input, reason}, s.now())
 	if pending == nil {
 		return
 	}
@@ -236,13 +229,13 @@ func (s *Service) checkDisk(env, input string, authenticated bool) error {
 
 // takeBudget draws one row of cost bytes from the budgets of env's input, or refuses it.
 func (s *Service) takeBudget(env, input string, cost int) error {
-	ok, wait := s.quotas.Take(countEnv(env)+"/"+input, cost)
+	ok, wait := s.quotas.Take(metrics.Env(env)+"/"+input, cost)
 	if ok {
 		return nil
 	}
 	secs := max(1, int(math.Ceil(min(wait, time.Hour).Seconds())))
 	return s.Refuse(env, input, RefusedQuota,
-		fmt.Sprintf("too much unauthenticated input is arriving for %s; this %s was not stored; retry in %d seconds", countEnv(env), strings.ReplaceAll(input, "_", " "), secs),
+		fmt.Sprintf("too much unauthenticated input is arriving for %s; this %s was not stored; retry in %d seconds", metrics.Env(env), strings.ReplaceAll(input, "_", " "), secs),
 		time.Duration(secs)*time.Second)
 }
 
