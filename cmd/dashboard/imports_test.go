@@ -25,7 +25,7 @@ var allowedImports = map[string][]string{
 	"internal/events":             {"internal/db", "internal/secrets", "internal/tensfer", "internal/feed", "internal/auth", "internal/ratelimit", "internal/validation", "internal/diskguard", "internal/metrics"},
 	"internal/tensfer/tensfersim": {"internal/tensfer"},
 	"internal/safehttp":           nil,
-	"internal/environment":        {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation", "internal/metrics"},
+	"internal/environment":        {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation", "internal/metrics", "internal/safehttp"},
 	"internal/accounts":           {"internal/db", "internal/secrets", "internal/auth", "internal/validation"},
 	"internal/launch":             {"internal/db", "internal/rollout", "internal/validation", "internal/metrics"},
 	"internal/secrets":            {"internal/db", "internal/tensfer"},

@@ -125,6 +125,7 @@ func TestURLsRefuseOddCharactersAndInternalAddresses(t *testing.T) {
 		{"https://10.0.0.8/", "internal address"},
 		{"https://[fd00::1]/", "internal address"},
 		{"https://0.0.0.0/", "internal address"},
+		{"https://100.64.0.1/", "internal address"}, // shared address space: the outbound client refuses it too
 	} {
 		_, errs, err := s.Validate(context.Background(), "production", Input{ReplayURL: ptr(tc.url)})
 		if err != nil {

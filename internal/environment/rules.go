@@ -2,8 +2,10 @@ package environment
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/safehttp"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
@@ -83,9 +86,15 @@ func checkURL(env, field, raw string, allowLoopback bool) (string, string) {
 		return "", fmt.Sprintf("%s must not contain a query string", label)
 	}
 	loop := isLoopbackHost(u.Hostname())
-	if ip := net.ParseIP(u.Hostname()); ip != nil && !loop && (ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast()) {
-		// Outbound calls refuse such addresses anyway (safehttp); say so when the URL is saved.
-		return "", fmt.Sprintf("%s points at an internal address (%s); use the public host name of the service", label, ip)
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && !loop {
+		// The outbound client refuses such addresses (safehttp, the same list); say so when the
+		// URL is saved. Loopback is left to the scheme rules below (localhost in sandbox).
+		var blocked *safehttp.BlockedAddressError
+		if err := safehttp.CheckAddr(ip, false); errors.As(err, &blocked) {
+			return "", fmt.Sprintf("%s points at an internal address (%s), a %s; use the public host name of the service", label, ip, blocked.Reason)
+		} else if err != nil {
+			return "", fmt.Sprintf("%s points at an address that cannot be used", label)
+		}
 	}
 	if u.Scheme == "http" {
 		switch {
