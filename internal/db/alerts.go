@@ -276,20 +276,17 @@ func (d *DB) EnqueueAlerts(ctx context.Context, ds []AlertDelivery, state map[st
 
 // AlertState returns the detector's state, every key whose name starts with prefix.
 func (d *DB) AlertState(ctx context.Context, prefix string) (map[string]string, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT key, value FROM alert_state WHERE key >= ? AND key < ?", prefix, prefix+"\U0010FFFF")
-	if err != nil {
-		return nil, fmt.Errorf("db: alert state: %w", err)
-	}
-	defer rows.Close()
 	out := map[string]string{}
-	for rows.Next() {
+	err := eachRow(ctx, d.R, "alert state", func(r rowScanner) error {
 		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, fmt.Errorf("db: alert state: %w", err)
-		}
+		err := r.Scan(&k, &v)
 		out[k] = v
+		return err
+	}, "SELECT key, value FROM alert_state WHERE key >= ? AND key < ?", prefix, prefix+"\U0010FFFF")
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // AlertDeliveryByID reads one delivery; a missing one is ErrNotFound.
@@ -471,45 +468,38 @@ func (d *DB) AlertBurstFigures(ctx context.Context, since time.Time) (map[string
 	for _, env := range eventEnvs {
 		out[env] = BurstFigures{Refused: map[string]int64{}}
 	}
-	rows, err := d.R.QueryContext(ctx, "SELECT env, reason, count(*) FROM rejected_deliveries INDEXED BY rejected_deliveries_received_at WHERE received_at >= ? GROUP BY env, reason", ms(since))
-	if err != nil {
-		return nil, fmt.Errorf("db: alert burst figures: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	err := eachRow(ctx, d.R, "alert burst figures", func(r rowScanner) error {
 		var env, reason string
 		var n int64
-		if err := rows.Scan(&env, &reason, &n); err != nil {
-			return nil, fmt.Errorf("db: alert burst figures: %w", err)
+		if err := r.Scan(&env, &reason, &n); err != nil {
+			return err
 		}
-		f, ok := out[env]
-		if !ok {
-			continue // an environment that does not exist: nobody's channel names it
+		if f, ok := out[env]; ok { // else an environment that does not exist: nobody's channel names it
+			f.Refused[reason] = n
 		}
-		f.Refused[reason] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("db: alert burst figures: %w", err)
+		return nil
+	}, "SELECT env, reason, count(*) FROM rejected_deliveries INDEXED BY rejected_deliveries_received_at WHERE received_at >= ? GROUP BY env, reason", ms(since))
+	if err != nil {
+		return nil, err
 	}
 	lo, ok, err := d.firstEventAtOrAfter(ctx, since)
 	if err != nil || !ok {
 		return out, err
 	}
-	rs, err := d.R.QueryContext(ctx, statsInitErrorsSQL, lo)
-	if err != nil {
-		return nil, fmt.Errorf("db: alert burst figures: %w", err)
-	}
-	defer rs.Close()
-	for rs.Next() {
+	err = eachRow(ctx, d.R, "alert burst figures", func(r rowScanner) error {
 		var env string
 		var n int64
-		if err := rs.Scan(&env, &n); err != nil {
-			return nil, fmt.Errorf("db: alert burst figures: %w", err)
+		if err := r.Scan(&env, &n); err != nil {
+			return err
 		}
 		if f, ok := out[env]; ok {
 			f.InitErrors = n
 			out[env] = f
 		}
+		return nil
+	}, statsInitErrorsSQL, lo)
+	if err != nil {
+		return nil, err
 	}
-	return out, rs.Err()
+	return out, nil
 }

@@ -138,23 +138,35 @@ type rowScanner = interface{ Scan(...any) error }
 // queryAll runs query on the readers and scans every row with scan; what names the list in
 // errors ("list tokens").
 func queryAll[T any](ctx context.Context, q querier, what string, scan func(rowScanner) (T, error), query string, args ...any) ([]T, error) {
-	rows, err := q.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("db: %s: %w", what, err)
-	}
-	defer rows.Close()
 	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: %s: %w", what, err)
-		}
+	err := eachRow(ctx, q, what, func(r rowScanner) error {
+		v, err := scan(r)
 		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("db: %s: %w", what, err)
+		return err
+	}, query, args...)
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// eachRow runs query and hands every row to each, for answers that are not a list (a map, sums);
+// what names the query in errors.
+func eachRow(ctx context.Context, q querier, what string, each func(rowScanner) error, query string, args ...any) error {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("db: %s: %w", what, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := each(rows); err != nil {
+			return fmt.Errorf("db: %s: %w", what, err)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("db: %s: %w", what, err)
+	}
+	return nil
 }
 
 func walkChain(ctx context.Context, q querier) (ChainReport, error) {

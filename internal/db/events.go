@@ -594,20 +594,7 @@ func (d *DB) CountByHour(ctx context.Context, since time.Time, hours int) ([]Hou
 		}
 		return byKey[k]
 	}
-	scan := func(q string, args []any, set func(rows *sql.Rows) error) error {
-		rows, err := d.R.QueryContext(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := set(rows); err != nil {
-				return err
-			}
-		}
-		return rows.Err()
-	}
-	err := scan(hourlyEventsSQL, []any{ms(since), hours}, func(rows *sql.Rows) error {
+	err := eachRow(ctx, d.R, "count by hour", func(rows rowScanner) error {
 		var c HourCount
 		if err := rows.Scan(&c.Env, &c.Hour, &c.Events, &c.Errors); err != nil {
 			return err
@@ -617,9 +604,9 @@ func (d *DB) CountByHour(ctx context.Context, since time.Time, hours int) ([]Hou
 			h.Events, h.Errors = c.Events, c.Errors
 		}
 		return nil
-	})
+	}, hourlyEventsSQL, ms(since), hours)
 	if err == nil {
-		err = scan(hourlyRejectedSQL, []any{ms(since)}, func(rows *sql.Rows) error {
+		err = eachRow(ctx, d.R, "count by hour", func(rows rowScanner) error {
 			var c HourCount
 			if err := rows.Scan(&c.Env, &c.Hour, &c.Rejected); err != nil {
 				return err
@@ -628,10 +615,10 @@ func (d *DB) CountByHour(ctx context.Context, since time.Time, hours int) ([]Hou
 				get(c.Env, c.Hour).Rejected = c.Rejected
 			}
 			return nil
-		})
+		}, hourlyRejectedSQL, ms(since))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("db: count by hour: %w", err)
+		return nil, err
 	}
 	out := make([]HourCount, 0, len(byKey))
 	for _, c := range byKey {

@@ -250,20 +250,17 @@ func (d *DB) TwoFactorStatus(ctx context.Context, userID int64) (enabled, requir
 
 // TwoFactorUsers returns the ids of the users who have two-factor on.
 func (d *DB) TwoFactorUsers(ctx context.Context) (map[int64]bool, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT user_id FROM user_totp WHERE enabled_at IS NOT NULL")
-	if err != nil {
-		return nil, fmt.Errorf("db: two-factor users: %w", err)
-	}
-	defer rows.Close()
 	out := map[int64]bool{}
-	for rows.Next() {
+	err := eachRow(ctx, d.R, "two-factor users", func(r rowScanner) error {
 		var id int64
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("db: two-factor users: %w", err)
-		}
+		err := r.Scan(&id)
 		out[id] = true
+		return err
+	}, "SELECT user_id FROM user_totp WHERE enabled_at IS NOT NULL")
+	if err != nil {
+		return nil, err
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // SetTwoFactorRequired turns the admins' requirement on or off, with the audit row. It reports
