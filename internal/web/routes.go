@@ -207,7 +207,7 @@ func (s *Server) allowedMethods(r *http.Request) []string {
 	}
 	var out []string
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-		if s.mux.Match(chi.NewRouteContext(), m, path) {
+		if s.router.Match(chi.NewRouteContext(), m, path) {
 			out = append(out, m)
 		}
 	}

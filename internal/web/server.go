@@ -78,8 +78,7 @@ type Server struct {
 	reauthLimit *ratelimit.Limiter // password re-checks, per user
 	now         func() time.Time
 
-	router        http.Handler
-	mux           chi.Router           // the router behind router, asked which methods a path allows
+	router        chi.Router           // also asked which methods a path allows
 	accounts      *accounts.Service    // users, passwords, tokens
 	twoFactor     *accounts.TwoFactor  // TOTP enrolment, codes, recovery codes, the login's second step
 	events        *events.Service      // ingest, live feed, lookup, replay, signals
@@ -183,8 +182,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		_, status := s.readiness(ctx)
 		return status == http.StatusOK
 	})
-	s.mux = s.routes()
-	s.router = s.mux
+	s.router = s.routes()
 	return s, nil
 }
 

@@ -23,7 +23,7 @@ func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request) error {
 	res, err := s.events.SendTestEvent(r.Context(), env, u.Email, s.delivery(r, env, nil, false))
 	var problem validation.Problem
 	if errors.As(err, &problem) {
-		return s.testEventDone(w, r, false, string(problem))
+		return s.testEventFailed(w, r, string(problem))
 	}
 	if err != nil {
 		return err
@@ -39,19 +39,15 @@ func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if res.Refused != nil {
-		return s.testEventDone(w, r, false, fmt.Sprintf("The test event was refused (%d): %s", status, strings.TrimSpace(res.Refused.Error())))
+		return s.testEventFailed(w, r, fmt.Sprintf("The test event was refused (%d): %s", status, strings.TrimSpace(res.Refused.Error())))
 	}
 	setFlashLink(w, r, "ok", fmt.Sprintf("Sent a signed test webhook to %s; it carries request_id %s.", env, res.RequestID), "/lookup?q="+url.QueryEscape(res.RequestID))
 	return redirect(w, r, "/events")
 }
 
-// testEventDone redirects to the live feed with the outcome as a flash message.
-func (s *Server) testEventDone(w http.ResponseWriter, r *http.Request, ok bool, msg string) error {
-	kind := "ok"
-	if !ok {
-		kind = "err"
-	}
-	setFlash(w, r, kind, msg)
+// testEventFailed redirects to the live feed with why the test event was not sent.
+func (s *Server) testEventFailed(w http.ResponseWriter, r *http.Request, msg string) error {
+	setFlash(w, r, "err", msg)
 	return redirect(w, r, "/events")
 }
 
