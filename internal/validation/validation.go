@@ -5,7 +5,9 @@ package validation
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,6 +49,18 @@ func (e Errors) Error() string {
 		parts = append(parts, k+": "+e[k])
 	}
 	return strings.Join(parts, "; ")
+}
+
+// Messages are the errors' texts in the order of their fields' names, empty ones left out: what
+// a sentence naming every problem lists.
+func (e Errors) Messages() []string {
+	msgs := make([]string, 0, len(e))
+	for _, k := range slices.Sorted(maps.Keys(e)) {
+		if e[k] != "" {
+			msgs = append(msgs, e[k])
+		}
+	}
+	return msgs
 }
 
 // Problem is bad input that is not about one field (or the whole request), said for a person.

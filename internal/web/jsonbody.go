@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"net/http"
 	"reflect"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -353,9 +351,5 @@ func jsonKind(raw []byte) string {
 
 // fieldsSentence joins the field problems into one message, in field order.
 func fieldsSentence(fields map[string]string) string {
-	msgs := make([]string, 0, len(fields))
-	for _, f := range slices.Sorted(maps.Keys(fields)) {
-		msgs = append(msgs, fields[f])
-	}
-	return strings.Join(msgs, "; ")
+	return strings.Join(validation.Errors(fields).Messages(), "; ")
 }

@@ -2,11 +2,11 @@ package web
 
 import (
 	"net/http"
-	"sort"
 	"strings"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
+	"github.com/tensfer-golive/dashboard/internal/validation"
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
@@ -61,12 +61,5 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, active, title stri
 // formFailed says in the flash why a form came back with errors (what, then each error): the
 // flash stays in view under the top bar, while the field errors may sit far down a long page.
 func formFailed(l *templates.Layout, what string, errs templates.FieldErrors) {
-	msgs := make([]string, 0, len(errs))
-	for _, v := range errs {
-		if v != "" {
-			msgs = append(msgs, v)
-		}
-	}
-	sort.Strings(msgs)
-	l.FlashKind, l.Flash, l.FlashLink = "err", what+": "+strings.Join(msgs, "; ")+".", ""
+	l.FlashKind, l.Flash, l.FlashLink = "err", what+": "+strings.Join(validation.Errors(errs).Messages(), "; ")+".", ""
 }
