@@ -174,10 +174,16 @@ func TestBrowserEveryPageFits(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx := newBrowser(t)
+	// One browser for some 200 page loads: each step has its own deadline, not the whole test.
+	tab := newBrowserTab(t)
+	step := func() context.Context {
+		ctx, cancel := context.WithTimeout(tab, 30*time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
 	var mu sync.Mutex
 	var problems []string
-	err = chromedp.Listen(ctx, func(ev any) {
+	err = chromedp.Listen(tab, func(ev any) {
 		var msg string
 		switch e := ev.(type) {
 		case *runtime.EventExceptionThrown:
@@ -208,7 +214,7 @@ func TestBrowserEveryPageFits(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The page reports CSP violations to itself; this records them where the test can read them.
-	mustDo(t, ctx, "listen",
+	mustDo(t, step(), "listen",
 		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 			if _, err := chromedp.Call(ctx, runtime.Enable, cdp.Empty{}); err != nil {
 				return err
@@ -244,13 +250,13 @@ func TestBrowserEveryPageFits(t *testing.T) {
 	passes := map[string][]size{"light": {{360, 740}, {390, 844}, {1440, 900}}, "dark": {{390, 844}, {1440, 900}, {1920, 1080}}}
 	for _, scheme := range []string{"light", "dark"} {
 		for _, sz := range passes[scheme] {
-			mustDo(t, ctx, "emulate",
+			mustDo(t, step(), "emulate",
 				chromedp.EmulateViewport(sz.w, sz.h),
 				emulateMedia("prefers-color-scheme", scheme),
 			)
 			for _, signedIn := range []bool{false, true} {
 				if signedIn {
-					mustDo(t, ctx, "log in", signIn(app.url+"/login", u.Email, `#content`)...)
+					mustDo(t, step(), "log in", signIn(app.url+"/login", u.Email, `#content`)...)
 					prev = "the sign-in"
 				}
 				for _, route := range routes {
@@ -268,7 +274,8 @@ func TestBrowserEveryPageFits(t *testing.T) {
 						if rest, ok := strings.CutPrefix(path, freshPrefix); ok {
 							target = fresh.url + rest
 						}
-						mustDo(t, ctx, "open "+where, chromedp.Navigate(target), chromedp.WaitReady(chromedp.CSS(`body`)))
+						mustDo(t, step(), "open "+where, chromedp.Navigate(target), chromedp.WaitReady(chromedp.CSS(`body`)))
+						ctx := step()
 						report, err := chromedp.Run(ctx, chromedp.Evaluate[layoutReport](layoutCheckJS, chromedp.EvalAwaitPromise))
 						if err != nil {
 							t.Fatalf("%s: check: %v", where, err)
@@ -304,7 +311,7 @@ func TestBrowserEveryPageFits(t *testing.T) {
 					}
 				}
 				if signedIn {
-					mustDo(t, ctx, "log out",
+					mustDo(t, step(), "log out",
 						chromedp.Evaluate[chromedp.Void](`document.querySelector('form[action="/logout"]').submit()`),
 						chromedp.WaitVisible(chromedp.CSS(`#email`)))
 					prev = "the sign-out"
