@@ -37,6 +37,11 @@ func TestBrowserEventsJourney(t *testing.T) {
 		t.Fatalf("rows in feed: %d %v", rows, err)
 	}
 	// The new rows were announced to screen readers.
+	// A row the feed added keeps the table's ARIA roles (the rows stack on a phone).
+	if ok, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const tr = document.querySelector('#feed tr:first-child');
+		return tr.getAttribute('role') === 'row' && [...tr.children].every(c => c.getAttribute('role') === 'cell'); })()`)); !ok {
+		t.Fatal("a live row lacks the table's ARIA roles")
+	}
 	mustDo(t, ctx, "rows announced", chromedp.WaitReady(chromedp.CSS(`[data-testid="feed-announce"]:not(:empty)`)))
 	if got := mustAttr(t, ctx, `[data-testid="feed-announce"]`, "aria-live"); got != "polite" {
 		t.Fatalf("feed announcer aria-live %q", got)

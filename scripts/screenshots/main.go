@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
@@ -27,7 +28,7 @@ import (
 )
 
 // pages are the pictures: a file name and the path to open. A path may name a request_id with
-// {rid}: the one with the most steps in the demo's feed, read from its Events page.
+// {rid}: that of the newest webhook in the demo's feed (an API call, callbacks and the webhook).
 var pages = []struct{ name, path string }{
 	{"overview", "/"},
 	{"events", "/events"},
@@ -94,10 +95,7 @@ func run(base, email, password, out string) error {
 	for _, scheme := range []string{"light", "dark"} {
 		for _, sz := range sizes {
 			for _, p := range pages {
-				path := p.path
-				if path == "/lookup?q={rid}" {
-					path = "/lookup?q=" + url.QueryEscape(rid)
-				}
+				path := strings.ReplaceAll(p.path, "{rid}", url.QueryEscape(rid))
 				err := chromedp.Do(ctx,
 					chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 						_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{

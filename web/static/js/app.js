@@ -353,17 +353,20 @@
   // On a phone the CSS turns table rows into blocks, and some screen readers then stop treating
   // the table as one; explicit roles keep its rows, cells and headers. Rows added later (the live
   // feed) get them too.
-  function tableRoles(table) {
-    table.setAttribute('role', 'table');
-    for (const g of table.querySelectorAll(':scope > thead, :scope > tbody')) g.setAttribute('role', 'rowgroup');
-    for (const tr of table.querySelectorAll(':scope > thead > tr, :scope > tbody > tr')) {
-      tr.setAttribute('role', 'row');
-      for (const c of tr.children) c.setAttribute('role', c.tagName === 'TH' ? 'columnheader' : 'cell');
-    }
+  function rowRoles(tr) {
+    tr.setAttribute('role', 'row');
+    for (const c of tr.children) c.setAttribute('role', c.tagName === 'TH' ? 'columnheader' : 'cell');
   }
   for (const table of doc.querySelectorAll('table.table-stack')) {
-    tableRoles(table);
-    for (const body of table.tBodies) new MutationObserver(() => tableRoles(table)).observe(body, { childList: true });
+    table.setAttribute('role', 'table');
+    for (const g of table.querySelectorAll(':scope > thead, :scope > tbody')) g.setAttribute('role', 'rowgroup');
+    for (const tr of table.querySelectorAll(':scope > thead > tr, :scope > tbody > tr')) rowRoles(tr);
+    // Only the rows just added: the feed adds one at a time to a table of hundreds.
+    for (const body of table.tBodies) {
+      new MutationObserver((records) => {
+        for (const m of records) for (const n of m.addedNodes) if (n.tagName === 'TR') rowRoles(n);
+      }).observe(body, { childList: true });
+    }
   }
 
   window.dashboard = Object.freeze({ refreshTimes, copyText });
