@@ -144,7 +144,16 @@ func (s *Service) Configure(ctx context.Context, p Plan, expect int64, a db.Audi
 	})
 }
 
+// fieldErrors maps the rollout's field errors (one, or several at once) to validation.Errors.
 func fieldErrors(err error) error {
+	var fes rollout.FieldErrors
+	if errors.As(err, &fes) {
+		out := validation.Errors{}
+		for _, fe := range fes {
+			out.Add(fe.Field, fe.Message)
+		}
+		return out
+	}
 	var fe rollout.FieldError
 	if errors.As(err, &fe) {
 		return validation.Errors{fe.Field: fe.Message}

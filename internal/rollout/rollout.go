@@ -290,3 +290,23 @@ type FieldError struct {
 }
 
 func (e FieldError) Error() string { return e.Message }
+
+// FieldErrors is every problem found in one input, each naming its field, so that a form or an
+// API answer can report them all at once rather than the first alone.
+type FieldErrors []FieldError
+
+func (e FieldErrors) Error() string {
+	msgs := make([]string, 0, len(e))
+	for _, fe := range e {
+		msgs = append(msgs, fe.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Err returns e as an error, or nil when there is nothing to fix.
+func (e FieldErrors) Err() error {
+	if len(e) == 0 {
+		return nil
+	}
+	return e
+}
