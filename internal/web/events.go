@@ -324,12 +324,18 @@ func (s *Server) listRejected(w http.ResponseWriter, r *http.Request) error {
 	return render(w, r, http.StatusOK, templates.RejectedPage(vm))
 }
 
+// listPageBytes bounds the payloads one page of GET /api/v1/events holds.
+const listPageBytes = 2 << 20
+
 // apiListEvents is GET /api/v1/events.
 func (s *Server) apiListEvents(w http.ResponseWriter, r *http.Request) error {
 	f, err := events.ParseFilter(r.URL.Query())
 	if err != nil {
 		return err
 	}
+	// A page ends early, with a cursor, once its payloads pass listPageBytes: 500 events of
+	// 1 MiB each would otherwise be held in memory for one answer.
+	f.MaxBytes = listPageBytes
 	evs, next, err := s.db.ListEvents(r.Context(), f.EventFilter)
 	if err != nil {
 		return err

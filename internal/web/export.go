@@ -25,6 +25,11 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) error {
 	if format != "csv" && format != "ndjson" {
 		return errBadRequest("format must be csv or ndjson")
 	}
+	release, err := s.takeAnswerSlot(w, "export")
+	if err != nil {
+		return err
+	}
+	defer release()
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Minute))
 	name := "events-" + s.now().UTC().Format("20060102-150405") + "." + format

@@ -19,10 +19,24 @@ import (
 	"github.com/tensfer-golive/dashboard/web/templates"
 )
 
-// maxBundles is how many support bundles are built at once; more get 503 and Retry-After. Each
-// holds about two megabytes (one batch of events read and one event encoded), however large
-// the events carrying the id.
-const maxBundles = 4
+// maxAnswers is how many large answers (support bundles, API lookups, exports) are written at
+// once, together; more get 503 and Retry-After. Each holds a few megabytes at most (one batch of
+// events read and one event encoded), however large the events and however slowly the client
+// reads, so open answers cost a bounded amount of memory whoever asks for them.
+const maxAnswers = 4
+
+// takeAnswerSlot takes one of the maxAnswers slots for a large answer (what it is, for the
+// refusal), or answers 503 busy with Retry-After. The caller calls release when done.
+func (s *Server) takeAnswerSlot(w http.ResponseWriter, what string) (release func(), err error) {
+	select {
+	case s.answerSlots <- struct{}{}:
+		return func() { <-s.answerSlots }, nil
+	default:
+		w.Header().Set("Retry-After", "5")
+		return nil, &httpError{status: http.StatusServiceUnavailable, code: "busy",
+			msg: fmt.Sprintf("%d large answers (support bundles, lookups, exports) are being written right now; this %s was not started; try again in a few seconds", maxAnswers, what)}
+	}
+}
 
 // defaultAnswerMaxBytes is the default cap on a streamed lookup answer (Config.LookupMaxBytes).
 const defaultAnswerMaxBytes = 16 << 20
@@ -82,14 +96,11 @@ func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request) error {
 	if q == "" || len(q) > events.MaxLookupLen {
 		return errBadRequest("give the request_id to bundle as ?q= (at most %d characters)", events.MaxLookupLen)
 	}
-	select {
-	case s.bundleSlots <- struct{}{}:
-		defer func() { <-s.bundleSlots }()
-	default:
-		w.Header().Set("Retry-After", "5")
-		return &httpError{status: http.StatusServiceUnavailable, code: "busy",
-			msg: fmt.Sprintf("%d support bundles are being built right now; try again in a few seconds", maxBundles)}
+	release, err := s.takeAnswerSlot(w, "support bundle")
+	if err != nil {
+		return err
 	}
+	defer release()
 	a := s.auditFor(r, "lookup.support_bundle")
 	a.Target = "lookup:" + validation.Clip(q, 200)
 	if err := s.db.InsertAudit(r.Context(), a); err != nil {
@@ -105,7 +116,7 @@ func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request) error {
 
 // apiLookup is GET /api/v1/lookup/{request_id}[?limit=N]: every webhook, callback and API call
 // carrying that id, oldest first, at most limit of them (default and most events.LookupLimit),
-// streamed and capped at LookupMaxBytes as the support bundle is.
+// streamed, capped at LookupMaxBytes and bounded by the maxAnswers slots as the support bundle is.
 func (s *Server) apiLookup(w http.ResponseWriter, r *http.Request) error {
 	q := strings.TrimSpace(chiParam(r, "request_id"))
 	if q == "" || len(q) > events.MaxLookupLen {
@@ -123,6 +134,11 @@ func (s *Server) apiLookup(w http.ResponseWriter, r *http.Request) error {
 	if limit < events.LookupLimit {
 		remedy = fmt.Sprintf("Raise limit (at most %d), or page through GET /api/v1/events?request_id=… (newest first, with next_cursor).", events.LookupLimit)
 	}
+	release, err := s.takeAnswerSlot(w, "lookup")
+	if err != nil {
+		return err
+	}
+	defer release()
 	return s.writeEventsAnswer(w, r, jsonObjectHead("request_id", q), limit, remedy,
 		func(fn func(db.Event) error) error { return s.events.EachByRequestID(r.Context(), q, limit, fn) })
 }

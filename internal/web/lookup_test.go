@@ -194,26 +194,73 @@ func TestAPILookupTakesALimit(t *testing.T) {
 	}
 }
 
-func TestSupportBundlesBuiltAtOnceAreBounded(t *testing.T) {
+// TestLargeAnswersShareBoundedSlots: support bundles, API lookups and exports are written at most
+// maxAnswers at a time, all together, so slow readers cannot hold unbounded memory; past that each
+// is refused with 503 and Retry-After (never offered as a download), and a finished answer gives
+// its slot back.
+func TestLargeAnswersShareBoundedSlots(t *testing.T) {
 	app := newTestApp(t)
 	viewer, _ := app.login(db.RoleViewer)
+	reader := app.addToken("reader", auth.ScopeEventsRead)
 	app.plantEvents(1, "req_x", `{}`)
-	for range maxBundles {
-		app.srv.bundleSlots <- struct{}{} // bundles being built
+	get := map[string]func() response{
+		"support bundle": func() response { return viewer.get("/lookup/bundle?q=req_x") },
+		"lookup":         func() response { return app.api("GET", "/api/v1/lookup/req_x", reader, nil) },
+		"export":         func() response { return viewer.get("/events/export?format=ndjson&request_id=req_x") },
 	}
-	res := viewer.get("/lookup/bundle?q=req_x")
-	if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" || !strings.Contains(res.body, "try again in a few seconds") {
-		t.Fatalf("bundle with every slot taken: %d %q %.200s", res.StatusCode, res.Header.Get("Retry-After"), res.body)
+	for range maxAnswers {
+		app.srv.answerSlots <- struct{}{} // answers being written
 	}
-	if res.Header.Get("Content-Disposition") != "" {
-		t.Fatal("the refusal is offered as a download")
+	for what, fn := range get {
+		res := fn()
+		if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" ||
+			!strings.Contains(res.body, "this "+what+" was not started; try again in a few seconds") {
+			t.Fatalf("%s with every slot taken: %d %q %.300s", what, res.StatusCode, res.Header.Get("Retry-After"), res.body)
+		}
+		if res.Header.Get("Content-Disposition") != "" {
+			t.Fatalf("%s: the refusal is offered as a download", what)
+		}
 	}
-	<-app.srv.bundleSlots
-	if out := decodeAnswer(t, viewer.get("/lookup/bundle?q=req_x")); len(out.Events) != 1 {
-		t.Fatalf("bundle once a slot is free: %+v", out)
+	<-app.srv.answerSlots
+	for what, fn := range get {
+		if res := fn(); res.StatusCode != http.StatusOK || !strings.Contains(res.body, "req_x") {
+			t.Fatalf("%s once a slot is free: %d %.300s", what, res.StatusCode, res.body)
+		}
+		if len(app.srv.answerSlots) != maxAnswers-1 {
+			t.Fatalf("a finished %s kept its slot: %d taken", what, len(app.srv.answerSlots))
+		}
 	}
-	if len(app.srv.bundleSlots) != maxBundles-1 {
-		t.Fatalf("a finished bundle kept its slot: %d taken", len(app.srv.bundleSlots))
+}
+
+// TestAPIEventPagesAreBoundedInBytes: a page of GET /api/v1/events ends early, with a cursor that
+// reaches the rest, once its payloads pass listPageBytes, whatever limit was asked for.
+func TestAPIEventPagesAreBoundedInBytes(t *testing.T) {
+	app := newTestApp(t)
+	reader := app.addToken("reader", auth.ScopeEventsRead)
+	big := `{"pad":"` + strings.Repeat("x", 512<<10) + `"}`
+	app.plantEvents(10, "req_big_page", big)
+	var seen int
+	cursor := ""
+	for pages := 0; ; pages++ {
+		res := app.api("GET", "/api/v1/events?request_id=req_big_page&limit=500"+cursor, reader, nil)
+		var out struct {
+			Events     []json.RawMessage `json:"events"`
+			NextCursor *string           `json:"next_cursor"`
+		}
+		if err := json.Unmarshal([]byte(res.body), &out); err != nil || res.StatusCode != 200 {
+			t.Fatalf("page %d: %d %v", pages, res.StatusCode, err)
+		}
+		if len(out.Events)*len(big) > listPageBytes+len(big) {
+			t.Fatalf("page %d holds %d events of %d bytes: over the %d byte bound", pages, len(out.Events), len(big), listPageBytes)
+		}
+		seen += len(out.Events)
+		if out.NextCursor == nil {
+			break
+		}
+		cursor = "&cursor=" + *out.NextCursor
+	}
+	if seen != 10 {
+		t.Fatalf("the pages held %d events in all, want 10", seen)
 	}
 }
 

@@ -213,6 +213,7 @@ const (
 	sharedApp   appKind = iota
 	lowDiskApp          // free space below the hard watermark: ingest answers 503
 	throttleApp         // one callback per client an hour
+	busyApp             // every large-answer slot taken: lookups answer 503
 )
 
 // contractCase makes one documented status of one operation happen.
@@ -315,6 +316,7 @@ func contractCases() []contractCase {
 		{op: "GET /api/v1/events/{id}", status: 404, why: "an id nobody has", token: auth.ScopeEventsRead, path: "/api/v1/events/987654321"},
 		{op: "GET /api/v1/lookup/{request_id}", status: 200, why: "the seeded request id", token: auth.ScopeEventsRead, path: "/api/v1/lookup/req_contract?limit=10"},
 		{op: "GET /api/v1/lookup/{request_id}", status: 400, why: "limit 0", token: auth.ScopeEventsRead, path: "/api/v1/lookup/req_contract?limit=0", breaks: true},
+		{op: "GET /api/v1/lookup/{request_id}", status: 503, why: "every large-answer slot is taken", token: auth.ScopeEventsRead, path: "/api/v1/lookup/req_contract", app: busyApp},
 		{op: "POST /api/v1/api-calls", status: 201, why: "a 502 reported", token: auth.ScopeEventsWrite, body: okCall},
 		{op: "POST /api/v1/api-calls", status: 400, why: "not JSON", token: auth.ScopeEventsWrite, body: `{"env":`, breaks: true},
 		{op: "POST /api/v1/api-calls", status: 422, why: "no status, and no timeout or error_code to say why", token: auth.ScopeEventsWrite, body: `{"env":"sandbox","method":"GET","path":"/v1"}`, breaks: true},
@@ -571,6 +573,11 @@ func newContractFixture(t *testing.T, kind appKind) *contractFixture {
 			t.Fatalf("seed webhook: %d %s", res.StatusCode, res.body)
 		}
 		f.vars["event"] = ans.ID
+	}
+	if kind == busyApp {
+		for range maxAnswers {
+			f.app.srv.answerSlots <- struct{}{}
+		}
 	}
 	return f
 }

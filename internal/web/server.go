@@ -89,7 +89,7 @@ type Server struct {
 	tokenUse      *ratelimit.Throttle[int64]
 	tokens        tokenCache
 	streamSlots   streamSlots
-	bundleSlots   chan struct{} // support bundles being built (at most maxBundles)
+	answerSlots   chan struct{} // large answers being written: bundles, API lookups, exports (at most maxAnswers)
 }
 
 // New builds a Server and the domain services behind it, and starts the ingest pipeline. Zero config values get sensible defaults.
@@ -131,7 +131,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(metrics.BuildInfo{Version: cfg.Version})
 	}
-	s := &Server{cfg: cfg, db: d, box: box, log: log, now: time.Now, bundleSlots: make(chan struct{}, maxBundles)}
+	s := &Server{cfg: cfg, db: d, box: box, log: log, now: time.Now, answerSlots: make(chan struct{}, maxAnswers)}
 	s.sessions = &sessionStore{
 		db:     d,
 		secure: cfg.PublicURL.Scheme == "https",
