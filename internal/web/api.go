@@ -72,6 +72,7 @@ func (s *Server) apiToken(next http.Handler) http.Handler {
 				s.log.Warn("cannot record token use", "token_id", t.ID, "error", err)
 			}
 		}
+		infoFrom(r.Context()).authed = true
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxToken, t)))
 	})
 }

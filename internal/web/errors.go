@@ -91,9 +91,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		he = &httpError{status: http.StatusInternalServerError, code: "internal", msg: "something went wrong on our side; quote the request id when you report it"}
 	}
+	info := infoFrom(r.Context())
 	level := slog.LevelInfo
 	switch {
-	case infoFrom(r.Context()).counted:
+	case info.counted:
+		level = slog.LevelDebug
+	case !info.authed && he.status < 500:
+		// The access log's line carries the error, within its limit on refusals anyone can repeat.
+		info.failure = err.Error()
 		level = slog.LevelDebug
 	case he.status >= 500:
 		level = slog.LevelError

@@ -11,6 +11,10 @@ import (
 func (s *Server) Maintain(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
+	// The summary of refusals counted rather than logged is written once their minute is over,
+	// also when no further refusal comes to write it.
+	minute := time.NewTicker(time.Minute)
+	defer minute.Stop()
 	for {
 		now := s.now()
 		if n, err := s.db.PurgeSessions(ctx, now.Add(-s.cfg.SessionIdle), now.Add(-s.cfg.SessionMax)); err != nil && ctx.Err() == nil {
@@ -28,10 +32,15 @@ func (s *Server) Maintain(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("retention purge", "alert_deliveries", n)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		for hour := false; !hour; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-minute.C:
+				s.logRefusalSummary(s.refusals.flush(s.now()))
+			case <-t.C:
+				hour = true
+			}
 		}
 	}
 }

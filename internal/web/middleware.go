@@ -66,6 +66,8 @@ type requestInfo struct {
 	counted bool          // public input refused and counted instead of stored: logged at debug, whatever the status
 	rawBody io.ReadCloser // the body before limitBody, for the few routes that take large uploads
 	secure  bool          // the public URL is https: every cookie is Secure
+	authed  bool          // a signed-in user or a valid API token made the request
+	failure string        // why the request failed (fail), for its access-log line
 }
 
 func infoFrom(ctx context.Context) *requestInfo {
@@ -152,19 +154,32 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = http.StatusOK
 		}
+		info := infoFrom(r.Context())
 		level := slog.LevelInfo
-		if info := infoFrom(r.Context()); info.counted || sw.status < 400 && (info.kind == kindIngest || info.quiet) {
+		switch {
+		case info.counted || sw.status < 400 && (info.kind == kindIngest || info.quiet):
 			level = slog.LevelDebug
+		case sw.status >= 400 && !info.authed:
+			// A refusal anyone can repeat: logged line by line a few times a minute per kind,
+			// then counted into one summary line.
+			ok, due := s.refusals.allow(refusalKeyOf(r, sw.status), s.now())
+			s.logRefusalSummary(due)
+			if !ok {
+				level = slog.LevelDebug
+			}
 		}
 		if !s.log.Enabled(r.Context(), level) {
 			return // the line's fields (the client address among them) are not worth working out
 		}
-		s.log.LogAttrs(r.Context(), level, "http",
-			slog.String("request_id", requestIDFrom(r.Context())),
+		attrs := []slog.Attr{slog.String("request_id", info.id),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
 			slog.Int("status", sw.status), slog.Int64("bytes", sw.bytes),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.String("ip", s.clientIP(r)))
+			slog.String("ip", s.clientIP(r))}
+		if info.failure != "" {
+			attrs = append(attrs, slog.String("error", info.failure))
+		}
+		s.log.LogAttrs(r.Context(), level, "http", attrs...)
 	})
 }
 

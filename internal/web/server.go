@@ -89,6 +89,7 @@ type Server struct {
 	tokenUse      *ratelimit.Throttle[int64]
 	tokens        tokenCache
 	streamSlots   streamSlots
+	refusals      refusalLog    // log lines of refusals anyone can repeat, kept to a fixed rate
 	answerSlots   chan struct{} // large answers being written: bundles, API lookups, exports (at most maxAnswers)
 }
 

@@ -148,6 +148,7 @@ func (s *Server) loadUser(next http.Handler) http.Handler {
 					s.fail(w, r, err)
 					return
 				}
+				infoFrom(ctx).authed = true
 				r = r.WithContext(context.WithValue(ctx, ctxUser, currentUser{User: u, sessionID: sess.ID}))
 			}
 		}
