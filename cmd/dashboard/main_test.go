@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -382,6 +383,86 @@ func TestStartRefusesAMasterKeyWithoutItsDatabase(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRefusedStartLeavesNoNewFile: a start refused for what the data directory holds (its master
+// key missing beside its database, a key that does not open it, a schema too new, a damaged file)
+// says what to do and leaves the directory exactly as it was: above all, no master.key is
+// written for a database it cannot open. A key left pending by a restore cut short is the one
+// case taken: it opens the database, so it is moved into place.
+func TestRefusedStartLeavesNoNewFile(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	addAdmin(t, src)
+	otherKey, _ := secrets.GenerateKey()
+	for _, tt := range []struct {
+		name    string
+		env     map[string]string
+		prepare func(t *testing.T, dir string)
+		want    []string
+	}{
+		{"master.key missing", nil, func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, secrets.KeyFileName))
+		}, []string{"holds the database", "no master key", "put that master.key back"}},
+		{"master.key missing, another install's key pending", nil, func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, secrets.KeyFileName))
+			if err := writeKeyFile(filepath.Join(dir, pendingKeyFile), otherKey); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"no master key", "put that master.key back"}},
+		{"another key from the environment", map[string]string{"DASHBOARD_MASTER_KEY": otherKey.Encode()}, nil,
+			[]string{"does not match this database"}},
+		{"schema too new", nil, func(t *testing.T, dir string) {
+			d, err := db.Open(ctx, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.W.Exec("PRAGMA user_version = 99")
+			d.Close()
+		}, []string{"schema version 99 is newer"}},
+		{"damaged database", nil, func(t *testing.T, dir string) {
+			f, _ := os.OpenFile(filepath.Join(dir, db.FileName), os.O_WRONLY, 0)
+			f.WriteAt(bytes.Repeat([]byte{0xA5}, 3*4096), 4096)
+			f.Close()
+		}, []string{"restore it from a backup"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := copyDir(t, src)
+			if tt.prepare != nil {
+				tt.prepare(t, dir)
+			}
+			before := dirState(t, dir)
+			_, _, err := cli(t, tt.env, "", "serve", "--data", dir, "--addr", "127.0.0.1:0")
+			if err == nil {
+				t.Fatal("the start was not refused")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if after := dirState(t, dir); !maps.Equal(before, after) {
+				t.Errorf("the refused start changed the data directory:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+
+	t.Run("master.key missing, its own key pending", func(t *testing.T) {
+		dir := copyDir(t, src)
+		keyPath := filepath.Join(dir, secrets.KeyFileName)
+		own, _ := os.ReadFile(keyPath)
+		if err := os.Rename(keyPath, filepath.Join(dir, pendingKeyFile)); err != nil {
+			t.Fatal(err)
+		}
+		d, _, src, err := openData(ctx, dir, "", "")
+		if err != nil {
+			t.Fatalf("start with the database's key pending: %v", err)
+		}
+		d.Close()
+		if got, _ := os.ReadFile(keyPath); !bytes.Equal(got, own) || !strings.Contains(string(src), "finished installing") {
+			t.Errorf("master.key after the start is not the pending key (source %q)", src)
+		}
+	})
 }
 
 func TestAuditVerify(t *testing.T) {

@@ -51,6 +51,11 @@ func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secr
 	if err := refuseLostDatabase(dir, keyValue, keyFile); err != nil {
 		return nil, nil, "", err
 	}
+	if keyValue == "" && keyFile == "" && databasePresent(dir) {
+		if _, err := os.Stat(filepath.Join(dir, secrets.KeyFileName)); errors.Is(err, os.ErrNotExist) {
+			return openWithoutKeyFile(ctx, dir)
+		}
+	}
 	key, src, err := secrets.LoadKey(dir, keyValue, keyFile)
 	if err != nil {
 		return nil, nil, "", err
@@ -258,6 +263,51 @@ func startFailed(ctx context.Context, log *slog.Logger, err error) error {
 	return nil
 }
 
+// openWithoutKeyFile opens a data directory whose database is present but whose master.key is
+// not. It never generates a key there: a new key cannot open what the database holds, and a key
+// file written before the refusal would stay behind and make the next start look like an install
+// of its own. Only a master.key.new that opens the database (a restore or rotation cut short before
+// its rename) is taken, and renamed into place; anything else is refused with nothing written.
+func openWithoutKeyFile(ctx context.Context, dir string) (*db.DB, *secrets.Box, secrets.Source, error) {
+	keyPath := filepath.Join(dir, secrets.KeyFileName)
+	pending := filepath.Join(dir, pendingKeyFile)
+	lost := fmt.Errorf("%s holds the database %s but no master key (%s is missing), and its secrets open only with the key it was set up with: put that master.key back (keep a copy with every backup), or give it with DASHBOARD_MASTER_KEY or DASHBOARD_MASTER_KEY_FILE; to start a new install instead, move the database away first",
+		dir, filepath.Join(dir, db.FileName), keyPath)
+	k, _, err := secrets.LoadKey("", "", pending)
+	if err != nil {
+		return nil, nil, "", lost
+	}
+	box, err := secrets.NewBox(k)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	d, err := db.Open(ctx, dir)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if err := secrets.CheckMasterKey(ctx, d, box); err != nil {
+		d.Close()
+		return nil, nil, "", lost
+	}
+	if err := os.Rename(pending, keyPath); err != nil {
+		d.Close()
+		return nil, nil, "", fmt.Errorf("install the master key %s as %s: %w", pending, keyPath, err)
+	}
+	return d, box, secrets.Source("finished installing " + k.ID), nil
+}
+
+// databasePresent reports whether dir holds a database with something in it (in its file or in a
+// write-ahead log beside it).
+func databasePresent(dir string) bool {
+	path := filepath.Join(dir, db.FileName)
+	for _, p := range []string{path, path + "-wal"} {
+		if st, err := os.Stat(p); err == nil && st.Size() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // refuseLostDatabase stops a start that would silently begin a fresh install next to the master
 // key of an old one: the data directory holds master.key but the database is missing or empty
 // (deleted, or lost in a restore gone wrong). Starting would print a new setup link, and every
@@ -269,14 +319,10 @@ func refuseLostDatabase(dir, keyValue, keyFile string) error {
 	if _, err := os.Stat(filepath.Join(dir, secrets.KeyFileName)); err != nil {
 		return nil
 	}
+	if databasePresent(dir) {
+		return nil
+	}
 	path := filepath.Join(dir, db.FileName)
-	st, err := os.Stat(path)
-	if err == nil && st.Size() > 0 {
-		return nil
-	}
-	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > 0 {
-		return nil
-	}
 	return fmt.Errorf("%s holds a master key but the database %s is missing or empty; if it was lost, restore it from a backup (dashboard restore --data %s --from BACKUP_FILE); to start a new install instead, move %s away first",
 		dir, path, dir, filepath.Join(dir, secrets.KeyFileName))
 }
