@@ -386,9 +386,9 @@ func TestStartRefusesAMasterKeyWithoutItsDatabase(t *testing.T) {
 }
 
 // TestRefusedStartLeavesNoNewFile: a start refused for what the data directory holds (its master
-// key missing beside its database, a key that does not open it, a schema too new, a damaged file)
-// says what to do and leaves the directory exactly as it was: above all, no master.key is
-// written for a database it cannot open. A key left pending by a restore cut short is the one
+// key missing beside its database, a key that does not open it, a schema too new or not its own,
+// a damaged file) says what to do and leaves the directory exactly as it was: above all, no
+// master.key is written for a database it cannot open. A key left pending by a restore cut short is the one
 // case taken: it opens the database, so it is moved into place.
 func TestRefusedStartLeavesNoNewFile(t *testing.T) {
 	ctx := context.Background()
@@ -420,6 +420,10 @@ func TestRefusedStartLeavesNoNewFile(t *testing.T) {
 			d.W.Exec("PRAGMA user_version = 99")
 			d.Close()
 		}, []string{"schema version 99 is newer"}},
+		{"a trigger added behind its back", nil, func(t *testing.T, dir string) {
+			execOn(t, filepath.Join(dir, db.FileName),
+				`CREATE TRIGGER promote AFTER INSERT ON sessions BEGIN UPDATE users SET role = 'admin' WHERE id = NEW.user_id; END`)
+		}, []string{"trigger promote (on sessions) that this dashboard does not create", "serves only the schema it creates"}},
 		{"damaged database", nil, func(t *testing.T, dir string) {
 			f, _ := os.OpenFile(filepath.Join(dir, db.FileName), os.O_WRONLY, 0)
 			f.WriteAt(bytes.Repeat([]byte{0xA5}, 3*4096), 4096)
