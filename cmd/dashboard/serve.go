@@ -221,6 +221,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	bg.Go(func() { srv.Rollout().Run(bgCtx, 15*time.Second) })
 	bg.Go(func() { tlsSrv.run(bgCtx, log) })
 	bg.Go(func() { srv.Alerts().Run(bgCtx) })
+	bg.Go(func() { srv.Alerts().PublishHeads(bgCtx) })
 
 	errc := make(chan error, 2)
 	go func() { errc <- serveOn(httpSrv, ln) }()
