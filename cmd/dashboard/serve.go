@@ -40,7 +40,8 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 }
 
 // openData creates the data directory (0700) unless others may write to an existing one, loads the master key and opens the database,
-// refusing a master key that does not match the database.
+// refusing a master key that does not match the database. A key is generated only for a data
+// directory without a database: one whose master.key is missing is refused, and nothing written.
 func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secrets.Box, secrets.Source, error) {
 	if err := checkDataDir(dir, nil); err != nil {
 		return nil, nil, "", err
@@ -51,40 +52,72 @@ func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secr
 	if err := refuseLostDatabase(dir, keyValue, keyFile); err != nil {
 		return nil, nil, "", err
 	}
-	if keyValue == "" && keyFile == "" && databasePresent(dir) {
+	noKeyGiven := keyValue == "" && keyFile == ""
+	if noKeyGiven && databasePresent(dir) {
 		if _, err := os.Stat(filepath.Join(dir, secrets.KeyFileName)); errors.Is(err, os.ErrNotExist) {
-			return openWithoutKeyFile(ctx, dir)
+			// Never generate a key beside a database: it cannot open what the database holds,
+			// and a key file written before the refusal would make the next start look like an
+			// install of its own. Only a pending key that opens it (a restore cut short) is taken.
+			d, box, err := finishPendingKey(ctx, dir)
+			if err != nil {
+				return nil, nil, "", fmt.Errorf("%s holds the database %s but no master key (%s is missing), and its secrets open only with the key it was set up with: put that master.key back (keep a copy with every backup), or give it with DASHBOARD_MASTER_KEY or DASHBOARD_MASTER_KEY_FILE; to start a new install instead, move the database away first",
+					dir, filepath.Join(dir, db.FileName), filepath.Join(dir, secrets.KeyFileName))
+			}
+			return d, box, secrets.Source("finished installing " + box.KeyID()), nil
 		}
 	}
 	key, src, err := secrets.LoadKey(dir, keyValue, keyFile)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	box, err := secrets.NewBox(key)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	d, err := db.Open(ctx, dir)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if err := secrets.CheckMasterKey(ctx, d, box); err != nil {
+	d, box, err := openWithKey(ctx, dir, key)
+	if err != nil && noKeyGiven {
 		// A master-key rotation that committed but crashed before renaming master.key.new into
 		// place leaves the new key pending: finish it.
-		pending := filepath.Join(dir, pendingKeyFile)
-		if keyValue == "" && keyFile == "" {
-			if k, _, err2 := secrets.LoadKey("", "", pending); err2 == nil {
-				if nb, err2 := secrets.NewBox(k); err2 == nil && secrets.CheckMasterKey(ctx, d, nb) == nil {
-					if err2 := os.Rename(pending, filepath.Join(dir, secrets.KeyFileName)); err2 == nil {
-						return d, nb, secrets.Source("finished rotation to " + k.ID), nil
-					}
-				}
-			}
+		if d, box, err2 := finishPendingKey(ctx, dir); err2 == nil {
+			return d, box, secrets.Source("finished rotation to " + box.KeyID()), nil
 		}
-		d.Close()
+	}
+	if err != nil {
 		return nil, nil, "", err
 	}
 	return d, box, src, nil
+}
+
+// openWithKey opens the database in dir and checks that key is its master key.
+func openWithKey(ctx context.Context, dir string, key secrets.Key) (*db.DB, *secrets.Box, error) {
+	box, err := secrets.NewBox(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := db.Open(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := secrets.CheckMasterKey(ctx, d, box); err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	return d, box, nil
+}
+
+// finishPendingKey opens dir's database with the key in master.key.new, left by a rotation or a
+// restore cut short before its rename, and when it is the database's key renames it into place.
+func finishPendingKey(ctx context.Context, dir string) (*db.DB, *secrets.Box, error) {
+	pending := filepath.Join(dir, pendingKeyFile)
+	k, _, err := secrets.LoadKey("", "", pending)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, box, err := openWithKey(ctx, dir, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.Rename(pending, filepath.Join(dir, secrets.KeyFileName)); err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	return d, box, nil
 }
 
 // serve runs the dashboard until ctx ends (SIGINT or SIGTERM). It signals readiness (log line
@@ -266,39 +299,6 @@ func startFailed(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	log.Info("stopped during start-up")
 	return nil
-}
-
-// openWithoutKeyFile opens a data directory whose database is present but whose master.key is
-// not. It never generates a key there: a new key cannot open what the database holds, and a key
-// file written before the refusal would stay behind and make the next start look like an install
-// of its own. Only a master.key.new that opens the database (a restore or rotation cut short before
-// its rename) is taken, and renamed into place; anything else is refused with nothing written.
-func openWithoutKeyFile(ctx context.Context, dir string) (*db.DB, *secrets.Box, secrets.Source, error) {
-	keyPath := filepath.Join(dir, secrets.KeyFileName)
-	pending := filepath.Join(dir, pendingKeyFile)
-	lost := fmt.Errorf("%s holds the database %s but no master key (%s is missing), and its secrets open only with the key it was set up with: put that master.key back (keep a copy with every backup), or give it with DASHBOARD_MASTER_KEY or DASHBOARD_MASTER_KEY_FILE; to start a new install instead, move the database away first",
-		dir, filepath.Join(dir, db.FileName), keyPath)
-	k, _, err := secrets.LoadKey("", "", pending)
-	if err != nil {
-		return nil, nil, "", lost
-	}
-	box, err := secrets.NewBox(k)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	d, err := db.Open(ctx, dir)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if err := secrets.CheckMasterKey(ctx, d, box); err != nil {
-		d.Close()
-		return nil, nil, "", lost
-	}
-	if err := os.Rename(pending, keyPath); err != nil {
-		d.Close()
-		return nil, nil, "", fmt.Errorf("install the master key %s as %s: %w", pending, keyPath, err)
-	}
-	return d, box, secrets.Source("finished installing " + k.ID), nil
 }
 
 // databasePresent reports whether dir holds a database with something in it (in its file or in a

@@ -10,11 +10,13 @@ import (
 
 // Head publication reasons, as the log line, the alert and the docs name them.
 const (
-	HeadAtStart  = "start"
-	HeadChanged  = "changed"
-	HeadAtStop   = "stop"
-	headStopWait = 5 * time.Second
+	HeadAtStart = "start"
+	HeadChanged = "changed"
+	HeadAtStop  = "stop"
 )
+
+// headStopWait bounds the last publication, made after the server was asked to stop.
+const headStopWait = 5 * time.Second
 
 // PublishHead reads the audit chain's head and publishes it outside the database: a log line
 // ("audit head", with head=SEQ:HASH), the /metrics gauges, and an alert of type audit.head to the
