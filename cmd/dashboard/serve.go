@@ -185,7 +185,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	defer d.Close()
 	if err := d.CheckSchema(ctx); err != nil {
 		// A database swapped in behind the dashboard's back may bring triggers or views of its own.
-		return fmt.Errorf("%w; the dashboard serves only the schema it creates: restore a backup (dashboard restore --data %s --from BACKUP_FILE, which checks it), or remove what differs", err, cfg.dataDir)
+		if se := (*db.SchemaError)(nil); errors.As(err, &se) {
+			return fmt.Errorf("%w; the dashboard serves only the schema it creates: restore a backup (dashboard restore --data %s --from BACKUP_FILE, which checks it), or remove what differs", err, cfg.dataDir)
+		}
+		return startFailed(ctx, log, err)
 	}
 
 	srv, err := web.New(web.Config{
