@@ -2,12 +2,15 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,29 +187,104 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 
 // auditVerify walks the audit log's hash chain. It prints the head link, which an operator can
 // record elsewhere (a rewrite of the whole tail would change it), and fails when a row was changed
-// or removed.
+// or removed, when no row carries a hash, or when the chain no longer holds a head given with
+// --head SEQ:HASH or in a --heads file (the heads the dashboard publishes to its log, /metrics and
+// alert channels).
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var dir string
+	var dir, headsFile string
+	var heads headList
 	f := newFlags("audit verify", stderr, getenv)
 	dataFlag(f, &dir)
+	f.fs.Var(&heads, "head", "a published head SEQ:HASH the chain must still hold (repeatable)")
+	f.fs.StringVar(&headsFile, "heads", "", "a file of published heads, one SEQ:HASH per line (log lines that carry one will do)")
 	if err := f.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
+	if headsFile != "" {
+		more, err := readHeads(headsFile)
+		if err != nil {
+			return err
+		}
+		heads = append(heads, more...)
+	}
 	d, err := openForCLI(ctx, dir, getenv)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	rep, err := d.VerifyAudit(ctx)
+	rep, err := d.VerifyAudit(ctx, heads...)
 	if err != nil {
 		return err
 	}
+	var problems []string
 	if rep.BadID != 0 {
-		return fmt.Errorf("audit log: row %d was changed, or a row before it removed (%d rows checked); restore the database from a backup to see what it said", rep.BadID, rep.Rows)
+		problems = append(problems, fmt.Sprintf("row %d was changed, or a row before it removed (%d rows checked); restore the database from a backup to see what it said", rep.BadID, rep.Rows))
 	}
-	fmt.Fprintf(stdout, "audit log intact: %d rows (%d from before the chain, covered by it); head %s\n", rep.Rows, rep.Unlinked, rep.Head)
+	if rep.Rows > 0 && rep.Unlinked == rep.Rows {
+		problems = append(problems, fmt.Sprintf("none of its %d rows stores a hash: every hash was removed, unless no change at all was audited since this install was upgraded to the hash chain (check with a published head: --head SEQ:HASH)", rep.Rows))
+	}
+	for _, h := range rep.Heads {
+		if h.Problem != "" {
+			problems = append(problems, "published head "+h.String()+": "+h.Problem)
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("audit log: %s", strings.Join(problems, "; "))
+	}
+	fmt.Fprintf(stdout, "audit log intact: %d rows (%d from before the chain, covered by it); head %s\n", rep.Rows, rep.Unlinked, db.AuditHead{Seq: rep.LastID, Hash: rep.Head})
+	if len(heads) > 0 {
+		newest := slices.MaxFunc(heads, func(a, b db.AuditHead) int { return cmp.Compare(a.Seq, b.Seq) })
+		fmt.Fprintf(stdout, "all %d published heads held, the newest at row %d; rows after it are covered by the chain alone\n", len(heads), newest.Seq)
+	}
 	return nil
+}
+
+// headList is the repeatable --head flag.
+type headList []db.AuditHead
+
+func (l *headList) String() string { return fmt.Sprint(*l) }
+
+func (l *headList) Set(s string) error {
+	h, err := db.ParseAuditHead(s)
+	if err != nil {
+		return err
+	}
+	*l = append(*l, h)
+	return nil
+}
+
+// headPattern finds a published head in a line: SEQ:HASH, alone or inside a log line.
+var headPattern = regexp.MustCompile(`\b([0-9]+:[0-9a-fA-F]{64})\b`)
+
+// readHeads reads published heads from a file: one per line, alone or within a log line (the
+// first SEQ:HASH of the line counts). Blank lines and lines starting with # are skipped; any
+// other line without a head is an error naming it.
+func readHeads(path string) ([]db.AuditHead, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--heads: %w", err)
+	}
+	var heads []db.AuditHead
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		m := headPattern.FindString(line)
+		if m == "" {
+			return nil, usageError{fmt.Sprintf("--heads %s: line %d holds no head SEQ:HASH", path, i+1)}
+		}
+		h, err := db.ParseAuditHead(m)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("--heads %s: line %d: %v", path, i+1, err)}
+		}
+		heads = append(heads, h)
+	}
+	if len(heads) == 0 {
+		return nil, usageError{fmt.Sprintf("--heads %s holds no head SEQ:HASH", path)}
+	}
+	return heads, nil
 }

@@ -21,7 +21,7 @@ var allowedImports = map[string][]string{
 		"internal/auth", "internal/tensfer", "internal/safehttp", "internal/rollout", "internal/launch", "internal/feed", "internal/ratelimit", "internal/validation",
 		"internal/diskguard", "internal/alerts", "internal/metrics", "internal/auditdiff", "web/templates", "web/static"},
 	"internal/alerts": {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation", "internal/environment",
-		"internal/safehttp", "internal/diskguard", "internal/ratelimit"},
+		"internal/safehttp", "internal/diskguard", "internal/ratelimit", "internal/metrics"},
 	"internal/events":             {"internal/db", "internal/secrets", "internal/tensfer", "internal/feed", "internal/auth", "internal/ratelimit", "internal/validation", "internal/diskguard", "internal/metrics"},
 	"internal/tensfer/tensfersim": {"internal/tensfer"},
 	"internal/safehttp":           nil,

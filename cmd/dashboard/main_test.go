@@ -3,10 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -194,6 +197,15 @@ func TestServeSignalsReadyOnlyOnceServingAndStopsGracefully(t *testing.T) {
 	s.notify.await(t, "STOPPING=1", make(chan struct{}), s.stderr)
 	if !strings.Contains(s.stderr.String(), `"msg":"stopped"`) {
 		t.Fatalf("no clean stop logged: %s", s.stderr)
+	}
+	d, err := db.Open(context.Background(), s.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := d.AuditHead(context.Background())
+	d.Close()
+	if line := `"msg":"audit head","head":"` + head.String() + `","seq":` + fmt.Sprint(head.Seq) + `,"hash":"` + head.Hash + `","reason":"stop"`; err != nil || !strings.Contains(s.stderr.String(), line) {
+		t.Fatalf("the audit head %s was not published at stop (%v):\n%s", head, err, s.stderr)
 	}
 	if strings.Contains(s.stderr.String(), "token=") {
 		t.Fatal("the setup token leaked into the log")
@@ -384,6 +396,90 @@ func TestStartRefusesAMasterKeyWithoutItsDatabase(t *testing.T) {
 	}
 }
 
+// TestRefusedStartLeavesNoNewFile: a start refused for what the data directory holds (its master
+// key missing beside its database, a key that does not open it, a schema too new or not its own,
+// a damaged file) says what to do and leaves the directory exactly as it was: above all, no
+// master.key is written for a database it cannot open. A key left pending by a restore cut short is the one
+// case taken: it opens the database, so it is moved into place.
+func TestRefusedStartLeavesNoNewFile(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	addAdmin(t, src)
+	otherKey, _ := secrets.GenerateKey()
+	for _, tt := range []struct {
+		name    string
+		env     map[string]string
+		prepare func(t *testing.T, dir string)
+		want    []string
+	}{
+		{"master.key missing", nil, func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, secrets.KeyFileName))
+		}, []string{"holds the database", "no master key", "put that master.key back"}},
+		{"master.key missing, another install's key pending", nil, func(t *testing.T, dir string) {
+			os.Remove(filepath.Join(dir, secrets.KeyFileName))
+			if err := writeKeyFile(filepath.Join(dir, pendingKeyFile), otherKey); err != nil {
+				t.Fatal(err)
+			}
+		}, []string{"no master key", "put that master.key back"}},
+		{"another key from the environment", map[string]string{"DASHBOARD_MASTER_KEY": otherKey.Encode()}, nil,
+			[]string{"does not match this database"}},
+		{"schema too new", nil, func(t *testing.T, dir string) {
+			d, err := db.Open(ctx, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.W.Exec("PRAGMA user_version = 99")
+			d.Close()
+		}, []string{"schema version 99 is newer"}},
+		{"a trigger added behind its back", nil, func(t *testing.T, dir string) {
+			execOn(t, filepath.Join(dir, db.FileName),
+				`CREATE TRIGGER promote AFTER INSERT ON sessions BEGIN UPDATE users SET role = 'admin' WHERE id = NEW.user_id; END`)
+		}, []string{"trigger promote (on sessions) that this dashboard does not create", "serves only the schema it creates"}},
+		{"damaged database", nil, func(t *testing.T, dir string) {
+			f, _ := os.OpenFile(filepath.Join(dir, db.FileName), os.O_WRONLY, 0)
+			f.WriteAt(bytes.Repeat([]byte{0xA5}, 3*4096), 4096)
+			f.Close()
+		}, []string{"restore it from a backup"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := copyDir(t, src)
+			if tt.prepare != nil {
+				tt.prepare(t, dir)
+			}
+			before := dirState(t, dir)
+			_, _, err := cli(t, tt.env, "", "serve", "--data", dir, "--addr", "127.0.0.1:0")
+			if err == nil {
+				t.Fatal("the start was not refused")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if after := dirState(t, dir); !maps.Equal(before, after) {
+				t.Errorf("the refused start changed the data directory:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
+
+	t.Run("master.key missing, its own key pending", func(t *testing.T) {
+		dir := copyDir(t, src)
+		keyPath := filepath.Join(dir, secrets.KeyFileName)
+		own, _ := os.ReadFile(keyPath)
+		if err := os.Rename(keyPath, filepath.Join(dir, pendingKeyFile)); err != nil {
+			t.Fatal(err)
+		}
+		d, _, src, err := openData(ctx, dir, "", "")
+		if err != nil {
+			t.Fatalf("start with the database's key pending: %v", err)
+		}
+		d.Close()
+		if got, _ := os.ReadFile(keyPath); !bytes.Equal(got, own) || !strings.Contains(string(src), "finished installing") {
+			t.Errorf("master.key after the start is not the pending key (source %q)", src)
+		}
+	})
+}
+
 func TestAuditVerify(t *testing.T) {
 	dir := t.TempDir()
 	if _, _, err := cli(t, nil, "a long enough password\n", "user", "add", "--data", dir, "--email", "ana@example.com", "--role", "admin"); err != nil {
@@ -405,6 +501,86 @@ func TestAuditVerify(t *testing.T) {
 	d.Close()
 	if _, _, err := cli(t, nil, "", "audit", "verify", "--data", dir); err == nil || !strings.Contains(err.Error(), "row 1 was changed") {
 		t.Fatalf("verify after an edit: %v", err)
+	}
+}
+
+// TestAuditVerifyChecksPublishedHeads: audit verify --head and --heads (a file of heads, log lines
+// will do) prove the chain still holds heads published before; a cut tail or removed hashes are
+// named by the head they break, and a head that is not SEQ:HASH is refused before anything opens.
+func TestAuditVerifyChecksPublishedHeads(t *testing.T) {
+	ctx := context.Background()
+	src := t.TempDir()
+	addAdmin(t, src)
+	for i := range 3 {
+		if _, _, err := cli(t, nil, "", "token", "create", "--data", src, "--name", fmt.Sprintf("t%d", i), "--scopes", "events:read"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, err := cli(t, nil, "", "audit", "verify", "--data", src)
+	m := regexp.MustCompile(`head (\d+:[0-9a-f]{64})`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("verify: %q %v", out, err)
+	}
+	head := m[1]
+	d, err := db.Open(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, err := d.AuditHead(ctx)
+	d.Close()
+	if err != nil || early.String() != head || early.Seq != 4 {
+		t.Fatalf("head %s, verify said %s", early, head)
+	}
+	heads := filepath.Join(t.TempDir(), "heads.txt")
+	os.WriteFile(heads, []byte("# grepped from the log\n"+`{"time":"2026-03-01T12:00:00Z","level":"INFO","msg":"audit head","head":"`+head+`","reason":"start"}`+"\n\n"), 0o600)
+
+	for _, tt := range []struct {
+		name   string
+		tamper []string
+		args   []string
+		want   string // "" when verify passes
+	}{
+		{"an intact log", nil, []string{"--head", head, "--heads", heads}, ""},
+		{"the last row deleted", []string{"DROP TRIGGER audit_log_no_delete", "DELETE FROM audit_log WHERE id = 4"}, []string{"--heads", heads},
+			"published head " + head + ": row 4 is gone (the log ends at row 3): rows were deleted"},
+		{"every hash removed, with a head", []string{"DROP TRIGGER audit_log_no_update", "UPDATE audit_log SET hash = NULL"}, []string{"--head", head},
+			"row 4 stores no hash"},
+		{"every hash removed, without a head", []string{"DROP TRIGGER audit_log_no_update", "UPDATE audit_log SET hash = NULL"}, nil,
+			"none of its 4 rows stores a hash"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := copyDir(t, src)
+			execOn(t, filepath.Join(dir, db.FileName), tt.tamper...)
+			out, _, err := cli(t, nil, "", append([]string{"audit", "verify", "--data", dir}, tt.args...)...)
+			if tt.want == "" {
+				if err != nil || !strings.Contains(out, "all 2 published heads held, the newest at row 4") {
+					t.Fatalf("verify: %q %v", out, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("verify: %v, want it to say %q", err, tt.want)
+			}
+		})
+	}
+
+	garbage := filepath.Join(t.TempDir(), "garbage.txt")
+	os.WriteFile(garbage, []byte(head+"\nnot a head\n"), 0o600)
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--head", "4"}, `head "4" must be SEQ:HASH`},
+		{[]string{"--head", "4:abc"}, "the hash must be 64 hex digits"},
+		{[]string{"--heads", garbage}, "line 2 holds no head SEQ:HASH"},
+	} {
+		before := dirState(t, src)
+		if _, _, err := cli(t, nil, "", append([]string{"audit", "verify", "--data", src}, tt.args...)...); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: %v, want %q", tt.args, err, tt.want)
+		}
+		if !maps.Equal(before, dirState(t, src)) {
+			t.Errorf("%v changed the data directory", tt.args)
+		}
 	}
 }
 

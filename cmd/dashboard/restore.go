@@ -17,8 +17,10 @@ import (
 
 // restore replaces the data directory's database with a backup. Run it with the dashboard
 // stopped (the data directory's lock says so). Everything is checked on a copy in the data
-// directory before anything is replaced: SQLite's integrity_check, a schema this binary knows
-// (an older one is migrated on the copy), and that the master key opens every sealed value. The
+// directory before anything is replaced: SQLite's integrity_check, exactly the schema this binary
+// creates at the backup's version (every table, index, trigger and view by name and definition,
+// so a trigger or view a backup brings never runs; an older one is then migrated on the copy),
+// and that the master key opens every sealed value. The
 // restore is audited in the restored database's own chain. The previous database (and master
 // key, when --master-key-file brings another) is kept aside under a timestamped name, and the
 // copy is renamed into place, so at any moment the data directory holds either the old database
@@ -100,6 +102,10 @@ func restore(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 
 	d, err := db.OpenFile(ctx, staged) // applies the migrations an older backup lacks
 	if err != nil {
+		return refused(err)
+	}
+	if err := d.CheckSchema(ctx); err != nil { // what those migrations made of it
+		d.Close()
 		return refused(err)
 	}
 	n, err := secrets.CheckSealed(ctx, d, box)

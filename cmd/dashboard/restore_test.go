@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -476,4 +478,108 @@ func TestRestoreHandlesWriteAheadLogs(t *testing.T) {
 			t.Errorf("the database kept aside lost what its log held: %v", err)
 		}
 	})
+}
+
+// execOn runs statements on the database file at path with a plain connection.
+func execOn(t *testing.T, path string, stmts ...string) {
+	t.Helper()
+	conn, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, q := range stmts {
+		if _, err := conn.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// olderBackup writes a database made by this binary's migrations 1 to version only, as an older
+// dashboard made it, with no rows.
+func olderBackup(t *testing.T, path string, version int) {
+	t.Helper()
+	files, err := filepath.Glob("../../internal/db/migrations/*.sql")
+	if err != nil || len(files) < version {
+		t.Fatalf("migrations: %v %v", files, err)
+	}
+	slices.Sort(files)
+	var stmts []string
+	for _, f := range files[:version] {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stmts = append(stmts, string(b))
+	}
+	execOn(t, path, append(stmts, fmt.Sprintf("PRAGMA user_version = %d", version))...)
+}
+
+// TestRestoreRefusesAForeignSchema: a backup is restored only with exactly the schema this binary
+// creates at the backup's version. An added trigger (the issue's: a session insert that makes its
+// user an admin), an added view, a changed or dropped index and a dropped append-only trigger are
+// each refused with a message naming what differs, and the data directory is left as it was. An
+// older backup with its version's own schema restores, and is migrated.
+func TestRestoreRefusesAForeignSchema(t *testing.T) {
+	live, backupFile := adminAndBackup(t)
+	known := db.KnownSchemaVersion()
+	files := t.TempDir()
+	for _, tt := range []struct {
+		name    string
+		older   bool // the backup is at version known-1, made by migrations
+		tamper  []string
+		want    []string
+		refused bool
+	}{
+		{"a trigger that promotes on login and a view", false, []string{
+			`CREATE TRIGGER promote AFTER INSERT ON sessions BEGIN UPDATE users SET role = 'admin' WHERE id = NEW.user_id; END`,
+			`CREATE VIEW admins AS SELECT email FROM users WHERE role = 'admin'`,
+		}, []string{"trigger promote (on sessions) that this dashboard does not create", "UPDATE users SET role = 'admin'", "view admins"}, true},
+		{"a changed index", false, []string{
+			`DROP INDEX sessions_user`, `CREATE INDEX sessions_user ON sessions (user_id, created_at)`,
+		}, []string{"index sessions_user (on sessions) is defined as `CREATE INDEX sessions_user ON sessions (user_id, created_at)` instead of `CREATE INDEX sessions_user ON sessions (user_id)`"}, true},
+		{"a dropped index", false, []string{`DROP INDEX audit_log_actor`},
+			[]string{"it lacks index audit_log_actor (on audit_log), which this dashboard creates"}, true},
+		{"the append-only trigger dropped", false, []string{`DROP TRIGGER audit_log_no_delete`},
+			[]string{"it lacks trigger audit_log_no_delete"}, true},
+		{"an older backup with a trigger", true, []string{
+			`CREATE TRIGGER promote AFTER INSERT ON sessions BEGIN UPDATE users SET role = 'admin' WHERE id = NEW.user_id; END`,
+		}, []string{fmt.Sprintf("creates at version %d", known-1), "trigger promote"}, true},
+		{"an older backup as it was made", true, nil, []string{fmt.Sprintf("schema version %d (migrated to %d)", known-1, known)}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			from := filepath.Join(files, strings.ReplaceAll(tt.name, " ", "-")+".db")
+			if tt.older {
+				olderBackup(t, from, known-1)
+			} else if err := copyFile(backupFile, from); err != nil {
+				t.Fatal(err)
+			}
+			execOn(t, from, tt.tamper...)
+			dir := copyDir(t, live)
+			before := dirState(t, dir)
+			out, _, err := cli(t, nil, "", "restore", "--data", dir, "--from", from)
+			if !tt.refused {
+				if err != nil {
+					t.Fatalf("restore: %v", err)
+				}
+				for _, w := range tt.want {
+					if !strings.Contains(out, w) {
+						t.Errorf("restore said %q, not %q", out, w)
+					}
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("restored:\n%s", out)
+			}
+			for _, w := range append(tt.want, "was not restored (nothing was changed)") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+			if after := dirState(t, dir); !maps.Equal(before, after) {
+				t.Errorf("the data directory changed:\nbefore %v\nafter  %v", before, after)
+			}
+		})
+	}
 }

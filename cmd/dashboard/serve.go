@@ -40,7 +40,8 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 }
 
 // openData creates the data directory (0700) unless others may write to an existing one, loads the master key and opens the database,
-// refusing a master key that does not match the database.
+// refusing a master key that does not match the database. A key is generated only for a data
+// directory without a database: one whose master.key is missing is refused, and nothing written.
 func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secrets.Box, secrets.Source, error) {
 	if err := checkDataDir(dir, nil); err != nil {
 		return nil, nil, "", err
@@ -51,35 +52,72 @@ func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secr
 	if err := refuseLostDatabase(dir, keyValue, keyFile); err != nil {
 		return nil, nil, "", err
 	}
+	noKeyGiven := keyValue == "" && keyFile == ""
+	if noKeyGiven && databasePresent(dir) {
+		if _, err := os.Stat(filepath.Join(dir, secrets.KeyFileName)); errors.Is(err, os.ErrNotExist) {
+			// Never generate a key beside a database: it cannot open what the database holds,
+			// and a key file written before the refusal would make the next start look like an
+			// install of its own. Only a pending key that opens it (a restore cut short) is taken.
+			d, box, err := finishPendingKey(ctx, dir)
+			if err != nil {
+				return nil, nil, "", fmt.Errorf("%s holds the database %s but no master key (%s is missing), and its secrets open only with the key it was set up with: put that master.key back (keep a copy with every backup), or give it with DASHBOARD_MASTER_KEY or DASHBOARD_MASTER_KEY_FILE; to start a new install instead, move the database away first",
+					dir, filepath.Join(dir, db.FileName), filepath.Join(dir, secrets.KeyFileName))
+			}
+			return d, box, secrets.Source("finished installing " + box.KeyID()), nil
+		}
+	}
 	key, src, err := secrets.LoadKey(dir, keyValue, keyFile)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	box, err := secrets.NewBox(key)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	d, err := db.Open(ctx, dir)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if err := secrets.CheckMasterKey(ctx, d, box); err != nil {
+	d, box, err := openWithKey(ctx, dir, key)
+	if err != nil && noKeyGiven {
 		// A master-key rotation that committed but crashed before renaming master.key.new into
 		// place leaves the new key pending: finish it.
-		pending := filepath.Join(dir, pendingKeyFile)
-		if keyValue == "" && keyFile == "" {
-			if k, _, err2 := secrets.LoadKey("", "", pending); err2 == nil {
-				if nb, err2 := secrets.NewBox(k); err2 == nil && secrets.CheckMasterKey(ctx, d, nb) == nil {
-					if err2 := os.Rename(pending, filepath.Join(dir, secrets.KeyFileName)); err2 == nil {
-						return d, nb, secrets.Source("finished rotation to " + k.ID), nil
-					}
-				}
-			}
+		if d, box, err2 := finishPendingKey(ctx, dir); err2 == nil {
+			return d, box, secrets.Source("finished rotation to " + box.KeyID()), nil
 		}
-		d.Close()
+	}
+	if err != nil {
 		return nil, nil, "", err
 	}
 	return d, box, src, nil
+}
+
+// openWithKey opens the database in dir and checks that key is its master key.
+func openWithKey(ctx context.Context, dir string, key secrets.Key) (*db.DB, *secrets.Box, error) {
+	box, err := secrets.NewBox(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := db.Open(ctx, dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := secrets.CheckMasterKey(ctx, d, box); err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	return d, box, nil
+}
+
+// finishPendingKey opens dir's database with the key in master.key.new, left by a rotation or a
+// restore cut short before its rename, and when it is the database's key renames it into place.
+func finishPendingKey(ctx context.Context, dir string) (*db.DB, *secrets.Box, error) {
+	pending := filepath.Join(dir, pendingKeyFile)
+	k, _, err := secrets.LoadKey("", "", pending)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, box, err := openWithKey(ctx, dir, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.Rename(pending, filepath.Join(dir, secrets.KeyFileName)); err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	return d, box, nil
 }
 
 // serve runs the dashboard until ctx ends (SIGINT or SIGTERM). It signals readiness (log line
@@ -145,6 +183,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return startFailed(ctx, log, err)
 	}
 	defer d.Close()
+	if err := d.CheckSchema(ctx); err != nil {
+		// A database swapped in behind the dashboard's back may bring triggers or views of its own.
+		if se := (*db.SchemaError)(nil); errors.As(err, &se) {
+			return fmt.Errorf("%w; the dashboard serves only the schema it creates: restore a backup (dashboard restore --data %s --from BACKUP_FILE, which checks it), or remove what differs", err, cfg.dataDir)
+		}
+		return startFailed(ctx, log, err)
+	}
 
 	srv, err := web.New(web.Config{
 		PublicURL:      cfg.publicURL,
@@ -212,6 +257,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	bg.Go(func() { srv.Rollout().Run(bgCtx, 15*time.Second) })
 	bg.Go(func() { tlsSrv.run(bgCtx, log) })
 	bg.Go(func() { srv.Alerts().Run(bgCtx) })
+	bg.Go(func() { srv.Alerts().PublishHeads(bgCtx) })
 
 	errc := make(chan error, 2)
 	go func() { errc <- serveOn(httpSrv, ln) }()
@@ -258,6 +304,18 @@ func startFailed(ctx context.Context, log *slog.Logger, err error) error {
 	return nil
 }
 
+// databasePresent reports whether dir holds a database with something in it (in its file or in a
+// write-ahead log beside it).
+func databasePresent(dir string) bool {
+	path := filepath.Join(dir, db.FileName)
+	for _, p := range []string{path, path + "-wal"} {
+		if st, err := os.Stat(p); err == nil && st.Size() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // refuseLostDatabase stops a start that would silently begin a fresh install next to the master
 // key of an old one: the data directory holds master.key but the database is missing or empty
 // (deleted, or lost in a restore gone wrong). Starting would print a new setup link, and every
@@ -269,14 +327,10 @@ func refuseLostDatabase(dir, keyValue, keyFile string) error {
 	if _, err := os.Stat(filepath.Join(dir, secrets.KeyFileName)); err != nil {
 		return nil
 	}
+	if databasePresent(dir) {
+		return nil
+	}
 	path := filepath.Join(dir, db.FileName)
-	st, err := os.Stat(path)
-	if err == nil && st.Size() > 0 {
-		return nil
-	}
-	if wal, err := os.Stat(path + "-wal"); err == nil && wal.Size() > 0 {
-		return nil
-	}
 	return fmt.Errorf("%s holds a master key but the database %s is missing or empty; if it was lost, restore it from a backup (dashboard restore --data %s --from BACKUP_FILE); to start a new install instead, move %s away first",
 		dir, path, dir, filepath.Join(dir, secrets.KeyFileName))
 }

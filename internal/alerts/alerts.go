@@ -31,6 +31,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
+	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/ratelimit"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 )
@@ -44,6 +45,7 @@ const (
 	EventRefusedWebhooks  = "webhooks.refused_burst"     // a burst of refused webhook deliveries
 	EventInitErrors       = "callbacks.init_error_burst" // a burst of initialization_error callbacks
 	EventDiskRefusing     = "ingest.disk_refusing"       // ingest refuses writes for want of disk
+	EventAuditHead        = "audit.head"                 // the audit chain's head, published to keep a copy outside
 	EventTest             = "test"                       // the "send test" button
 )
 
@@ -63,6 +65,7 @@ var Events = []EventInfo{
 	{EventRefusedWebhooks, "Refused webhooks", "a burst of refused webhook deliveries (signature failures usually mean a rotated secret)"},
 	{EventInitErrors, "Initialization errors", "a burst of initialization_error callbacks from the integrator's app"},
 	{EventDiskRefusing, "Disk space", "ingest refuses writes because the data directory's disk is nearly full (any environment)"},
+	{EventAuditHead, "Audit log head", "the audit chain's head (row and hash) at start, every minute it changed and at stop: a copy outside the database that dashboard audit verify --head checks"},
 }
 
 // Alert statuses: a burst fires once and is resolved once when it ends; other events only fire.
@@ -99,6 +102,7 @@ type Options struct {
 	AttemptTimeout  time.Duration // one try's time limit (default 10 s)
 	QueueSize       int           // deliveries waiting for a worker (default 256)
 	Workers         int           // deliveries sent at once (default 2)
+	HeadEvery       time.Duration // the audit chain's head is published this often when it changed (default 1 min)
 }
 
 func (o Options) withDefaults() Options {
@@ -113,6 +117,7 @@ func (o Options) withDefaults() Options {
 	def(&o.Quiet, 10*time.Minute)
 	def(&o.FirstRetry, 40*time.Second)
 	def(&o.AttemptTimeout, 10*time.Second)
+	def(&o.HeadEvery, time.Minute)
 	if o.RefusedWebhooks <= 0 {
 		o.RefusedWebhooks = 10
 	}
@@ -146,6 +151,8 @@ type Config struct {
 	AllowLoopbackURLs bool
 	// Disk is the data directory's guard (nil: disk space never alerts).
 	Disk *diskguard.Guard
+	// Metrics records the published audit head (nil: not recorded).
+	Metrics *metrics.Metrics
 	// RetentionDays is how long finished deliveries are kept (default 30).
 	RetentionDays int
 	Options       Options
@@ -168,6 +175,9 @@ type Service struct {
 	dropped   atomic.Int64
 	dropLog   *ratelimit.Throttle[string]
 	lastBurst time.Time // guarded by detectMu
+
+	headMu    sync.Mutex
+	published db.AuditHead // the head last published
 }
 
 // stateCursor is the alert_state key of the last audit row the detector looked at.

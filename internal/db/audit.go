@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -103,7 +104,10 @@ func auditHash(prev string, r auditRow) string {
 
 // chainHead returns the last row's id and link. A last row written before the chain began has no
 // stored link: it is recomputed over every row.
-func chainHead(ctx context.Context, tx txer) (int64, string, error) {
+func chainHead(ctx context.Context, tx interface {
+	querier
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}) (int64, string, error) {
 	var id int64
 	var hash sql.NullString
 	err := tx.QueryRowContext(ctx, "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").Scan(&id, &hash)
@@ -126,6 +130,49 @@ type ChainReport struct {
 	Unlinked int64  // rows from before the chain began, covered by the first stored link
 	Head     string // the last link: record it elsewhere to detect a rewrite of the whole tail
 	BadID    int64  // the first row whose stored link does not match, 0 when all match
+	LastID   int64  // the last row's id, 0 for an empty log
+	// Heads are the published heads checked on the way, in the order given, each with what is
+	// wrong with it ("" when the chain still holds it).
+	Heads []HeadCheck
+}
+
+// HeadCheck is one published head and what the chain says of it.
+type HeadCheck struct {
+	AuditHead
+	Problem string // "" when the row is there, stores this hash, and its content hashes to it
+}
+
+// AuditHead is the audit chain's head at one moment: the last row's id and its link. The
+// dashboard publishes it (log, /metrics, alert channels) so that a copy lives outside the
+// database; a chain that still holds every published head was not cut or rewritten before it.
+type AuditHead struct {
+	Seq  int64
+	Hash string
+}
+
+// String is the head as it is published and given back: SEQ:HASH.
+func (h AuditHead) String() string { return strconv.FormatInt(h.Seq, 10) + ":" + h.Hash }
+
+// ParseAuditHead reads a head written as SEQ:HASH (a row id and a 64-digit hex link).
+func ParseAuditHead(s string) (AuditHead, error) {
+	seq, hash, ok := strings.Cut(strings.TrimSpace(s), ":")
+	n, err := strconv.ParseInt(seq, 10, 64)
+	if !ok || err != nil || n <= 0 {
+		return AuditHead{}, fmt.Errorf("head %q must be SEQ:HASH, a row number and a hash, as published (e.g. 42:3fa9...)", s)
+	}
+	if _, err := hex.DecodeString(hash); err != nil || len(hash) != sha256.Size*2 {
+		return AuditHead{}, fmt.Errorf("head %q: the hash must be 64 hex digits", s)
+	}
+	return AuditHead{Seq: n, Hash: strings.ToLower(hash)}, nil
+}
+
+// AuditHead is the chain's head now: the last row and its link ({0, ""} for an empty log).
+func (d *DB) AuditHead(ctx context.Context) (AuditHead, error) {
+	id, hash, err := chainHead(ctx, d.R)
+	if err != nil {
+		return AuditHead{}, fmt.Errorf("db: audit head: %w", err)
+	}
+	return AuditHead{Seq: id, Hash: hash}, nil
 }
 
 type querier interface {
@@ -169,8 +216,15 @@ func eachRow(ctx context.Context, q querier, what string, each func(rowScanner) 
 	return nil
 }
 
-func walkChain(ctx context.Context, q querier) (ChainReport, error) {
-	var rep ChainReport
+// walkChain walks every row, checking each stored link, and each of heads at its row.
+func walkChain(ctx context.Context, q querier, heads ...AuditHead) (ChainReport, error) {
+	rep := ChainReport{Heads: make([]HeadCheck, len(heads))}
+	at := map[int64][]int{} // row id -> indexes into heads
+	for i, h := range heads {
+		rep.Heads[i].AuditHead = h
+		rep.Heads[i].Problem = "missing"
+		at[h.Seq] = append(at[h.Seq], i)
+	}
 	rows, err := q.QueryContext(ctx, "SELECT id, at, actor, action, target, before, after, ip, request_id, hash FROM audit_log ORDER BY id")
 	if err != nil {
 		return rep, err
@@ -193,17 +247,45 @@ func walkChain(ctx context.Context, q querier) (ChainReport, error) {
 		case stored.String != link && rep.BadID == 0:
 			rep.BadID = r.ID
 		}
+		for _, i := range at[r.ID] {
+			rep.Heads[i].Problem = headProblem(rep.Heads[i].AuditHead, stored, link)
+		}
 		linked = linked || stored.Valid
 		prev = link
+		rep.LastID = r.ID
 	}
 	rep.Head = prev
-	return rep, rows.Err()
+	if err := rows.Err(); err != nil {
+		return rep, err
+	}
+	for i, h := range rep.Heads {
+		if h.Problem == "missing" {
+			rep.Heads[i].Problem = fmt.Sprintf("row %d is gone (the log ends at row %d): rows were deleted", h.Seq, rep.LastID)
+		}
+	}
+	return rep, nil
+}
+
+// headProblem says what is wrong with a published head, given its row's stored link and the link
+// its content makes with the rows before it; "" when both are the published hash.
+func headProblem(h AuditHead, stored sql.NullString, link string) string {
+	switch {
+	case !stored.Valid:
+		return fmt.Sprintf("row %d stores no hash, but %s was published for it: its hash was removed", h.Seq, h.Hash)
+	case stored.String != h.Hash:
+		return fmt.Sprintf("row %d stores hash %s, not the published %s: the log was rewritten up to there, or cut and written again", h.Seq, stored.String, h.Hash)
+	case link != h.Hash:
+		return fmt.Sprintf("row %d or a row before it was changed: its content no longer hashes to the published %s", h.Seq, h.Hash)
+	}
+	return ""
 }
 
 // VerifyAudit walks the whole audit chain and reports the first row that was changed, or a row
 // before it removed; 0 rows bad means every stored link matches.
-func (d *DB) VerifyAudit(ctx context.Context) (ChainReport, error) {
-	rep, err := walkChain(ctx, d.R)
+// Each of heads (published earlier) is checked too: its row must still be there, store that hash,
+// and hash to it; ChainReport.Heads says what is wrong with each.
+func (d *DB) VerifyAudit(ctx context.Context, heads ...AuditHead) (ChainReport, error) {
+	rep, err := walkChain(ctx, d.R, heads...)
 	if err != nil {
 		return rep, fmt.Errorf("db: verify audit: %w", err)
 	}

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"strings"
 	"testing"
 )
 
@@ -68,5 +69,121 @@ func TestAuditChainDetectsEditsAndDeletions(t *testing.T) {
 	}
 	if rep, _ := d.VerifyAudit(ctx); rep.BadID != 0 || rep.Rows != 10 {
 		t.Fatalf("after appending: %+v", rep)
+	}
+}
+
+// TestPublishedHeadsCatchTailTruncationAndRewrites: the chain alone cannot see its own tail go,
+// nor a chain recomputed after an edit, nor every link removed; a head published before (kept
+// outside the database) catches each, naming the head and what happened to it.
+func TestPublishedHeadsCatchTailTruncationAndRewrites(t *testing.T) {
+	ctx := context.Background()
+	const rows = 5100
+	fill := func(t *testing.T) (*DB, AuditHead) {
+		t.Helper()
+		d, err := Open(ctx, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		err = d.tx(ctx, func(tx txer) error {
+			for i := range rows {
+				if err := insertAudit(ctx, tx, d.Now(), Audit{Actor: "user:1 (ana@example.com)", Action: "rollout.advance", After: map[string]any{"n": i}}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, err := d.AuditHead(ctx)
+		if err != nil || head.Seq != rows || len(head.Hash) != 64 {
+			t.Fatalf("head %+v %v", head, err)
+		}
+		if rep, err := d.VerifyAudit(ctx, head); err != nil || rep.BadID != 0 || rep.Heads[0].Problem != "" {
+			t.Fatalf("a sound chain with its own head: %+v %v", rep, err)
+		}
+		for _, trig := range []string{"audit_log_no_update", "audit_log_no_delete"} {
+			if _, err := d.W.ExecContext(ctx, "DROP TRIGGER "+trig); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d, head
+	}
+	// recompute rewrites every stored link from the rows' content, as someone who edited a row
+	// and knows the scheme would.
+	recompute := func(t *testing.T, d *DB) {
+		t.Helper()
+		rs, err := d.R.QueryContext(ctx, "SELECT id, at, actor, action, target, before, after, ip, request_id FROM audit_log ORDER BY id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []auditRow
+		for rs.Next() {
+			var r auditRow
+			if err := rs.Scan(&r.ID, &r.At, &r.Actor, &r.Action, &r.Target, &r.Before, &r.After, &r.IP, &r.RequestID); err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, r)
+		}
+		rs.Close()
+		err = d.tx(ctx, func(tx txer) error {
+			prev := ""
+			for _, r := range all {
+				prev = auditHash(prev, r)
+				if _, err := tx.ExecContext(ctx, "UPDATE audit_log SET hash = ? WHERE id = ?", prev, r.ID); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec := func(t *testing.T, d *DB, q string, args ...any) {
+		t.Helper()
+		if _, err := d.W.ExecContext(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tt := range []struct {
+		name   string
+		tamper func(t *testing.T, d *DB)
+		want   string
+	}{
+		{"the last row deleted", func(t *testing.T, d *DB) {
+			exec(t, d, "DELETE FROM audit_log WHERE id = ?", rows)
+		}, "row 5100 is gone (the log ends at row 5099): rows were deleted"},
+		{"the last 5,000 rows deleted", func(t *testing.T, d *DB) {
+			exec(t, d, "DELETE FROM audit_log WHERE id > ?", rows-5000)
+		}, "row 5100 is gone (the log ends at row 100)"},
+		{"the last rows deleted and the log written on", func(t *testing.T, d *DB) {
+			exec(t, d, "DELETE FROM audit_log WHERE id > ?", rows-10)
+			for range 20 {
+				if err := d.InsertAudit(ctx, Audit{Actor: "cli", Action: "backup.create"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, "row 5100 stores hash"},
+		{"every hash set to NULL", func(t *testing.T, d *DB) {
+			exec(t, d, "UPDATE audit_log SET hash = NULL")
+		}, "row 5100 stores no hash"},
+		{"a row edited and the chain recomputed", func(t *testing.T, d *DB) {
+			exec(t, d, "UPDATE audit_log SET actor = 'someone else' WHERE id = 17")
+			recompute(t, d)
+		}, "row 5100 stores hash"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, head := fill(t)
+			tt.tamper(t, d)
+			rep, err := d.VerifyAudit(ctx, head)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rep.Heads[0].Problem; !strings.Contains(got, tt.want) {
+				t.Errorf("head %s: %q, want it to say %q", head, got, tt.want)
+			}
+		})
 	}
 }

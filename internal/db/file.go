@@ -18,8 +18,10 @@ type FileCheck struct {
 
 // CheckFile checks a database file that nothing else has open, such as a backup about to be
 // restored, without migrating or otherwise changing it: it must be a SQLite database that passes
-// the full PRAGMA integrity_check and holds the dashboard's tables. A write-ahead log beside the
-// file (path + "-wal") is read as part of it. Whether its schema is too new is the caller's
+// the full PRAGMA integrity_check and holds exactly the schema this binary creates at the file's
+// version (every table, index, trigger and view, by name and definition; a *SchemaError names
+// what differs), so that nothing a backup brings runs once it is restored. A write-ahead log
+// beside the file (path + "-wal") is read as part of it. Whether its schema is too new is the caller's
 // decision: the versions are in the result.
 func CheckFile(ctx context.Context, path string) (FileCheck, error) {
 	var fc FileCheck
@@ -68,7 +70,10 @@ func CheckFile(ctx context.Context, path string) (FileCheck, error) {
 	if tables != 3 || fc.Schema == 0 {
 		return fc, errors.New("db: a SQLite database, but not the dashboard's (no users, meta and audit_log tables)")
 	}
-	return fc, nil
+	if fc.Schema > fc.Known {
+		return fc, nil // the caller refuses it as newer; this binary cannot say what that schema is
+	}
+	return fc, schemaDiff(ctx, conn, fc.Schema)
 }
 
 // CheckpointFile moves everything in the write-ahead log of the database at path into the file

@@ -54,6 +54,7 @@ type Metrics struct {
 	decisions     [decisionCount]prometheus.Counter
 	decisionVec   *prometheus.CounterVec
 	trips         *prometheus.CounterVec
+	auditHead     auditHeadMetrics
 	st            stateDescs
 
 	// Where state is read at scrape time (nil until set).
@@ -116,6 +117,7 @@ func New(b BuildInfo) *Metrics {
 		m.trips.WithLabelValues(s)
 	}
 	m.defineState()
+	m.defineAuditHead()
 	m.reg.MustRegister(ingestCollector{m}, rolloutCollector{m}, readinessCollector{m})
 	return m
 }

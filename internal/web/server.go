@@ -172,7 +172,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	s.alerts, err = alerts.New(context.Background(), alerts.Config{DB: d, Box: box, Log: log, Now: s.clock, HTTPClient: safeHTTP, UserAgent: userAgent,
-		PublicURL: cfg.PublicURL.String(), AllowLoopbackURLs: cfg.AllowLoopbackURLs, Disk: disk, RetentionDays: cfg.RetentionDays, Options: cfg.Alerts})
+		PublicURL: cfg.PublicURL.String(), AllowLoopbackURLs: cfg.AllowLoopbackURLs, Disk: disk, RetentionDays: cfg.RetentionDays, Options: cfg.Alerts, Metrics: cfg.Metrics})
 	if err != nil {
 		s.events.Close()
 		return nil, err
