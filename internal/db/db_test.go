@@ -142,3 +142,29 @@ func TestUnknownRoleRefusedByDatabase(t *testing.T) {
 		t.Fatal("role root stored")
 	}
 }
+
+// TestSchemaCheckIgnoresPlannerStatistics: ANALYZE (which an operator may run while looking into
+// a slow query) adds sqlite_stat tables; they hold data for the query planner, never code, so a
+// start must not refuse the database for them, while an added trigger is still refused.
+func TestSchemaCheckIgnoresPlannerStatistics(t *testing.T) {
+	ctx := context.Background()
+	d, _ := openTemp(t)
+	if _, err := d.W.ExecContext(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	var stats int
+	d.R.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE name LIKE 'sqlite_stat%'").Scan(&stats)
+	if stats == 0 {
+		t.Fatal("ANALYZE made no statistics table: the test proves nothing")
+	}
+	if err := d.CheckSchema(ctx); err != nil {
+		t.Fatalf("after ANALYZE: %v", err)
+	}
+	if _, err := d.W.ExecContext(ctx, "CREATE TRIGGER promote AFTER INSERT ON sessions BEGIN UPDATE users SET role = 'admin'; END"); err != nil {
+		t.Fatal(err)
+	}
+	var se *SchemaError
+	if err := d.CheckSchema(ctx); !errors.As(err, &se) || !strings.Contains(err.Error(), "trigger promote") {
+		t.Fatalf("an added trigger: %v", err)
+	}
+}
