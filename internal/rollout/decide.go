@@ -41,7 +41,7 @@ type Snapshot struct {
 	compiled  []compiledCohort
 	attrNames []string // every attribute a rule reads; a rule reads slot i of them
 	threshold int      // buckets below it are in production
-	version   int64 // changes with the rollout or any cohort
+	version   int64    // changes with the rollout or any cohort
 }
 
 type compiledCohort struct {
