@@ -202,8 +202,10 @@ func checkRule(r Rule) (Rule, []FieldError) {
 			bad = &FieldError{"values", fmt.Sprintf("values must be at most %d bytes (value %d is %d)", MaxIDBytes, i+1, len(v))}
 		case r.Op.numeric():
 			n, ok := ParseNumber(v)
-			if !ok {
-				bad = &FieldError{"values", fmt.Sprintf("%s compares numbers; %q is not a finite number as JSON writes it (e.g. 18, -2.5, 1e3)", r.Op, raw)}
+			if !ok && isJSONNumber(v) {
+				bad = &FieldError{"values", fmt.Sprintf("%s compares numbers; %q is too large for a number (at most about 1.8e308)", r.Op, raw)}
+			} else if !ok {
+				bad = &FieldError{"values", fmt.Sprintf("%s compares numbers; %q is not a number (a finite number as JSON writes it, e.g. 18, -2.5, 1e3)", r.Op, raw)}
 			}
 			r.num = n
 		}
