@@ -171,3 +171,21 @@ func TestStoredCohortNeverStopsDecisions(t *testing.T) {
 		t.Errorf("the canonical rule did not match: %+v", d)
 	}
 }
+
+// TestDocumentedWhiteSpace: the white space docs/rollout.md lists for other languages to trim is
+// exactly what Canonical trims.
+func TestDocumentedWhiteSpace(t *testing.T) {
+	listed := func(r rune) bool {
+		return r >= 0x09 && r <= 0x0d || r == 0x20 || r == 0x85 || r == 0xa0 || r == 0x1680 || r >= 0x2000 && r <= 0x200a ||
+			r == 0x2028 || r == 0x2029 || r == 0x202f || r == 0x205f || r == 0x3000
+	}
+	for r := rune(0); r <= 0x10ffff; r++ {
+		if r >= 0xd800 && r <= 0xdfff {
+			continue
+		}
+		got, _ := Canonical(string(r) + "x")
+		if trimmed := got == "x"; trimmed != listed(r) {
+			t.Errorf("U+%04X: trimmed %v, listed %v", r, trimmed, listed(r))
+		}
+	}
+}
