@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -327,4 +328,34 @@ func TestDecideRefusesWhatItCannotDecideFaithfully(t *testing.T) {
 	if rl := app.showRollout(t, tok.decide); len(rl.Reach) > 0 && rl.Reach[0].Users > 1 {
 		t.Fatalf("refused requests were counted: %+v", rl.Reach)
 	}
+}
+
+// FuzzDecideBodies sends arbitrary bodies to POST decide and OFREP: never a 5xx, and an id that
+// is decided was sent: U+FFFD in an answer only where the body wrote one (a lone surrogate or a
+// bad byte is refused, never read as U+FFFD).
+func FuzzDecideBodies(f *testing.F) {
+	app, tok := newRolloutApp(f)
+	for _, s := range []string{`"u1"`, `"a\udc00"`, `"\ud83d\ude00"`, `"\ud800\u0041"`, `"x\\udc00"`, "\"\xff\"", `"\ufffd"`, `"\\"`, `" sp "`} {
+		f.Add(s)
+	}
+	handler := app.srv.Handler()
+	f.Fuzz(func(t *testing.T, id string) {
+		wroteFFFD := strings.Contains(id, "\ufffd") || strings.Contains(strings.ToLower(id), `\ufffd`)
+		for _, c := range []struct{ path, body string }{
+			{"/api/v1/rollout/decide", `{"users":[{"id":` + id + `,"attributes":{"k":` + id + `}}]}`},
+			{"/ofrep/v1/evaluate/flags/tensfer-production", `{"context":{"targetingKey":` + id + `,"k":` + id + `}}`},
+		} {
+			req := httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body))
+			req.Header.Set("Authorization", "Bearer "+tok.decide)
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, req)
+			if rec.Code >= 500 {
+				t.Fatalf("%s %q: %d %s", c.path, c.body, rec.Code, rec.Body)
+			}
+			if rec.Code == http.StatusOK && !wroteFFFD && strings.Contains(rec.Body.String(), "\ufffd") {
+				t.Fatalf("%s %q: decided as U+FFFD: %s", c.path, c.body, rec.Body)
+			}
+		}
+	})
 }
