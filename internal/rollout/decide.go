@@ -48,8 +48,17 @@ type compiledCohort struct {
 	name  string
 	env   Env
 	ids   map[string]struct{}
+	maybe []uint64 // a one-hash Bloom filter of the ids' salted hashes, 8 bits an id
 	all   bool
 	rules []compiledRule
+}
+
+// mayHold reports whether the allow-list may hold the user whose salted hash is h; false is
+// certain. Most users are on no list, and the bit costs one read of a small array where the map
+// costs a string hash and a probe.
+func (c *compiledCohort) mayHold(h uint64) bool {
+	i := (h >> 32) & uint64(len(c.maybe)*64-1)
+	return c.maybe[i/64]&(1<<(i%64)) != 0
 }
 
 type compiledRule struct {
@@ -139,8 +148,16 @@ func Compile(r Rollout, cohorts []Cohort, version int64) *Snapshot {
 		cc := compiledCohort{name: c.Name, env: c.Env, all: c.Match != MatchAny}
 		if c.IsList() {
 			cc.ids = make(map[string]struct{}, len(c.UserIDs))
+			words := 1
+			for words*64 < 8*len(c.UserIDs) {
+				words *= 2
+			}
+			cc.maybe = make([]uint64, words)
 			for _, id := range c.UserIDs {
-				cc.ids[canonical(id)] = struct{}{} // members stored before ids were canonical
+				id = canonical(id) // members stored before ids were canonical
+				cc.ids[id] = struct{}{}
+				i := (hashUser(r.Salt, id) >> 32) & uint64(words*64-1)
+				cc.maybe[i/64] |= 1 << (i % 64)
 			}
 		}
 		for i := range c.Rules {
@@ -193,7 +210,7 @@ func (s *Snapshot) Decide(u User) Decision {
 	attrs := attrValues{attrs: u.Attributes, names: s.attrNames}
 	for i := range s.compiled {
 		c := &s.compiled[i]
-		if !c.matches(id, &attrs) {
+		if !c.matches(id, h, &attrs) {
 			continue
 		}
 		d.Cohort = c.name
@@ -223,8 +240,11 @@ func (s *Snapshot) Decide(u User) Decision {
 	return d
 }
 
-func (c *compiledCohort) matches(id string, attrs *attrValues) bool {
+func (c *compiledCohort) matches(id string, h uint64, attrs *attrValues) bool {
 	if c.ids != nil {
+		if !c.mayHold(h) {
+			return false
+		}
 		_, ok := c.ids[id]
 		return ok
 	}

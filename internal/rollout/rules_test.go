@@ -189,3 +189,26 @@ func TestDocumentedWhiteSpace(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowListFilterNeverMissesAMember: the filter in front of an allow-list only ever skips
+// users who are not on it, at every size, stored ids in any form included.
+func TestAllowListFilterNeverMissesAMember(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 1000, 20_000} {
+		ids := randomIDs(n, uint64(n))
+		stored := append([]string(nil), ids...)
+		if n > 0 {
+			stored[0] = " " + stored[0] + "\t" // stored before ids were canonical
+		}
+		snap := Compile(started(0, 100), []Cohort{{Name: "list", Env: Production, UserIDs: stored}}, 1)
+		for _, id := range ids {
+			if d := snap.Decide(User{ID: id}); d.Reason != ReasonCohort {
+				t.Fatalf("%d ids: member %q decided %s", n, id, d.Reason)
+			}
+		}
+		for _, id := range randomIDs(5000, uint64(n)+1) {
+			if d := snap.Decide(User{ID: "x" + id}); d.Reason == ReasonCohort {
+				t.Fatalf("%d ids: %q is not a member", n, id)
+			}
+		}
+	}
+}
