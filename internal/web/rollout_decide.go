@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -262,9 +263,6 @@ func (s *Server) apiDecideMany(w http.ResponseWriter, r *http.Request) error {
 // decodeDecideJSON is decodeJSON for the decide endpoints, which also refuse a \u escape of a
 // lone surrogate: encoding/json would quietly read it as U+FFFD, deciding another user.
 func decodeDecideJSON(r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return errBadRequest("Content-Type must be application/json")
-	}
 	var body bytes.Buffer
 	if _, err := body.ReadFrom(r.Body); err != nil {
 		var mbe *http.MaxBytesError
@@ -276,7 +274,8 @@ func decodeDecideJSON(r *http.Request, v any) error {
 	if at := loneSurrogate(body.Bytes()); at >= 0 {
 		return errBadRequest("%s", loneSurrogateProblem(at))
 	}
-	return parseJSONBody(body.Bytes(), v, true)
+	r.Body = io.NopCloser(&body)
+	return decodeJSON(r, v)
 }
 
 // loneSurrogate is the offset of the first \u escape in b that is half of a UTF-16 surrogate
