@@ -389,7 +389,7 @@ func attributesFrom(raw json.RawMessage, path string, scalars bool, problems val
 }
 
 func mustBeAttribute(field string, raw []byte) string {
-	return fmt.Sprintf("%s must be a string or null (got %s); send numbers as text, e.g. \"30\"", validation.Clip(field, 80), validation.Clip(string(raw), 60))
+	return fmt.Sprintf("%s must be a string (got %s) or null for unknown; send numbers as text, e.g. \"30\"", validation.Clip(field, 80), validation.Clip(string(raw), 60))
 }
 
 // appendJSONString appends s as a JSON string. Control characters, quotes and backslashes are
