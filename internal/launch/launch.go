@@ -189,10 +189,11 @@ func (s *Service) cohort(ctx context.Context, cr db.CohortRow) (rollout.Cohort, 
 		if err := json.Unmarshal(cr.Rules, &c.Rules); err != nil {
 			return c, fmt.Errorf("cohort %d rules: %w", cr.ID, err)
 		}
-		// Stored rules were checked when saved; checking again parses the numeric values.
-		checked, err := rollout.CheckCohort(c)
-		if err != nil {
-			return c, fmt.Errorf("cohort %d: %w", cr.ID, err)
+		// Stored rules were checked when saved, perhaps by an older version: a rule that no
+		// longer checks matches nobody rather than stopping every decision.
+		checked, problems := rollout.StoredCohort(c)
+		if problems != nil {
+			s.log.Warn("rollout: a stored cohort has rules that match nobody until edited", "cohort_id", cr.ID, "problems", problems.Error())
 		}
 		return checked, nil
 	}

@@ -301,37 +301,6 @@ func TestParseStages(t *testing.T) {
 	}
 }
 
-func TestCheckCohort(t *testing.T) {
-	long := string(make([]byte, 257))
-	tests := []struct {
-		c     Cohort
-		field string
-	}{
-		{Cohort{Name: "ok", Env: Production, UserIDs: []string{" a ", "a", "", "b"}}, ""},
-		{Cohort{Name: " ", Env: Production, UserIDs: []string{"a"}}, "name"},
-		{Cohort{Name: "x", Env: "staging", UserIDs: []string{"a"}}, "environment"},
-		{Cohort{Name: "x", Env: Off}, "user_ids"},
-		{Cohort{Name: "x", Env: Off, UserIDs: []string{long}}, "user_ids"},
-		{Cohort{Name: "x", Env: Off, Rules: []Rule{{Attribute: "a", Op: "like", Values: []string{"1"}}}}, "rules[0].op"},
-		{Cohort{Name: "x", Env: Off, Rules: []Rule{{Attribute: "a", Op: OpGt, Values: []string{"ten"}}}}, "rules[0].values"},
-		{Cohort{Name: "x", Env: Off, Rules: []Rule{{Attribute: "a", Op: OpEq, Values: []string{"1", "2"}}}}, "rules[0].values"},
-		{Cohort{Name: "x", Env: Off, Match: "most", Rules: []Rule{{Attribute: "a", Op: OpEq, Values: []string{"1"}}}}, "match"},
-	}
-	for i, tt := range tests {
-		c, err := CheckCohort(tt.c)
-		fe, _ := err.(FieldError)
-		if fe.Field != tt.field {
-			t.Errorf("case %d: %v, want field %q", i, err, tt.field)
-		}
-		if tt.field == "" && len(c.UserIDs) != 2 {
-			t.Errorf("ids not trimmed and deduplicated: %q", c.UserIDs)
-		}
-	}
-	if _, err := CheckUserIDs(make([]string, MaxAllowList+1)); err == nil {
-		t.Error("an allow-list over the limit was accepted")
-	}
-}
-
 func TestReachCountsDistinctUsersPerStage(t *testing.T) {
 	var reach Reach
 	snap := Compile(started(1, 100), nil, 1)

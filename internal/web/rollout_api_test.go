@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
@@ -101,7 +102,8 @@ func (a *testApp) decideFor(t testing.TB, token, userID string, attrs ...string)
 	for i := 0; i+1 < len(attrs); i += 2 {
 		q.Set("attr."+attrs[i], attrs[i+1])
 	}
-	return decodeAs[decisionJSON](t, a.api(http.MethodGet, "/api/v1/rollout/decide?"+q.Encode(), token, nil), http.StatusOK)
+	// A space is sent as %20: the decide endpoint refuses a + (a space or a plus?).
+	return decodeAs[decisionJSON](t, a.api(http.MethodGet, "/api/v1/rollout/decide?"+strings.ReplaceAll(q.Encode(), "+", "%20"), token, nil), http.StatusOK)
 }
 
 // lastAudit is the newest audit row of action, with its before and after decoded.
@@ -574,8 +576,8 @@ func TestRolloutDecide(t *testing.T) {
 	}
 
 	// The plain answer is written by hand; it stays valid JSON whatever the user id holds.
-	for _, id := range []string{`quo"te`, `back\slash`, "ctl\x00\x01\x1f\x7f", "tab\tnew\nline", "bad\xff\xfeutf8", "sep\u2028\u2029", "<b>&amp;</b>", "ünïcode ✓"} {
-		res := app.api(http.MethodGet, "/api/v1/rollout/decide?user_id="+url.QueryEscape(id), tok.decide, nil)
+	for _, id := range []string{`quo"te`, `back\slash`, "ctl\x00\x01\x1f\x7f", "tab\tnew\nline", "sep\u2028\u2029end", "<b>&amp;</b>", "ünïcode ✓"} {
+		res := app.api(http.MethodGet, "/api/v1/rollout/decide?user_id="+strings.ReplaceAll(url.QueryEscape(id), "+", "%20"), tok.decide, nil)
 		if !json.Valid([]byte(res.body)) || res.Header.Get("Content-Type") != "application/json" {
 			t.Errorf("%q: not JSON: %s", id, res.body)
 			continue
@@ -834,13 +836,15 @@ func FuzzRolloutDecideJSON(f *testing.F) {
 	f.Add(strings.Repeat("x", rollout.MaxIDBytes+1), "")
 	handler := app.srv.Handler()
 	f.Fuzz(func(t *testing.T, id, k string) {
-		req := httptest.NewRequest(http.MethodGet, "/api/v1/rollout/decide?user_id="+url.QueryEscape(id)+"&attr.k="+url.QueryEscape(k), nil)
+		esc := func(s string) string { return strings.ReplaceAll(url.QueryEscape(s), "+", "%20") }
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/rollout/decide?user_id="+esc(id)+"&attr.k="+esc(k), nil)
 		req.Header.Set("Authorization", "Bearer "+tok.decide)
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, req)
-		if id == "" || len(id) > rollout.MaxIDBytes {
+		canon, err := rollout.Canonical(id)
+		if canon == "" || len(canon) > rollout.MaxIDBytes || err != nil || !utf8.ValidString(k) {
 			if rec.Code != http.StatusBadRequest {
-				t.Fatalf("user id of %d bytes: %d", len(id), rec.Code)
+				t.Fatalf("user id %q: %d", id, rec.Code)
 			}
 			return
 		}
@@ -858,21 +862,38 @@ func FuzzRolloutDecideJSON(f *testing.F) {
 	})
 }
 
-// FuzzDecideQuery: the one-pass query reader agrees with url.ParseQuery (first value of each
-// name, bad pairs skipped), as the handler's r.URL.Query() did.
+// FuzzDecideQuery: what the one-pass query reader accepts, url.ParseQuery reads the same way
+// (each name once, the id and values then made canonical); a literal + or ; is always refused.
 func FuzzDecideQuery(f *testing.F) {
-	for _, s := range []string{"user_id=u1&attr.country=SE", "user_id=a%20b&user_id=c&include=config", "attr.x=1&attr.x=2&&user_id=%E2%82%AC", "user_id=a+b&attr.k%3D=v%26"} {
+	for _, s := range []string{"user_id=u1&attr.country=SE", "user_id=a%20b&user_id=c&include=config", "attr.x=1&attr.x=2&&user_id=%E2%82%AC", "user_id=a+b&attr.k%3D=v%26",
+		"user_id=qa%2B1%40x.com&attr.n=1e3", "user_id=%ff", "user_id=e%CC%81&attr.c=%20SE%20"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		q, _ := url.ParseQuery(raw)
-		u, include := decideQuery(raw)
-		if u.ID != q.Get("user_id") || include != q.Get("include") {
-			t.Fatalf("%q: user %q include %q, want %q %q", raw, u.ID, include, q.Get("user_id"), q.Get("include"))
+		u, include, problem := decideQuery(raw)
+		if strings.ContainsAny(raw, "+;") && problem == "" {
+			t.Fatalf("%q: accepted a literal + or ;", raw)
+		}
+		if problem != "" {
+			return
+		}
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			t.Fatalf("%q: accepted what url.ParseQuery refuses: %v", raw, err)
+		}
+		id, _ := rollout.Canonical(q.Get("user_id"))
+		if u.ID != id || id == "" || include != q.Get("include") || len(q["user_id"]) != 1 {
+			t.Fatalf("%q: user %q include %q, want %q %q", raw, u.ID, include, id, q.Get("include"))
 		}
 		for k, vs := range q {
-			if name, ok := strings.CutPrefix(k, "attr."); ok && u.Attributes[name] != vs[0] {
-				t.Fatalf("%q: attribute %s = %q, want %q", raw, name, u.Attributes[name], vs[0])
+			name, ok := strings.CutPrefix(k, "attr.")
+			if !ok {
+				continue
+			}
+			name, _ = rollout.Canonical(name)
+			v, _ := rollout.Canonical(vs[0])
+			if len(vs) != 1 || u.Attributes[name] != v {
+				t.Fatalf("%q: attribute %s = %q, want %q", raw, name, u.Attributes[name], v)
 			}
 		}
 	})
