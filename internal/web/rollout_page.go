@@ -226,7 +226,7 @@ func (s *Server) actRollout(w http.ResponseWriter, r *http.Request) error {
 			return errBadRequest("stage must be a number")
 		}
 	}
-	rl, err := s.rollout.Act(r.Context(), act, stage, formVersion(r), s.auditFor(r, "rollout."+string(act)))
+	rl, err := s.rollout.Act(r.Context(), act, stage, formVersion(r), false, s.auditFor(r, "rollout."+string(act)))
 	msg := fmt.Sprintf("Done: the rollout is %s at %s.", rl.State, rollout.FormatPercent(rl.Percent()))
 	if act == launch.Kill && err == nil {
 		msg = "Killed. " + s.killConfirmation()
