@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
@@ -625,6 +627,49 @@ func TestRolloutAutoAdvanceThenAVersionlessAdvance(t *testing.T) {
 	rl = app.planRollout(t, tok.admin, `{"stages":[{"percent":1,"min_soak":"1h"},{"percent":5,"min_soak":"1h"},{"percent":20,"min_soak":"30s"},{"percent":100}]}`)
 	if rl.Stage != 3 || rl.Percent != 20 || rl.StageStartedAt == nil || *rl.StageStartedAt == *started || rl.StageEnteredBy != "hand" {
 		t.Fatalf("a plan that changes the current stage: stage %d at %v since %v (was %v)", rl.Stage, rl.Percent, *rl.StageStartedAt, *started)
+	}
+}
+
+// TestRolloutPlanFormSetsAdvanceWithoutVolume: the plan form has the setting, and saving it with
+// the box ticked stores it (and unticked clears it), as PUT /api/v1/rollout does.
+func TestRolloutPlanFormSetsAdvanceWithoutVolume(t *testing.T) {
+	app, tok := newRolloutApp(t)
+	admin, _ := app.login(db.RoleAdmin)
+	for _, tick := range []bool{true, false} {
+		doc := admin.get("/rollout").doc(t)
+		form := doc.Find(`form[action="/rollout/plan"]`)
+		box := form.Find(`input[type="checkbox"][name="advance_without_volume"]`)
+		if box.Length() != 1 {
+			t.Fatal("the plan form has no advance_without_volume checkbox")
+		}
+		if _, checked := box.Attr("checked"); checked == tick {
+			t.Fatalf("the checkbox shows %v before saving %v", checked, tick)
+		}
+		v := url.Values{"password": {testPassword}}
+		form.Find("input[name], textarea[name], select[name]").Each(func(_ int, s *goquery.Selection) {
+			name, _ := s.Attr("name")
+			typ, _ := s.Attr("type")
+			switch {
+			case name == "password" || typ == "checkbox" || typ == "submit":
+			case goquery.NodeName(s) == "textarea":
+				v.Add(name, s.Text())
+			case goquery.NodeName(s) == "select":
+				val, _ := s.Find("option[selected]").Attr("value")
+				v.Add(name, val)
+			default:
+				val, _ := s.Attr("value")
+				v.Add(name, val)
+			}
+		})
+		if tick {
+			v.Set("advance_without_volume", "1")
+		}
+		if res := admin.postForm("/rollout/plan", v); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("save the plan: %d %.300s", res.StatusCode, res.body)
+		}
+		if rl := app.showRollout(t, tok.decide); rl.AdvanceWithoutVolume != tick || len(rl.Guardrails) != 4 {
+			t.Fatalf("after saving the form with the box %v: %v, %d guardrails", tick, rl.AdvanceWithoutVolume, len(rl.Guardrails))
+		}
 	}
 }
 
