@@ -112,9 +112,9 @@ var propertySeed = flag.Uint64("rollout.seed", 0, "run TestRandomInterleavingsNe
 // within its soak, that a kill always works, and that widening while breached needs the
 // override. A failure prints its seed; -rollout.seed=N replays it.
 func TestRandomInterleavingsNeverSkipASoak(t *testing.T) {
-	runs, steps := 60, 80
+	runs, steps := 30, 60
 	if testing.Short() {
-		runs = 10
+		runs = 8
 	}
 	seeds := make([]uint64, 0, runs)
 	if *propertySeed != 0 {
