@@ -167,7 +167,7 @@ func configureDemoRollout(ctx context.Context, svc *launch.Service) error {
 			return err
 		}
 	}
-	_, err := svc.Act(ctx, launch.Advance, 0, 0, a)
+	_, err := svc.Act(ctx, launch.Advance, 0, 0, false, a)
 	return err
 }
 

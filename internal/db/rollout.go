@@ -27,19 +27,25 @@ type RolloutRow struct {
 	Version        int64
 	UpdatedAt      time.Time
 	UpdatedBy      string
+	// StageEnteredBy is how the current stage was entered (the rollout package's EnteredBy).
+	StageEnteredBy string
+	// AdvanceWithoutVolume lets auto-advance proceed on guardrails below their minimum volume.
+	AdvanceWithoutVolume bool
 }
 
-const rolloutCols = `key, salt, state, stage, stages, stage_started_at, auto_advance, guardrails, on_breach, held, version, updated_at, updated_by`
+const rolloutCols = `key, salt, state, stage, stages, stage_started_at, auto_advance, guardrails, on_breach, held, version, updated_at, updated_by,
+	stage_entered_by, advance_without_volume`
 
 func scanRollout(row interface{ Scan(...any) error }) (RolloutRow, error) {
 	var r RolloutRow
 	var stages, guardrails string
 	var started sql.NullInt64
 	var updated int64
-	var auto int64
-	err := row.Scan(&r.Key, &r.Salt, &r.State, &r.Stage, &stages, &started, &auto, &guardrails, &r.OnBreach, &r.Held, &r.Version, &updated, &r.UpdatedBy)
+	var auto, noVolume int64
+	err := row.Scan(&r.Key, &r.Salt, &r.State, &r.Stage, &stages, &started, &auto, &guardrails, &r.OnBreach, &r.Held, &r.Version, &updated, &r.UpdatedBy,
+		&r.StageEnteredBy, &noVolume)
 	r.Stages, r.Guardrails = json.RawMessage(stages), json.RawMessage(guardrails)
-	r.StageStartedAt, r.UpdatedAt, r.AutoAdvance = fromNullMS(started), fromMS(updated), auto == 1
+	r.StageStartedAt, r.UpdatedAt, r.AutoAdvance, r.AdvanceWithoutVolume = fromNullMS(started), fromMS(updated), auto == 1, noVolume == 1
 	return r, err
 }
 
@@ -58,9 +64,9 @@ func (d *DB) Rollout(ctx context.Context, key string) (RolloutRow, error) {
 // CreateRollout stores r unless a rollout with its key exists, and returns the stored one (so two
 // starts racing agree on one salt).
 func (d *DB) CreateRollout(ctx context.Context, r RolloutRow) (RolloutRow, error) {
-	_, err := d.W.ExecContext(ctx, `INSERT INTO rollout (`+rolloutCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := d.W.ExecContext(ctx, `INSERT INTO rollout (`+rolloutCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (key) DO NOTHING`, r.Key, r.Salt, r.State, r.Stage, string(r.Stages), nullMS(r.StageStartedAt), boolInt(r.AutoAdvance),
-		string(r.Guardrails), r.OnBreach, r.Held, r.Version, ms(d.Now()), r.UpdatedBy)
+		string(r.Guardrails), r.OnBreach, r.Held, r.Version, ms(d.Now()), r.UpdatedBy, r.StageEnteredBy, boolInt(r.AdvanceWithoutVolume))
 	if err != nil {
 		return RolloutRow{}, fmt.Errorf("db: create rollout: %w", err)
 	}
@@ -75,9 +81,10 @@ func (d *DB) UpdateRollout(ctx context.Context, r RolloutRow, expect int64, a Au
 	var out RolloutRow
 	err := d.tx(ctx, func(tx txer) error {
 		res, err := tx.ExecContext(ctx, `UPDATE rollout SET state = ?, stage = ?, stages = ?, stage_started_at = ?, auto_advance = ?,
-			guardrails = ?, on_breach = ?, held = ?, version = version + 1, updated_at = ?, updated_by = ? WHERE key = ? AND version = ?`,
+			guardrails = ?, on_breach = ?, held = ?, stage_entered_by = ?, advance_without_volume = ?, version = version + 1, updated_at = ?, updated_by = ?
+			WHERE key = ? AND version = ?`,
 			r.State, r.Stage, string(r.Stages), nullMS(r.StageStartedAt), boolInt(r.AutoAdvance), string(r.Guardrails), r.OnBreach, r.Held,
-			ms(now), a.Actor, r.Key, expect)
+			r.StageEnteredBy, boolInt(r.AdvanceWithoutVolume), ms(now), a.Actor, r.Key, expect)
 		if err != nil {
 			return err
 		}

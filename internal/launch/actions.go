@@ -37,8 +37,24 @@ func ParseAction(s string) (Action, bool) {
 // Act applies an action made against version expect (0: the current one) and audits it with
 // the state before and after. A transition the state does not allow is a validation.Problem; a
 // stale version is ErrStale. stage is the stage to return to, for Revive.
-func (s *Service) Act(ctx context.Context, act Action, stage int, expect int64, a db.Audit) (rollout.Rollout, error) {
-	return s.change(ctx, expect, a, "rollout."+string(act), nil, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) {
+//
+// Three actions have rules of their own:
+//   - Kill ignores expect: a kill is never refused for being late, and killing a killed rollout
+//     answers the current state without a new audit row.
+//   - Advance and Resume widen production (or let it widen): while any guardrail is breached they
+//     are refused with *BreachedError unless override is true, in which case the audit row says
+//     so and names the breached signals.
+//   - Advance without a version during the soak of a stage that auto-advance entered is refused
+//     with *AutoAdvancedError: whoever sent it may not have seen the auto-advance.
+func (s *Service) Act(ctx context.Context, act Action, stage int, expect int64, override bool, a db.Audit) (rollout.Rollout, error) {
+	attempts := 3
+	if act == Kill {
+		expect, attempts = 0, 100
+	}
+	extra := map[string]any{}
+	return s.change(ctx, expect, attempts, a, "rollout."+string(act), extra, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) {
+		clear(extra)
+		before := r
 		var err error
 		switch act {
 		case Advance:
@@ -50,14 +66,85 @@ func (s *Service) Act(ctx context.Context, act Action, stage int, expect int64, 
 		case Rollback:
 			r, err = r.Rollback(now)
 		case Kill:
-			r, err = r.Kill()
+			if r.State != rollout.Killed { // killed already: nothing to change, nothing to audit
+				r, err = r.Kill()
+			}
 		case Revive:
 			r, err = r.Revive(stage, now)
 		default:
 			err = rollout.TransitionError("unknown action " + string(act))
 		}
-		return r, err
+		if err != nil {
+			return before, err
+		}
+		if act == Advance && expect == 0 && before.RecentAutoAdvance(now) {
+			return before, &AutoAdvancedError{Percent: before.Percent(), Since: before.StageStartedAt, Until: before.StageStartedAt.Add(before.Stages[before.Stage-1].MinSoak)}
+		}
+		if act == Advance || act == Resume {
+			if err := s.checkBreaches(ctx, before, now, override, extra); err != nil {
+				return before, err
+			}
+		}
+		return r, nil
 	})
+}
+
+// checkBreaches refuses to widen production while a guardrail of r is breached, unless override
+// is set; then extra (the audit row's after) records the override and the breached signals.
+func (s *Service) checkBreaches(ctx context.Context, r rollout.Rollout, now time.Time, override bool, extra map[string]any) error {
+	sts, err := s.statuses(ctx, r, now, false)
+	if err != nil {
+		return err
+	}
+	b := rollout.Breaches(sts)
+	if len(b) == 0 {
+		return nil
+	}
+	if !override {
+		return &BreachedError{Breaches: b}
+	}
+	signals := make([]string, 0, len(b))
+	for _, st := range b {
+		signals = append(signals, string(st.Guardrail.Signal))
+	}
+	extra["override_guardrails"], extra["breached"] = true, signals
+	return nil
+}
+
+// BreachedError refuses to advance or resume while guardrails are breached, naming them; the
+// action goes through when repeated with the override.
+type BreachedError struct {
+	Breaches []rollout.Status
+}
+
+func (e *BreachedError) Error() string {
+	parts := make([]string, 0, len(e.Breaches))
+	for _, b := range e.Breaches {
+		parts = append(parts, b.Describe())
+	}
+	return "guardrails are breached: " + strings.Join(parts, "; ") + "; widening or resuming now needs an explicit override of the guardrails"
+}
+
+// Labels names the breached guardrails as a person calls them.
+func (e *BreachedError) Labels() []string {
+	out := make([]string, 0, len(e.Breaches))
+	for _, b := range e.Breaches {
+		out = append(out, rollout.SignalLabel(b.Guardrail.Signal))
+	}
+	return out
+}
+
+// AutoAdvancedError refuses an advance sent without a version during the soak of a stage that
+// auto-advance entered: it may come from someone who saw the previous stage, and would widen
+// production twice for one soak. Sending the version seen makes the intent explicit.
+type AutoAdvancedError struct {
+	Percent      float64
+	Since, Until time.Time // the stage's soak
+}
+
+func (e *AutoAdvancedError) Error() string {
+	return fmt.Sprintf("the rollout auto-advanced to %s, whose soak began at %s and runs until %s; send the version you saw with the advance to advance again",
+		rollout.FormatPercent(e.Percent), e.Since.UTC().Format(time.RFC3339), e.Until.UTC().Format(time.RFC3339))
 }
 
 // Plan is a change to the rollout's plan and settings; nil fields keep their values.
@@ -66,6 +153,9 @@ type Plan struct {
 	Guardrails  *[]GuardrailInput
 	AutoAdvance *bool
 	OnBreach    *string
+	// AdvanceWithoutVolume lets auto-advance proceed on guardrails that have not seen their
+	// minimum volume during the soak.
+	AdvanceWithoutVolume *bool
 }
 
 // GuardrailInput is a guardrail as a person writes it (window as a duration such as "15m").
@@ -86,7 +176,10 @@ func GuardrailInputs(gs []rollout.Guardrail) []GuardrailInput {
 }
 
 // Configure changes the plan and settings. A started rollout moves to the highest stage of the
-// new plan whose percentage is at most the current one, so a new plan never widens production. Bad input is validation.Errors naming the field; nothing is stored.
+// new plan whose percentage is at most the current one, so a new plan never widens production,
+// and a plan that changes the current stage's percentage or soak (or lands on another stage)
+// restarts its soak (rollout.WithPlan). Bad input is validation.Errors naming the field; nothing
+// is stored.
 func (s *Service) Configure(ctx context.Context, p Plan, expect int64, a db.Audit) (rollout.Rollout, error) {
 	var stages []rollout.Stage
 	var guards []rollout.Guardrail
@@ -112,24 +205,15 @@ func (s *Service) Configure(ctx context.Context, p Plan, expect int64, a db.Audi
 	if p.OnBreach != nil && *p.OnBreach != rollout.OnBreachPause && *p.OnBreach != rollout.OnBreachRollback {
 		return rollout.Rollout{}, validation.Errors{"on_breach": "on_breach must be pause or rollback"}
 	}
-	if p.Stages == nil && p.Guardrails == nil && p.AutoAdvance == nil && p.OnBreach == nil {
-		return rollout.Rollout{}, validation.Problem("nothing to change; send any of stages, guardrails, auto_advance, on_breach")
+	if p.Stages == nil && p.Guardrails == nil && p.AutoAdvance == nil && p.OnBreach == nil && p.AdvanceWithoutVolume == nil {
+		return rollout.Rollout{}, validation.Problem("nothing to change; send any of stages, guardrails, auto_advance, advance_without_volume, on_breach")
 	}
-	return s.change(ctx, expect, a, "rollout.configure", nil, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) {
+	return s.change(ctx, expect, 3, a, "rollout.configure", nil, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) {
 		if p.Stages != nil {
-			// Keep the share of users in production from growing with a new plan: stay at the
-			// highest new stage whose percentage is at most the current one.
-			old := r.Stages
-			r.Stages = stages
-			if r.Stage > 0 {
-				current := old[min(r.Stage, len(old))-1].Percent // the stage's own share, killed or not
-				r.Stage = 0
-				for i, st := range stages {
-					if st.Percent <= current {
-						r.Stage = i + 1
-					}
-				}
-			}
+			r = r.WithPlan(stages, now)
+		}
+		if p.AdvanceWithoutVolume != nil {
+			r.AdvanceWithoutVolume = *p.AdvanceWithoutVolume
 		}
 		if p.Guardrails != nil {
 			r.Guardrails = guards
@@ -162,14 +246,15 @@ func fieldErrors(err error) error {
 }
 
 // change reads the rollout, applies fn, stores the result if the version is still the one read
-// (and expect, when given), audits it with what changed, and swaps in the new snapshot.
-func (s *Service) change(ctx context.Context, expect int64, a db.Audit, action string, extra map[string]any, fn func(rollout.Rollout, time.Time) (rollout.Rollout, error)) (rollout.Rollout, error) {
+// (and expect, when given), audits it with what changed, and swaps in the new snapshot. A change
+// that changes nothing stores nothing and answers the current state.
+func (s *Service) change(ctx context.Context, expect int64, attempts int, a db.Audit, action string, extra map[string]any, fn func(rollout.Rollout, time.Time) (rollout.Rollout, error)) (rollout.Rollout, error) {
 	// A change sent without a version applies to whatever is current: when another change lands
-	// between the read and the write, it is read and applied again (an on-call kill must not be
-	// refused because a guardrail paused the rollout a moment before).
-	for attempt := 0; ; attempt++ {
+	// between the read and the write, it is read and applied again, up to attempts times (an
+	// on-call kill must not be refused because a guardrail paused the rollout a moment before).
+	for attempt := 1; ; attempt++ {
 		r, err := s.changeOnce(ctx, expect, a, action, extra, fn)
-		if errors.Is(err, ErrStale) && expect == 0 && attempt < 3 {
+		if errors.Is(err, ErrStale) && expect == 0 && attempt < attempts && ctx.Err() == nil {
 			continue
 		}
 		return r, err
@@ -202,7 +287,7 @@ func (s *Service) changeOnce(ctx context.Context, expect int64, a db.Audit, acti
 	}
 	a.Action, a.Target = action, "rollout:"+s.cfg.Key
 	bm, am := Diff(before, after)
-	if len(am) == 0 && action == "rollout.configure" {
+	if len(am) == 0 {
 		return before, nil // nothing changed
 	}
 	for k, v := range extra {
@@ -234,6 +319,7 @@ func Diff(b, a rollout.Rollout) (map[string]any, map[string]any) {
 	add("stages", rollout.StageInputs(b.Stages), rollout.StageInputs(a.Stages))
 	add("guardrails", GuardrailInputs(b.Guardrails), GuardrailInputs(a.Guardrails))
 	add("auto_advance", b.AutoAdvance, a.AutoAdvance)
+	add("advance_without_volume", b.AdvanceWithoutVolume, a.AdvanceWithoutVolume)
 	add("on_breach", b.OnBreach, a.OnBreach)
 	add("held", b.Held, a.Held)
 	return bm, am

@@ -14,35 +14,68 @@ import (
 type Health struct {
 	Statuses    []rollout.Status
 	Breaches    []rollout.Status
-	NextAdvance time.Time // zero when auto-advance will not advance
-	Advance     bool      // due now
-	Why         string    // why it will or will not advance
+	Waiting     []rollout.Status // guardrails below their minimum volume during the soak (auto-advance waits)
+	NextAdvance time.Time        // zero when auto-advance will not advance
+	Advance     bool             // due now
+	Why         string           // why it will or will not advance
 }
 
-// Health evaluates the guardrails over their windows, as of now.
+// Health evaluates the guardrails over their windows, as of now, and, when auto-advance could
+// move the rollout on, what each guardrail has seen since the stage began.
 func (s *Service) Health(ctx context.Context) (Health, error) {
 	r := s.Snapshot().Rollout
 	now := s.cfg.Now()
-	cache := map[time.Duration]map[string]db.SignalCount{}
-	var ferr error
-	statuses := rollout.Evaluate(r.Guardrails, func(g rollout.Guardrail) rollout.Figures {
-		figs, ok := cache[g.Window]
-		if !ok && ferr == nil && s.cfg.Figures != nil {
-			figs, ferr = s.cfg.Figures(ctx, now.Add(-g.Window), time.Time{})
-			cache[g.Window] = figs
-		}
-		c := figs[string(g.Signal)]
-		return rollout.Figures{Bad: c.Bad, Total: c.Total}
-	})
-	if ferr != nil {
-		return Health{}, ferr
+	_, could := r.NextAdvance()
+	statuses, err := s.statuses(ctx, r, now, could && !r.AdvanceWithoutVolume)
+	if err != nil {
+		return Health{}, err
 	}
 	h := Health{Statuses: statuses, Breaches: rollout.Breaches(statuses)}
+	if could && !r.AdvanceWithoutVolume {
+		h.Waiting = rollout.WaitingForData(statuses)
+	}
 	h.Advance, h.Why = r.ShouldAdvance(now, statuses)
 	if at, ok := r.NextAdvance(); ok {
 		h.NextAdvance = at
 	}
 	return h, nil
+}
+
+// statuses evaluates r's guardrails over their windows as of now and, when soak is set, fills in
+// what each has seen since the stage began (Status.Soak). NB: the soak's figures are read only
+// when the window does not already answer: a window that lies inside the soak and holds the
+// minimum volume stands in for them (the soak holds at least as much), so a long soak is not
+// counted again on every tick.
+func (s *Service) statuses(ctx context.Context, r rollout.Rollout, now time.Time, soak bool) ([]rollout.Status, error) {
+	figures := func(since time.Time) (map[string]db.SignalCount, error) { return nil, nil }
+	if s.cfg.Figures != nil {
+		figures = func(since time.Time) (map[string]db.SignalCount, error) {
+			return s.cfg.Figures(ctx, since, time.Time{})
+		}
+	}
+	cache := map[time.Time]map[string]db.SignalCount{}
+	var ferr error
+	read := func(since time.Time, signal rollout.Signal) rollout.Figures {
+		figs, ok := cache[since]
+		if !ok && ferr == nil {
+			figs, ferr = figures(since)
+			cache[since] = figs
+		}
+		c := figs[string(signal)]
+		return rollout.Figures{Bad: c.Bad, Total: c.Total}
+	}
+	statuses := rollout.Evaluate(r.Guardrails, func(g rollout.Guardrail) rollout.Figures { return read(now.Add(-g.Window), g.Signal) })
+	if soak {
+		for i, st := range statuses {
+			g := st.Guardrail
+			if inside := !now.Add(-g.Window).Before(r.StageStartedAt); inside && st.Figures.Total >= g.MinVolume {
+				statuses[i].Soak = st.Figures
+				continue
+			}
+			statuses[i].Soak = read(r.StageStartedAt, g.Signal)
+		}
+	}
+	return statuses, ferr
 }
 
 // Tick is one round of the rollout's own work: a guardrail breach pauses the rollout (or rolls
@@ -73,7 +106,7 @@ func (s *Service) Tick(ctx context.Context) error {
 			figs[string(b.Guardrail.Signal)] = map[string]any{"bad": b.Figures.Bad, "total": b.Figures.Total, "rate": b.Figures.Rate(),
 				"max_rate": b.Guardrail.MaxRate, "window": rollout.FormatDuration(b.Guardrail.Window)}
 		}
-		_, err := s.change(ctx, r.Version, a, "rollout.guardrail_breach", map[string]any{"figures": figs},
+		_, err := s.change(ctx, r.Version, 1, a, "rollout.guardrail_breach", map[string]any{"figures": figs},
 			func(rollout.Rollout, time.Time) (rollout.Rollout, error) { return next, nil })
 		if err == nil {
 			s.log.Warn("rollout held by a guardrail", "held", next.Held, "state", string(next.State), "stage", next.Stage)
@@ -85,7 +118,7 @@ func (s *Service) Tick(ctx context.Context) error {
 	}
 	if h.Advance {
 		a.Actor = "system (auto-advance)"
-		_, err := s.change(ctx, r.Version, a, "rollout.advance", nil, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) { return r.Advance(now) })
+		_, err := s.change(ctx, r.Version, 1, a, "rollout.advance", nil, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) { return r.AdvanceAuto(now) })
 		return ignoreStale(err)
 	}
 	return nil

@@ -89,7 +89,7 @@ func (f *fixture) restart(t *testing.T) {
 
 func (f *fixture) act(t *testing.T, a Action) rollout.Rollout {
 	t.Helper()
-	r, err := f.svc.Act(context.Background(), a, 0, 0, who)
+	r, err := f.svc.Act(context.Background(), a, 0, 0, false, who)
 	if err != nil {
 		t.Fatalf("%s: %v", a, err)
 	}
@@ -140,19 +140,19 @@ func TestVersionsKeepTwoOperatorsFromOverwritingEachOther(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	v := f.svc.Snapshot().Rollout.Version
-	if _, err := f.svc.Act(ctx, Advance, 0, v, who); err != nil {
+	if _, err := f.svc.Act(ctx, Advance, 0, v, false, who); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Act(ctx, Pause, 0, v, who); !errors.Is(err, ErrStale) {
+	if _, err := f.svc.Act(ctx, Pause, 0, v, false, who); !errors.Is(err, ErrStale) {
 		t.Fatalf("a change against an old version: %v", err)
 	}
 	if _, _, err := f.svc.CreateCohort(ctx, CohortInput{Name: "x", Env: "off", UserIDs: []string{"a"}}, v, who); !errors.Is(err, ErrStale) {
 		t.Fatalf("a cohort change against an old version: %v", err)
 	}
-	if _, err := f.svc.Act(ctx, Rollback, 0, 0, who); err != nil {
+	if _, err := f.svc.Act(ctx, Rollback, 0, 0, false, who); err != nil {
 		t.Fatal(err)
 	}
-	_, err := f.svc.Act(ctx, Rollback, 0, 0, who)
+	_, err := f.svc.Act(ctx, Rollback, 0, 0, false, who)
 	var p validation.Problem
 	if !errors.As(err, &p) || !strings.Contains(string(p), "not started") {
 		t.Fatalf("rollback from not started: %v", err)
@@ -328,7 +328,7 @@ func BenchmarkServiceDecide(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := svc.Act(ctx, Advance, 0, 0, who); err != nil {
+			if _, err := svc.Act(ctx, Advance, 0, 0, false, who); err != nil {
 				b.Fatal(err)
 			}
 			ids := make([]string, 4096)
@@ -349,8 +349,8 @@ var sinkDecision rollout.Decision
 func TestAutoAdvanceAfterTheSoakAcrossARestartOnce(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	auto := true
-	if _, err := f.svc.Configure(ctx, Plan{AutoAdvance: &auto, Stages: &[]rollout.StageInput{{Percent: 1, MinSoak: "1h"}, {Percent: 5, MinSoak: "1h"}, {Percent: 100}}}, 0, who); err != nil {
+	auto := true // and advance without volume: this test has no traffic
+	if _, err := f.svc.Configure(ctx, Plan{AutoAdvance: &auto, AdvanceWithoutVolume: &auto, Stages: &[]rollout.StageInput{{Percent: 1, MinSoak: "1h"}, {Percent: 5, MinSoak: "1h"}, {Percent: 100}}}, 0, who); err != nil {
 		t.Fatal(err)
 	}
 	f.act(t, Advance)
@@ -381,6 +381,237 @@ func TestAutoAdvanceAfterTheSoakAcrossARestartOnce(t *testing.T) {
 	if len(entries) != 2 || entries[0].Actor != "system (auto-advance)" {
 		t.Fatalf("advances audited: %d, newest by %q", len(entries), entries[0].Actor)
 	}
+}
+
+// TestAPlanSaveRestartsTheSoak is the issue's example: at 50 % (soak 7d) for 40 s, a plan with
+// 40 % (soak 30s) in place of 50 % moves the rollout to 40 %, where it must soak its full 30 s
+// before auto-advance takes it on, one stage at a time.
+func TestAPlanSaveRestartsTheSoak(t *testing.T) {
+	f := newSigFixture(t)
+	ctx := context.Background()
+	auto := true
+	plan := func(fourth rollout.StageInput) *[]rollout.StageInput {
+		return &[]rollout.StageInput{{Percent: 1, MinSoak: "1h"}, {Percent: 5, MinSoak: "1h"}, {Percent: 25, MinSoak: "1h"}, fourth, {Percent: 100}}
+	}
+	if _, err := f.svc.Configure(ctx, Plan{Stages: plan(rollout.StageInput{Percent: 50, MinSoak: "7d"}), AutoAdvance: &auto}, 0, who); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := f.svc.Act(ctx, Advance, 0, f.svc.Snapshot().Version(), false, who); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.healthy()
+	f.now = f.now.Add(40 * time.Second)
+	r, err := f.svc.Configure(ctx, Plan{Stages: plan(rollout.StageInput{Percent: 40, MinSoak: "30s"})}, 0, who)
+	if err != nil || r.Stage != 4 || r.Percent() != 40 || !r.StageStartedAt.Equal(f.now) {
+		t.Fatalf("after the new plan: stage %d at %v since %v (%v); want 40 %% since %v", r.Stage, r.Percent(), r.StageStartedAt, err, f.now)
+	}
+	f.healthy() // volume during the new soak
+	for _, step := range []struct {
+		wait  time.Duration
+		stage int
+	}{{0, 4}, {29 * time.Second, 4}, {time.Second, 5}, {time.Hour, 5}} {
+		f.now = f.now.Add(step.wait)
+		if err := f.svc.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.stored(t).Stage; got != step.stage {
+			t.Fatalf("%v into the new soak: stage %d, want %d", f.now.Sub(r.StageStartedAt), got, step.stage)
+		}
+	}
+}
+
+// TestAutoAdvanceWaitsForMinimumVolumeDuringTheSoak: volume before the stage began does not
+// count, volume anywhere in the soak does, and the plan may say to advance without it.
+func TestAutoAdvanceWaitsForMinimumVolumeDuringTheSoak(t *testing.T) {
+	f := newSigFixture(t)
+	ctx := context.Background()
+	auto := true
+	guards := []GuardrailInput{{Signal: rollout.SignalInitErrors, MaxRate: 0.05, MinVolume: 20, Window: "15m"}}
+	if _, err := f.svc.Configure(ctx, Plan{Stages: &[]rollout.StageInput{{Percent: 1, MinSoak: "1h"}, {Percent: 5, MinSoak: "1h"}, {Percent: 100}}, Guardrails: &guards, AutoAdvance: &auto}, 0, who); err != nil {
+		t.Fatal(err)
+	}
+	f.sig.add(f.now, rollout.SignalInitErrors, 0, 25) // before the stage: not evidence about it
+	f.now = f.now.Add(time.Minute)
+	f.act(t, Advance)
+	start := f.now
+	f.sig.add(start.Add(5*time.Minute), rollout.SignalInitErrors, 0, 3)
+	f.now = start.Add(time.Hour)
+	if err := f.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, err := f.svc.Health(ctx)
+	want := "waiting for data: Init errors (callbacks) has 3 of the 20 observations needed since this stage began"
+	if err != nil || f.stored(t).Stage != 1 || h.Why != want || len(h.Waiting) != 1 {
+		t.Fatalf("stage %d, why %q (%v); want stage 1, %q", f.stored(t).Stage, h.Why, err, want)
+	}
+	// Seventeen more, early in the soak and outside the guardrail's window now: they count.
+	f.sig.add(start.Add(10*time.Minute), rollout.SignalInitErrors, 0, 17)
+	if err := f.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.stored(t); r.Stage != 2 || r.EnteredBy != rollout.EnteredByAutoAdvance {
+		t.Fatalf("with the volume seen: stage %d entered by %q", r.Stage, r.EnteredBy)
+	}
+	// No volume at all at stage 2: held, until the plan says to advance without it.
+	f.now = f.now.Add(time.Hour)
+	if err := f.svc.Tick(ctx); err != nil || f.stored(t).Stage != 2 {
+		t.Fatalf("advanced on no volume: %v", err)
+	}
+	if _, err := f.svc.Configure(ctx, Plan{AdvanceWithoutVolume: &auto}, 0, who); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Tick(ctx); err != nil || f.stored(t).Stage != 3 {
+		t.Fatalf("advance_without_volume did not advance: %v", err)
+	}
+	entries, _, _ := f.db.ListAudit(ctx, db.AuditFilter{Action: "rollout.configure", Limit: 1})
+	if len(entries) != 1 || !strings.Contains(string(entries[0].After), `"advance_without_volume":true`) {
+		t.Fatalf("the setting is not audited: %+v", entries)
+	}
+}
+
+// TestTheRealPipelineFeedsTheSoakVolume: the soak's volume comes from the stored callbacks.
+func TestTheRealPipelineFeedsTheSoakVolume(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.now = time.Now() // the writer stamps events with the real clock
+	auto := true
+	guards := []GuardrailInput{{Signal: rollout.SignalInitErrors, MaxRate: 0.05, MinVolume: 20, Window: "15m"}}
+	if _, err := f.svc.Configure(ctx, Plan{Stages: &[]rollout.StageInput{{Percent: 1, MinSoak: "1m"}, {Percent: 100}}, Guardrails: &guards, AutoAdvance: &auto}, 0, who); err != nil {
+		t.Fatal(err)
+	}
+	f.act(t, Advance)
+	for i := range 3 {
+		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", i), "screen_loaded", 1)
+	}
+	f.now = f.now.Add(2 * time.Minute)
+	if err := f.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := f.svc.Health(ctx); !strings.Contains(h.Why, "has 3 of the 20 observations needed") || f.svc.Snapshot().Rollout.Stage != 1 {
+		t.Fatalf("why %q at stage %d", h.Why, f.svc.Snapshot().Rollout.Stage)
+	}
+	for i := 3; i < 20; i++ {
+		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", i), "screen_loaded", 1)
+	}
+	if err := f.svc.Tick(ctx); err != nil || f.svc.Snapshot().Rollout.Stage != 2 {
+		t.Fatalf("20 senders seen, not advanced: %v", err)
+	}
+}
+
+// TestAVersionlessAdvanceRightAfterAnAutoAdvanceIsRefused: it would widen production twice for
+// one soak; the version seen makes it deliberate, and after the soak it is an ordinary advance.
+func TestAVersionlessAdvanceRightAfterAnAutoAdvanceIsRefused(t *testing.T) {
+	f := newSigFixture(t)
+	ctx := context.Background()
+	auto := true
+	if _, err := f.svc.Configure(ctx, Plan{Stages: &[]rollout.StageInput{{Percent: 1, MinSoak: "1h"}, {Percent: 5, MinSoak: "1h"}, {Percent: 25, MinSoak: "1h"}, {Percent: 50, MinSoak: "1h"}, {Percent: 100}},
+		AutoAdvance: &auto, AdvanceWithoutVolume: &auto}, 0, who); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Act(ctx, Advance, 0, 0, false, who); err != nil {
+		t.Fatal(err)
+	}
+	f.now = f.now.Add(time.Hour)
+	if err := f.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	auditsBefore, _, _ := f.db.ListAudit(ctx, db.AuditFilter{Limit: 100})
+	f.now = f.now.Add(10 * time.Minute)
+	_, err := f.svc.Act(ctx, Advance, 0, 0, false, who)
+	var ae *AutoAdvancedError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "the rollout auto-advanced to 5 %") || !strings.Contains(err.Error(), "send the version you saw") {
+		t.Fatalf("a versionless advance 10m after an auto-advance: %v", err)
+	}
+	if auditsAfter, _, _ := f.db.ListAudit(ctx, db.AuditFilter{Limit: 100}); f.stored(t).Stage != 2 || len(auditsAfter) != len(auditsBefore) {
+		t.Fatalf("the refused advance changed something: stage %d", f.stored(t).Stage)
+	}
+	if _, err := f.svc.Act(ctx, Advance, 0, f.stored(t).Version, false, who); err != nil || f.stored(t).Stage != 3 {
+		t.Fatalf("an advance with the version seen: %v", err)
+	}
+	// Entered by hand: a versionless advance goes through at once.
+	if _, err := f.svc.Act(ctx, Advance, 0, 0, false, who); err != nil || f.stored(t).Stage != 4 {
+		t.Fatalf("a versionless advance after one by hand: %v", err)
+	}
+}
+
+// TestAKillIsNeverRefusedForBeingLate: whatever the version says, a kill works, and a second
+// kill answers the state without a new audit row.
+func TestAKillIsNeverRefusedForBeingLate(t *testing.T) {
+	f := newSigFixture(t)
+	ctx := context.Background()
+	v := f.stored(t).Version
+	f.act(t, Advance)
+	f.act(t, Pause) // a guardrail (or a colleague) moved the rollout since the page was loaded
+	for i, expect := range []int64{v, v, 0, 9999} {
+		r, err := f.svc.Act(ctx, Kill, 0, expect, false, who)
+		if err != nil || r.State != rollout.Killed {
+			t.Fatalf("kill %d against version %d: %s %v", i, expect, r.State, err)
+		}
+	}
+	if entries, _, _ := f.db.ListAudit(ctx, db.AuditFilter{Action: "rollout.kill", Limit: 10}); len(entries) != 1 {
+		t.Fatalf("%d kill audit rows, want 1", len(entries))
+	}
+}
+
+// TestWideningWhileBreachedNeedsTheOverride: advance and resume name the breached guardrails
+// and change nothing, unless overridden, which the audit row records; the safe actions are never
+// held by a breach.
+func TestWideningWhileBreachedNeedsTheOverride(t *testing.T) {
+	f := newSigFixture(t)
+	ctx := context.Background()
+	f.act(t, Advance)
+	if _, err := f.svc.Act(ctx, Advance, 0, 0, true, who); err != nil {
+		t.Fatal(err)
+	}
+	if e, _, _ := f.db.ListAudit(ctx, db.AuditFilter{Action: "rollout.advance", Limit: 1}); strings.Contains(string(e[0].After), "override") {
+		t.Fatalf("an override with nothing breached is recorded as one: %s", e[0].After)
+	}
+	f.sig.add(f.now, rollout.SignalAPIErrors, 10, 50)
+	for _, act := range []Action{Advance, Pause, Resume} {
+		before := f.stored(t)
+		_, err := f.svc.Act(ctx, act, 0, 0, false, who)
+		var be *BreachedError
+		if act == Pause {
+			if err != nil {
+				t.Fatalf("pause while breached: %v", err)
+			}
+			continue
+		}
+		if !errors.As(err, &be) || !slices.Equal(be.Labels(), []string{"API 5xx and timeouts"}) || !strings.HasPrefix(err.Error(), "guardrails are breached: API 5xx and timeouts: 10 of 50") {
+			t.Fatalf("%s while breached: %v", act, err)
+		}
+		if after := f.stored(t); after.Version != before.Version {
+			t.Fatalf("a refused %s changed the rollout", act)
+		}
+		r, err := f.svc.Act(ctx, act, 0, 0, true, who)
+		if err != nil {
+			t.Fatalf("%s with the override: %v", act, err)
+		}
+		e, _, _ := f.db.ListAudit(ctx, db.AuditFilter{Action: "rollout." + string(act), Limit: 1})
+		if !strings.Contains(string(e[0].After), `"override_guardrails":true`) || !strings.Contains(string(e[0].After), `"breached":["api_errors"]`) {
+			t.Fatalf("%s with the override is not audited as one: %s", act, e[0].After)
+		}
+		if act == Resume && r.State != rollout.Active {
+			t.Fatalf("resume with the override: %s", r.State)
+		}
+	}
+	for _, act := range []Action{Rollback, Kill} {
+		if _, err := f.svc.Act(ctx, act, 0, 0, false, who); err != nil {
+			t.Fatalf("%s while breached: %v", act, err)
+		}
+	}
+}
+
+// act applies an action without a version or override.
+func (f *sigFixture) act(t *testing.T, a Action) rollout.Rollout {
+	t.Helper()
+	r, err := f.svc.Act(context.Background(), a, 0, 0, false, who)
+	if err != nil {
+		t.Fatalf("%s: %v", a, err)
+	}
+	return r
 }
 
 func TestDecideIsRaceFreeUnderPlanChanges(t *testing.T) {
@@ -609,7 +840,7 @@ func TestAKillThatLosesItsRequestStillReachesDecisions(t *testing.T) {
 	f.svc.mu.Lock() // a slow rebuild in progress elsewhere
 	done := make(chan error, 1)
 	go func() {
-		_, err := f.svc.Act(ctx, Kill, 0, 0, who)
+		_, err := f.svc.Act(ctx, Kill, 0, 0, false, who)
 		done <- err
 	}()
 	waitForAudit(t, f, "rollout.kill")

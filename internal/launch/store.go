@@ -39,12 +39,14 @@ func toRow(r rollout.Rollout) (db.RolloutRow, error) {
 		return db.RolloutRow{}, err
 	}
 	return db.RolloutRow{Key: r.Key, Salt: r.Salt, State: string(r.State), Stage: r.Stage, Stages: sj, StageStartedAt: r.StageStartedAt,
-		AutoAdvance: r.AutoAdvance, Guardrails: gj, OnBreach: r.OnBreach, Held: r.Held, Version: r.Version, UpdatedBy: r.UpdatedBy}, nil
+		AutoAdvance: r.AutoAdvance, Guardrails: gj, OnBreach: r.OnBreach, Held: r.Held, Version: r.Version, UpdatedBy: r.UpdatedBy,
+		StageEnteredBy: r.EnteredBy, AdvanceWithoutVolume: r.AdvanceWithoutVolume}, nil
 }
 
 func fromRow(row db.RolloutRow) (rollout.Rollout, error) {
 	r := rollout.Rollout{Key: row.Key, Salt: row.Salt, State: rollout.State(row.State), Stage: row.Stage, StageStartedAt: row.StageStartedAt,
-		AutoAdvance: row.AutoAdvance, OnBreach: row.OnBreach, Held: row.Held, Version: row.Version, UpdatedAt: row.UpdatedAt, UpdatedBy: row.UpdatedBy}
+		AutoAdvance: row.AutoAdvance, OnBreach: row.OnBreach, Held: row.Held, Version: row.Version, UpdatedAt: row.UpdatedAt, UpdatedBy: row.UpdatedBy,
+		EnteredBy: row.StageEnteredBy, AdvanceWithoutVolume: row.AdvanceWithoutVolume}
 	var stages []storedStage
 	if err := json.Unmarshal(row.Stages, &stages); err != nil {
 		return r, err

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -76,6 +77,42 @@ type Status struct {
 	Figures   Figures
 	Breached  bool
 	Judged    bool // enough volume to judge
+	// Soak is what was observed since the current stage began or its soak restarted: before an
+	// auto-advance every guardrail must have seen MinVolume of it (WaitingForData).
+	Soak Figures
+}
+
+// WaitingForData returns the statuses whose guardrail has not seen its minimum volume during the
+// soak: on those, healthy only means silent, so auto-advance waits for them.
+func WaitingForData(sts []Status) []Status {
+	var out []Status
+	for _, s := range sts {
+		if s.Soak.Total < s.Guardrail.MinVolume {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// DescribeWaiting says what a guardrail waiting for data lacks, for the page.
+func (s Status) DescribeWaiting() string {
+	return fmt.Sprintf("%s has %d of the %d observations needed", SignalLabel(s.Guardrail.Signal), s.Soak.Total, s.Guardrail.MinVolume)
+}
+
+// describeWaiting says it of several, or "" for none: "waiting for data: Init errors (callbacks)
+// has 3 of the 20 observations needed since this stage began".
+func describeWaiting(sts []Status) string {
+	switch len(sts) {
+	case 0:
+		return ""
+	case 1:
+		return "waiting for data: " + sts[0].DescribeWaiting() + " since this stage began"
+	}
+	parts := make([]string, 0, len(sts))
+	for _, s := range sts {
+		parts = append(parts, s.DescribeWaiting())
+	}
+	return "waiting for data since this stage began: " + strings.Join(parts, "; ")
 }
 
 // Describe says the verdict in words, with the figures.
@@ -123,6 +160,7 @@ func (r Rollout) OnBreachOf(breaches []Status, now time.Time) (Rollout, bool) {
 	held := "guardrail breached: " + breaches[0].Describe()
 	if r.OnBreach == OnBreachRollback {
 		r, _ = r.Rollback(now)
+		r.EnteredBy = EnteredByGuardrail
 	} else {
 		r, _ = r.Pause()
 	}
@@ -157,9 +195,14 @@ func CheckGuardrails(gs []Guardrail) error {
 }
 
 // ShouldAdvance is whether the rollout should advance by itself at now, given the guardrails'
-// statuses, and if not, why (for the page).
+// statuses, and if not, why (for the page). Unless the plan allows advancing without volume,
+// every guardrail must have seen its minimum volume during the soak (Status.Soak).
 func (r Rollout) ShouldAdvance(now time.Time, statuses []Status) (bool, string) {
 	at, ok := r.NextAdvance()
+	var waiting string
+	if !r.AdvanceWithoutVolume {
+		waiting = describeWaiting(WaitingForData(statuses))
+	}
 	switch {
 	case !r.AutoAdvance:
 		return false, "auto-advance is off"
@@ -170,10 +213,16 @@ func (r Rollout) ShouldAdvance(now time.Time, statuses []Status) (bool, string) 
 	case !ok:
 		return false, "the rollout is at its last stage"
 	case now.Before(at):
+		if waiting != "" {
+			return false, "soaking until " + at.UTC().Format(time.RFC3339) + "; " + waiting
+		}
 		return false, "soaking until " + at.UTC().Format(time.RFC3339)
 	}
 	if b := Breaches(statuses); len(b) > 0 {
 		return false, "held: " + b[0].Describe()
+	}
+	if waiting != "" {
+		return false, waiting
 	}
 	return true, "soak done and guardrails healthy"
 }

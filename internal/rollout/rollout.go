@@ -87,7 +87,22 @@ type Rollout struct {
 	UpdatedBy      string
 	// Held says why the rollout stopped by itself (a guardrail breach), until someone acts.
 	Held string
+	// AdvanceWithoutVolume lets auto-advance proceed on guardrails that have not seen their
+	// minimum volume during the soak: an explicit choice of the plan, off by default, since
+	// without volume a guardrail has no evidence either way.
+	AdvanceWithoutVolume bool
+	// EnteredBy is how the current stage was entered (EnteredByHand, EnteredByAutoAdvance, ...;
+	// empty when not known, for stages entered before it was recorded).
+	EnteredBy string
 }
+
+// How the current stage was entered.
+const (
+	EnteredByHand        = "hand"         // a person's (or a token's) advance, rollback or revive
+	EnteredByAutoAdvance = "auto_advance" // auto-advance after a soak
+	EnteredByGuardrail   = "guardrail"    // a breach rolled it back
+	EnteredByPlan        = "plan"         // a new plan moved the rollout to another stage
+)
 
 // New returns a fresh rollout: not started, active, the default plan and guardrails.
 func New(key, salt string) Rollout {
@@ -120,7 +135,28 @@ func (r Rollout) Advance(now time.Time) (Rollout, error) {
 	r.Stage++
 	r.StageStartedAt = now
 	r.Held = ""
+	r.EnteredBy = EnteredByHand
 	return r, nil
+}
+
+// AdvanceAuto is Advance made by auto-advance: the stage records that it was entered so, which
+// makes a versionless advance during its soak suspect (RecentAutoAdvance).
+func (r Rollout) AdvanceAuto(now time.Time) (Rollout, error) {
+	r, err := r.Advance(now)
+	if err == nil {
+		r.EnteredBy = EnteredByAutoAdvance
+	}
+	return r, err
+}
+
+// RecentAutoAdvance reports whether the current stage was entered by auto-advance and is still
+// within its soak at now. An advance that names no version then may come from a page or script
+// that has not seen the auto-advance, and would widen production twice for one soak.
+func (r Rollout) RecentAutoAdvance(now time.Time) bool {
+	if r.EnteredBy != EnteredByAutoAdvance || r.Stage < 1 || r.Stage > len(r.Stages) {
+		return false
+	}
+	return now.Before(r.StageStartedAt.Add(r.Stages[r.Stage-1].MinSoak))
 }
 
 // Pause holds the current percentage and stops auto-advance.
@@ -161,6 +197,7 @@ func (r Rollout) Rollback(now time.Time) (Rollout, error) {
 	r.Stage--
 	r.StageStartedAt = now
 	r.State = Paused
+	r.EnteredBy = EnteredByHand
 	return r, nil
 }
 
@@ -182,8 +219,35 @@ func (r Rollout) Revive(stage int, now time.Time) (Rollout, error) {
 	case stage < 0 || stage > len(r.Stages):
 		return r, TransitionError(fmt.Sprintf("stage must be from 0 (not started) to %d", len(r.Stages)))
 	}
-	r.State, r.Stage, r.StageStartedAt, r.Held = Paused, stage, now, ""
+	r.State, r.Stage, r.StageStartedAt, r.Held, r.EnteredBy = Paused, stage, now, "", EnteredByHand
 	return r, nil
+}
+
+// WithPlan replaces the plan. A started rollout moves to the highest new stage whose percentage
+// is at most its current stage's own (killed or not), so a new plan never widens production. When
+// that changes the current stage's percentage or soak, or lands on another stage, the soak
+// restarts at now: a stage never inherits soak time it did not run, whatever the plan said
+// before. A plan that leaves the current stage as it was keeps its soak.
+func (r Rollout) WithPlan(stages []Stage, now time.Time) Rollout {
+	old, oldStage := r.Stages, r.Stage
+	r.Stages = stages
+	if r.Stage == 0 {
+		return r
+	}
+	cur := old[min(oldStage, len(old))-1]
+	r.Stage = 0
+	for i, st := range stages {
+		if st.Percent <= cur.Percent {
+			r.Stage = i + 1
+		}
+	}
+	if r.Stage != oldStage {
+		r.EnteredBy = EnteredByPlan
+	}
+	if r.Stage != oldStage || r.Stage > 0 && stages[r.Stage-1] != cur {
+		r.StageStartedAt = now
+	}
+	return r
 }
 
 // NextAdvance is when auto-advance will move to the next stage, if it will: the rollout is

@@ -26,7 +26,7 @@ func BenchmarkDecideHTTP(b *testing.B) {
 	app := newTestApp(b)
 	ctx := context.Background()
 	for range 2 {
-		if _, err := app.srv.rollout.Act(ctx, launch.Advance, 0, 0, db.Audit{Actor: "bench"}); err != nil {
+		if _, err := app.srv.rollout.Act(ctx, launch.Advance, 0, 0, false, db.Audit{Actor: "bench"}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -185,7 +185,7 @@ func TestOFREPWithOpenFeatureProviders(t *testing.T) {
 	}
 	act := func(a launch.Action) func(*testing.T) {
 		return func(t *testing.T) {
-			if _, err := svc.Act(ctx, a, 0, 0, who); err != nil {
+			if _, err := svc.Act(ctx, a, 0, 0, false, who); err != nil {
 				t.Fatalf("%s: %v", a, err)
 			}
 		}

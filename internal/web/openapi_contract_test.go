@@ -664,7 +664,7 @@ func resetRollout(t *testing.T, f *contractFixture) {
 	t.Helper()
 	killRollout(t, f)
 	for _, a := range []launch.Action{launch.Revive, launch.Resume} {
-		if _, err := f.app.srv.rollout.Act(context.Background(), a, 0, 0, db.Audit{Actor: "test", Action: "rollout." + string(a)}); err != nil {
+		if _, err := f.app.srv.rollout.Act(context.Background(), a, 0, 0, false, db.Audit{Actor: "test", Action: "rollout." + string(a)}); err != nil {
 			t.Fatalf("%s: %v", a, err)
 		}
 	}
@@ -676,7 +676,7 @@ func killRollout(t *testing.T, f *contractFixture) {
 	if f.app.srv.rollout.Snapshot().Rollout.State == "killed" {
 		return
 	}
-	if _, err := f.app.srv.rollout.Act(context.Background(), launch.Kill, 0, 0, db.Audit{Actor: "test", Action: "rollout.kill"}); err != nil {
+	if _, err := f.app.srv.rollout.Act(context.Background(), launch.Kill, 0, 0, false, db.Audit{Actor: "test", Action: "rollout.kill"}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -19,21 +19,26 @@ import (
 // rolloutJSON is the rollout in the API. key, state, stage, percent, stages and version are the
 // documented contract; the rest is added detail.
 type rolloutJSON struct {
-	Key            string                  `json:"key"`
-	State          string                  `json:"state"`
-	Stage          int                     `json:"stage"`
-	Percent        float64                 `json:"percent"`
-	Stages         []rollout.StageInput    `json:"stages"`
-	Version        int64                   `json:"version"`
-	AutoAdvance    bool                    `json:"auto_advance"`
-	OnBreach       string                  `json:"on_breach"`
-	Guardrails     []launch.GuardrailInput `json:"guardrails"`
-	Held           string                  `json:"held,omitempty"`
-	StageStartedAt *string                 `json:"stage_started_at"`
-	NextAdvanceAt  *string                 `json:"next_advance_at"`
-	UpdatedAt      *string                 `json:"updated_at"`
-	UpdatedBy      string                  `json:"updated_by,omitempty"`
-	Reach          []stageReachJSON        `json:"reach"`
+	Key         string                  `json:"key"`
+	State       string                  `json:"state"`
+	Stage       int                     `json:"stage"`
+	Percent     float64                 `json:"percent"`
+	Stages      []rollout.StageInput    `json:"stages"`
+	Version     int64                   `json:"version"`
+	AutoAdvance bool                    `json:"auto_advance"`
+	OnBreach    string                  `json:"on_breach"`
+	Guardrails  []launch.GuardrailInput `json:"guardrails"`
+	Held        string                  `json:"held,omitempty"`
+	// AdvanceWithoutVolume lets auto-advance proceed on guardrails below their minimum volume.
+	AdvanceWithoutVolume bool `json:"advance_without_volume"`
+	// StageEnteredBy is how the current stage was entered: auto_advance, hand, guardrail, plan
+	// ("" when not recorded).
+	StageEnteredBy string           `json:"stage_entered_by"`
+	StageStartedAt *string          `json:"stage_started_at"`
+	NextAdvanceAt  *string          `json:"next_advance_at"`
+	UpdatedAt      *string          `json:"updated_at"`
+	UpdatedBy      string           `json:"updated_by,omitempty"`
+	Reach          []stageReachJSON `json:"reach"`
 }
 
 type stageReachJSON struct {
@@ -45,7 +50,7 @@ type stageReachJSON struct {
 func (s *Server) rolloutJSON(r rollout.Rollout) rolloutJSON {
 	out := rolloutJSON{Key: r.Key, State: string(r.State), Stage: r.Stage, Percent: r.Percent(), Stages: rollout.StageInputs(r.Stages),
 		Version: r.Version, AutoAdvance: r.AutoAdvance, OnBreach: r.OnBreach, Guardrails: launch.GuardrailInputs(r.Guardrails), Held: r.Held,
-		StageStartedAt: optTime(r.StageStartedAt), UpdatedAt: optTime(r.UpdatedAt), UpdatedBy: r.UpdatedBy, Reach: []stageReachJSON{}}
+		AdvanceWithoutVolume: r.AdvanceWithoutVolume, StageEnteredBy: r.EnteredBy, StageStartedAt: optTime(r.StageStartedAt), UpdatedAt: optTime(r.UpdatedAt), UpdatedBy: r.UpdatedBy, Reach: []stageReachJSON{}}
 	if at, ok := r.NextAdvance(); ok {
 		out.NextAdvanceAt = optTime(at)
 	}
@@ -89,10 +94,18 @@ func expectedVersion(r *http.Request, field *int64) (int64, error) {
 	return 0, nil
 }
 
-// rolloutError maps the launch service's errors: a stale version is 409.
+// rolloutError maps the launch service's errors: a stale version, an advance or resume while
+// guardrails are breached, and a versionless advance right after an auto-advance are 409.
 func rolloutError(err error) error {
-	if errors.Is(err, launch.ErrStale) {
+	var breached *launch.BreachedError
+	var auto *launch.AutoAdvancedError
+	switch {
+	case errors.Is(err, launch.ErrStale):
 		return &httpError{status: http.StatusConflict, code: "version_conflict", msg: "the rollout changed since the version you sent; GET it again and retry"}
+	case errors.As(err, &breached):
+		return &httpError{status: http.StatusConflict, code: "guardrails_breached", msg: breached.Error() + ` (send "override_guardrails": true to go ahead)`}
+	case errors.As(err, &auto):
+		return &httpError{status: http.StatusConflict, code: "auto_advanced", msg: auto.Error() + ` (If-Match or "version", from GET /api/v1/rollout)`}
 	}
 	return err
 }
@@ -103,6 +116,8 @@ type planJSON struct {
 	AutoAdvance *bool                    `json:"auto_advance"`
 	OnBreach    *string                  `json:"on_breach"`
 	Version     *int64                   `json:"version"`
+	// AdvanceWithoutVolume: see rolloutJSON.
+	AdvanceWithoutVolume *bool `json:"advance_without_volume"`
 }
 
 // apiUpdateRollout is PUT /api/v1/rollout: the plan, guardrails and settings; fields left out
@@ -116,7 +131,8 @@ func (s *Server) apiUpdateRollout(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	rl, err := s.rollout.Configure(r.Context(), launch.Plan{Stages: p.Stages, Guardrails: p.Guardrails, AutoAdvance: p.AutoAdvance, OnBreach: p.OnBreach}, expect, s.auditFor(r, "rollout.configure"))
+	rl, err := s.rollout.Configure(r.Context(), launch.Plan{Stages: p.Stages, Guardrails: p.Guardrails, AutoAdvance: p.AutoAdvance, OnBreach: p.OnBreach,
+		AdvanceWithoutVolume: p.AdvanceWithoutVolume}, expect, s.auditFor(r, "rollout.configure"))
 	if err != nil {
 		return rolloutError(err)
 	}
@@ -140,16 +156,19 @@ func (s *Server) apiReviveRollout(w http.ResponseWriter, r *http.Request) error 
 	return s.actOnRollout(w, r, launch.Revive)
 }
 
+// actOnRollout applies an action. A kill ignores any version it carries, even one that is not a
+// version: it is never refused for being late.
 func (s *Server) actOnRollout(w http.ResponseWriter, r *http.Request, act launch.Action) error {
 	var body struct {
-		Version *int64 `json:"version"`
-		Stage   *int   `json:"stage"`
+		Version            *int64 `json:"version"`
+		Stage              *int   `json:"stage"`
+		OverrideGuardrails bool   `json:"override_guardrails"`
 	}
-	if err := decodeOptionalJSON(r, &body); err != nil {
+	if err := decodeOptionalJSON(r, &body); err != nil && act != launch.Kill {
 		return err
 	}
 	expect, err := expectedVersion(r, body.Version)
-	if err != nil {
+	if err != nil && act != launch.Kill {
 		return err
 	}
 	stage := 0
@@ -159,7 +178,7 @@ func (s *Server) actOnRollout(w http.ResponseWriter, r *http.Request, act launch
 		}
 		stage = *body.Stage
 	}
-	rl, err := s.rollout.Act(r.Context(), act, stage, expect, s.auditFor(r, "rollout."+string(act)))
+	rl, err := s.rollout.Act(r.Context(), act, stage, expect, body.OverrideGuardrails, s.auditFor(r, "rollout."+string(act)))
 	if err != nil {
 		return rolloutError(err)
 	}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,7 +18,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/PuerkitoBio/goquery"
+
 	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
 )
 
@@ -433,7 +437,6 @@ func TestRolloutRefusesBadInput(t *testing.T) {
 	app.actOnRollout(t, tok.write, "kill", "")
 	for _, c := range []refusal{
 		{"advance while killed", post, plan + "/advance", tok.write, "", nil, 400, "killed", "admin must bring it back"},
-		{"kill while killed", post, plan + "/kill", tok.write, "", nil, 400, "killed", "already killed"},
 		{"revive without stage", post, plan + "/revive", "", `{}`, nil, 422, "stage", "name the stage"},
 		{"revive without a body", post, plan + "/revive", "", "", nil, 422, "stage", "name the stage"},
 		{"revive past the last stage", post, plan + "/revive", "", `{"stage":6}`, nil, 400, "stage", "from 0 (not started) to 5"},
@@ -506,6 +509,169 @@ func TestRolloutActionsChangeStateAndAreAudited(t *testing.T) {
 	}
 	if got := app.rolloutStore(); got != store {
 		t.Errorf("a stale action was stored: %+v -> %+v", store, got)
+	}
+}
+
+// TestRolloutKillIsNeverRefusedForBeingLate: a kill sent with an old version, a version that is
+// not one, or to a killed rollout is a 200 with the killed state; the second changes nothing.
+func TestRolloutKillIsNeverRefusedForBeingLate(t *testing.T) {
+	app, tok := newRolloutApp(t)
+	seen := app.showRollout(t, tok.decide).Version
+	app.actOnRollout(t, tok.write, "advance", "")
+	app.actOnRollout(t, tok.write, "pause", "") // a guardrail paused it between reload and tap
+	tests := []struct {
+		name, body string
+		header     []string
+	}{
+		{"the version seen before the pause", fmt.Sprintf(`{"version":%d}`, seen), nil},
+		{"killed already, an old If-Match", "", []string{"If-Match", strconv.Quote(strconv.FormatInt(seen, 10))}},
+		{"killed already, an If-Match that is not a version", "", []string{"If-Match", "yesterday"}},
+		{"killed already, a body that is not JSON", "kill=1", nil},
+	}
+	var version int64
+	for i, tt := range tests {
+		var body io.Reader
+		if tt.body != "" {
+			body = strings.NewReader(tt.body)
+		}
+		rl := decodeAs[rolloutJSON](t, app.api(http.MethodPost, "/api/v1/rollout/kill", tok.write, body, tt.header...), http.StatusOK)
+		if rl.State != "killed" || rl.Percent != 0 {
+			t.Fatalf("%s: %s at %v %%", tt.name, rl.State, rl.Percent)
+		}
+		if i == 0 {
+			version = rl.Version
+		} else if rl.Version != version {
+			t.Fatalf("%s: a kill of a killed rollout changed its version %d -> %d", tt.name, version, rl.Version)
+		}
+	}
+	var kills int
+	if err := app.db.R.QueryRow(`SELECT count(*) FROM audit_log WHERE action = 'rollout.kill'`).Scan(&kills); err != nil || kills != 1 {
+		t.Fatalf("%d kill audit rows (%v), want 1", kills, err)
+	}
+}
+
+// breachVerification records a rejected production key (a key failure, not a configuration one): the
+// verify_failures guardrail (any failure, from 1) breaches.
+func (a *testApp) breachVerification(t *testing.T) {
+	t.Helper()
+	err := a.db.InsertAudit(context.Background(), db.Audit{Actor: "test", Action: "environment.verify", Target: "environment:production", After: map[string]any{"outcome": "wrong_key"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRolloutWideningWhileBreachedNeedsTheOverride: advance and resume while a guardrail is
+// breached are 409 guardrails_breached, naming it, and store nothing; with
+// "override_guardrails": true they go through, audited as overrides.
+func TestRolloutWideningWhileBreachedNeedsTheOverride(t *testing.T) {
+	app, tok := newRolloutApp(t)
+	app.actOnRollout(t, tok.write, "advance", "")
+	app.breachVerification(t)
+	for _, action := range []string{"advance", "resume"} {
+		if action == "resume" {
+			app.actOnRollout(t, tok.write, "pause", "") // pausing is never held
+		}
+		before := app.rolloutStore()
+		e := decodeAs[apiError](t, app.api(http.MethodPost, "/api/v1/rollout/"+action, tok.write, strings.NewReader(`{"override_guardrails":false}`)), http.StatusConflict)
+		if e.Error.Code != "guardrails_breached" || !strings.Contains(e.Error.Message, "guardrails are breached: Key verification failures") || !strings.Contains(e.Error.Message, `"override_guardrails": true`) {
+			t.Fatalf("%s while breached: %+v", action, e.Error)
+		}
+		if after := app.rolloutStore(); after != before {
+			t.Fatalf("a refused %s changed the store: %+v -> %+v", action, before, after)
+		}
+		rl := app.actOnRollout(t, tok.write, action, `{"override_guardrails":true}`)
+		if rl.State != "active" {
+			t.Fatalf("%s with the override: %s", action, rl.State)
+		}
+		_, _, after := app.lastAudit(t, tok.admin, "rollout."+action)
+		if after["override_guardrails"] != true || fmt.Sprint(after["breached"]) != "[verify_failures]" {
+			t.Fatalf("%s with the override is not audited as one: %v", action, after)
+		}
+	}
+}
+
+// TestRolloutAutoAdvanceThenAVersionlessAdvance: the API shows how the stage was entered; a
+// versionless advance within the soak of an auto-advanced stage is 409 auto_advanced, one with
+// the version seen goes through; a plan that changes the current stage restarts its soak.
+func TestRolloutAutoAdvanceThenAVersionlessAdvance(t *testing.T) {
+	app, tok := newRolloutApp(t)
+	clock := newFakeClock()
+	app.srv.SetClock(clock.now)
+	plan := `{"auto_advance":true,"advance_without_volume":true,"stages":[{"percent":1,"min_soak":"1h"},{"percent":5,"min_soak":"1h"},{"percent":25,"min_soak":"1h"},{"percent":100}]}`
+	if rl := app.planRollout(t, tok.admin, plan); !rl.AdvanceWithoutVolume || rl.StageEnteredBy != "" {
+		t.Fatalf("after the plan: %+v", rl)
+	}
+	if rl := app.actOnRollout(t, tok.write, "advance", ""); rl.StageEnteredBy != "hand" {
+		t.Fatalf("advanced by hand, entered by %q", rl.StageEnteredBy)
+	}
+	clock.advance(time.Hour)
+	if err := app.srv.rollout.Tick(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rl := app.showRollout(t, tok.decide)
+	if rl.Stage != 2 || rl.StageEnteredBy != "auto_advance" {
+		t.Fatalf("after the soak: stage %d entered by %q", rl.Stage, rl.StageEnteredBy)
+	}
+	clock.advance(time.Minute)
+	before := app.rolloutStore()
+	e := decodeAs[apiError](t, app.api(http.MethodPost, "/api/v1/rollout/advance", tok.write, nil), http.StatusConflict)
+	if e.Error.Code != "auto_advanced" || !strings.Contains(e.Error.Message, "auto-advanced to 5 %") || !strings.Contains(e.Error.Message, "send the version you saw") {
+		t.Fatalf("a versionless advance a minute after an auto-advance: %+v", e.Error)
+	}
+	if after := app.rolloutStore(); after != before {
+		t.Fatalf("the refused advance changed the store: %+v -> %+v", before, after)
+	}
+	if got := app.actOnRollout(t, tok.write, "advance", fmt.Sprintf(`{"version":%d}`, rl.Version)); got.Stage != 3 || got.StageEnteredBy != "hand" {
+		t.Fatalf("an advance with the version seen: stage %d entered by %q", got.Stage, got.StageEnteredBy)
+	}
+	started := app.showRollout(t, tok.decide).StageStartedAt
+	clock.advance(40 * time.Second)
+	rl = app.planRollout(t, tok.admin, `{"stages":[{"percent":1,"min_soak":"1h"},{"percent":5,"min_soak":"1h"},{"percent":20,"min_soak":"30s"},{"percent":100}]}`)
+	if rl.Stage != 3 || rl.Percent != 20 || rl.StageStartedAt == nil || *rl.StageStartedAt == *started || rl.StageEnteredBy != "hand" {
+		t.Fatalf("a plan that changes the current stage: stage %d at %v since %v (was %v)", rl.Stage, rl.Percent, *rl.StageStartedAt, *started)
+	}
+}
+
+// TestRolloutPlanFormSetsAdvanceWithoutVolume: the plan form has the setting, and saving it with
+// the box ticked stores it (and unticked clears it), as PUT /api/v1/rollout does.
+func TestRolloutPlanFormSetsAdvanceWithoutVolume(t *testing.T) {
+	app, tok := newRolloutApp(t)
+	admin, _ := app.login(db.RoleAdmin)
+	for _, tick := range []bool{true, false} {
+		doc := admin.get("/rollout").doc(t)
+		form := doc.Find(`form[action="/rollout/plan"]`)
+		box := form.Find(`input[type="checkbox"][name="advance_without_volume"]`)
+		if box.Length() != 1 {
+			t.Fatal("the plan form has no advance_without_volume checkbox")
+		}
+		if _, checked := box.Attr("checked"); checked == tick {
+			t.Fatalf("the checkbox shows %v before saving %v", checked, tick)
+		}
+		v := url.Values{"password": {testPassword}}
+		form.Find("input[name], textarea[name], select[name]").Each(func(_ int, s *goquery.Selection) {
+			name, _ := s.Attr("name")
+			typ, _ := s.Attr("type")
+			switch {
+			case name == "password" || typ == "checkbox" || typ == "submit":
+			case goquery.NodeName(s) == "textarea":
+				v.Add(name, s.Text())
+			case goquery.NodeName(s) == "select":
+				val, _ := s.Find("option[selected]").Attr("value")
+				v.Add(name, val)
+			default:
+				val, _ := s.Attr("value")
+				v.Add(name, val)
+			}
+		})
+		if tick {
+			v.Set("advance_without_volume", "1")
+		}
+		if res := admin.postForm("/rollout/plan", v); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("save the plan: %d %.300s", res.StatusCode, res.body)
+		}
+		if rl := app.showRollout(t, tok.decide); rl.AdvanceWithoutVolume != tick || len(rl.Guardrails) != 4 {
+			t.Fatalf("after saving the form with the box %v: %v, %d guardrails", tick, rl.AdvanceWithoutVolume, len(rl.Guardrails))
+		}
 	}
 }
 

@@ -81,7 +81,7 @@ func (s *Server) rolloutVM(w http.ResponseWriter, r *http.Request, errs validati
 	rl := snap.Rollout
 	vm := templates.RolloutVM{Layout: s.page(w, r, "rollout", "Rollout"), Key: rl.Key, State: string(rl.State), Stage: rl.Stage,
 		Percent: rollout.FormatPercent(rl.Percent()), Version: snap.Version(), Held: rl.Held, StartedAt: rl.StageStartedAt,
-		AutoAdvance: rl.AutoAdvance, OnBreach: rl.OnBreach, Reach: s.rollout.Reach(rl.Stage),
+		AutoAdvance: rl.AutoAdvance, AdvanceWithoutVolume: rl.AdvanceWithoutVolume, OnBreach: rl.OnBreach, Reach: s.rollout.Reach(rl.Stage),
 		CanOperate: u.Role.AtLeast(db.RoleOperator), CanAdmin: u.Role.AtLeast(db.RoleAdmin), Errors: templates.FieldErrors(errs)}
 	if vm.Errors == nil {
 		vm.Errors = templates.FieldErrors{}
@@ -226,7 +226,7 @@ func (s *Server) actRollout(w http.ResponseWriter, r *http.Request) error {
 			return errBadRequest("stage must be a number")
 		}
 	}
-	rl, err := s.rollout.Act(r.Context(), act, stage, formVersion(r), s.auditFor(r, "rollout."+string(act)))
+	rl, err := s.rollout.Act(r.Context(), act, stage, formVersion(r), false, s.auditFor(r, "rollout."+string(act)))
 	msg := fmt.Sprintf("Done: the rollout is %s at %s.", rl.State, rollout.FormatPercent(rl.Percent()))
 	if act == launch.Kill && err == nil {
 		msg = "Killed. " + s.killConfirmation()
@@ -302,7 +302,9 @@ func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error
 		guards = append(guards, launch.GuardrailInput{Signal: rollout.Signal(sig[i]), MaxRate: rate / 100, MinVolume: vol, Window: wins[i]})
 	}
 	auto, breach := r.PostFormValue("auto_advance") == "1", r.PostFormValue("on_breach")
-	_, err := s.rollout.Configure(r.Context(), launch.Plan{Stages: &stages, Guardrails: &guards, AutoAdvance: &auto, OnBreach: &breach}, formVersion(r), s.auditFor(r, "rollout.configure"))
+	noVolume := r.PostFormValue("advance_without_volume") == "1"
+	_, err := s.rollout.Configure(r.Context(), launch.Plan{Stages: &stages, Guardrails: &guards, AutoAdvance: &auto, AdvanceWithoutVolume: &noVolume, OnBreach: &breach},
+		formVersion(r), s.auditFor(r, "rollout.configure"))
 	var errs validation.Errors
 	if errors.As(err, &errs) {
 		out := validation.Errors{}
