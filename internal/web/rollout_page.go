@@ -362,7 +362,13 @@ func (s *Server) rolloutForm(w http.ResponseWriter, r *http.Request, errs valida
 	}
 	msgs := templates.FieldErrors(maps.Clone(errs))
 	delete(msgs, "form") // names the form, says nothing
-	formFailed(&vm.Layout, "Not saved", msgs)
+	what := "Not saved"
+	for prefix, w := range map[string]string{"import-": "Not imported", "delete-": "Not deleted", "move-": "Not moved", "restore-": "Not restored"} {
+		if strings.HasPrefix(errs["form"], prefix) {
+			what = w
+		}
+	}
+	formFailed(&vm.Layout, what, msgs)
 	return render(w, r, http.StatusUnprocessableEntity, templates.RolloutPage(vm))
 }
 
