@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -102,25 +104,46 @@ func (d *DB) UpdateRollout(ctx context.Context, r RolloutRow, expect int64, a Au
 	return out, err
 }
 
-// bumpRollout bumps the rollout's version inside tx, checking expect when it is not 0, for a
-// change to a cohort (the version covers the rollout and its cohorts).
-func bumpRollout(ctx context.Context, tx txer, key string, expect int64, now time.Time, actor string) (int64, error) {
-	q := "UPDATE rollout SET version = version + 1, updated_at = ?, updated_by = ? WHERE key = ?"
-	args := []any{ms(now), actor, key}
-	if expect != 0 {
-		q += " AND version = ?"
-		args = append(args, expect)
+// bumpRollout bumps the rollout's version inside tx for a change to a cohort: that version covers
+// the rollout and its cohorts, so decisions and ETags follow every change. It returns the version
+// before the change and the new one.
+func bumpRollout(ctx context.Context, tx txer, key string, now time.Time, actor string) (before, after int64, err error) {
+	if err := tx.QueryRowContext(ctx, "SELECT version FROM rollout WHERE key = ?", key).Scan(&before); err != nil {
+		return 0, 0, err
 	}
-	res, err := tx.ExecContext(ctx, q, args...)
-	if err != nil {
-		return 0, err
+	if _, err := tx.ExecContext(ctx, "UPDATE rollout SET version = version + 1, updated_at = ?, updated_by = ? WHERE key = ?", ms(now), actor, key); err != nil {
+		return 0, 0, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return 0, ErrConflict
+	return before, before + 1, nil
+}
+
+// checkTouched refuses (ErrConflict) a change made against version expect when what it touches
+// changed after expect (changed is the version of that last change) or when expect is a version
+// the rollout has not reached (current). expect 0 checks nothing. A change elsewhere (the
+// rollout paused by a guardrail, another cohort edited) does not refuse it.
+func checkTouched(expect, changed, current int64) error {
+	if expect != 0 && (changed > expect || expect > current) {
+		return ErrConflict
 	}
+	return nil
+}
+
+// orderVersionKey is the meta key holding the rollout version at which the cohorts' order (or
+// their set) last changed.
+const orderVersionKey = "rollout.cohort_order_version"
+
+func orderVersion(ctx context.Context, tx txer) (int64, error) {
 	var v int64
-	err = tx.QueryRowContext(ctx, "SELECT version FROM rollout WHERE key = ?", key).Scan(&v)
+	err := tx.QueryRowContext(ctx, "SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?", orderVersionKey).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
 	return v, err
+}
+
+func setOrderVersion(ctx context.Context, tx txer, v int64) error {
+	_, err := tx.ExecContext(ctx, "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", orderVersionKey, strconv.FormatInt(v, 10))
+	return err
 }
 
 // CohortRow is one stored cohort. Members of an allow-list are stored apart (CohortMembers).
@@ -136,15 +159,18 @@ type CohortRow struct {
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	UpdatedBy string
+	// Version is the rollout version at which the cohort last changed: an edit made against
+	// this version or a later one is not stale.
+	Version int64
 }
 
-const cohortCols = `id, name, env, position, kind, match, rules, size, created_at, updated_at, updated_by`
+const cohortCols = `id, name, env, position, kind, match, rules, size, created_at, updated_at, updated_by, version`
 
 func scanCohort(row interface{ Scan(...any) error }) (CohortRow, error) {
 	var c CohortRow
 	var rules string
 	var created, updated int64
-	err := row.Scan(&c.ID, &c.Name, &c.Env, &c.Position, &c.Kind, &c.Match, &rules, &c.Size, &created, &updated, &c.UpdatedBy)
+	err := row.Scan(&c.ID, &c.Name, &c.Env, &c.Position, &c.Kind, &c.Match, &rules, &c.Size, &created, &updated, &c.UpdatedBy, &c.Version)
 	c.Rules, c.CreatedAt, c.UpdatedAt = json.RawMessage(rules), fromMS(created), fromMS(updated)
 	return c, err
 }
@@ -182,7 +208,8 @@ func (d *DB) CohortMembers(ctx context.Context, id int64) ([]string, error) {
 }
 
 // CohortChange creates or replaces a cohort. Members replaces an allow-list's members when not
-// nil. Expect is the rollout version the change was made against (0: do not check).
+// nil. Expect is the rollout version the change was made against (0: do not check): an update is
+// refused when that cohort changed after it; a new cohort is never refused for a version.
 type CohortChange struct {
 	Cohort  CohortRow
 	Members []string
@@ -190,17 +217,31 @@ type CohortChange struct {
 }
 
 // SaveCohort inserts (ID 0, placed last) or updates a cohort and its members, bumps the rollout
-// version and writes the audit row, in one transaction. A duplicate name is ErrConflict with the
-// message naming it; a stale Expect is ErrConflict. It returns the new rollout version.
+// version and writes the audit row, in one transaction. A duplicate name is ErrDuplicateName (an
+// ErrConflict); an update whose cohort changed after Expect is ErrConflict. It returns the new
+// rollout version.
 func (d *DB) SaveCohort(ctx context.Context, rolloutKey string, ch CohortChange, a Audit) (CohortRow, int64, error) {
 	now := d.Now()
 	c := ch.Cohort
 	var version int64
 	err := d.tx(ctx, func(tx txer) error {
-		var err error
-		if version, err = bumpRollout(ctx, tx, rolloutKey, ch.Expect, now, a.Actor); err != nil {
+		if c.ID != 0 {
+			var changed int64
+			err := tx.QueryRowContext(ctx, "SELECT version FROM cohorts WHERE id = ?", c.ID).Scan(&changed)
+			if errors.Is(err, sql.ErrNoRows) {
+				return ErrNotFound
+			} else if err != nil {
+				return err
+			}
+			if err := checkTouchedNow(ctx, tx, rolloutKey, ch.Expect, changed); err != nil {
+				return err
+			}
+		}
+		_, after, err := bumpRollout(ctx, tx, rolloutKey, now, a.Actor)
+		if err != nil {
 			return err
 		}
+		version = after
 		size := c.Size
 		if ch.Members != nil {
 			size = len(ch.Members)
@@ -211,17 +252,20 @@ func (d *DB) SaveCohort(ctx context.Context, rolloutKey string, ch CohortChange,
 				return err
 			}
 			c.Position = int(pos.Int64) + 1
-			res, err := tx.ExecContext(ctx, `INSERT INTO cohorts (name, env, position, kind, match, rules, size, created_at, updated_at, updated_by)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.Name, c.Env, c.Position, c.Kind, c.Match, string(c.Rules), size, ms(now), ms(now), a.Actor)
+			res, err := tx.ExecContext(ctx, `INSERT INTO cohorts (name, env, position, kind, match, rules, size, created_at, updated_at, updated_by, version)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.Name, c.Env, c.Position, c.Kind, c.Match, string(c.Rules), size, ms(now), ms(now), a.Actor, version)
 			if err != nil {
 				return uniqueName(err, c.Name)
 			}
 			if c.ID, err = res.LastInsertId(); err != nil {
 				return err
 			}
+			if err := setOrderVersion(ctx, tx, version); err != nil {
+				return err
+			}
 		} else {
-			res, err := tx.ExecContext(ctx, `UPDATE cohorts SET name = ?, env = ?, match = ?, rules = ?, size = ?, updated_at = ?, updated_by = ? WHERE id = ?`,
-				c.Name, c.Env, c.Match, string(c.Rules), size, ms(now), a.Actor, c.ID)
+			res, err := tx.ExecContext(ctx, `UPDATE cohorts SET name = ?, env = ?, match = ?, rules = ?, size = ?, updated_at = ?, updated_by = ?, version = ? WHERE id = ?`,
+				c.Name, c.Env, c.Match, string(c.Rules), size, ms(now), a.Actor, version, c.ID)
 			if err != nil {
 				return uniqueName(err, c.Name)
 			}
@@ -289,34 +333,189 @@ func uniqueName(err error, name string) error {
 	return err
 }
 
-// DeleteCohort removes a cohort and its members, bumps the rollout version (checking expect when
-// not 0) and writes the audit row.
-func (d *DB) DeleteCohort(ctx context.Context, rolloutKey string, id, expect int64, a Audit) (int64, error) {
+// checkTouchedNow is checkTouched against the rollout's current version, read inside tx.
+func checkTouchedNow(ctx context.Context, tx txer, rolloutKey string, expect, changed int64) error {
+	if expect == 0 {
+		return nil
+	}
+	var current int64
+	if err := tx.QueryRowContext(ctx, "SELECT version FROM rollout WHERE key = ?", rolloutKey).Scan(&current); err != nil {
+		return err
+	}
+	return checkTouched(expect, changed, current)
+}
+
+// KeepDeletedCohorts is how long a deleted cohort is kept, with its members, for an undo.
+const KeepDeletedCohorts = 7 * 24 * time.Hour
+
+// DeletedCohort is a deleted cohort kept for an undo.
+type DeletedCohort struct {
+	ID        int64 // the deletion's id (RestoreCohort takes it)
+	CohortID  int64 // the id the cohort had
+	Name      string
+	Env       string
+	Position  int
+	Kind      string
+	Match     string
+	Rules     json.RawMessage
+	Size      int
+	DeletedAt time.Time
+	DeletedBy string
+}
+
+// DeleteCohort removes a cohort, keeping it and its members as a deletion that RestoreCohort can
+// undo for KeepDeletedCohorts; it bumps the rollout version and writes the audit row, whose after
+// names the deletion ({"deletion": id}). A cohort changed after expect is ErrConflict. Deletions
+// older than KeepDeletedCohorts are purged on the way. It returns the new rollout version and the
+// deletion's id.
+func (d *DB) DeleteCohort(ctx context.Context, rolloutKey string, id, expect int64, a Audit) (version, deletion int64, err error) {
 	now := d.Now()
-	var version int64
-	err := d.tx(ctx, func(tx txer) error {
-		var err error
-		if version, err = bumpRollout(ctx, tx, rolloutKey, expect, now, a.Actor); err != nil {
+	err = d.tx(ctx, func(tx txer) error {
+		c, err := scanCohort(tx.QueryRowContext(ctx, "SELECT "+cohortCols+" FROM cohorts WHERE id = ?", id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, "DELETE FROM cohorts WHERE id = ?", id)
+		if err := checkTouchedNow(ctx, tx, rolloutKey, expect, c.Version); err != nil {
+			return err
+		}
+		if _, version, err = bumpRollout(ctx, tx, rolloutKey, now, a.Actor); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM deleted_cohorts WHERE deleted_at < ?", ms(now.Add(-KeepDeletedCohorts))); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO deleted_cohorts (cohort_id, name, env, position, kind, match, rules, size, created_at, deleted_at, deleted_by)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.Name, c.Env, c.Position, c.Kind, c.Match, string(c.Rules), c.Size, ms(c.CreatedAt), ms(now), a.Actor)
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrNotFound
+		if deletion, err = res.LastInsertId(); err != nil {
+			return err
 		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO deleted_cohort_members (deletion_id, user_id) SELECT ?, user_id FROM cohort_members WHERE cohort_id = ?", deletion, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM cohorts WHERE id = ?", id); err != nil {
+			return err
+		}
+		if err := setOrderVersion(ctx, tx, version); err != nil {
+			return err
+		}
+		after := map[string]any{"deletion": deletion}
+		if m, ok := a.After.(map[string]any); ok {
+			maps.Copy(after, m)
+		}
+		a.After = after
 		return insertAudit(ctx, tx, now, a)
 	})
-	return version, err
+	if err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("db: delete cohort: %w", err)
+	}
+	return version, deletion, err
+}
+
+// DeletedCohorts lists the deletions that can still be undone, newest first.
+func (d *DB) DeletedCohorts(ctx context.Context) ([]DeletedCohort, error) {
+	return queryAll(ctx, d.R, "deleted cohorts", scanDeletedCohort, "SELECT "+deletedCohortCols+" FROM deleted_cohorts WHERE deleted_at >= ? ORDER BY id DESC",
+		ms(d.Now().Add(-KeepDeletedCohorts)))
+}
+
+// DeletedCohortByID reads one deletion that can still be undone; else ErrNotFound.
+func (d *DB) DeletedCohortByID(ctx context.Context, id int64) (DeletedCohort, error) {
+	c, err := scanDeletedCohort(d.R.QueryRowContext(ctx, "SELECT "+deletedCohortCols+" FROM deleted_cohorts WHERE id = ? AND deleted_at >= ?", id, ms(d.Now().Add(-KeepDeletedCohorts))))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	return c, err
+}
+
+const deletedCohortCols = `id, cohort_id, name, env, position, kind, match, rules, size, deleted_at, deleted_by`
+
+func scanDeletedCohort(row interface{ Scan(...any) error }) (DeletedCohort, error) {
+	var c DeletedCohort
+	var rules string
+	var deleted int64
+	err := row.Scan(&c.ID, &c.CohortID, &c.Name, &c.Env, &c.Position, &c.Kind, &c.Match, &rules, &c.Size, &deleted, &c.DeletedBy)
+	c.Rules, c.DeletedAt = json.RawMessage(rules), fromMS(deleted)
+	return c, err
+}
+
+// RestoreCohort undoes a deletion: the cohort comes back with its name, environment, rules and
+// members, at the place it had (those after it move down one), under a new id; the deletion is
+// forgotten. A deletion older than KeepDeletedCohorts (or already undone) is ErrNotFound; a
+// cohort holding the name meanwhile is ErrDuplicateName. It bumps the rollout version and writes
+// the audit row.
+func (d *DB) RestoreCohort(ctx context.Context, rolloutKey string, deletion int64, a Audit) (CohortRow, int64, error) {
+	now := d.Now()
+	var c CohortRow
+	var version int64
+	err := d.tx(ctx, func(tx txer) error {
+		del, err := scanDeletedCohort(tx.QueryRowContext(ctx, "SELECT "+deletedCohortCols+" FROM deleted_cohorts WHERE id = ? AND deleted_at >= ?",
+			deletion, ms(now.Add(-KeepDeletedCohorts))))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		} else if err != nil {
+			return err
+		}
+		var clash int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM cohorts WHERE name = ?", del.Name).Scan(&clash); err != nil {
+			return err
+		}
+		if clash > 0 {
+			return ErrDuplicateName(del.Name)
+		}
+		if _, version, err = bumpRollout(ctx, tx, rolloutKey, now, a.Actor); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE cohorts SET position = position + 1 WHERE position >= ?", del.Position); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO cohorts (name, env, position, kind, match, rules, size, created_at, updated_at, updated_by, version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, del.Name, del.Env, del.Position, del.Kind, del.Match, string(del.Rules), del.Size, ms(now), ms(now), a.Actor, version)
+		if err != nil {
+			return uniqueName(err, del.Name)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO cohort_members (cohort_id, user_id) SELECT ?, user_id FROM deleted_cohort_members WHERE deletion_id = ?", id, deletion); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM deleted_cohorts WHERE id = ?", deletion); err != nil {
+			return err
+		}
+		if err := setOrderVersion(ctx, tx, version); err != nil {
+			return err
+		}
+		if c, err = scanCohort(tx.QueryRowContext(ctx, "SELECT "+cohortCols+" FROM cohorts WHERE id = ?", id)); err != nil {
+			return err
+		}
+		a.Target = fmt.Sprintf("cohort:%d", id)
+		return insertAudit(ctx, tx, now, a)
+	})
+	if err != nil && !errors.Is(err, ErrConflict) && !errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("db: restore cohort: %w", err)
+	}
+	return c, version, err
 }
 
 // ReorderCohorts sets the evaluation order to ids (which must name every cohort once), bumps the
-// rollout version and writes the audit row.
+// rollout version and writes the audit row. It is ErrConflict when the order or the set of
+// cohorts changed after expect (0: unchecked), and ErrBadOrder when ids do not name every cohort.
 func (d *DB) ReorderCohorts(ctx context.Context, rolloutKey string, ids []int64, expect int64, a Audit) (int64, error) {
 	now := d.Now()
 	var version int64
 	err := d.tx(ctx, func(tx txer) error {
+		changed, err := orderVersion(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := checkTouchedNow(ctx, tx, rolloutKey, expect, changed); err != nil {
+			return err
+		}
 		var n int
 		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM cohorts").Scan(&n); err != nil {
 			return err
@@ -324,8 +523,7 @@ func (d *DB) ReorderCohorts(ctx context.Context, rolloutKey string, ids []int64,
 		if n != len(ids) {
 			return ErrBadOrder
 		}
-		var err error
-		if version, err = bumpRollout(ctx, tx, rolloutKey, expect, now, a.Actor); err != nil {
+		if _, version, err = bumpRollout(ctx, tx, rolloutKey, now, a.Actor); err != nil {
 			return err
 		}
 		for i, id := range ids {
@@ -336,6 +534,9 @@ func (d *DB) ReorderCohorts(ctx context.Context, rolloutKey string, ids []int64,
 			if n, _ := res.RowsAffected(); n == 0 {
 				return ErrBadOrder
 			}
+		}
+		if err := setOrderVersion(ctx, tx, version); err != nil {
+			return err
 		}
 		return insertAudit(ctx, tx, now, a)
 	})

@@ -27,6 +27,14 @@ type CohortInput struct {
 	Rules   []rollout.Rule
 }
 
+// CheckCohort checks a cohort as a person gives it without storing anything: every problem at
+// once, as validation.Errors naming the fields (rules[i].op, ...). Forms use it to report all
+// their problems in one answer.
+func CheckCohort(in CohortInput) error {
+	_, err := rollout.CheckCohort(rollout.Cohort{Name: in.Name, Env: rollout.Env(in.Env), UserIDs: in.UserIDs, Match: in.Match, Rules: in.Rules})
+	return fieldErrors(err)
+}
+
 // Cohorts lists the cohorts in evaluation order (block-lists first), with their sizes.
 func (s *Service) Cohorts(ctx context.Context) ([]db.CohortRow, error) {
 	rows, err := s.db.ListCohorts(ctx)
@@ -44,13 +52,15 @@ func (s *Service) Cohorts(ctx context.Context) ([]db.CohortRow, error) {
 	return out, nil
 }
 
-// CreateCohort checks and stores a new cohort, placed last. Bad input is validation.Errors; a
-// stale version is ErrStale. It returns the cohort and the new rollout version.
+// CreateCohort checks and stores a new cohort, placed last. Bad input is validation.Errors. A new
+// cohort touches nothing that exists, so it is never refused for a version (expect is kept for the
+// callers' symmetry and ignored). It returns the cohort and the new rollout version.
 func (s *Service) CreateCohort(ctx context.Context, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
 	return s.saveCohort(ctx, 0, in, expect, a)
 }
 
-// UpdateCohort replaces a cohort's name, environment and rules (or members, when given).
+// UpdateCohort replaces a cohort's name, environment and rules (or members, when given). It is
+// ErrStale only when that cohort changed after expect (0: unchecked), not when anything else did.
 func (s *Service) UpdateCohort(ctx context.Context, id int64, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
 	cur, err := s.db.Cohort(ctx, id)
 	if err != nil {
@@ -82,6 +92,9 @@ func (s *Service) saveCohortKeepingMembers(ctx context.Context, cur db.CohortRow
 }
 
 func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
+	if id == 0 {
+		expect = 0
+	}
 	if in.UserIDs == nil && in.Rules == nil {
 		in.UserIDs = []string{} // a new, empty allow-list (members imported next)
 	}
@@ -115,7 +128,20 @@ func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expe
 	if err != nil {
 		return saved, v, conflict(err)
 	}
-	return saved, v, s.rebuild(ctx, saved.ID)
+	s.forgetMembers(saved.ID)
+	s.rebuildAfterCommit(ctx)
+	return saved, v, nil
+}
+
+// forgetMembers drops the cached members of allow-lists whose members were just replaced, so the
+// next rebuild reads them (the cache is keyed by updated_at, in milliseconds, which two changes
+// in one millisecond share).
+func (s *Service) forgetMembers(ids ...int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		delete(s.members, id)
+	}
 }
 
 // ImportMembers replaces an allow-list's members with the ids in a file: one id a line, or CSV
@@ -143,7 +169,9 @@ func (s *Service) ImportMembers(ctx context.Context, id int64, file []byte, expe
 	if err != nil {
 		return 0, v, conflict(err)
 	}
-	return saved.Size, v, s.rebuild(ctx, id)
+	s.forgetMembers(id)
+	s.rebuildAfterCommit(ctx)
+	return saved.Size, v, nil
 }
 
 // ParseIDFile reads user ids from an uploaded file: plain lines, or CSV (detected by a comma or
@@ -221,24 +249,54 @@ func (s *Service) Members(ctx context.Context, id int64) ([]string, error) {
 	return s.db.CohortMembers(ctx, id)
 }
 
-// DeleteCohort removes a cohort.
-func (s *Service) DeleteCohort(ctx context.Context, id, expect int64, a db.Audit) (int64, error) {
+// DeleteCohort removes a cohort, keeping it with its members for db.KeepDeletedCohorts so that
+// RestoreCohort can undo the deletion. It is ErrStale only when that cohort changed after expect
+// (0: unchecked). It returns the new rollout version and the deletion's id.
+func (s *Service) DeleteCohort(ctx context.Context, id, expect int64, a db.Audit) (version, deletion int64, err error) {
 	cur, err := s.db.Cohort(ctx, id)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	a.Action, a.Target = "cohort.delete", fmt.Sprintf("cohort:%d", id)
-	a.Before = map[string]any{"name": cur.Name, "environment": cur.Env, "members": cur.Size}
-	v, err := s.db.DeleteCohort(ctx, s.cfg.Key, id, expect, a)
+	a.Before = map[string]any{"name": cur.Name, "environment": cur.Env, "match": cur.Match, "rules": cur.Rules, "members": cur.Size, "position": cur.Position}
+	version, deletion, err = s.db.DeleteCohort(ctx, s.cfg.Key, id, expect, a)
 	if err != nil {
-		return v, conflict(err)
+		return version, 0, conflict(err)
 	}
 	s.rebuildAfterCommit(ctx)
-	return v, nil
+	return version, deletion, nil
+}
+
+// DeletedCohorts lists the deletions that can still be undone, newest first.
+func (s *Service) DeletedCohorts(ctx context.Context) ([]db.DeletedCohort, error) {
+	return s.db.DeletedCohorts(ctx)
+}
+
+// RestoreCohort undoes a deletion (see db.RestoreCohort): the cohort comes back with its name,
+// environment, rules, members and place. A deletion too old or already undone is db.ErrNotFound;
+// a cohort holding its name now is validation.Errors saying so.
+func (s *Service) RestoreCohort(ctx context.Context, deletion int64, a db.Audit) (db.CohortRow, int64, error) {
+	del, err := s.db.DeletedCohortByID(ctx, deletion)
+	if err != nil {
+		return db.CohortRow{}, 0, err
+	}
+	a.Action = "cohort.restore"
+	a.After = map[string]any{"name": del.Name, "environment": del.Env, "members": del.Size, "position": del.Position, "deletion": deletion}
+	c, v, err := s.db.RestoreCohort(ctx, s.cfg.Key, deletion, a)
+	var dup db.ErrDuplicateName
+	if errors.As(err, &dup) {
+		return c, v, validation.Errors{"name": fmt.Sprintf("a cohort named %q exists now; rename or delete it, then undo the deletion", string(dup))}
+	}
+	if err != nil {
+		return c, v, err
+	}
+	s.rebuildAfterCommit(ctx)
+	return c, v, nil
 }
 
 // ReorderCohorts sets the evaluation order (block-lists are evaluated first whatever their place).
-// ids must name every cohort exactly once.
+// ids must name every cohort exactly once. It is ErrStale only when the order, or the set of
+// cohorts, changed after expect (0: unchecked).
 func (s *Service) ReorderCohorts(ctx context.Context, ids []int64, expect int64, a db.Audit) (int64, error) {
 	seen := map[int64]bool{}
 	for _, id := range ids {

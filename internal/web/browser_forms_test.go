@@ -155,6 +155,45 @@ func (f *formsApp) bumpRollout(t *testing.T, _ context.Context, _ *pageForm) {
 	f.actOnRollout(t, f.admin, "resume", "")
 }
 
+// reorderCohorts is another admin reversing the cohorts' order while the page is open.
+func (f *formsApp) reorderCohorts(t *testing.T, _ context.Context, _ *pageForm) {
+	cs, err := f.srv.rollout.Cohorts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{}
+	for i := len(cs) - 1; i >= 0; i-- {
+		ids = append(ids, fmt.Sprint(cs[i].ID))
+	}
+	if res := f.api(http.MethodPut, "/api/v1/rollout/cohorts/order", f.admin, jsonBody(map[string]any{"ids": ids})); res.StatusCode != 200 {
+		t.Fatalf("reorder: %d %s", res.StatusCode, res.body)
+	}
+}
+
+// editRuleCohort is another admin editing the rule cohort while the page is open.
+func (f *formsApp) editRuleCohort(t *testing.T, _ context.Context, _ *pageForm) {
+	if res := f.api(http.MethodPatch, "/api/v1/rollout/cohorts/"+fmt.Sprint(f.ruleID), f.admin, jsonBody(map[string]any{"environment": "production"})); res.StatusCode != 200 {
+		t.Fatalf("edit: %d %s", res.StatusCode, res.body)
+	}
+}
+
+// deleteCohort makes a cohort named name and deletes it, so the history offers its undo.
+func (f *formsApp) deleteCohort(name string) func(*testing.T, *pageForm) {
+	return func(t *testing.T, _ *pageForm) {
+		c := f.createCohort(t, f.admin, map[string]any{"name": name, "environment": "sandbox", "user_ids": []string{"u9"}})
+		if res := f.api(http.MethodDelete, "/api/v1/rollout/cohorts/"+c.ID, f.admin, nil); res.StatusCode != http.StatusNoContent {
+			t.Fatalf("delete: %d %s", res.StatusCode, res.body)
+		}
+	}
+}
+
+// takeName is another admin creating a cohort with name while the page is open.
+func (f *formsApp) takeName(name string) func(*testing.T, context.Context, *pageForm) {
+	return func(t *testing.T, _ context.Context, _ *pageForm) {
+		f.createCohort(t, f.admin, map[string]any{"name": name, "environment": "off", "user_ids": []string{"u8"}})
+	}
+}
+
 // clearReplayTarget is another admin removing the replay target while the page is open.
 func (f *formsApp) clearReplayTarget(env string) func(*testing.T, context.Context, *pageForm) {
 	return func(t *testing.T, _ context.Context, _ *pageForm) {
@@ -295,12 +334,18 @@ func (f *formsApp) formCases(round int) []pageForm {
 			form: `form[action="/rollout/cohorts/` + id(f.listID) + `/import"]`, fields: map[string]any{"password": "not my password", "file": "u1\nu2\nu3\n"}, want: "Not imported", writes: reauthFailed},
 		{route: "POST /rollout/cohorts/{id}/import", name: "import members", page: "/rollout", ok: true,
 			form: `form[action="/rollout/cohorts/` + id(f.listID) + `/import"]`, fields: map[string]any{"password": testPassword, "file": "u1\nu2\nu3\n"}, want: "Imported"},
-		{route: "POST /rollout/cohorts/{id}/move", name: "move a cohort in a rollout that changed meanwhile", page: "/rollout",
-			form: `form[action="/rollout/cohorts/` + id(f.listID) + `/move"]`, before: f.bumpRollout, want: "rollout changed"},
+		{route: "POST /rollout/cohorts/{id}/move", name: "move a cohort with a wrong password", page: "/rollout",
+			form: `form[action="/rollout/cohorts/` + id(f.listID) + `/move"]`, fields: map[string]any{"password": "not my password"}, want: "incorrect", writes: reauthFailed},
+		{route: "POST /rollout/cohorts/{id}/move", name: "move a cohort whose order changed meanwhile", page: "/rollout",
+			form: `form[action="/rollout/cohorts/` + id(f.listID) + `/move"]`, fields: map[string]any{"password": testPassword}, before: f.reorderCohorts, want: "changed while"},
 		{route: "POST /rollout/cohorts/{id}/move", name: "move a cohort", page: "/rollout", ok: true,
-			form: `form[action="/rollout/cohorts/` + id(f.listID) + `/move"]`, want: "Moved"},
-		{route: "POST /rollout/cohorts/{id}/delete", name: "delete a cohort in a rollout that changed meanwhile", page: "/rollout",
-			form: `form[action="/rollout/cohorts/` + id(f.ruleID) + `/delete"]`, before: f.bumpRollout, want: "rollout changed"},
+			form: `form[action="/rollout/cohorts/` + id(f.listID) + `/move"]`, fields: map[string]any{"password": testPassword}, want: "Moved"},
+		{route: "POST /rollout/cohorts/{id}/delete", name: "delete a cohort another admin edited meanwhile", page: "/rollout",
+			form: `form[action="/rollout/cohorts/` + id(f.ruleID) + `/delete"]`, fields: map[string]any{"password": testPassword}, before: f.editRuleCohort, want: "changed while"},
+		{route: "POST /rollout/cohorts/deleted/{id}/restore", name: "undo a deletion with a wrong password", page: "/rollout",
+			given: f.deleteCohort("gone" + n), form: `form[action$="/restore"]`, fields: map[string]any{"password": "not my password"}, want: "incorrect", writes: reauthFailed},
+		{route: "POST /rollout/cohorts/deleted/{id}/restore", name: "undo a deletion whose name was taken meanwhile", page: "/rollout",
+			form: `form[action$="/restore"]`, fields: map[string]any{"password": testPassword}, before: f.takeName("gone" + n), want: "exists now"},
 
 		// Settings: the account.
 		{route: "POST /settings/account/password", name: "change the password with a wrong current one", page: "/settings/account",

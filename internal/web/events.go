@@ -309,7 +309,11 @@ func (s *Server) listRejected(w http.ResponseWriter, r *http.Request) error {
 	if limit == 0 {
 		limit = 50
 	}
-	rows, next, err := s.db.ListRejected(r.Context(), "", before, limit)
+	env := r.URL.Query().Get("env") // a guardrail's link names production
+	if env != "" && env != "production" && env != "sandbox" {
+		return errBadRequest("env must be production or sandbox")
+	}
+	rows, next, err := s.db.ListRejected(r.Context(), env, before, limit)
 	if err != nil {
 		return err
 	}
@@ -320,6 +324,9 @@ func (s *Server) listRejected(w http.ResponseWriter, r *http.Request) error {
 	}
 	if next > 0 {
 		vm.NextURL = "/events/rejected?cursor=" + strconv.FormatInt(next, 10)
+		if env != "" {
+			vm.NextURL += "&env=" + env
+		}
 	}
 	return render(w, r, http.StatusOK, templates.RejectedPage(vm))
 }

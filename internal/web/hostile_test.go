@@ -659,22 +659,29 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 	add("POST /rollout/cohorts/{id}/import",
 		hostile{name: "not multipart", method: "POST", path: "/rollout/cohorts/" + list + "/import", as: admin, ctype: "application/x-www-form-urlencoded", body: "file=x", want: http.StatusBadRequest},
 		upload("id is text", "/rollout/cohorts/abc/import", map[string]string{"password": testPassword}, "u1\n", http.StatusNotFound),
-		upload("no file", "/rollout/cohorts/"+list+"/import", map[string]string{"password": testPassword}, "", 0).flashed(),
+		upload("no file", "/rollout/cohorts/"+list+"/import", map[string]string{"password": testPassword}, "", http.StatusUnprocessableEntity),
 		upload("a cohort nobody has", "/rollout/cohorts/987654/import", map[string]string{"password": testPassword}, "u1\n", 0).flashed(),
 	)
 	add("POST /rollout/cohorts/{id}/edit",
 		form("a cohort nobody has", "/rollout/cohorts/987654/edit", admin, url.Values{"name": {"x"}}, http.StatusNotFound),
-		form("a wrong password", "/rollout/cohorts/"+rules+"/edit", freshAdmin, url.Values{"password": {"wrong"}, "name": {"x"}}, 0).flashed().changing(reauthFailed),
-		form("an unknown rule operator", "/rollout/cohorts/"+rules+"/edit", freshAdmin, url.Values{"password": {testPassword}, "name": {"hostile-rules"}, "environment": {"sandbox"}, "rules": {"country like SE"}}, 0).flashed(),
+		form("a wrong password", "/rollout/cohorts/"+rules+"/edit", freshAdmin, url.Values{"password": {"wrong"}, "name": {"x"}}, http.StatusUnprocessableEntity).changing(reauthFailed),
+		form("an unknown rule operator", "/rollout/cohorts/"+rules+"/edit", freshAdmin, url.Values{"password": {testPassword}, "name": {"hostile-rules"}, "environment": {"sandbox"}, "rules": {"country like SE"}}, http.StatusUnprocessableEntity, "like"),
 	)
 	add("POST /rollout/cohorts/{id}/delete",
-		form("a cohort nobody has", "/rollout/cohorts/987654/delete", admin, nil, 0).flashed(),
+		form("a cohort nobody has", "/rollout/cohorts/987654/delete", admin, nil, http.StatusNotFound),
 		form("id is text", "/rollout/cohorts/one/delete", admin, nil, http.StatusNotFound),
-		form("a stale version", "/rollout/cohorts/"+list+"/delete", admin, url.Values{"version": {"1"}}, 0).flashed(),
+		form("no password", "/rollout/cohorts/"+list+"/delete", freshAdmin, url.Values{"version": {"1"}}, http.StatusUnprocessableEntity, "password").changing(reauthFailed),
+		form("a stale version", "/rollout/cohorts/"+list+"/delete", freshAdmin, url.Values{"version": {"1"}, "password": {testPassword}}, 0).flashed(),
 	)
 	add("POST /rollout/cohorts/{id}/move",
-		form("the first cohort up", "/rollout/cohorts/"+list+"/move", admin, url.Values{"dir": {"up"}}, 0).flashed(),
-		form("a cohort nobody has", "/rollout/cohorts/987654/move", admin, url.Values{"dir": {"down"}}, 0).flashed(),
+		form("no password", "/rollout/cohorts/"+list+"/move", freshAdmin, url.Values{"dir": {"up"}}, http.StatusUnprocessableEntity, "password").changing(reauthFailed),
+		form("the first cohort up", "/rollout/cohorts/"+list+"/move", freshAdmin, url.Values{"dir": {"up"}, "password": {testPassword}}, 0).flashed(),
+		form("a cohort nobody has", "/rollout/cohorts/987654/move", freshAdmin, url.Values{"dir": {"down"}, "password": {testPassword}}, 0).flashed(),
+	)
+	add("POST /rollout/cohorts/deleted/{id}/restore",
+		form("id is text", "/rollout/cohorts/deleted/one/restore", admin, nil, http.StatusNotFound),
+		form("no password", "/rollout/cohorts/deleted/987654/restore", freshAdmin, nil, http.StatusUnprocessableEntity, "password").changing(reauthFailed),
+		form("a deletion nobody made", "/rollout/cohorts/deleted/987654/restore", freshAdmin, url.Values{"password": {testPassword}}, 0).flashed(),
 	)
 	add("POST /settings/users",
 		form("SQL as the email", "/settings/users", admin, url.Values{"email": {"' OR 1=1 --"}, "role": {"viewer"}, "password": {"a long enough passphrase 123"}}, http.StatusUnprocessableEntity),
@@ -1006,6 +1013,13 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 	add("GET /api/v1/rollout/cohorts",
 		api("a token without rollout:decide", "GET", "/api/v1/rollout/cohorts", tokEvents, "", http.StatusForbidden),
 	)
+	add("GET /api/v1/rollout/cohorts/deleted",
+		api("a token without admin", "GET", "/api/v1/rollout/cohorts/deleted", tokEvents, "", http.StatusForbidden),
+	)
+	add("POST /api/v1/rollout/cohorts/deleted/{id}/restore",
+		api("a deletion nobody made", "POST", "/api/v1/rollout/cohorts/deleted/987654/restore", tokAdmin, "", http.StatusNotFound),
+		api("id is text", "POST", "/api/v1/rollout/cohorts/deleted/abc/restore", tokAdmin, "", http.StatusNotFound),
+	)
 	cohort := func(name, body string, want int) hostile {
 		return api(name, "POST", "/api/v1/rollout/cohorts", tokAdmin, body, want)
 	}
@@ -1022,7 +1036,6 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		cohort("both user_ids and rules", `{"name":"c","environment":"production","user_ids":["u"],"rules":[{"attribute":"a","op":"eq","values":["x"]}]}`, http.StatusUnprocessableEntity),
 		cohort("no name", `{"environment":"production","user_ids":["u"]}`, http.StatusUnprocessableEntity),
 		cohort("a name taken already", `{"name":"hostile-list","environment":"production","user_ids":["u"]}`, http.StatusUnprocessableEntity),
-		cohort("a stale version", `{"name":"c","environment":"production","user_ids":["u"],"version":1}`, http.StatusConflict),
 		cohort("invalid UTF-8 in the name", "{\"name\":\"c\xff\",\"environment\":\"production\",\"user_ids\":[\"u\"]}", http.StatusBadRequest),
 	)
 	add("PUT /api/v1/rollout/cohorts/order",

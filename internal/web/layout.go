@@ -43,9 +43,14 @@ func (s *Server) layout(r *http.Request, u currentUser, active, title string) te
 	}
 	switch r := s.rollout.Snapshot().Rollout; {
 	case r.State == rollout.Killed:
-		l.RolloutAlert = "The production rollout is killed: nobody is sent to production."
+		l.RolloutAlert, l.RolloutAlertHref = "The production rollout is killed: nobody is sent to production.", "/rollout"
 	case r.Held != "":
-		l.RolloutAlert = "The production rollout is held: " + r.Held
+		l.RolloutAlert, l.RolloutAlertHref = "The production rollout is held: "+r.Held, "/rollout#rollout-guardrails"
+		for _, g := range r.Guardrails { // the guardrail in question, by the label its hold names
+			if strings.Contains(r.Held, rollout.SignalLabel(g.Signal)) {
+				l.RolloutAlertHref = "/rollout#guardrail-" + string(g.Signal)
+			}
+		}
 	}
 	return l
 }

@@ -349,7 +349,6 @@ func contractCases() []contractCase {
 		{op: "GET /api/v1/rollout/cohorts", status: 200, why: "the cohorts", token: auth.ScopeRolloutDecide, setup: newCohort},
 		{op: "POST /api/v1/rollout/cohorts", status: 201, why: "an allow-list", token: auth.ScopeAdmin, body: okCohort},
 		{op: "POST /api/v1/rollout/cohorts", status: 400, why: "not JSON", token: auth.ScopeAdmin, body: `name=beta`, breaks: true},
-		{op: "POST /api/v1/rollout/cohorts", status: 409, why: "a stale If-Match", token: auth.ScopeAdmin, body: `{"name":"Late","environment":"production","user_ids":["u"]}`, header: stale, setup: resetRollout},
 		{op: "POST /api/v1/rollout/cohorts", status: 422, why: "an unknown environment", token: auth.ScopeAdmin, body: `{"name":"Staging","environment":"staging","user_ids":["u"]}`, breaks: true},
 		{op: "PUT /api/v1/rollout/cohorts/order", status: 200, why: "every cohort once", token: auth.ScopeAdmin, body: `{"ids":{{ids}}}`, setup: newCohort},
 		{op: "PUT /api/v1/rollout/cohorts/order", status: 400, why: "a cohort left out", token: auth.ScopeAdmin, body: `{"ids":[]}`, setup: newCohort},
@@ -360,6 +359,10 @@ func contractCases() []contractCase {
 		{op: "PATCH /api/v1/rollout/cohorts/{id}", status: 404, why: "an unknown cohort", token: auth.ScopeAdmin, path: "/api/v1/rollout/cohorts/987654", body: `{"name":"x"}`},
 		{op: "PATCH /api/v1/rollout/cohorts/{id}", status: 409, why: "a stale If-Match", token: auth.ScopeAdmin, path: "/api/v1/rollout/cohorts/{{cohort}}", body: `{"name":"Stale {{cohort}}"}`, header: stale, setup: newCohort},
 		{op: "PATCH /api/v1/rollout/cohorts/{id}", status: 422, why: "an unknown environment", token: auth.ScopeAdmin, path: "/api/v1/rollout/cohorts/{{cohort}}", body: `{"environment":"staging"}`, breaks: true, setup: newCohort},
+		{op: "GET /api/v1/rollout/cohorts/deleted", status: 200, why: "a deletion to undo", token: auth.ScopeAdmin, setup: deletedCohort},
+		{op: "POST /api/v1/rollout/cohorts/deleted/{id}/restore", status: 201, why: "undo a deletion", token: auth.ScopeAdmin, path: "/api/v1/rollout/cohorts/deleted/{{deletion}}/restore", setup: deletedCohort},
+		{op: "POST /api/v1/rollout/cohorts/deleted/{id}/restore", status: 404, why: "a deletion nobody made", token: auth.ScopeAdmin, path: "/api/v1/rollout/cohorts/deleted/987654/restore"},
+		{op: "POST /api/v1/rollout/cohorts/deleted/{id}/restore", status: 422, why: "its name taken meanwhile", token: auth.ScopeAdmin, path: "/api/v1/rollout/cohorts/deleted/{{deletion}}/restore", setup: deletedCohortNameTaken},
 		{op: "DELETE /api/v1/rollout/cohorts/{id}", status: 204, why: "a cohort just made", token: auth.ScopeAdmin, path: "/api/v1/rollout/cohorts/{{cohort}}", setup: newCohort},
 		{op: "DELETE /api/v1/rollout/cohorts/{id}", status: 400, why: "an If-Match that is not a version", token: auth.ScopeAdmin, path: "/api/v1/rollout/cohorts/{{cohort}}", header: []string{"If-Match", "yesterday"}, setup: newCohort},
 		{op: "DELETE /api/v1/rollout/cohorts/{id}", status: 404, why: "an unknown cohort", token: auth.ScopeAdmin, path: "/api/v1/rollout/cohorts/987654"},
@@ -657,6 +660,26 @@ func newCohort(t *testing.T, f *contractFixture) {
 		ids = append(ids, itoa(c.ID))
 	}
 	f.vars["ids"] = mustString(ids)
+}
+
+// deletedCohort makes an allow-list and deletes it; {{deletion}} is the deletion's id.
+func deletedCohort(t *testing.T, f *contractFixture) {
+	t.Helper()
+	newCohort(t, f)
+	f.send(t, "DELETE", "/api/v1/rollout/cohorts/"+f.vars["cohort"], auth.ScopeAdmin, "", 204)
+	dels, err := f.app.srv.rollout.DeletedCohorts(context.Background())
+	if err != nil || len(dels) == 0 {
+		t.Fatalf("deleted cohorts: %v %v", dels, err)
+	}
+	f.vars["deletion"] = itoa(dels[0].ID)
+}
+
+// deletedCohortNameTaken is deletedCohort with a new cohort holding the deleted one's name.
+func deletedCohortNameTaken(t *testing.T, f *contractFixture) {
+	t.Helper()
+	deletedCohort(t, f)
+	dels, _ := f.app.srv.rollout.DeletedCohorts(context.Background())
+	f.send(t, "POST", "/api/v1/rollout/cohorts", auth.ScopeAdmin, fmt.Sprintf(`{"name":%q,"environment":"sandbox","user_ids":["x"]}`, dels[0].Name), 201)
 }
 
 // resetRollout brings the rollout to active at stage 0 (not started), moving its version on.

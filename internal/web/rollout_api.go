@@ -197,10 +197,11 @@ type cohortJSON struct {
 	Match       string         `json:"match,omitempty"`
 	Rules       []rollout.Rule `json:"rules,omitempty"`
 	UpdatedAt   string         `json:"updated_at"`
+	Version     int64          `json:"version"` // the rollout version at which it last changed
 }
 
 func toCohortJSON(c db.CohortRow) cohortJSON {
-	out := cohortJSON{ID: itoa(c.ID), Name: c.Name, Environment: c.Env, Kind: c.Kind, Position: c.Position, UpdatedAt: rfc3339(c.UpdatedAt)}
+	out := cohortJSON{ID: itoa(c.ID), Name: c.Name, Environment: c.Env, Kind: c.Kind, Position: c.Position, UpdatedAt: rfc3339(c.UpdatedAt), Version: c.Version}
 	if c.Kind == "list" {
 		n := c.Size
 		out.Size = &n
@@ -327,7 +328,7 @@ func (s *Server) apiDeleteCohort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, err := s.rollout.DeleteCohort(r.Context(), id, expect, s.auditFor(r, "cohort.delete"))
+	v, _, err := s.rollout.DeleteCohort(r.Context(), id, expect, s.auditFor(r, "cohort.delete"))
 	if errors.Is(err, db.ErrNotFound) {
 		return errNotFound(fmt.Sprintf("there is no cohort %d", id))
 	}
@@ -366,6 +367,63 @@ func (s *Server) apiReorderCohorts(w http.ResponseWriter, r *http.Request) error
 	}
 	w.Header().Set("ETag", versionETag(v))
 	return s.apiListCohorts(w, r)
+}
+
+// deletedCohortJSON is a deletion that can be undone.
+type deletedCohortJSON struct {
+	ID              string         `json:"id"`
+	CohortID        string         `json:"cohort_id"`
+	Name            string         `json:"name"`
+	Environment     string         `json:"environment"`
+	Kind            string         `json:"kind"`
+	Position        int            `json:"position"`
+	Size            *int           `json:"size,omitempty"`
+	Match           string         `json:"match,omitempty"`
+	Rules           []rollout.Rule `json:"rules,omitempty"`
+	DeletedAt       string         `json:"deleted_at"`
+	DeletedBy       string         `json:"deleted_by"`
+	RestorableUntil string         `json:"restorable_until"`
+}
+
+// apiListDeletedCohorts is GET /api/v1/rollout/cohorts/deleted: deletions that can be undone.
+func (s *Server) apiListDeletedCohorts(w http.ResponseWriter, r *http.Request) error {
+	dels, err := s.rollout.DeletedCohorts(r.Context())
+	if err != nil {
+		return err
+	}
+	out := struct {
+		Deleted []deletedCohortJSON `json:"deleted"`
+	}{Deleted: []deletedCohortJSON{}}
+	for _, d := range dels {
+		j := deletedCohortJSON{ID: itoa(d.ID), CohortID: itoa(d.CohortID), Name: d.Name, Environment: d.Env, Kind: d.Kind, Position: d.Position,
+			DeletedAt: rfc3339(d.DeletedAt), DeletedBy: d.DeletedBy, RestorableUntil: rfc3339(d.DeletedAt.Add(db.KeepDeletedCohorts))}
+		if d.Kind == "list" {
+			n := d.Size
+			j.Size = &n
+		} else {
+			j.Match = d.Match
+			_ = json.Unmarshal(d.Rules, &j.Rules)
+		}
+		out.Deleted = append(out.Deleted, j)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// apiRestoreCohort is POST /api/v1/rollout/cohorts/deleted/{id}/restore: undo a deletion.
+func (s *Server) apiRestoreCohort(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	c, v, err := s.rollout.RestoreCohort(r.Context(), id, s.auditFor(r, "cohort.restore"))
+	if errors.Is(err, db.ErrNotFound) {
+		return errNotFound(fmt.Sprintf("there is no deletion %d that can be undone (deletions are kept for 7 days, and undone once)", id))
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", versionETag(v))
+	return writeJSON(w, http.StatusCreated, toCohortJSON(c))
 }
 
 // pathCohort loads the cohort named in the path; an unknown one is 404.

@@ -7,9 +7,11 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/launch"
@@ -108,17 +110,8 @@ func (s *Server) rolloutVM(w http.ResponseWriter, r *http.Request, errs validati
 	}
 	vm.NextAdvance, vm.AdvanceWhy = h.NextAdvance, h.Why
 	for _, st := range h.Statuses {
-		g, f := st.Guardrail, st.Figures
-		gv := templates.GuardrailVM{Signal: string(g.Signal), Label: rollout.SignalLabel(g.Signal), Bad: f.Bad, Total: f.Total,
-			Rate: fmt.Sprintf("%.1f %%", 100*f.Rate()), Limit: fmt.Sprintf("%.1f %%", 100*g.MaxRate), MinVolume: g.MinVolume,
-			Window: rollout.FormatDuration(g.Window), Status: "ok", MaxRate: g.MaxRate}
-		switch {
-		case st.Breached:
-			gv.Status = "breached"
-		case !st.Judged:
-			gv.Status = "low_volume"
-		}
-		if gv.Trend, err = s.rollout.Trend(ctx, g, 8); err != nil {
+		gv := guardrailVM(st, s.now())
+		if gv.Trend, err = s.rollout.Trend(ctx, st.Guardrail, 8); err != nil {
 			return vm, err
 		}
 		vm.Guardrails = append(vm.Guardrails, gv)
@@ -128,7 +121,7 @@ func (s *Server) rolloutVM(w http.ResponseWriter, r *http.Request, errs validati
 		return vm, err
 	}
 	for i, c := range cohorts {
-		cv := templates.CohortVM{ID: c.ID, Name: c.Name, Env: c.Env, Kind: c.Kind, Size: c.Size, First: i == 0, Last: i == len(cohorts)-1}
+		cv := templates.CohortVM{ID: c.ID, Name: c.Name, Env: c.Env, Kind: c.Kind, Size: c.Size, First: i == 0, Last: i == len(cohorts)-1, Version: c.Version}
 		if c.Kind == "list" {
 			cv.Summary = fmt.Sprintf("allow-list of %d users", c.Size)
 		} else {
@@ -164,8 +157,55 @@ func (s *Server) rolloutVM(w http.ResponseWriter, r *http.Request, errs validati
 	return vm, nil
 }
 
-// rolloutHistory lists the latest changes to the rollout and its cohorts as diffs.
+// guardrailVM shows a guardrail's verdict with its figures, and links to the events that made
+// them: production's events of that signal over the guardrail's window (verifications are in
+// the audit log, refused deliveries on their own page).
+func guardrailVM(st rollout.Status, now time.Time) templates.GuardrailVM {
+	g, f := st.Guardrail, st.Figures
+	gv := templates.GuardrailVM{Signal: string(g.Signal), Label: rollout.SignalLabel(g.Signal), Bad: f.Bad, Total: f.Total,
+		Rate: fmt.Sprintf("%.1f %%", 100*f.Rate()), Limit: fmt.Sprintf("%.1f %%", 100*g.MaxRate), MinVolume: g.MinVolume,
+		Window: rollout.FormatDuration(g.Window), Status: "ok", MaxRate: g.MaxRate,
+		FormRate: strconv.FormatFloat(g.MaxRate*100, 'f', -1, 64), FormVolume: strconv.FormatInt(g.MinVolume, 10), FormWindow: rollout.FormatDuration(g.Window)}
+	switch {
+	case st.Breached:
+		gv.Status = "breached"
+	case !st.Judged:
+		gv.Status = "low_volume"
+	}
+	gv.Events = signalEventsURL(g.Signal, now.Add(-g.Window), now)
+	return gv
+}
+
+// signalEventsURL is where the events behind a guardrail's figure over [since, until) are listed.
+func signalEventsURL(sig rollout.Signal, since, until time.Time) string {
+	q := url.Values{"env": {"production"}, "since": {since.UTC().Truncate(time.Second).Format(time.RFC3339)},
+		"until": {until.UTC().Truncate(time.Second).Add(time.Second).Format(time.RFC3339)}}
+	switch sig {
+	case rollout.SignalInitErrors:
+		q.Set("source", "callback")
+		q.Set("type", "initialization_error")
+	case rollout.SignalAPIErrors:
+		q.Set("source", "api")
+		q.Set("status", "error")
+	case rollout.SignalRejectedWebhooks:
+		return "/events/rejected?env=production"
+	case rollout.SignalVerifyFailures:
+		return "/audit?" + url.Values{"action": {"environment.verify"}, "target": {"environment:production"}}.Encode()
+	}
+	return "/events?" + q.Encode()
+}
+
+// rolloutHistory lists the latest changes to the rollout and its cohorts as diffs; a deletion
+// that can still be undone carries its undo.
 func (s *Server) rolloutHistory(r *http.Request) ([]templates.HistoryVM, error) {
+	dels, err := s.rollout.DeletedCohorts(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	undo := map[int64]string{}
+	for _, d := range dels {
+		undo[d.ID] = d.Name
+	}
 	var all []db.AuditEntry
 	for _, prefix := range []string{"rollout.", "cohort."} {
 		es, _, err := s.db.ListAudit(r.Context(), db.AuditFilter{Action: prefix, Limit: 20})
@@ -178,6 +218,16 @@ func (s *Server) rolloutHistory(r *http.Request) ([]templates.HistoryVM, error) 
 	out := make([]templates.HistoryVM, 0, min(len(all), 20))
 	for _, e := range all[:min(len(all), 20)] {
 		h := templates.HistoryVM{At: e.At, Actor: e.Actor, Action: e.Action, Changes: changesOf(e)}
+		if e.Action == "cohort.delete" {
+			var after struct {
+				Deletion int64 `json:"deletion"`
+			}
+			if json.Unmarshal(e.After, &after) == nil {
+				if name, ok := undo[after.Deletion]; ok {
+					h.UndoID, h.UndoName = after.Deletion, name
+				}
+			}
+		}
 		out = append(out, h)
 	}
 	return out, nil
@@ -195,43 +245,90 @@ func (s *Server) rolloutRedirect(w http.ResponseWriter, r *http.Request, err err
 	return redirect(w, r, "/rollout")
 }
 
+// cohortRedirect is rolloutRedirect for a change to one cohort or to the order: a stale version
+// means that cohort (or the order) changed, not the rollout.
+func (s *Server) cohortRedirect(w http.ResponseWriter, r *http.Request, err error, ok string) error {
+	switch {
+	case errors.Is(err, launch.ErrStale):
+		err = validation.Problem("That cohort, or the order of the cohorts, changed while you were looking at it; nothing was done. Check it again.")
+	case errors.Is(err, db.ErrNotFound):
+		err = validation.Problem("That cohort does not exist any more.")
+	}
+	return s.rolloutRedirect(w, r, err, ok)
+}
+
 func formVersion(r *http.Request) int64 {
 	v, _ := strconv.ParseInt(r.PostFormValue("version"), 10, 64)
 	return v
 }
 
 // actRollout is POST /rollout/actions/{action}: operators advance, pause, resume, roll back and
-// kill (kill after typing "kill"); leaving killed is an admin's, after their password.
+// kill (kill after typing "kill"); leaving killed is an admin's, after their password. A kill is
+// never refused for being late: it is made against whatever is current. Advancing or resuming
+// while a guardrail is breached first shows the breached guardrails with their figures, and
+// happens only when that confirmation is posted back (override_guardrails=1).
 func (s *Server) actRollout(w http.ResponseWriter, r *http.Request) error {
 	act, ok := launch.ParseAction(chiParam(r, "action"))
 	if !ok {
 		return errNotFound("there is no rollout action " + strconv.Quote(chiParam(r, "action")))
 	}
 	u, _ := userFrom(r.Context())
-	stage := 0
+	stage, expect := 0, formVersion(r)
 	switch act {
 	case launch.Kill:
 		if strings.TrimSpace(strings.ToLower(r.PostFormValue("confirm"))) != "kill" {
-			return s.rolloutForm(w, r, validation.Errors{"confirm": "type kill to confirm"})
+			return s.rolloutForm(w, r, validation.Errors{"confirm": "type kill to confirm"}, nil)
 		}
+		expect = 0 // whatever happened since the page was loaded, the kill applies to it
 	case launch.Revive:
 		if !u.Role.AtLeast(db.RoleAdmin) {
 			return errForbidden("leaving killed needs the admin role; you are " + string(u.Role))
 		}
 		if msg := s.reauth(r, "rollout.revive"); msg != "" {
-			return s.rolloutForm(w, r, validation.Errors{"password": msg})
+			return s.rolloutForm(w, r, validation.Errors{"password": msg}, nil)
 		}
 		var err error
 		if stage, err = strconv.Atoi(r.PostFormValue("stage")); err != nil {
 			return errBadRequest("stage must be a number")
 		}
 	}
-	rl, err := s.rollout.Act(r.Context(), act, stage, formVersion(r), false, s.auditFor(r, "rollout."+string(act)))
+	override := r.PostFormValue("override_guardrails") == "1"
+	rl, err := s.rollout.Act(r.Context(), act, stage, expect, override, s.auditFor(r, "rollout."+string(act)))
+	var breached *launch.BreachedError
+	if errors.As(err, &breached) {
+		return s.confirmOverride(w, r, act, breached)
+	}
 	msg := fmt.Sprintf("Done: the rollout is %s at %s.", rl.State, rollout.FormatPercent(rl.Percent()))
-	if act == launch.Kill && err == nil {
-		msg = "Killed. " + s.killConfirmation()
+	if act == launch.Kill {
+		if err != nil && s.rollout.Snapshot().Rollout.State == rollout.Killed {
+			err = nil // killed by someone else meanwhile: what the kill asked for holds
+		}
+		if err == nil {
+			msg = "Killed. " + s.killConfirmation()
+		}
+	}
+	if override && err == nil {
+		msg += " Guardrails were breached; the override is in the audit log."
 	}
 	return s.rolloutRedirect(w, r, err, msg)
+}
+
+// confirmOverride answers an advance or a resume refused for breached guardrails: the page again
+// (409), naming each breached guardrail with its figures, and a form that posts the action again
+// with override_guardrails=1.
+func (s *Server) confirmOverride(w http.ResponseWriter, r *http.Request, act launch.Action, be *launch.BreachedError) error {
+	vm, err := s.rolloutVM(w, r, nil)
+	if err != nil {
+		return err
+	}
+	label := map[launch.Action]string{launch.Advance: "Advance", launch.Resume: "Resume"}[act]
+	bv := &templates.BreachVM{Action: string(act), Label: label, Version: vm.Version}
+	for _, st := range be.Breaches {
+		bv.Breaches = append(bv.Breaches, guardrailVM(st, s.now()))
+	}
+	vm.Breach = bv
+	vm.Layout.FlashKind, vm.Layout.Flash = "err", "Not done: "+be.Error()+". Confirm below to go on anyway."
+	return render(w, r, http.StatusConflict, templates.RolloutPage(vm))
 }
 
 // killConfirmation checks, right after a kill, that decisions changed: the recent users all go
@@ -254,23 +351,56 @@ func (s *Server) killConfirmation() string {
 	return fmt.Sprintf("Warning: %d checked users still decide production; reload and check.", prod)
 }
 
-// rolloutForm re-renders the page with a form's errors (422).
-func (s *Server) rolloutForm(w http.ResponseWriter, r *http.Request, errs validation.Errors) error {
+// rolloutForm re-renders the page with a form's errors (422); keep puts the form's input back.
+func (s *Server) rolloutForm(w http.ResponseWriter, r *http.Request, errs validation.Errors, keep func(*templates.RolloutVM)) error {
 	vm, err := s.rolloutVM(w, r, errs)
 	if err != nil {
 		return err
 	}
+	if keep != nil {
+		keep(&vm)
+	}
 	msgs := templates.FieldErrors(maps.Clone(errs))
 	delete(msgs, "form") // names the form, says nothing
-	formFailed(&vm.Layout, "Not saved", msgs)
+	what := "Not saved"
+	for prefix, w := range map[string]string{"import-": "Not imported", "delete-": "Not deleted", "move-": "Not moved", "restore-": "Not restored"} {
+		if strings.HasPrefix(errs["form"], prefix) {
+			what = w
+		}
+	}
+	formFailed(&vm.Layout, what, msgs)
 	return render(w, r, http.StatusUnprocessableEntity, templates.RolloutPage(vm))
 }
 
+// addError adds msg to field, after what is there already: a form reports every problem.
+func addError(errs validation.Errors, field, msg string) {
+	if cur, ok := errs[field]; ok {
+		msg = cur + "; " + msg
+	}
+	errs[field] = msg
+}
+
 // updateRolloutPlan is POST /rollout/plan: stages ("percent soak" lines), guardrails,
-// auto-advance and what a breach does.
+// auto-advance and what a breach does. A refusal keeps what was typed and names every problem.
 func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error {
+	errs := validation.Errors{"form": "plan"}
 	if msg := s.reauth(r, "rollout.configure"); msg != "" {
-		return s.rolloutForm(w, r, validation.Errors{"password": msg})
+		errs["password"] = msg
+	}
+	sig, rates, vols, wins := r.PostForm["signal"], r.PostForm["max_rate"], r.PostForm["min_volume"], r.PostForm["window"]
+	if len(rates) != len(sig) || len(vols) != len(sig) || len(wins) != len(sig) {
+		return errBadRequest("the guardrail rows are incomplete")
+	}
+	keep := func(vm *templates.RolloutVM) {
+		vm.PlanText = r.PostFormValue("stages")
+		vm.AutoAdvance, vm.OnBreach = r.PostFormValue("auto_advance") == "1", r.PostFormValue("on_breach")
+		for i := range vm.Guardrails {
+			for j := range sig {
+				if sig[j] == vm.Guardrails[i].Signal {
+					vm.Guardrails[i].FormRate, vm.Guardrails[i].FormVolume, vm.Guardrails[i].FormWindow = rates[j], vols[j], wins[j]
+				}
+			}
+		}
 	}
 	var stages []rollout.StageInput
 	for i, line := range strings.Split(r.PostFormValue("stages"), "\n") {
@@ -280,7 +410,8 @@ func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error
 		}
 		pct, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
 		if err != nil || len(f) > 2 {
-			return s.rolloutForm(w, r, validation.Errors{"stages": fmt.Sprintf("line %d: write a percent and a soak, e.g. 5 24h", i+1)})
+			addError(errs, "stages", fmt.Sprintf("line %d: write a percent and a soak, e.g. 5 24h", i+1))
+			continue
 		}
 		st := rollout.StageInput{Percent: pct}
 		if len(f) == 2 {
@@ -289,48 +420,103 @@ func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error
 		stages = append(stages, st)
 	}
 	var guards []launch.GuardrailInput
-	sig, rates, vols, wins := r.PostForm["signal"], r.PostForm["max_rate"], r.PostForm["min_volume"], r.PostForm["window"]
 	for i := range sig {
-		if i >= len(rates) || i >= len(vols) || i >= len(wins) {
-			return errBadRequest("the guardrail rows are incomplete")
-		}
+		label := rollout.SignalLabel(rollout.Signal(sig[i]))
 		rate, err1 := strconv.ParseFloat(strings.TrimSpace(rates[i]), 64)
 		vol, err2 := strconv.ParseInt(strings.TrimSpace(vols[i]), 10, 64)
 		if err1 != nil || err2 != nil {
-			return s.rolloutForm(w, r, validation.Errors{"guardrails": fmt.Sprintf("%s: max rate and min volume are numbers", rollout.SignalLabel(rollout.Signal(sig[i])))})
+			addError(errs, "guardrails", label+": max rate and min volume are numbers")
+			continue
 		}
 		guards = append(guards, launch.GuardrailInput{Signal: rollout.Signal(sig[i]), MaxRate: rate / 100, MinVolume: vol, Window: wins[i]})
+	}
+	if len(errs) > 1 {
+		return s.rolloutForm(w, r, errs, keep)
 	}
 	auto, breach := r.PostFormValue("auto_advance") == "1", r.PostFormValue("on_breach")
 	noVolume := r.PostFormValue("advance_without_volume") == "1"
 	_, err := s.rollout.Configure(r.Context(), launch.Plan{Stages: &stages, Guardrails: &guards, AutoAdvance: &auto, AdvanceWithoutVolume: &noVolume, OnBreach: &breach},
 		formVersion(r), s.auditFor(r, "rollout.configure"))
-	var errs validation.Errors
-	if errors.As(err, &errs) {
-		out := validation.Errors{}
-		for k, v := range errs {
+	var ve validation.Errors
+	if errors.As(err, &ve) {
+		for _, k := range sortedKeys(ve) {
+			field := k
 			if strings.HasPrefix(k, "stages") {
-				k = "stages"
+				field = "stages"
 			} else if strings.HasPrefix(k, "guardrails") {
-				k = "guardrails"
+				field = "guardrails"
 			}
-			out[k] = v
+			addError(errs, field, ve[k])
 		}
-		return s.rolloutForm(w, r, out)
+		return s.rolloutForm(w, r, errs, keep)
 	}
 	return s.rolloutRedirect(w, r, err, "Saved the plan and guardrails.")
 }
 
-// createCohortForm is POST /rollout/cohorts (multipart): an allow-list from a file, or rules.
+func sortedKeys(m validation.Errors) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// cohortFormInput reads a cohort form's name, environment, match and rules. The rules' problems
+// (every bad line) and the check's (every bad field) are added to errs under the form's fields,
+// rules[i].* naming the line it came from.
+func cohortFormInput(r *http.Request, withRules bool, errs validation.Errors) launch.CohortInput {
+	in := launch.CohortInput{Name: r.PostFormValue("name"), Env: r.PostFormValue("environment"), Match: r.PostFormValue("match")}
+	var lines []int
+	if withRules {
+		in.Rules, lines = parseRuleLines(r.PostFormValue("rules"), errs)
+		if in.Rules == nil {
+			in.Rules = []rollout.Rule{}
+		}
+	}
+	probe := in
+	if !withRules {
+		probe.UserIDs = []string{}
+	}
+	checkCohortInto(launch.CheckCohort(probe), lines, errs)
+	return in
+}
+
+// checkCohortInto adds the check's errors to errs: rules[i].x becomes "rules", naming the line.
+func checkCohortInto(err error, lines []int, errs validation.Errors) {
+	var ve validation.Errors
+	if !errors.As(err, &ve) {
+		return
+	}
+	for _, k := range sortedKeys(ve) {
+		field, msg := k, ve[k]
+		if rest, ok := strings.CutPrefix(k, "rules["); ok {
+			field = "rules"
+			if n, err := strconv.Atoi(rest[:max(0, strings.IndexByte(rest, ']'))]); err == nil && n < len(lines) {
+				msg = fmt.Sprintf("line %d: %s", lines[n], msg)
+			}
+		} else if strings.HasPrefix(k, "rules") {
+			field = "rules"
+		}
+		if errs.Has(field) && strings.Contains(errs[field], msg) {
+			continue
+		}
+		addError(errs, field, msg)
+	}
+}
+
+// createCohortForm is POST /rollout/cohorts (multipart): an allow-list from a file, or rules. A
+// refusal keeps the name, environment, rules and match (a browser cannot refill a file: the page
+// says so) and names every problem at once.
 func (s *Server) createCohortForm(w http.ResponseWriter, r *http.Request) error {
 	allowLargeBody(w, r, s.cfg.MaxUploadBytes)
 	if err := r.ParseMultipartForm(8 << 20); err != nil {
 		return errBadRequest("cannot read the form: %v", err)
 	}
+	errs := validation.Errors{"form": "cohort"}
 	if msg := s.reauth(r, "cohort.create"); msg != "" {
-		return s.rolloutForm(w, r, validation.Errors{"password": msg, "form": "cohort"})
+		errs["password"] = msg
 	}
-	in := launch.CohortInput{Name: r.PostFormValue("name"), Env: r.PostFormValue("environment"), Match: r.PostFormValue("match")}
 	var file []byte
 	if f, _, err := r.FormFile("file"); err == nil {
 		defer f.Close()
@@ -339,82 +525,93 @@ func (s *Server) createCohortForm(w http.ResponseWriter, r *http.Request) error 
 		}
 	}
 	rulesText := strings.TrimSpace(r.PostFormValue("rules"))
-	switch {
-	case len(file) > 0 && rulesText != "":
-		return s.rolloutForm(w, r, validation.Errors{"rules": "give a file or rules, not both", "form": "cohort"})
-	case rulesText != "":
-		rules, err := parseRuleLines(rulesText)
-		if err != nil {
-			return s.rolloutForm(w, r, validation.Errors{"rules": err.Error(), "form": "cohort"})
-		}
-		in.Rules = rules
-	default:
+	keep := func(vm *templates.RolloutVM) {
+		vm.CohortInput = templates.CohortFormVM{Name: r.PostFormValue("name"), Env: r.PostFormValue("environment"), Rules: r.PostFormValue("rules"),
+			Match: r.PostFormValue("match"), HadFile: len(file) > 0}
+	}
+	if len(file) > 0 && rulesText != "" {
+		errs["rules"] = "give a file or rules, not both"
+	}
+	in := cohortFormInput(r, rulesText != "", errs)
+	if rulesText == "" {
 		ids, err := launch.ParseIDFile(file)
-		if err != nil {
-			return s.rolloutForm(w, r, validation.Errors{"user_ids": err.Error(), "form": "cohort"})
-		}
-		in.UserIDs = ids
-	}
-	c, _, err := s.rollout.CreateCohort(r.Context(), in, formVersion(r), s.auditFor(r, "cohort.create"))
-	var errs validation.Errors
-	if errors.As(err, &errs) {
-		out := validation.Errors{"form": "cohort"}
-		for k, v := range errs {
-			if strings.HasPrefix(k, "rules") {
-				k = "rules"
+		var ve validation.Errors
+		var p validation.Problem
+		switch {
+		case errors.As(err, &ve):
+			for k, v := range ve {
+				addError(errs, k, v)
 			}
-			out[k] = v
+		case errors.As(err, &p):
+			addError(errs, "user_ids", string(p))
+		case err != nil:
+			return err
+		default:
+			in.UserIDs = ids
+			in.Rules = nil
+			checkCohortInto(launch.CheckCohort(in), nil, errs)
 		}
-		return s.rolloutForm(w, r, out)
 	}
-	return s.rolloutRedirect(w, r, err, fmt.Sprintf("Added the cohort %s (%s).", c.Name, c.Env))
+	if len(errs) > 1 {
+		return s.rolloutForm(w, r, errs, keep)
+	}
+	c, _, err := s.rollout.CreateCohort(r.Context(), in, 0, s.auditFor(r, "cohort.create"))
+	var ve validation.Errors
+	if errors.As(err, &ve) {
+		checkCohortInto(err, nil, errs)
+		return s.rolloutForm(w, r, errs, keep)
+	}
+	return s.cohortRedirect(w, r, err, fmt.Sprintf("Added the cohort %s (%s).", c.Name, c.Env))
 }
 
-// parseRuleLines reads the rules of a cohort form: "attribute op value[,value]" a line.
-func parseRuleLines(text string) ([]rollout.Rule, error) {
-	var rules []rollout.Rule
+// parseRuleLines reads the rules of a cohort form: "attribute op value[,value]" a line. Every bad
+// line is added to errs; lines[i] is the line rule i came from.
+func parseRuleLines(text string, errs validation.Errors) (rules []rollout.Rule, lines []int) {
 	for i, line := range strings.Split(text, "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
 			continue
 		}
 		if len(f) != 3 {
-			return nil, validation.Problem(fmt.Sprintf("line %d: write attribute op value, e.g. country in SE,NO", i+1))
+			addError(errs, "rules", fmt.Sprintf("line %d: write attribute op value, e.g. country in SE,NO", i+1))
+			continue
 		}
 		rules = append(rules, rollout.Rule{Attribute: f[0], Op: rollout.Op(f[1]), Values: strings.Split(f[2], ",")})
+		lines = append(lines, i+1)
 	}
-	return rules, nil
+	return rules, lines
 }
 
 // editCohortForm is POST /rollout/cohorts/{id}/edit: name, environment and, for a rule cohort,
-// the rules. An allow-list keeps its members.
+// the rules. An allow-list keeps its members. A refusal keeps the input in the row's open form.
 func (s *Server) editCohortForm(w http.ResponseWriter, r *http.Request) error {
 	cur, err := s.pathCohort(r)
 	if err != nil {
 		return err
 	}
+	form := "edit-" + itoa(cur.ID)
+	errs := validation.Errors{"form": form}
 	if msg := s.reauth(r, "cohort.update"); msg != "" {
-		return s.rolloutRedirect(w, r, validation.Problem("Not saved: "+msg+"."), "")
+		errs["password"] = msg
 	}
-	in := launch.CohortInput{Name: r.PostFormValue("name"), Env: r.PostFormValue("environment"), Match: r.PostFormValue("match")}
-	if cur.Kind == "rules" {
-		if in.Rules, err = parseRuleLines(r.PostFormValue("rules")); err != nil {
-			return s.rolloutRedirect(w, r, validation.Problem("Not saved: "+err.Error()), "")
-		}
-		if in.Rules == nil {
-			in.Rules = []rollout.Rule{}
-		}
+	in := cohortFormInput(r, cur.Kind == "rules", errs)
+	keep := func(vm *templates.RolloutVM) {
+		vm.RowInput = templates.CohortFormVM{Name: in.Name, Env: in.Env, Rules: r.PostFormValue("rules"), Match: in.Match}
+	}
+	if len(errs) > 1 {
+		return s.rolloutForm(w, r, errs, keep)
 	}
 	c, _, err := s.rollout.UpdateCohort(r.Context(), cur.ID, in, formVersion(r), s.auditFor(r, "cohort.update"))
-	var errs validation.Errors
-	if errors.As(err, &errs) {
-		err = validation.Problem("Not saved: " + errs.Error())
+	var ve validation.Errors
+	if errors.As(err, &ve) {
+		checkCohortInto(err, nil, errs)
+		return s.rolloutForm(w, r, errs, keep)
 	}
-	return s.rolloutRedirect(w, r, err, fmt.Sprintf("Saved the cohort %s (%s).", c.Name, c.Env))
+	return s.cohortRedirect(w, r, err, fmt.Sprintf("Saved the cohort %s (%s).", c.Name, c.Env))
 }
 
 // importMembersForm is POST /rollout/cohorts/{id}/import (multipart): replaces an allow-list's
-// members with the ids of a file.
+// members with the ids of a file. A refusal opens the row's form again with every problem.
 func (s *Server) importMembersForm(w http.ResponseWriter, r *http.Request) error {
 	allowLargeBody(w, r, s.cfg.MaxUploadBytes)
 	if err := r.ParseMultipartForm(8 << 20); err != nil {
@@ -424,47 +621,83 @@ func (s *Server) importMembersForm(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
+	errs := validation.Errors{"form": "import-" + itoa(id)}
 	if msg := s.reauth(r, "cohort.import"); msg != "" {
-		return s.rolloutRedirect(w, r, validation.Problem("Not imported: "+msg+"."), "")
+		errs["password"] = msg
 	}
-	f, _, err := r.FormFile("file")
-	if err != nil {
-		return s.rolloutRedirect(w, r, validation.Problem("Not imported: choose a file of user ids."), "")
+	var file []byte
+	if f, _, err := r.FormFile("file"); err != nil {
+		errs["user_ids"] = "choose a file of user ids"
+	} else {
+		defer f.Close()
+		if file, err = io.ReadAll(f); err != nil {
+			return err
+		}
 	}
-	defer f.Close()
-	file, err := io.ReadAll(f)
+	if len(errs) > 1 {
+		return s.rolloutForm(w, r, errs, nil)
+	}
+	n, _, err := s.rollout.ImportMembers(r.Context(), id, file, formVersion(r), s.auditFor(r, "cohort.import"))
+	var ve validation.Errors
+	var p validation.Problem
+	switch {
+	case errors.As(err, &ve):
+		for k, v := range ve {
+			addError(errs, k, v)
+		}
+		return s.rolloutForm(w, r, errs, nil)
+	case errors.As(err, &p):
+		errs["user_ids"] = string(p)
+		return s.rolloutForm(w, r, errs, nil)
+	}
+	return s.cohortRedirect(w, r, err, fmt.Sprintf("Imported: the allow-list now holds %d users.", n))
+}
+
+// deleteCohortForm is POST /rollout/cohorts/{id}/delete: after the row's confirmation, which says
+// what changes for how many users, and the admin's password. The deletion can be undone from the
+// history for a week.
+func (s *Server) deleteCohortForm(w http.ResponseWriter, r *http.Request) error {
+	cur, err := s.pathCohort(r)
 	if err != nil {
 		return err
 	}
-	n, _, err := s.rollout.ImportMembers(r.Context(), id, file, formVersion(r), s.auditFor(r, "cohort.import"))
-	var errs validation.Errors
-	switch {
-	case errors.Is(err, db.ErrNotFound):
-		err = validation.Problem("That cohort does not exist any more.")
-	case errors.As(err, &errs):
-		err = validation.Problem("Not imported: " + errs.Error())
+	if msg := s.reauth(r, "cohort.delete"); msg != "" {
+		return s.rolloutForm(w, r, validation.Errors{"form": "delete-" + itoa(cur.ID), "password": msg}, nil)
 	}
-	return s.rolloutRedirect(w, r, err, fmt.Sprintf("Imported: the allow-list now holds %d users.", n))
+	_, _, err = s.rollout.DeleteCohort(r.Context(), cur.ID, formVersion(r), s.auditFor(r, "cohort.delete"))
+	return s.cohortRedirect(w, r, err, fmt.Sprintf("Deleted the cohort %s: %s. Undo it under History within %s.",
+		cur.Name, templates.DeleteConsequence(cur.Env, cur.Kind, cur.Size), rollout.FormatDuration(db.KeepDeletedCohorts)))
 }
 
-// deleteCohortForm is POST /rollout/cohorts/{id}/delete.
-func (s *Server) deleteCohortForm(w http.ResponseWriter, r *http.Request) error {
+// restoreCohortForm is POST /rollout/cohorts/deleted/{id}/restore: undo a deletion, after the
+// admin's password.
+func (s *Server) restoreCohortForm(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
 	}
-	_, err = s.rollout.DeleteCohort(r.Context(), id, formVersion(r), s.auditFor(r, "cohort.delete"))
-	if errors.Is(err, db.ErrNotFound) {
-		err = validation.Problem("That cohort does not exist any more.")
+	if msg := s.reauth(r, "cohort.restore"); msg != "" {
+		return s.rolloutForm(w, r, validation.Errors{"form": "restore-" + itoa(id), "password": msg}, nil)
 	}
-	return s.rolloutRedirect(w, r, err, "Deleted the cohort.")
+	c, _, err := s.rollout.RestoreCohort(r.Context(), id, s.auditFor(r, "cohort.restore"))
+	if errors.Is(err, db.ErrNotFound) {
+		err = validation.Problem("That deletion cannot be undone any more: it was undone already, or is older than " + rollout.FormatDuration(db.KeepDeletedCohorts) + ".")
+	}
+	var ve validation.Errors
+	if errors.As(err, &ve) {
+		err = validation.Problem("Not restored: " + ve.Error())
+	}
+	return s.rolloutRedirect(w, r, err, fmt.Sprintf("Restored the cohort %s (%s) at place %d.", c.Name, c.Env, c.Position))
 }
 
-// moveCohortForm is POST /rollout/cohorts/{id}/move (dir up or down).
+// moveCohortForm is POST /rollout/cohorts/{id}/move (dir up or down), after the admin's password.
 func (s *Server) moveCohortForm(w http.ResponseWriter, r *http.Request) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
+	}
+	if msg := s.reauth(r, "cohort.reorder"); msg != "" {
+		return s.rolloutForm(w, r, validation.Errors{"form": "move-" + itoa(id), "password": msg}, nil)
 	}
 	cs, err := s.rollout.Cohorts(r.Context())
 	if err != nil {
@@ -487,5 +720,5 @@ func (s *Server) moveCohortForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	ids[at], ids[to] = ids[to], ids[at]
 	_, err = s.rollout.ReorderCohorts(r.Context(), ids, formVersion(r), s.auditFor(r, "cohort.reorder"))
-	return s.rolloutRedirect(w, r, err, "Moved the cohort.")
+	return s.cohortRedirect(w, r, err, "Moved the cohort.")
 }

@@ -38,9 +38,9 @@ func TestRolloutPageForms(t *testing.T) {
 		status int
 		says   string // in the flash or the page
 	}{
-		{"edit with a wrong password", admin, edit, url.Values{"name": {"nordics"}, "environment": {"production"}, "rules": {"country in DK"}, "password": {"nope"}}, http.StatusSeeOther, "password was incorrect"},
-		{"edit with an unknown operator", admin, edit, url.Values{"name": {"nordics"}, "environment": {"production"}, "rules": {"country like DK"}, "password": {testPassword}}, http.StatusSeeOther, "unknown operator"},
-		{"edit with a bad line", admin, edit, url.Values{"name": {"nordics"}, "environment": {"production"}, "rules": {"country in"}, "password": {testPassword}}, http.StatusSeeOther, "line 1"},
+		{"edit with a wrong password", admin, edit, url.Values{"name": {"nordics"}, "environment": {"production"}, "rules": {"country in DK"}, "password": {"nope"}}, http.StatusUnprocessableEntity, "password was incorrect"},
+		{"edit with an unknown operator", admin, edit, url.Values{"name": {"nordics"}, "environment": {"production"}, "rules": {"country like DK"}, "password": {testPassword}}, http.StatusUnprocessableEntity, "unknown operator"},
+		{"edit with a bad line", admin, edit, url.Values{"name": {"nordics"}, "environment": {"production"}, "rules": {"country in"}, "password": {testPassword}}, http.StatusUnprocessableEntity, "line 1"},
 		{"kill without typing kill", operator, "/rollout/actions/kill", url.Values{"confirm": {"yes"}}, http.StatusUnprocessableEntity, "type kill to confirm"},
 		{"revive as an operator", operator, "/rollout/actions/revive", url.Values{"stage": {"1"}}, http.StatusForbidden, "admin role"},
 		{"advance against an old version", operator, "/rollout/actions/advance", url.Values{"version": {"1"}}, http.StatusSeeOther, "changed while you were looking"},

@@ -28,6 +28,8 @@ type Layout struct {
 	FocusSearch bool
 	// RolloutAlert is a banner on every page while the rollout is killed or held by a guardrail.
 	RolloutAlert string
+	// RolloutAlertHref is where the banner leads: the breached guardrail's row when it is held.
+	RolloutAlertHref string
 }
 
 // NavItem is one sidebar link.
