@@ -589,6 +589,11 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("an id with encoded dot segments", "/environments/production/webhook-secrets/%2e%2e%2f%2e%2e/retire", admin, nil, 0).flashed(),
 		form("unknown environment", "/environments/mars/webhook-secrets/whs_x/retire", admin, nil, http.StatusNotFound),
 	)
+	add("POST /environments/{env}/beacon-key/rotate",
+		form("unknown environment", "/environments/mars/beacon-key/rotate", admin, nil, http.StatusNotFound),
+		form("environment with markup", "/environments/%3Cb%3E/beacon-key/rotate", admin, nil, http.StatusNotFound),
+		form("as an operator", "/environments/production/beacon-key/rotate", operator, nil, http.StatusForbidden),
+	)
 	add("POST /environments/{env}/verify",
 		form("unknown environment", "/environments/mars/verify", operator, nil, http.StatusNotFound),
 		form("as a viewer", "/environments/production/verify", viewer, nil, http.StatusForbidden),
