@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -257,5 +259,48 @@ func TestVerifyFailuresCountOnlyKeysThatTensferRefused(t *testing.T) {
 	figs, _ = f.svc.GuardrailFigures(ctx, since, time.Time{})
 	if got := figs["verify_failures"]; got != (db.SignalCount{Bad: 2, Total: 3}) {
 		t.Fatalf("after refused keys: %+v, want 2 of 3", got)
+	}
+}
+
+// TestBeaconTokenExamplesInTheDocs runs the Node and Python minting examples of docs/tensfer.md
+// and checks that the Go verifier accepts what they mint (and that they mint what Go mints).
+func TestBeaconTokenExamplesInTheDocs(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/tensfer.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(doc[strings.Index(string(doc), "#### Beacon tokens"):])
+	block := func(lang string) string {
+		_, rest, ok := strings.Cut(section, "```"+lang+"\n")
+		code, _, ok2 := strings.Cut(rest, "```")
+		if !ok || !ok2 {
+			t.Fatalf("no %s example under Beacon tokens in docs/tensfer.md", lang)
+		}
+		return code
+	}
+	const key, env, user = "tbk_example-key", "production", "usr_42 ü.x"
+	expiry := time.Now().Add(time.Hour).Truncate(time.Second)
+	want := MintBeaconToken(key, env, user, expiry)
+	runs := []struct{ lang, bin, arg, call string }{
+		{"js", "node", "-e", fmt.Sprintf("\nprocess.stdout.write(mintBeaconToken(%q, %q, %q, %d));", key, env, user, expiry.Unix())},
+		{"python", "python3", "-c", fmt.Sprintf("\nprint(mint_beacon_token(%q, %q, %q, %d), end='')", key, env, user, expiry.Unix())},
+	}
+	for _, r := range runs {
+		t.Run(r.lang, func(t *testing.T) {
+			bin, err := exec.LookPath(r.bin)
+			if err != nil {
+				t.Skipf("%s is not installed", r.bin)
+			}
+			out, err := exec.Command(bin, r.arg, block(r.lang)+r.call).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v: %s", r.bin, err, out)
+			}
+			if string(out) != want {
+				t.Fatalf("%s minted %q, Go mints %q", r.lang, out, want)
+			}
+			if _, _, err := checkBeaconToken([][]byte{[]byte(key)}, env, user, string(out), time.Now()); err != nil {
+				t.Fatalf("the verifier refuses the %s token: %v", r.lang, err)
+			}
+		})
 	}
 }
