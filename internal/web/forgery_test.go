@@ -222,3 +222,41 @@ func TestNoAddressIsKnown(t *testing.T) {
 		t.Fatalf("forged deliveries moved the rollout: %s %q", r.State, r.Held)
 	}
 }
+
+// TestBeaconKeyOnTheEnvironmentsPage: admins see each environment's beacon key with Copy and
+// rotate it; the old key keeps verifying tokens for the overlap; operators see no key.
+func TestBeaconKeyOnTheEnvironmentsPage(t *testing.T) {
+	app := newTestApp(t)
+	admin, _ := app.login(db.RoleAdmin)
+	doc := admin.get("/environments").doc(t)
+	old := doc.Find(`#env-production [data-testid="beacon-key-value"]`).Text()
+	if !strings.HasPrefix(old, "tbk_") || doc.Find(`#env-production [data-testid="beacon-key"] button.copy`).Length() != 1 {
+		t.Fatalf("production's beacon key as shown to an admin: %q", old)
+	}
+	if res := admin.postForm("/environments/production/beacon-key/rotate", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("rotate: %d %s", res.StatusCode, res.body)
+	}
+	k, cur, err := app.srv.envs.BeaconKey(context.Background(), "production")
+	if err != nil || cur == old || !strings.HasPrefix(cur, "tbk_") {
+		t.Fatalf("after rotation: %q (was %q) %v", cur, old, err)
+	}
+	if got := admin.get("/environments").doc(t).Find(`#env-production [data-testid="beacon-key-value"]`).Text(); got != cur {
+		t.Fatalf("the page shows %q after rotation, want the new key %s", got, k.ID)
+	}
+	for _, key := range []string{old, cur} { // both verify during the overlap
+		tok := events.MintBeaconToken(key, "production", "u1", time.Now().Add(time.Hour))
+		b, err := app.srv.events.ParseBeacon(context.Background(), "production", []byte(`{"event":"screen_loaded","user_id":"u1","token":"`+tok+`"}`))
+		if err != nil || !b.Verified {
+			t.Fatalf("a token of key %.8s… after rotation: %+v %v", key, b, err)
+		}
+	}
+	var audited int
+	app.db.R.QueryRow(`SELECT count(*) FROM audit_log WHERE action = 'environment.beacon_key_rotate' AND target = 'environment:production'`).Scan(&audited)
+	if audited != 1 {
+		t.Fatalf("%d audit rows for the rotation", audited)
+	}
+	operator, _ := app.login(db.RoleOperator)
+	if doc := operator.get("/environments").doc(t); doc.Find(`[data-testid="beacon-key-value"]`).Length() != 0 || strings.Contains(doc.Text(), cur) {
+		t.Fatal("an operator sees the beacon key")
+	}
+}
