@@ -18,6 +18,9 @@ const (
 	RejectUnknownEnvironment  = "unknown_environment"
 	RejectMalformedJSON       = "malformed_json"
 	RejectBodyTooLarge        = "body_too_large"
+	// RejectRetiredSecret: the only secret the signature matches was retired (or expired) lately;
+	// the sender still signs with it.
+	RejectRetiredSecret = "retired_secret"
 )
 
 // Bounds on what a rejected delivery keeps: whoever sends it is not trusted. The body's first
@@ -43,6 +46,11 @@ type RejectedDelivery struct {
 	IP         string
 	RequestID  string
 	Client     string // keyed fingerprint of the sender (see EventInput.Client); not read back
+	// SignedBy is the id of the environment's webhook secret (active, or retired lately) whose
+	// signature the delivery carried although it was refused for another reason; "" when no
+	// signature verified. Only such refusals count toward the rejected-webhooks guardrail.
+	SignedBy  string
+	WebhookID string // the webhook-id header, cut to maxRejectedField; what the guardrail counts once
 }
 
 // Truncated reports whether Body holds only the start of what was received.
@@ -81,14 +89,11 @@ func (d *DB) InsertRejected(ctx context.Context, r RejectedDelivery) (int64, err
 		}
 		headers = sql.NullString{String: string(b), Valid: true}
 	}
-	var client any
-	if r.Client != "" {
-		client = r.Client
-	}
-	res, err := d.W.ExecContext(ctx, `INSERT INTO rejected_deliveries (env, received_at, reason, detail, headers, body, body_size, ip, request_id, client)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	res, err := d.W.ExecContext(ctx, `INSERT INTO rejected_deliveries (env, received_at, reason, detail, headers, body, body_size, ip, request_id, client, signed_by, webhook_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		rejectedClip(r.Env, maxRejectedEnv), ms(d.Now()), rejectedClip(r.Reason, maxRejectedField), rejectedClip(r.Detail, maxRejectedDetail),
-		headers, r.Body, r.BodySize, rejectedClip(r.IP, maxRejectedField), rejectedClip(r.RequestID, maxRejectedField), client)
+		headers, r.Body, r.BodySize, rejectedClip(r.IP, maxRejectedField), rejectedClip(r.RequestID, maxRejectedField), nullString(r.Client),
+		nullString(rejectedClip(r.SignedBy, maxRejectedField)), nullString(rejectedClip(r.WebhookID, maxRejectedField)))
 	if err != nil {
 		return 0, fmt.Errorf("db: insert rejected delivery: %w", err)
 	}
@@ -99,13 +104,13 @@ func (d *DB) InsertRejected(ctx context.Context, r RejectedDelivery) (int64, err
 	return id, nil
 }
 
-const rejectedCols = "id, env, received_at, reason, detail, headers, body, body_size, ip, request_id"
+const rejectedCols = "id, env, received_at, reason, detail, headers, body, body_size, ip, request_id, coalesce(signed_by, ''), coalesce(webhook_id, '')"
 
 func scanRejected(row interface{ Scan(...any) error }) (RejectedDelivery, error) {
 	var r RejectedDelivery
 	var received int64
 	var headers sql.NullString
-	if err := row.Scan(&r.ID, &r.Env, &received, &r.Reason, &r.Detail, &headers, &r.Body, &r.BodySize, &r.IP, &r.RequestID); err != nil {
+	if err := row.Scan(&r.ID, &r.Env, &received, &r.Reason, &r.Detail, &headers, &r.Body, &r.BodySize, &r.IP, &r.RequestID, &r.SignedBy, &r.WebhookID); err != nil {
 		return RejectedDelivery{}, err
 	}
 	r.ReceivedAt = fromMS(received)
@@ -185,3 +190,6 @@ func (d *DB) PurgeRejected(ctx context.Context, before time.Time, batch int) (in
 	}
 	return n, nil
 }
+
+// nullString is s, or NULL when s is empty.
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

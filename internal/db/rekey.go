@@ -7,7 +7,7 @@ import (
 
 // SealedRow is one value sealed with the master key, as RekeyAll hands it out.
 type SealedRow struct {
-	Table  string // env_keys | webhook_secrets | user_totp | alert_channels | meta
+	Table  string // env_keys | webhook_secrets | beacon_keys | user_totp | alert_channels | meta
 	ID     string // the row's id (the user id for user_totp)
 	Env    string
 	Field  string // key kind for env_keys; url or secret for alert_channels
@@ -40,6 +40,8 @@ func (d *DB) RekeyAll(ctx context.Context, fn func(SealedRow) (Resealed, error),
 				_, err = tx.ExecContext(ctx, "UPDATE env_keys SET sealed = ?, fingerprint = ? WHERE id = ?", out.Sealed, out.Fingerprint, r.ID)
 			case "webhook_secrets":
 				_, err = tx.ExecContext(ctx, "UPDATE webhook_secrets SET sealed = ?, fingerprint = ? WHERE id = ?", out.Sealed, out.Fingerprint, r.ID)
+			case "beacon_keys":
+				_, err = tx.ExecContext(ctx, "UPDATE beacon_keys SET sealed = ? WHERE id = ?", out.Sealed, r.ID)
 			case "user_totp":
 				_, err = tx.ExecContext(ctx, "UPDATE user_totp SET sealed = ? WHERE user_id = ?", out.Sealed, r.ID)
 			case "alert_channels":
@@ -95,6 +97,7 @@ func sealedRows(ctx context.Context, q querier) ([]SealedRow, error) {
 	for _, c := range []struct{ query, table string }{
 		{"SELECT CAST(id AS TEXT), env, kind, sealed FROM env_keys", "env_keys"},
 		{"SELECT id, env, '', sealed FROM webhook_secrets", "webhook_secrets"},
+		{"SELECT id, env, '', sealed FROM beacon_keys", "beacon_keys"},
 		{"SELECT CAST(user_id AS TEXT), '', '', sealed FROM user_totp", "user_totp"},
 		{"SELECT id, '', 'url', url_sealed FROM alert_channels", "alert_channels"},
 		{"SELECT id, '', 'secret', secret_sealed FROM alert_channels WHERE secret_sealed != ''", "alert_channels"},

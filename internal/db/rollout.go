@@ -581,45 +581,21 @@ func (d *DB) ClearReach(ctx context.Context) error {
 	return err
 }
 
-// TouchWebhookSender records that client delivered a verified webhook at now.
-func (d *DB) TouchWebhookSender(ctx context.Context, client string, now time.Time) error {
-	_, err := d.W.ExecContext(ctx, `INSERT INTO webhook_senders (client, last_seen) VALUES (?, ?)
-		ON CONFLICT (client) DO UPDATE SET last_seen = excluded.last_seen`, client, ms(now))
-	if err != nil {
-		return fmt.Errorf("db: touch webhook sender: %w", err)
-	}
-	return nil
-}
-
-// WebhookSenders lists the senders that have delivered a verified webhook.
-func (d *DB) WebhookSenders(ctx context.Context) ([]string, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT client FROM webhook_senders")
-	if err != nil {
-		return nil, fmt.Errorf("db: webhook senders: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
 // SignalCount is a guardrail's figures: Bad out of Total.
 type SignalCount struct{ Bad, Total int64 }
 
 // GuardrailFigures counts production's error signals over [since, until) (until zero: up to
-// now), as docs/rollout.md explains:
-//   - init_errors: distinct senders (client fingerprints) of initialization_error callbacks, out of
-//     distinct senders of any callback;
+// now), counting only what an unauthenticated party cannot forge, as docs/rollout.md explains:
+//   - init_errors: distinct users of verified beacons (their token verified with the
+//     environment's beacon key) that reported an initialization_error, out of distinct users of
+//     any verified beacon; unverified beacons never count;
 //   - api_errors: API calls reported with 5xx or no answer, out of all API calls (authenticated);
-//   - rejected_webhooks: deliveries refused from senders that have delivered a verified webhook
-//     before (Tensfer's own addresses), out of those plus the window's verified webhooks;
-//   - verify_failures: failed verifications of production, out of all, recorded in the audit log.
+//   - rejected_webhooks: deliveries refused although their signature verified with a secret of
+//     production (active, or retired lately), once per webhook-id, out of those plus the window's
+//     verified webhooks; a delivery without a valid signature never counts;
+//   - verify_failures: verifications of production that Tensfer answered by refusing the keys,
+//     out of those it answered at all (an unreachable or failing base URL is a configuration
+//     error, not a key failure), recorded in the audit log.
 //
 // Demo traffic counts like any other.
 func (d *DB) GuardrailFigures(ctx context.Context, since, until time.Time) (map[string]SignalCount, error) {
@@ -640,8 +616,8 @@ func (d *DB) GuardrailFigures(ctx context.Context, since, until time.Time) (map[
 	}
 	if ok {
 		var f SignalCount
-		err := d.R.QueryRowContext(ctx, `SELECT count(DISTINCT CASE WHEN type = 'initialization_error' THEN client END), count(DISTINCT client)
-			FROM events WHERE id >= ? AND id < ? AND source = 'callback' AND env = 'production' AND client IS NOT NULL`, lo, hi).Scan(&f.Bad, &f.Total)
+		err := d.R.QueryRowContext(ctx, `SELECT count(DISTINCT CASE WHEN type = 'initialization_error' THEN user_id END), count(DISTINCT user_id)
+			FROM events WHERE id >= ? AND id < ? AND source = 'callback' AND env = 'production' AND verification IS NOT NULL AND user_id <> ''`, lo, hi).Scan(&f.Bad, &f.Total)
 		if err != nil {
 			return nil, fmt.Errorf("db: guardrail init errors: %w", err)
 		}
@@ -655,13 +631,13 @@ func (d *DB) GuardrailFigures(ctx context.Context, since, until time.Time) (map[
 	} else {
 		lo, hi = math.MaxInt64, 0 // no event in the window: the webhook half below finds nothing
 	}
-	// Refused webhooks: deliveries refused from known senders (they delivered a verified webhook
-	// before), out of those plus the verified webhooks of the window. Deliveries from known senders
-	// are counted one by one: only Tensfer's own addresses are known.
+	// Refused webhooks: deliveries that carried a valid signature of production yet were refused,
+	// each webhook-id once (a captured delivery replayed a thousand times is one), out of those
+	// plus the verified webhooks of the window.
 	var f SignalCount
 	err = d.R.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM rejected_deliveries INDEXED BY rejected_deliveries_received_at
-			WHERE received_at >= ? AND received_at < ? AND env = 'production' AND client IN (SELECT client FROM webhook_senders)),
+		(SELECT count(DISTINCT webhook_id) FROM rejected_deliveries INDEXED BY rejected_deliveries_signed
+			WHERE received_at >= ? AND received_at < ? AND signed_by IS NOT NULL AND env = 'production'),
 		(SELECT count(*) FROM events WHERE id >= ? AND id < ? AND source = 'webhook' AND env = 'production')`,
 		ms(since), untilMS, lo, hi).Scan(&f.Bad, &f.Total)
 	if err != nil {
@@ -670,8 +646,10 @@ func (d *DB) GuardrailFigures(ctx context.Context, since, until time.Time) (map[
 	f.Total += f.Bad
 	out["rejected_webhooks"] = f
 	f = SignalCount{}
-	err = d.R.QueryRowContext(ctx, `SELECT coalesce(sum(json_extract(after, '$.outcome') != 'ok'), 0), count(*) FROM audit_log
-		WHERE at >= ? AND at < ? AND action = 'environment.verify' AND target = 'environment:production'`, ms(since), untilMS).Scan(&f.Bad, &f.Total)
+	err = d.R.QueryRowContext(ctx, `SELECT coalesce(sum(outcome IN ('wrong_key', 'wrong_environment')), 0), count(*) FROM (
+			SELECT json_extract(after, '$.outcome') AS outcome FROM audit_log
+			WHERE at >= ? AND at < ? AND action = 'environment.verify' AND target = 'environment:production')
+		WHERE outcome IN ('ok', 'wrong_key', 'wrong_environment')`, ms(since), untilMS).Scan(&f.Bad, &f.Total)
 	if err != nil {
 		return nil, fmt.Errorf("db: guardrail verifications: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -85,20 +87,87 @@ func shapeBeacon(ev tensfer.CallbackEvent) storedBeacon {
 	return b
 }
 
-// ReceiveCallback parses a beacon from the integrator's front end and stores its documented
-// fields (see storedBeacon), deduplicated by its event_id when it has one; client is the
-// sender's rate-limit key (see Delivery.Client). Input that is not a beacon, or that the budgets
-// or the disk cannot take, is a counted *Refusal.
-func (s *Service) ReceiveCallback(ctx context.Context, env string, body []byte, h http.Header, client string) (db.IngestResult, error) {
-	start := time.Now()
+// Beacon is a callback beacon as parsed, and what its token says.
+type Beacon struct {
+	Env string
+	ev  tensfer.CallbackEvent
+	// Verified is whether the beacon carried a token that verified for its user_id with a
+	// beacon key of Env: only then does it count toward a guardrail.
+	Verified bool
+	// TokenError says why a token that was sent did not verify ("" when none was sent, or it
+	// verified), for the sender.
+	TokenError string
+	keyID      string
+	expiry     time.Time
+}
+
+// ParseBeacon parses a beacon from the integrator's front end and checks its token (the "token"
+// member, see MintBeaconToken). Input that is not a beacon is a counted *Refusal; a missing or
+// bad token is not an error: the beacon is stored unverified.
+func (s *Service) ParseBeacon(ctx context.Context, env string, body []byte) (Beacon, error) {
 	// navigator.sendBeacon sends text/plain; anything that parses as the JSON object is fine.
 	ev, err := tensfer.ParseCallbackEvent(body)
 	if err != nil {
-		return db.IngestResult{}, s.Refuse(env, InputCallback, RefusedShape, "callback rejected: "+err.Error(), 0)
+		return Beacon{}, s.Refuse(env, InputCallback, RefusedShape, "callback rejected: "+err.Error(), 0)
 	}
-	res, err := s.storeCallback(s.demoContext(ctx, h), env, InputCallback, ev, nil, h, client)
-	s.observe(env, metrics.SourceCallback, start, res, err)
+	b := Beacon{Env: env, ev: ev}
+	raw, ok := ev.Extra["token"]
+	if !ok {
+		return b, nil
+	}
+	delete(ev.Extra, "token") // a credential for a day: not stored, nor listed as unknown
+	var token string
+	if json.Unmarshal(raw, &token) != nil {
+		b.TokenError = "beacon token must be a string"
+		return b, nil
+	}
+	ids, keys, err := s.beaconKeys(ctx, env)
+	if err != nil {
+		return Beacon{}, err
+	}
+	i, expiry, err := checkBeaconToken(keys, env, ev.UserID, token, s.now())
+	if err != nil {
+		b.TokenError = err.Error()
+		return b, nil
+	}
+	b.Verified, b.keyID, b.expiry = true, ids[i], expiry
+	return b, nil
+}
+
+// ReceiveCallback parses a beacon from the integrator's front end and stores it (ParseBeacon,
+// then StoreBeacon); client is the sender's rate-limit key (see Delivery.Client).
+func (s *Service) ReceiveCallback(ctx context.Context, env string, body []byte, h http.Header, client string) (db.IngestResult, error) {
+	b, err := s.ParseBeacon(ctx, env, body)
+	if err != nil {
+		return db.IngestResult{}, err
+	}
+	return s.StoreBeacon(ctx, b, h, client)
+}
+
+// StoreBeacon stores the documented fields of a beacon (see storedBeacon), deduplicated by its
+// event_id when it has one. A verified beacon is stored as such within the budget of verified
+// input, which unverified beacons cannot spend, and within a limit per user; an unverified one
+// within the budgets of unauthenticated input. What the budgets or the disk cannot take is a
+// counted *Refusal.
+func (s *Service) StoreBeacon(ctx context.Context, b Beacon, h http.Header, client string) (db.IngestResult, error) {
+	start := time.Now()
+	res, err := s.storeCallback(s.demoContext(ctx, h), b.Env, InputCallback, b.ev, nil, h, client, b.vouch())
+	s.observe(b.Env, metrics.SourceCallback, start, res, err)
 	return res, err
+}
+
+// vouch is what the beacon's token vouches for, or nil when it did not verify.
+func (b Beacon) vouch() *beaconVouch {
+	if !b.Verified {
+		return nil
+	}
+	return &beaconVouch{KeyID: b.keyID, ExpiresAt: b.expiry.UTC().Format(time.RFC3339)}
+}
+
+// beaconVouch is stored as the verification of a verified beacon.
+type beaconVouch struct {
+	KeyID     string `json:"beacon_key"`
+	ExpiresAt string `json:"token_expires_at"`
 }
 
 // RecordReturn stores the query of a return (redirect) URL visit as a callback event; a query
@@ -121,7 +190,7 @@ func (s *Service) recordReturn(ctx context.Context, env string, q url.Values, h 
 			return db.IngestResult{}, err
 		}
 	}
-	return s.storeCallback(ctx, env, InputReturn, ev, payload, h, client)
+	return s.storeCallback(ctx, env, InputReturn, ev, payload, h, client, nil)
 }
 
 // returnPayload is {"event":"return","query":{..}} with at most returnParams parameters (the
@@ -147,9 +216,10 @@ func returnPayload(q url.Values) ([]byte, error) {
 }
 
 // storeCallback stores a beacon (payload nil: its shaped form) within the disk watermark and the
-// budgets of unauthenticated input.
-func (s *Service) storeCallback(ctx context.Context, env, input string, ev tensfer.CallbackEvent, payload []byte, h http.Header, client string) (db.IngestResult, error) {
-	if err := s.checkDisk(env, input, false); err != nil {
+// budgets: those of verified input when vouch is set (the beacon's token verified), else those of
+// unauthenticated input.
+func (s *Service) storeCallback(ctx context.Context, env, input string, ev tensfer.CallbackEvent, payload []byte, h http.Header, client string, vouch *beaconVouch) (db.IngestResult, error) {
+	if err := s.checkDisk(env, input, vouch != nil); err != nil {
 		return db.IngestResult{}, err
 	}
 	b := shapeBeacon(ev)
@@ -160,16 +230,28 @@ func (s *Service) storeCallback(ctx context.Context, env, input string, ev tensf
 		}
 	}
 	headers := headerMap(h, publicHeaders, publicHeaderMax)
-	if err := s.takeBudget(env, input, storedCost(len(payload), headers, 0)); err != nil {
-		return db.IngestResult{}, err
-	}
 	in := db.EventInput{
 		Source: db.SourceCallback, Env: env, Type: b.Event, RequestID: b.RequestID, UserID: b.UserID, ExternalID: b.EventID,
 		OccurredAt: ev.OccurredAt, IsError: ev.Event == tensfer.CallbackInitializationError, Payload: payload, Headers: headers,
 		Client: s.clientID(client),
 	}
+	dedupe := "callback:" + env + ":"
+	if vouch != nil {
+		if ok, wait := s.beaconUsers.Allow(env + "\x00" + b.UserID); !ok {
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			return db.IngestResult{}, s.Refuse(env, input, RefusedRateLimited, fmt.Sprintf("too many beacons for this user; retry in %d seconds", secs), time.Duration(secs)*time.Second)
+		}
+		if err := s.takeVouched(env, input, storedCost(len(payload), headers, 0)); err != nil {
+			return db.IngestResult{}, err
+		}
+		in.Verification, _ = json.Marshal(vouch)
+		// Apart from unverified beacons, so that a forged beacon cannot take a genuine one's event_id.
+		dedupe += "verified:"
+	} else if err := s.takeBudget(env, input, storedCost(len(payload), headers, 0)); err != nil {
+		return db.IngestResult{}, err
+	}
 	if ev.EventID != "" {
-		in.DedupeKey = dedupeKey("callback:"+env+":", ev.EventID)
+		in.DedupeKey = dedupeKey(dedupe, ev.EventID)
 	}
 	return s.submit(ctx, input, in)
 }

@@ -45,7 +45,8 @@ type Config struct {
 	FeedSubscriberBuffer int    // rows a stream may fall behind before it is dropped (default 256)
 	RetentionDays        int    // events older than this are purged (default 30)
 	// PublicBudget bounds the bytes and rows of unauthenticated input stored (zero values:
-	// DefaultPublicBudget's).
+	// DefaultPublicBudget's). Verified beacons and signed refusals get a budget of the same size
+	// of their own.
 	PublicBudget PublicBudget
 	// Disk watches the data directory's free space and failed writes (default: a guard with the
 	// watermarks off, which still notices failed writes).
@@ -82,17 +83,22 @@ type Service struct {
 
 	keys         keyCache
 	touched      *ratelimit.Throttle[string] // recording when a secret last matched
-	senders      *ratelimit.Throttle[string] // recording that a sender delivered a verified webhook
-	rejectLimit  *ratelimit.Limiter          // storing refused webhook deliveries, per client
-	rejectGlobal *ratelimit.Limiter          // storing refused webhook deliveries, all clients together
+	rejectLimit  *ratelimit.Limiter          // storing refused webhook deliveries, per sender (IPv6 per /48)
+	rejectGlobal *ratelimit.Limiter          // storing refused webhook deliveries, all senders together
 	quotas       *ratelimit.Quotas           // bytes and rows of unauthenticated input, per environment and input and in all
-	disk         *diskguard.Guard
-	refused      refusals                    // input refused and not stored, counted
-	writeLog     *ratelimit.Throttle[string] // logging storage failures
-	clientsMu    sync.Mutex
-	clients      map[string]string // sender key -> fingerprint (clientID)
-	known        map[string]bool   // fingerprints of senders that delivered a verified webhook (guarded by clientsMu)
-	trends       trendCache        // the Overview's last hourly counts
+	// vouched is the separate budget of input that only a key holder can produce (beacons whose
+	// token verified, refused deliveries whose signature verified), so that no unauthenticated
+	// flood can spend it; beaconUsers bounds each verified user's beacons within it, and
+	// signedSeen keeps a signed refusal once a minute per webhook-id (a replayed capture).
+	vouched     *ratelimit.Quotas
+	beaconUsers *ratelimit.Limiter
+	signedSeen  recentIDs
+	disk        *diskguard.Guard
+	refused     refusals                    // input refused and not stored, counted
+	writeLog    *ratelimit.Throttle[string] // logging storage failures
+	clientsMu   sync.Mutex
+	clients     map[string]string // sender key -> fingerprint (clientID)
+	trends      trendCache        // the Overview's last hourly counts
 }
 
 // New starts the ingester and the publisher that feeds the live stream.
@@ -124,22 +130,15 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	perKey, global := cfg.PublicBudget.Limits()
 	s.quotas = ratelimit.NewQuotas(perKey, global, s.now)
+	s.vouched = ratelimit.NewQuotas(perKey, global, s.now)
+	s.beaconUsers = ratelimit.New(ratelimit.Rate{Burst: 60, Every: time.Second}, s.now)
 	s.writeLog = ratelimit.NewThrottle[string](time.Minute)
 	s.touched = ratelimit.NewThrottle[string](30 * time.Second)
-	s.senders = ratelimit.NewThrottle[string](time.Minute)
 	s.rejectLimit = ratelimit.New(ratelimit.Rate{Burst: 100, Every: 100 * time.Millisecond}, s.now)
 	s.rejectGlobal = ratelimit.New(ratelimit.Rate{Burst: 500, Every: 20 * time.Millisecond}, s.now)
 	last, err := s.db.LatestEventID(ctx)
 	if err != nil {
 		return nil, err
-	}
-	senders, err := s.db.WebhookSenders(ctx)
-	if err != nil {
-		return nil, err
-	}
-	s.known = make(map[string]bool, len(senders))
-	for _, c := range senders {
-		s.known[c] = true
 	}
 	s.hub = feed.New[FeedRow](feed.Options{StartAfter: last, MaxSubscribers: 500, Buffer: cfg.FeedBuffer, SubscriberBuffer: cfg.FeedSubscriberBuffer})
 	s.committed = make(chan []db.Event, 1024)

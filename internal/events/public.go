@@ -239,6 +239,20 @@ func (s *Service) takeBudget(env, input string, cost int) error {
 		time.Duration(secs)*time.Second)
 }
 
+// takeVouched draws one row of cost bytes from the budget of input that only a key holder can
+// produce (verified beacons, signed refusals), which unauthenticated input never draws on, or
+// refuses it.
+func (s *Service) takeVouched(env, input string, cost int) error {
+	ok, wait := s.vouched.Take(metrics.Env(env)+"/"+input, cost)
+	if ok {
+		return nil
+	}
+	secs := max(1, int(math.Ceil(min(wait, time.Hour).Seconds())))
+	return s.Refuse(env, input, RefusedQuota,
+		fmt.Sprintf("too much verified input is arriving for %s; this %s was not stored; retry in %d seconds", metrics.Env(env), strings.ReplaceAll(input, "_", " "), secs),
+		time.Duration(secs)*time.Second)
+}
+
 // storageFailed handles a write that failed: a storage failure is recorded for readiness,
 // counted and answered "retry later"; anything else passes through.
 func (s *Service) storageFailed(env, input string, err error) error {

@@ -207,23 +207,33 @@ func TestPublicBudgetRefusesAndCounts(t *testing.T) {
 	}
 }
 
-func TestKnownSendersRefusalsBypassTheBudget(t *testing.T) {
+// TestNoSenderIsTrustedByItsAddress: an address that delivered a valid webhook gets no exemption
+// for its refused deliveries; they are kept within the same limits as anyone's.
+func TestNoSenderIsTrustedByItsAddress(t *testing.T) {
 	f := newFixture(t, fixedBudget)
 	ctx := context.Background()
 	key := f.addSecret(t, "production")
 	tensferAddr := "203.0.113.7"
 	good := f.delivery("production", "msg_ok", `{"type":"x"}`, key)
-	good.Client = tensferAddr
+	good.Client, good.IP = tensferAddr, tensferAddr
 	if _, err := f.svc.ReceiveWebhook(ctx, good); err != nil {
 		t.Fatal(err)
 	}
+	kept := 0
 	for i := range 60 {
 		d := f.delivery("production", "msg_bad", `{"type":"x"}`, nil)
-		d.Client = tensferAddr
+		d.Client, d.IP = tensferAddr, tensferAddr
 		var rej *Rejection
-		if _, err := f.svc.ReceiveWebhook(ctx, d); !errors.As(err, &rej) || !rej.Kept {
-			t.Fatalf("refusal %d from a known sender not kept: %v", i, err)
+		if _, err := f.svc.ReceiveWebhook(ctx, d); !errors.As(err, &rej) {
+			t.Fatalf("refusal %d: %v", i, err)
 		}
+		if rej.Kept {
+			kept++
+		}
+	}
+	// The budget of refused deliveries in production holds 20 rows at once.
+	if kept != 20 {
+		t.Fatalf("%d of 60 unsigned deliveries from a once-valid sender kept, want the budget's 20", kept)
 	}
 }
 

@@ -6,8 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -29,6 +33,28 @@ type Delivery struct {
 	Client    string // rate-limit key of the sender (IP, IPv6 /64)
 	IP        string
 	RequestID string
+
+	signedBy string // set by the pipeline: the secret whose signature a refused delivery carried
+}
+
+// signedBy finds the secret of d's environment, active (ids and keys) or retired within
+// RetiredSecretGrace, that d's signature matches whatever its timestamp, or "" when none does.
+// Only such a refusal can count toward the rejected-webhooks guardrail: without a secret of the
+// environment nobody can produce one.
+func (s *Service) signedBy(ctx context.Context, d Delivery, ids []string, keys [][]byte) (string, error) {
+	oldIDs, oldKeys, err := s.webhookKeys(ctx, d.Env, true)
+	if err != nil {
+		return "", err
+	}
+	ids, keys = append(slices.Clip(ids), oldIDs...), append(slices.Clip(keys), oldKeys...)
+	if len(keys) == 0 {
+		return "", nil
+	}
+	i, err := tensfer.Verify(keys, d.Header, d.Body, s.now(), time.Duration(math.MaxInt64))
+	if err != nil {
+		return "", nil
+	}
+	return ids[i], nil
 }
 
 // Rejection is a refused delivery: Reason is one of the db.Reject* codes, Message says why in
@@ -103,13 +129,22 @@ func (s *Service) receiveWebhook(ctx context.Context, d Delivery) (db.IngestResu
 				detail = ve.Error()
 			}
 		}
-		return db.IngestResult{}, s.reject(ctx, d, reason, detail, skew, "webhook rejected: "+err.Error())
-	}
-	ev, err := tensfer.ParseWebhookEvent(d.Body)
-	if err != nil {
-		return db.IngestResult{}, s.reject(ctx, d, db.RejectMalformedJSON, err.Error(), 0, "webhook body is malformed: "+err.Error())
+		msg := "webhook rejected: " + err.Error()
+		if d.signedBy, err = s.signedBy(ctx, d, ids, keys); err != nil {
+			return db.IngestResult{}, err
+		}
+		if d.signedBy != "" && reason != tensfer.ReasonTimestampSkew {
+			reason, detail = db.RejectRetiredSecret, "signed with webhook secret "+d.signedBy+", which is retired or expired"
+			msg = "webhook rejected: signed with a retired webhook secret of " + d.Env + "; sign with an active one"
+		}
+		return db.IngestResult{}, s.reject(ctx, d, reason, detail, skew, msg)
 	}
 	secretID := ids[matched]
+	ev, err := tensfer.ParseWebhookEvent(d.Body)
+	if err != nil {
+		d.signedBy = secretID
+		return db.IngestResult{}, s.reject(ctx, d, db.RejectMalformedJSON, err.Error(), 0, "webhook body is malformed: "+err.Error())
+	}
 	// Secret ids are [A-Za-z0-9_-] (whs_ + base64url), so this needs no escaping.
 	verification := []byte(`{"secret_id":"` + secretID + `","verified_at":"` + now.UTC().Format(time.RFC3339) + `"}`)
 	webhookID := d.Header.Get("webhook-id")
@@ -128,7 +163,6 @@ func (s *Service) receiveWebhook(ctx context.Context, d Delivery) (db.IngestResu
 		return db.IngestResult{}, err
 	}
 	s.touchSecret(secretID, now)
-	s.touchSender(in.Client, now)
 	return res, nil
 }
 
@@ -148,9 +182,9 @@ const rejectedHeaderMax = 256
 
 // reject keeps a refused delivery for admins to inspect, and returns the *Rejection to answer
 // with. What is kept is bounded (the first db.MaxRejectedBody bytes of the body, each header cut
-// to rejectedHeaderMax) and stored only within the per-client and global limits, the budgets of
-// unauthenticated input, and above the soft disk watermark; past them the delivery is still
-// refused, only not kept, and counted instead (Kept is false).
+// to rejectedHeaderMax) and stored only within the limits of mayKeepRejected and above the soft
+// disk watermark; past them the delivery is still refused, only not kept, and counted instead
+// (Kept is false).
 func (s *Service) reject(ctx context.Context, d Delivery, reason, detail string, skew int64, msg string) error {
 	rej := &Rejection{Reason: reason, Message: msg}
 	client := s.clientID(d.Client)
@@ -159,7 +193,10 @@ func (s *Service) reject(ctx context.Context, d Delivery, reason, detail string,
 	}
 	r := db.RejectedDelivery{Env: d.Env, Reason: reason, Detail: validation.Clip(detail, 512), Headers: headerMap(d.Header, keptHeaders, rejectedHeaderMax),
 		Body: d.Body[:min(len(d.Body), db.MaxRejectedBody)], BodySize: int64(len(d.Body)), IP: d.IP, RequestID: d.RequestID, Client: client}
-	if err := s.mayKeepRejected(d, client, storedCost(len(r.Body), r.Headers, len(r.Detail))); err != nil {
+	if d.signedBy != "" {
+		r.SignedBy, r.WebhookID = d.signedBy, d.Header.Get("webhook-id")
+	}
+	if err := s.mayKeepRejected(d, storedCost(len(r.Body), r.Headers, len(r.Detail))); err != nil {
 		return rej
 	}
 	if _, err := s.db.InsertRejected(ctx, r); err != nil {
@@ -174,23 +211,66 @@ func (s *Service) reject(ctx context.Context, d Delivery, reason, detail string,
 }
 
 // mayKeepRejected decides whether a refused delivery of cost bytes may be kept, and counts it
-// when not. Nothing is kept below the soft disk watermark. A sender that has passed
-// verification before is Tensfer: its refusals are the signal the rejected-webhooks guardrail
-// reads, so a flood of forgeries must not crowd them out, and the limits do not apply to it.
-func (s *Service) mayKeepRejected(d Delivery, client string, cost int) error {
+// when not. Nothing is kept below the soft disk watermark. Whatever a sender delivered before,
+// its refusals are kept within a limit per sender (an IPv6 /48 counting as one), a global one,
+// and the budget of unauthenticated input. A refusal whose signature verified (only a holder of
+// the environment's secret can make one) draws on a budget of its own, which forgeries cannot
+// spend, once a minute per webhook-id, so that replaying one captured delivery cannot spend it
+// either.
+func (s *Service) mayKeepRejected(d Delivery, cost int) error {
 	if err := s.checkDisk(d.Env, InputRefused, false); err != nil {
 		return err
 	}
-	if s.knownSender(client) {
-		return nil
+	if d.signedBy != "" {
+		if !s.signedSeen.add(d.Env+"\x00"+d.Header.Get("webhook-id"), s.now()) {
+			return s.Refuse(d.Env, InputRefused, RefusedRateLimited, "", 0)
+		}
+		return s.takeVouched(d.Env, InputRefused, cost)
 	}
-	if ok, _ := s.rejectLimit.Allow(d.Client); !ok {
+	if ok, _ := s.rejectLimit.Allow(senderGroup(d.IP, d.Client)); !ok {
 		return s.Refuse(d.Env, InputRefused, RefusedRateLimited, "", 0)
 	}
 	if ok, _ := s.rejectGlobal.Allow(""); !ok {
 		return s.Refuse(d.Env, InputRefused, RefusedQuota, "", 0)
 	}
 	return s.takeBudget(d.Env, InputRefused, cost)
+}
+
+// senderGroup is the key a refused delivery's sender is limited by: its address, an IPv6
+// address by its /48 (what one site is usually given, so one holder of a /48 is one sender), or
+// client when the address does not parse.
+func senderGroup(ip, client string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return client
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(48)
+	return p.String()
+}
+
+// recentIDs remembers ids for a minute, in a bounded map: what it has seen within the minute it
+// refuses to add again.
+type recentIDs struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+// add records id at now and reports whether it was not seen within the last minute.
+func (r *recentIDs) add(id string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if at, ok := r.seen[id]; ok && now.Sub(at) < time.Minute {
+		return false
+	}
+	if r.seen == nil || len(r.seen) >= maxClientIDs {
+		r.seen = map[string]time.Time{}
+	}
+	r.seen[id] = now
+	return true
 }
 
 // isRefusal reports whether err is a *Refusal.

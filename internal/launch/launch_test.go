@@ -185,11 +185,17 @@ func TestConfigureKeepsWhatItDoesNotName(t *testing.T) {
 	}
 }
 
-// sendCallbacks stores callbacks as the public endpoint does: from client, for users.
-func (f *fixture) sendCallbacks(t *testing.T, client, event string, users int) {
+// sendCallbacks stores callbacks as the public endpoint does: from client, for users, each with a
+// token minted with beaconKey when one is given (as the integrator's backend does).
+func (f *fixture) sendCallbacks(t *testing.T, client, event string, users int, beaconKey ...string) {
 	t.Helper()
 	for i := range users {
-		body := fmt.Sprintf(`{"event":%q,"user_id":"u-%s-%d","event_id":"%s-%s-%d"}`, event, client, i, event, client, i)
+		user := fmt.Sprintf("u-%s-%d", client, i)
+		token := ""
+		if len(beaconKey) > 0 {
+			token = events.MintBeaconToken(beaconKey[0], "production", user, time.Now().Add(time.Hour))
+		}
+		body := fmt.Sprintf(`{"event":%q,"user_id":%q,"event_id":"%s-%s-%d","token":%q}`, event, user, event, client, i, token)
 		if _, err := f.events.ReceiveCallback(context.Background(), "production", []byte(body), http.Header{}, client); err != nil {
 			t.Fatal(err)
 		}
@@ -202,7 +208,12 @@ func TestGuardrailsTripOnRealSignalsNotOnOneForgingClient(t *testing.T) {
 	f.act(t, Advance)
 	f.now = time.Now() // the writer stamps events with the real clock; guardrail windows end now
 
-	// One script posting 500 forged init errors with 500 user ids is one sender.
+	envs := environment.New(environment.Config{DB: f.db, Box: f.box, SecretsChanged: f.events.InvalidateSecrets})
+	_, key, err := envs.BeaconKey(ctx, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One script posting 500 forged init errors with 500 user ids and no valid token counts for nothing.
 	f.sendCallbacks(t, "203.0.113.9", "initialization_error", 500)
 	if err := f.svc.Tick(ctx); err != nil {
 		t.Fatal(err)
@@ -210,20 +221,20 @@ func TestGuardrailsTripOnRealSignalsNotOnOneForgingClient(t *testing.T) {
 	if r := f.svc.Snapshot().Rollout; r.State != rollout.Active {
 		t.Fatalf("one forging client tripped the guardrail: %+v", r.Held)
 	}
-	// Nor can it blind the guardrail: 40 real browsers fail, and the script's thousand successes
-	// count once.
+	// Nor can it blind the guardrail: 40 real users fail (their tokens verify), and the script's
+	// thousand successes count for nothing.
 	f.sendCallbacks(t, "198.51.100.77", "screen_loaded", 1000)
 	for i := range 40 {
-		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", i), "initialization_error", 1)
+		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", i), "initialization_error", 1, key)
 	}
 	for i := range 20 {
-		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", 100+i), "screen_loaded", 1)
+		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", 100+i), "screen_loaded", 1, key)
 	}
 	h, err := f.svc.Health(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h.Breaches) != 1 || h.Breaches[0].Figures.Bad != 41 || h.Breaches[0].Figures.Total != 62 {
+	if len(h.Breaches) != 1 || h.Breaches[0].Figures.Bad != 40 || h.Breaches[0].Figures.Total != 60 {
 		t.Fatalf("health: %+v", h.Statuses)
 	}
 	if err := f.svc.Tick(ctx); err != nil {
@@ -234,7 +245,7 @@ func TestGuardrailsTripOnRealSignalsNotOnOneForgingClient(t *testing.T) {
 		t.Fatalf("a real breach did not pause the rollout: %s %q", r.State, r.Held)
 	}
 	entries, _, _ := f.db.ListAudit(ctx, db.AuditFilter{Action: "rollout.guardrail_breach", Limit: 5})
-	if len(entries) != 1 || !strings.Contains(string(entries[0].After), `"bad":41`) {
+	if len(entries) != 1 || !strings.Contains(string(entries[0].After), `"bad":40`) {
 		t.Fatalf("breach audit: %+v", entries)
 	}
 	// The metrics see what the guardrail saw, and the trip.
@@ -248,7 +259,7 @@ func TestGuardrailsTripOnRealSignalsNotOnOneForgingClient(t *testing.T) {
 			init = g
 		}
 	}
-	if !init.Breached || init.Bad != 41 || init.Total != 62 || init.MaxRatio != 0.05 || init.Window != 15*time.Minute {
+	if !init.Breached || init.Bad != 40 || init.Total != 60 || init.MaxRatio != 0.05 || init.Window != 15*time.Minute {
 		t.Fatalf("init_errors guardrail in the metrics: %+v", init)
 	}
 	if got := counterValue(t, f.reg, "dashboard_rollout_guardrail_trips_total", "init_errors"); got != 1 {
@@ -483,8 +494,14 @@ func TestTheRealPipelineFeedsTheSoakVolume(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.act(t, Advance)
+	// Only signed beacons feed a guardrail: the volume is counted in verified users.
+	envs := environment.New(environment.Config{DB: f.db, Box: f.box, SecretsChanged: f.events.InvalidateSecrets})
+	_, key, err := envs.BeaconKey(ctx, "production")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range 3 {
-		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", i), "screen_loaded", 1)
+		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", i), "screen_loaded", 1, key)
 	}
 	f.now = f.now.Add(2 * time.Minute)
 	if err := f.svc.Tick(ctx); err != nil {
@@ -494,10 +511,10 @@ func TestTheRealPipelineFeedsTheSoakVolume(t *testing.T) {
 		t.Fatalf("why %q at stage %d", h.Why, f.svc.Snapshot().Rollout.Stage)
 	}
 	for i := 3; i < 20; i++ {
-		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", i), "screen_loaded", 1)
+		f.sendCallbacks(t, fmt.Sprintf("192.0.2.%d", i), "screen_loaded", 1, key)
 	}
 	if err := f.svc.Tick(ctx); err != nil || f.svc.Snapshot().Rollout.Stage != 2 {
-		t.Fatalf("20 senders seen, not advanced: %v", err)
+		t.Fatalf("20 verified users seen, not advanced: %v", err)
 	}
 }
 
@@ -767,38 +784,46 @@ func TestParseIDFileRefusesTextThatIsNotUTF8(t *testing.T) {
 // deliver sends a webhook to production from client, signed with key (or badly signed when bad).
 func (f *fixture) deliver(t *testing.T, client string, key []byte, bad bool, id string) {
 	t.Helper()
-	body := []byte(`{"type":"payment.cancelled","request_id":"req_` + id + `"}`)
-	h := http.Header{}
 	sign := key
 	if bad {
 		sign = []byte("not the secret at all, 32 bytes!")
 	}
-	tensfer.SignHeaders(h, "msg_"+id, time.Now(), body, sign)
+	f.deliverAt(t, client, sign, bad, id, time.Now())
+}
+
+// deliverAt sends a webhook to production from client, signed with key at a time (refused when
+// bad: out of tolerance, or badly signed).
+func (f *fixture) deliverAt(t *testing.T, client string, key []byte, bad bool, id string, at time.Time) {
+	t.Helper()
+	body := []byte(`{"type":"payment.cancelled","request_id":"req_` + id + `"}`)
+	h := http.Header{}
+	tensfer.SignHeaders(h, "msg_"+id, at, body, key)
 	_, err := f.events.ReceiveWebhook(context.Background(), events.Delivery{Env: "production", Header: h, Body: body, Client: client, IP: client})
 	if bad != (err != nil) {
 		t.Fatalf("delivery %s from %s: %v", id, client, err)
 	}
 }
 
-func TestRejectedWebhooksCountOnlySendersThatPassedVerification(t *testing.T) {
+func TestRejectedWebhooksCountOnlyValidSignatures(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	key := f.productionSecret(t)
 	f.act(t, Advance)
 	f.now = time.Now()
-	// A forger floods refusals from many addresses: none of them ever passed verification.
+	// A forger floods refusals from many addresses: none of them carries a valid signature.
 	for i := range 30 {
 		f.deliver(t, fmt.Sprintf("203.0.113.%d", i), key, true, fmt.Sprintf("forged-%d", i))
 	}
 	if h, _ := f.svc.Health(ctx); len(h.Breaches) != 0 {
 		t.Fatalf("forged refusals tripped a guardrail: %+v", h.Breaches)
 	}
-	// Tensfer's five addresses deliver, then its deliveries start failing (a rotated secret).
+	// Tensfer's five addresses deliver, then its deliveries start failing (its clock is off): they
+	// are signed with production's secret, so they count.
 	for i := range 5 {
 		f.deliver(t, fmt.Sprintf("198.51.100.%d", i), key, false, fmt.Sprintf("ok-%d", i))
 	}
 	for i := range 5 {
-		f.deliver(t, fmt.Sprintf("198.51.100.%d", i), key, true, fmt.Sprintf("bad-%d", i))
+		f.deliverAt(t, fmt.Sprintf("198.51.100.%d", i), key, true, fmt.Sprintf("late-%d", i), time.Now().Add(-time.Hour))
 	}
 	h, err := f.svc.Health(ctx)
 	if err != nil {
@@ -869,7 +894,8 @@ func waitForAudit(t *testing.T, f *fixture, action string) {
 }
 
 // TestForgersCannotCrowdOutTensfersRefusals: forged deliveries from many addresses use up the
-// budget for keeping refusals, yet Tensfer's own refusals are still kept and counted.
+// budget for keeping refusals, yet Tensfer's own refusals (validly signed, refused for their
+// timestamp) are still kept and counted.
 func TestForgersCannotCrowdOutTensfersRefusals(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
@@ -885,7 +911,7 @@ func TestForgersCannotCrowdOutTensfersRefusals(t *testing.T) {
 		}
 	}
 	for i := range 20 {
-		f.deliver(t, fmt.Sprintf("198.51.100.%d", i%5), key, true, fmt.Sprintf("bad-%d", i))
+		f.deliverAt(t, fmt.Sprintf("198.51.100.%d", i%5), key, true, fmt.Sprintf("late-%d", i), time.Now().Add(-time.Hour))
 	}
 	h, err := f.svc.Health(ctx)
 	if err != nil {

@@ -38,7 +38,7 @@ func CheckMasterKey(ctx context.Context, d *db.DB, box *Box) error {
 	return nil
 }
 
-// RotateMasterKey re-encrypts every stored secret (API keys, webhook signing secrets, TOTP seeds,
+// RotateMasterKey re-encrypts every stored secret (API keys, webhook signing secrets, beacon keys, TOTP seeds,
 // alert channels' URLs and signing secrets, the check value) from oldBox's key to newBox's, and recomputes fingerprints (they are keyed by
 // the master key), in one transaction. It returns how many values moved; on error nothing changed.
 func RotateMasterKey(ctx context.Context, d *db.DB, oldBox, newBox *Box, a db.Audit) (int, error) {
@@ -79,6 +79,8 @@ func sealContext(r db.SealedRow) (string, error) {
 		return EnvKeyContext(r.Env, r.Field), nil
 	case "webhook_secrets":
 		return WebhookSecretContext(r.Env, r.ID), nil
+	case "beacon_keys":
+		return BeaconKeyContext(r.Env, r.ID), nil
 	case "user_totp":
 		id, err := strconv.ParseInt(r.ID, 10, 64)
 		if err != nil {

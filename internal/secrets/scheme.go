@@ -13,6 +13,10 @@ func EnvKeyContext(env, kind string) string { return "env/" + env + "/" + kind }
 // WebhookSecretContext is the context of one webhook signing secret of env.
 func WebhookSecretContext(env, id string) string { return "env/" + env + "/webhook_secret/" + id }
 
+// BeaconKeyContext is the context of one beacon key of env (the key of the tokens that beacons
+// carry).
+func BeaconKeyContext(env, id string) string { return "env/" + env + "/beacon_key/" + id }
+
 // TOTPSeedContext is the context of a user's TOTP seed (the second factor's shared secret), pending
 // or enabled.
 func TOTPSeedContext(userID int64) string {

@@ -267,6 +267,8 @@ func (f *formsApp) formCases(round int) []pageForm {
 			form: `form.form[action="/environments/production/webhook-secrets"]`, fields: map[string]any{"secret": "not-a-secret"}, want: "whsec_"},
 		{route: "POST /environments/{env}/webhook-secrets", name: "generate a secret", page: "/environments", ok: true,
 			form: `form.inline[action="/environments/production/webhook-secrets"]`, want: "New signing secret"},
+		{route: "POST /environments/{env}/beacon-key/rotate", name: "rotate the beacon key", page: "/environments", ok: true,
+			form: `form[action="/environments/production/beacon-key/rotate"]`, want: "New beacon key"},
 		{route: "POST /environments/{env}/webhook-secrets/{id}/retire", name: "retire a secret another admin retired", page: "/environments",
 			given: func(t *testing.T, c *pageForm) {
 				sec, _, err := f.srv.envs.AddWebhookSecret(context.Background(), "production", "", 0, db.Audit{Action: "environment.webhook_secret_add", Actor: "cli"})
@@ -505,9 +507,10 @@ func TestBrowserEveryFormShowsItsOutcome(t *testing.T) {
 // successOnlyForms are forms that cannot fail from the page (but by a server error, or a user
 // gone, which the error page shows): their case is the success.
 var successOnlyForms = map[string]string{
-	"POST /settings/users/{id}/disable":  "the page offers no Disable on the admin's own row",
-	"POST /settings/users/{id}/enable":   "enabling breaks no rule",
-	"POST /settings/users/{id}/sign-out": "ending sessions breaks no rule",
+	"POST /environments/{env}/beacon-key/rotate": "takes no input: rotating always succeeds, the old key verifying for the overlap",
+	"POST /settings/users/{id}/disable":          "the page offers no Disable on the admin's own row",
+	"POST /settings/users/{id}/enable":           "enabling breaks no rule",
+	"POST /settings/users/{id}/sign-out":         "ending sessions breaks no rule",
 }
 
 // formOutcome is where the outcome of a submission landed.

@@ -56,17 +56,15 @@ func (s *Server) preflightCallback(w http.ResponseWriter, r *http.Request) error
 }
 
 // receiveCallback is POST /callbacks/{env}: a JSON beacon from the integrator's front end.
-// CORS only for the environment's allowed origins; rate-limited per client; stored in its
-// documented shape within the budgets of unauthenticated input and the disk watermark;
-// deduplicated by event_id when given. Refusals are counted, not logged one by one.
+// CORS only for the environment's allowed origins; stored in its documented shape within the
+// disk watermark; deduplicated by event_id when given. A beacon whose token verifies is stored
+// within the budget of verified input and a limit per user, whatever its address; any other is
+// rate-limited per client and stored within the budgets of unauthenticated input, marked
+// unverified. Refusals are counted, not logged one by one.
 func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
 	env, err := s.callbackOrigin(w, r)
 	if err != nil {
 		return err
-	}
-	if ok, wait := s.callbackLimit.Allow(s.clientKey(r)); !ok {
-		secs := int(math.Ceil(wait.Seconds()))
-		return s.events.Refuse(env, events.InputCallback, events.RefusedRateLimited, fmt.Sprintf("too many callbacks from your address; retry in %d seconds", secs), wait)
 	}
 	body, err := readBody(w, r, events.MaxCallbackBytes)
 	var mbe *http.MaxBytesError
@@ -76,7 +74,17 @@ func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errBodyCutShort
 	}
-	res, err := s.events.ReceiveCallback(r.Context(), env, body, r.Header, s.clientKey(r))
+	b, err := s.events.ParseBeacon(r.Context(), env, body)
+	if err != nil {
+		return err
+	}
+	if !b.Verified {
+		if ok, wait := s.callbackLimit.Allow(s.clientKey(r)); !ok {
+			secs := int(math.Ceil(wait.Seconds()))
+			return s.events.Refuse(env, events.InputCallback, events.RefusedRateLimited, fmt.Sprintf("too many callbacks from your address; retry in %d seconds", secs), wait)
+		}
+	}
+	res, err := s.events.StoreBeacon(r.Context(), b, r.Header, s.clientKey(r))
 	if err != nil {
 		return err
 	}
@@ -84,7 +92,16 @@ func (s *Server) receiveCallback(w http.ResponseWriter, r *http.Request) error {
 	if res.Duplicate {
 		answer, status = "duplicate", http.StatusOK
 	}
-	return writeJSON(w, status, ingestAnswer{ID: itoa(res.ID), Status: answer, RequestID: requestIDFrom(r.Context())})
+	return writeJSON(w, status, beaconAnswer{ingestAnswer: ingestAnswer{ID: itoa(res.ID), Status: answer, RequestID: requestIDFrom(r.Context())},
+		Verified: b.Verified, TokenError: b.TokenError})
+}
+
+// beaconAnswer is the answer to a stored beacon: whether its token verified (only then does it
+// count toward a guardrail), and if a token was sent that did not, why.
+type beaconAnswer struct {
+	ingestAnswer
+	Verified   bool   `json:"verified"`
+	TokenError string `json:"token_error,omitempty"`
 }
 
 // returnCallback is GET /callbacks/{env}/return: usable as the Tensfer callback (redirect) URL.

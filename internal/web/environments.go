@@ -71,6 +71,14 @@ func (s *Server) renderEnvironments(w http.ResponseWriter, r *http.Request, stat
 	}
 	for _, st := range states {
 		c := s.envCard(st, u.Role)
+		k, text, err := s.envs.BeaconKey(r.Context(), st.Env.Name)
+		if err != nil {
+			return err
+		}
+		c.BeaconKeyID, c.BeaconKeySince = k.ID, k.CreatedAt
+		if c.CanEdit {
+			c.BeaconKey = text
+		}
 		if st.Env.Name == env && edit != nil {
 			edit(&c)
 			if len(c.Errors) > 0 {
@@ -243,6 +251,22 @@ func (s *Server) createWebhookSecret(w http.ResponseWriter, r *http.Request) err
 		return s.renderEnvironments(w, r, http.StatusCreated, env, func(c *templates.EnvCard) { c.NewSecret = generated })
 	}
 	setFlash(w, r, "ok", fmt.Sprintf("Added signing secret %s to %s.", sec.ID, env))
+	return redirect(w, r, "/environments#env-"+env)
+}
+
+// rotateBeaconKey replaces an environment's beacon key; tokens minted with the old one keep
+// verifying for environment.BeaconKeyOverlap.
+func (s *Server) rotateBeaconKey(w http.ResponseWriter, r *http.Request) error {
+	env, err := envParam(r)
+	if err != nil {
+		return err
+	}
+	k, _, err := s.envs.RotateBeaconKey(r.Context(), env, s.auditFor(r, "environment.beacon_key_rotate"))
+	if err != nil {
+		return err
+	}
+	setFlash(w, r, "ok", fmt.Sprintf("New beacon key %s for %s: mint tokens with it from now on; tokens minted with the old key verify for %s more.",
+		k.ID, env, environment.BeaconKeyOverlap))
 	return redirect(w, r, "/environments#env-"+env)
 }
 

@@ -139,7 +139,8 @@ func errNoEvent(id int64) error {
 
 func eventRow(e db.Event) templates.EventRow {
 	return templates.EventRow{ID: e.ID, Source: e.Source, Env: e.Env, Type: e.Type, RequestID: e.RequestID, UserID: e.UserID,
-		ReceivedAt: e.ReceivedAt, Summary: validation.Clip(eventSummary(e), 200), Status: e.Status, IsError: e.IsError, Demo: e.Demo}
+		ReceivedAt: e.ReceivedAt, Summary: validation.Clip(eventSummary(e), 200), Status: e.Status, IsError: e.IsError, Demo: e.Demo,
+		Unverified: !verifiedEvent(e)}
 }
 
 func (s *Server) showEvents(w http.ResponseWriter, r *http.Request) error {
@@ -241,8 +242,14 @@ func (s *Server) showEvent(w http.ResponseWriter, r *http.Request) error {
 			SecretID   string `json:"secret_id"`
 			VerifiedAt string `json:"verified_at"`
 		}
+		var b struct {
+			KeyID     string `json:"beacon_key"`
+			ExpiresAt string `json:"token_expires_at"`
+		}
 		if json.Unmarshal(e.Verification, &v) == nil && v.SecretID != "" {
 			vm.Verification = "signature matched secret " + v.SecretID + " at " + v.VerifiedAt
+		} else if json.Unmarshal(e.Verification, &b) == nil && b.KeyID != "" {
+			vm.Verification = "beacon token verified with beacon key " + b.KeyID + ", valid until " + b.ExpiresAt
 		} else {
 			vm.Verification = string(e.Verification)
 		}
@@ -274,12 +281,20 @@ type eventJSON struct {
 	ErrorMessage string            `json:"error_message,omitempty"`
 	Headers      map[string]string `json:"headers,omitempty"`
 	Verification json.RawMessage   `json:"verification,omitempty"`
-	Demo         bool              `json:"demo,omitempty"`
+	// Verified: the sender was authenticated (a webhook's signature, an API-call report's token,
+	// a callback's beacon token). Only verified events count toward the rollout's guardrails.
+	Verified bool `json:"verified"`
+	Demo     bool `json:"demo,omitempty"`
 }
+
+// verifiedEvent reports whether an event's sender was authenticated: webhooks and API-call
+// reports always are; a callback only when its beacon token verified.
+func verifiedEvent(e db.Event) bool { return e.Source != db.SourceCallback || len(e.Verification) > 0 }
 
 func toEventJSON(e db.Event) eventJSON {
 	out := eventJSON{ID: itoa(e.ID), Source: e.Source, Env: e.Env, Type: e.Type, RequestID: e.RequestID, ReceivedAt: rfc3339(e.ReceivedAt),
-		UserID: e.UserID, ExternalID: e.ExternalID, OccurredAt: optTime(e.OccurredAt), IsError: e.IsError, Headers: e.Headers, Demo: e.Demo}
+		UserID: e.UserID, ExternalID: e.ExternalID, OccurredAt: optTime(e.OccurredAt), IsError: e.IsError, Headers: e.Headers, Demo: e.Demo,
+		Verified: verifiedEvent(e)}
 	if json.Valid(e.Payload) {
 		out.Payload = e.Payload
 	} else {

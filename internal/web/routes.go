@@ -110,6 +110,7 @@ func (s *Server) routes() chi.Router {
 			r.Post("/environments/{env}/keys/{id}/reveal", s.h(s.revealEnvKey))
 			r.Post("/environments/{env}/webhook-secrets", s.h(s.createWebhookSecret))
 			r.Post("/environments/{env}/webhook-secrets/{id}/retire", s.h(s.retireWebhookSecret))
+			r.Post("/environments/{env}/beacon-key/rotate", s.h(s.rotateBeaconKey))
 			r.Get("/events/rejected", s.h(s.listRejected))
 			r.Post("/rollout/plan", s.h(s.updateRolloutPlan))
 			r.Post("/rollout/cohorts", s.h(s.createCohortForm))

@@ -68,6 +68,7 @@ var routeAccess = map[string]string{
 	"POST /environments/{env}/keys/{id}/reveal":              "admin",
 	"POST /environments/{env}/webhook-secrets":               "admin",
 	"POST /environments/{env}/webhook-secrets/{id}/retire":   "admin",
+	"POST /environments/{env}/beacon-key/rotate":             "admin",
 	"GET /settings/users":                                    "admin",
 	"POST /settings/users":                                   "admin",
 	"POST /settings/users/{id}/role":                         "admin",

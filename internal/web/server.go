@@ -166,6 +166,12 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		DB: d, Box: box, Now: s.clock, HTTPClient: safeHTTP, AllowLoopbackURLs: cfg.AllowLoopbackURLs, UserAgent: userAgent,
 		Observer: s.events.ObserveTensferCall, SecretsChanged: s.events.InvalidateSecrets, Metrics: cfg.Metrics,
 	})
+	for _, env := range environment.Names { // each environment has a beacon key from the first start
+		if _, _, err := s.envs.BeaconKey(context.Background(), env); err != nil {
+			s.events.Close()
+			return nil, err
+		}
+	}
 	s.rollout, err = launch.New(context.Background(), launch.Config{DB: d, Log: log, Now: s.clock, Figures: s.events.GuardrailFigures, Metrics: cfg.Metrics})
 	if err != nil {
 		s.events.Close()
