@@ -18,7 +18,7 @@ func TestTokensDieWithTheirCreatorsAccess(t *testing.T) {
 	boss, _ := app.login(db.RoleAdmin)
 	mint := func(c *client, name string) string {
 		t.Helper()
-		res := c.postForm("/settings/tokens", url.Values{"name": {name}, "scopes": {auth.ScopeAdmin}})
+		res := c.postForm("/settings/tokens", url.Values{"name": {name}, "scopes": {auth.ScopeAdmin}, "password": {testPassword}})
 		secret := strings.TrimSpace(res.doc(t).Find(`[data-testid="token-secret"]`).Text())
 		if res.StatusCode != http.StatusCreated || secret == "" {
 			t.Fatalf("create token: %d", res.StatusCode)
@@ -84,5 +84,65 @@ func TestTokensExpireAndSayWhen(t *testing.T) {
 	app.db.SetClock(func() time.Time { return later })
 	if res := app.api(http.MethodGet, "/api/v1/whoami", secret, nil); res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("after its expiry: %d", res.StatusCode)
+	}
+}
+
+// TestSessionAloneCannotMintSecretTokens: a token that reaches production secrets or admin needs
+// the password again, and the code when the admin has two-factor on, like a reveal; a refused
+// attempt stores no token, is audited as a failed re-check, and keeps the form's input. Lesser
+// scopes need only the session.
+func TestSessionAloneCannotMintSecretTokens(t *testing.T) {
+	app := newTestApp(t)
+	clock := app.totpClock()
+	plain, _ := app.login(db.RoleAdmin)
+	with2FA, _ := app.login(db.RoleAdmin)
+	secret, _ := enrol(t, with2FA, clock)
+	clock.advance(30 * time.Second) // the enrolment's code counts once
+	tokens := func() int {
+		list, err := app.db.ListTokens(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(list)
+	}
+	for _, tt := range []struct {
+		name   string
+		c      *client
+		form   url.Values
+		want   int
+		says   string
+		minted bool
+	}{
+		{"secrets:read with the session alone", plain, url.Values{"scopes": {auth.ScopeSecretsRead}}, http.StatusUnprocessableEntity, "your password was incorrect", false},
+		{"admin with the session alone", plain, url.Values{"scopes": {auth.ScopeAdmin}}, http.StatusUnprocessableEntity, "your password was incorrect", false},
+		{"secrets:read hidden among lesser scopes", plain, url.Values{"scopes": {auth.ScopeEventsRead, auth.ScopeSecretsRead}}, http.StatusUnprocessableEntity, "your password was incorrect", false},
+		{"admin with a wrong password", plain, url.Values{"scopes": {auth.ScopeAdmin}, "password": {"not the password"}}, http.StatusUnprocessableEntity, "your password was incorrect", false},
+		{"admin with the password but no code", with2FA, url.Values{"scopes": {auth.ScopeAdmin}, "password": {testPassword}}, http.StatusUnprocessableEntity, "6-digit code", false},
+		{"admin with the password and a wrong code", with2FA, url.Values{"scopes": {auth.ScopeAdmin}, "password": {testPassword}, "code": {wrongTOTP(t, secret, clock.now())}}, http.StatusUnprocessableEntity, "incorrect", false},
+		{"lesser scopes with the session alone", plain, url.Values{"scopes": {auth.ScopeEventsRead, auth.ScopeRolloutWrite}}, http.StatusCreated, "", true},
+		{"admin with the password", plain, url.Values{"scopes": {auth.ScopeAdmin}, "password": {testPassword}}, http.StatusCreated, "", true},
+		{"secrets:read with the password and the code", with2FA, url.Values{"scopes": {auth.ScopeSecretsRead}, "password": {testPassword}, "code": {totpCode(t, secret, clock.now())}}, http.StatusCreated, "", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			before, failed := tokens(), len(auditOf(t, app, "auth.reauth_failed"))
+			tt.form.Set("name", "svc-"+auth.RandomID(4))
+			res := tt.c.postForm("/settings/tokens", tt.form)
+			doc := res.doc(t)
+			if res.StatusCode != tt.want || !strings.Contains(res.body, tt.says) {
+				t.Fatalf("status %d, want %d saying %q", res.StatusCode, tt.want, tt.says)
+			}
+			if got := tokens() - before; got != map[bool]int{true: 1}[tt.minted] {
+				t.Fatalf("%d tokens stored", got)
+			}
+			if tt.minted {
+				return
+			}
+			if doc.Find(`[data-testid="token-secret"]`).Length() != 0 || doc.Find(`input[name="name"]`).AttrOr("value", "") != tt.form.Get("name") {
+				t.Fatal("the refusal shows a token, or loses the form's input")
+			}
+			if rows := auditOf(t, app, "auth.reauth_failed"); len(rows) != failed+1 || !strings.Contains(string(rows[0].After), "token.create") {
+				t.Fatalf("the refusal is not audited as a failed re-check of token.create: %d rows", len(rows)-failed)
+			}
+		})
 	}
 }
