@@ -87,6 +87,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"sequence", nil, "123456789012\n", []string{"user", "add", "--data", dir, "--email", "a@example.com", "--role", "viewer"}, "password is a simple sequence"},
 		{"password of the email", nil, "Ops.Team@example.com!\n", []string{"user", "add", "--data", dir, "--email", "ops.team@example.com", "--role", "viewer"}, "password is made of the account's email address"},
 		{"password of the product", nil, "tensfer-dashboard-1\n", []string{"user", "add", "--data", dir, "--email", "a@example.com", "--role", "viewer"}, "password is made of the product's name"},
+		{"password easy to guess", nil, "tensferr2026!\n", []string{"user", "add", "--data", dir, "--email", "a@example.com", "--role", "viewer"}, "password is too easy to guess"},
 		{"bad email", nil, "a very long password\n", []string{"user", "add", "--data", dir, "--email", "nope", "--role", "viewer"}, "not an email address"},
 		{"bad scope", nil, "", []string{"token", "create", "--data", dir, "--name", "x", "--scopes", "root"}, `unknown scope "root"`},
 		{"no scopes", nil, "", []string{"token", "create", "--data", dir, "--name", "x"}, "at least one scope"},
