@@ -44,6 +44,7 @@ const (
 	EventRefusedWebhooks  = "webhooks.refused_burst"     // a burst of refused webhook deliveries
 	EventInitErrors       = "callbacks.init_error_burst" // a burst of initialization_error callbacks
 	EventDiskRefusing     = "ingest.disk_refusing"       // ingest refuses writes for want of disk
+	EventCodesLocked      = "auth.second_factor_locked"  // too many wrong two-factor codes locked an account's factor
 	EventTest             = "test"                       // the "send test" button
 )
 
@@ -63,6 +64,7 @@ var Events = []EventInfo{
 	{EventRefusedWebhooks, "Refused webhooks", "a burst of refused webhook deliveries (signature failures usually mean a rotated secret)"},
 	{EventInitErrors, "Initialization errors", "a burst of initialization_error callbacks from the integrator's app"},
 	{EventDiskRefusing, "Disk space", "ingest refuses writes because the data directory's disk is nearly full (any environment)"},
+	{EventCodesLocked, "Two-factor locked", "wrong two-factor codes locked an account's second factor: someone who has its password is guessing codes"},
 }
 
 // Alert statuses: a burst fires once and is resolved once when it ends; other events only fire.

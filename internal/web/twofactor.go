@@ -73,10 +73,10 @@ func (s *Server) verifyLoginCode(w http.ResponseWriter, r *http.Request) error {
 	res, err := s.twoFactor.FinishLogin(r.Context(), token, r.PostFormValue("code"), s.auditFor(r, ""))
 	var problem validation.Problem
 	switch {
-	case errors.Is(err, accounts.ErrLoginExpired) || errors.Is(err, accounts.ErrTooManyCodes):
+	case errors.Is(err, accounts.ErrLoginExpired) || errors.Is(err, accounts.ErrTooManyCodes) || errors.Is(err, accounts.ErrCodesLocked):
 		s.setLoginStep(w, "", -1)
 		if res.User.ID != 0 {
-			if err := s.auditLoginCode(r, res.User, "session.login_failed", map[string]any{"reason": "too_many_codes"}); err != nil {
+			if err := s.auditLoginCode(r, res.User, "session.login_failed", map[string]any{"reason": codeFailure(err)}); err != nil {
 				return err
 			}
 		}
@@ -114,6 +114,10 @@ func codeFailure(err error) string {
 		return "code_reused"
 	case errors.Is(err, accounts.ErrCodeMissing):
 		return "no_code"
+	case errors.Is(err, accounts.ErrTooManyCodes):
+		return "too_many_codes"
+	case errors.Is(err, accounts.ErrCodesLocked):
+		return "codes_locked"
 	}
 	return "wrong_code"
 }
