@@ -124,6 +124,7 @@ func TestSessionAloneCannotMintSecretTokens(t *testing.T) {
 		{"secrets:read with the password and the code", with2FA, url.Values{"scopes": {auth.ScopeSecretsRead}, "password": {testPassword}, "code": {totpCode(t, secret, clock.now())}}, http.StatusCreated, "", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			_ = app.srv.failures.flush(t.Context(), true) // each refusal starts a window: written at once
 			before, failed := tokens(), len(auditOf(t, app, "auth.reauth_failed"))
 			tt.form.Set("name", "svc-"+auth.RandomID(4))
 			res := tt.c.postForm("/settings/tokens", tt.form)

@@ -100,10 +100,14 @@ func (s *Server) verifyLoginCode(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, vm.Next)
 }
 
-// auditLoginCode writes the audit row of a second step for u, who is not signed in yet.
+// auditLoginCode writes the audit row of a second step for u, who is not signed in yet; a
+// failure (session.login_failed) is counted per user and reason (failureAudit).
 func (s *Server) auditLoginCode(r *http.Request, u db.User, action string, after map[string]any) error {
 	a := s.auditFor(r, action)
 	a.Actor, a.Target, a.After = actorUser(u), "user:"+itoa(u.ID), after
+	if reason, _ := after["reason"].(string); action == "session.login_failed" {
+		return s.failures.record(r.Context(), a, reason)
+	}
 	return s.db.InsertAudit(r.Context(), a)
 }
 
