@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/events"
@@ -453,5 +455,63 @@ func TestPublicIngestDiskAndMetricsFlags(t *testing.T) {
 				t.Fatalf("%+v %+v %v", got.publicBudget, got.disk, err)
 			}
 		})
+	}
+}
+
+// TestTokenCreateOwnerOrService (issue 18): a token made on the command line is either a service
+// token (nobody's, listed as such and revoked in Settings) or owned by an active admin named with
+// --owner, and then dies when that admin is disabled or demoted, like one made in Settings.
+func TestTokenCreateOwnerOrService(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, u := range [][2]string{{"boss@example.com", "admin"}, {"ana@example.com", "admin"}, {"vic@example.com", "viewer"}} {
+		if _, _, err := cli(t, nil, "a very long password\n", "user", "add", "--data", dir, "--email", u[0], "--role", u[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create := func(args ...string) (string, error) {
+		out, _, err := cli(t, nil, "", append([]string{"token", "create", "--data", dir, "--name", "svc", "--scopes", "events:read"}, args...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return lines[len(lines)-1], err
+	}
+	service, err := create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := create("--owner", "ana@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct{ owner, says string }{
+		{"vic@example.com", "not an active admin"},
+		{"nobody@example.com", "no user has the email"},
+	} {
+		if _, err := create("--owner", bad.owner); err == nil || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("--owner %s: %v, want %q", bad.owner, err, bad.says)
+		}
+	}
+	d, err := db.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if tok, err := d.TokenBySecret(ctx, service); err != nil || tok.CreatedBy != accounts.ServiceOwner {
+		t.Fatalf("service token: %+v %v", tok, err)
+	}
+	if tok, err := d.TokenBySecret(ctx, owned); err != nil || tok.CreatedBy != "ana@example.com" {
+		t.Fatalf("owned token: %+v %v", tok, err)
+	}
+	if list, _ := d.ListTokens(ctx); len(list) != 2 {
+		t.Fatalf("%d tokens stored, want 2: a refused owner stored one", len(list))
+	}
+	ana, _ := d.UserByEmail(ctx, "ana@example.com")
+	if _, err := accounts.New(accounts.Config{DB: d}).SetRole(ctx, ana.ID, "operator", db.Audit{Actor: "test", Action: "user.role"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.TokenBySecret(ctx, owned); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("the demoted owner's token still works: %v", err)
+	}
+	if _, err := d.TokenBySecret(ctx, service); err != nil {
+		t.Fatalf("the service token died with a user: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 )
@@ -145,5 +146,29 @@ func TestSessionAloneCannotMintSecretTokens(t *testing.T) {
 				t.Fatalf("the refusal is not audited as a failed re-check of token.create: %d rows", len(rows)-failed)
 			}
 		})
+	}
+}
+
+// TestServiceTokensAreListedAndRevocable: a token made by `dashboard token create` without an
+// owner shows as a service token in Settings, one with an owner names them, and an admin revokes
+// either there.
+func TestServiceTokensAreListedAndRevocable(t *testing.T) {
+	app := newTestApp(t)
+	admin, _ := app.login(db.RoleAdmin)
+	ctx := t.Context()
+	svc := accounts.New(accounts.Config{DB: app.db})
+	secret, tok, err := svc.CreateToken(ctx, "batch-job", []string{auth.ScopeEventsRead}, 0, accounts.ServiceOwner, db.Audit{Actor: "cli", Action: "token.create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := admin.get("/settings/tokens").doc(t)
+	if got := doc.Find(`[data-testid="token-owner"]`).First().Text(); !strings.Contains(got, "service token, owned by nobody") {
+		t.Fatalf("the service token's row says %q", got)
+	}
+	if res := admin.postForm("/settings/tokens/"+itoa(tok.ID)+"/revoke", nil); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", res.StatusCode)
+	}
+	if res := app.api(http.MethodGet, "/api/v1/whoami", secret, nil); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a revoked service token: %d", res.StatusCode)
 	}
 }

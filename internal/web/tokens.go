@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
@@ -26,7 +27,7 @@ func (s *Server) tokensVM(w http.ResponseWriter, r *http.Request, checked []stri
 	now := s.now()
 	for _, t := range tokens {
 		vm.Tokens = append(vm.Tokens, templates.TokenRow{ID: t.ID, Name: t.Name, Prefix: t.Prefix, Scopes: t.Scopes, CreatedBy: t.CreatedBy,
-			CreatedAt: t.CreatedAt, LastUsed: t.LastUsedAt, Revoked: t.Revoked(), RevokedAt: t.RevokedAt, ExpiresAt: t.ExpiresAt, Expired: t.Expired(now)})
+			Service: accounts.IsServiceToken(t.CreatedBy), CreatedAt: t.CreatedAt, LastUsed: t.LastUsedAt, Revoked: t.Revoked(), RevokedAt: t.RevokedAt, ExpiresAt: t.ExpiresAt, Expired: t.Expired(now)})
 	}
 	for _, sc := range auth.AllScopes {
 		vm.Scopes = append(vm.Scopes, templates.ScopeOption{Name: sc, Help: auth.ScopeHelp[sc], Checked: slices.Contains(checked, sc)})
