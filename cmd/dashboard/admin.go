@@ -120,8 +120,9 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	dataFlag(f, &dir)
 	f.fs.StringVar(&name, "name", "", "what the token is for, e.g. checkout-service (required)")
 	f.fs.StringVar(&scopeList, "scopes", "", "comma-separated scopes: "+strings.Join(auth.AllScopes, ", "))
-	var expires string
+	var expires, owner string
 	f.fs.StringVar(&expires, "expires", "", "expire the token after this long, e.g. 30d or 720h (default: never)")
+	f.fs.StringVar(&owner, "owner", "", "the email of the admin who owns the token: it dies with their admin access (default: a service token, owned by nobody, revoked in Settings)")
 	if err := f.parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -147,11 +148,19 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return err
 	}
 	defer d.Close()
-	secret, t, err := accounts.New(accounts.Config{DB: d}).CreateToken(ctx, name, scopes, life, "cli", cliAudit("token.create"))
+	svc := accounts.New(accounts.Config{DB: d})
+	createdBy, kind := accounts.ServiceOwner, "service token"
+	if owner != "" {
+		if createdBy, err = svc.TokenOwner(ctx, owner); err != nil {
+			return usageError{"--owner: " + err.Error()}
+		}
+		kind = "token owned by " + createdBy
+	}
+	secret, t, err := svc.CreateToken(ctx, name, scopes, life, createdBy, cliAudit("token.create"))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "created token %d %q with scopes %s; it is shown only this once:\n%s\n", t.ID, t.Name, strings.Join(scopes, ","), secret)
+	fmt.Fprintf(stdout, "created %s %d %q with scopes %s; it is shown only this once:\n%s\n", kind, t.ID, t.Name, strings.Join(scopes, ","), secret)
 	return nil
 }
 

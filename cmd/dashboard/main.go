@@ -3,7 +3,7 @@
 //
 //	dashboard [serve] [flags]             serve the dashboard (default)
 //	dashboard user add --email E --role R  add a user (password on stdin)
-//	dashboard token create --name N --scopes a,b
+//	dashboard token create --name N --scopes a,b [--owner EMAIL]
 //	dashboard backup --out FILE
 //	dashboard restore --from FILE [--master-key-file F]
 //	dashboard rotate-master-key [--new-key-file F]
@@ -47,7 +47,7 @@ const usage = `usage:
                                                    add a user; the password is read from stdin
   dashboard user reset-2fa --email E               remove a user's two-factor (a lost phone) and
                                                    end their sessions
-  dashboard token create --name N --scopes a,b     create an API token; prints it once
+  dashboard token create --name N --scopes a,b [--owner EMAIL]   create an API token (a service token unless --owner names an admin); prints it once
   dashboard backup --out FILE                      write a consistent copy of the database
   dashboard restore --from FILE [--master-key-file F]
                                                    replace the database with a checked backup

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/events"
@@ -90,6 +92,7 @@ func TestCommandLineErrors(t *testing.T) {
 		{"sequence", nil, "123456789012\n", []string{"user", "add", "--data", dir, "--email", "a@example.com", "--role", "viewer"}, "password is a simple sequence"},
 		{"password of the email", nil, "Ops.Team@example.com!\n", []string{"user", "add", "--data", dir, "--email", "ops.team@example.com", "--role", "viewer"}, "password is made of the account's email address"},
 		{"password of the product", nil, "tensfer-dashboard-1\n", []string{"user", "add", "--data", dir, "--email", "a@example.com", "--role", "viewer"}, "password is made of the product's name"},
+		{"password easy to guess", nil, "tensferr2026!\n", []string{"user", "add", "--data", dir, "--email", "a@example.com", "--role", "viewer"}, "password is too easy to guess"},
 		{"bad email", nil, "a very long password\n", []string{"user", "add", "--data", dir, "--email", "nope", "--role", "viewer"}, "not an email address"},
 		{"bad scope", nil, "", []string{"token", "create", "--data", dir, "--name", "x", "--scopes", "root"}, `unknown scope "root"`},
 		{"no scopes", nil, "", []string{"token", "create", "--data", dir, "--name", "x"}, "at least one scope"},
@@ -628,5 +631,63 @@ func TestPublicIngestDiskAndMetricsFlags(t *testing.T) {
 				t.Fatalf("%+v %+v %v", got.publicBudget, got.disk, err)
 			}
 		})
+	}
+}
+
+// TestTokenCreateOwnerOrService (issue 18): a token made on the command line is either a service
+// token (nobody's, listed as such and revoked in Settings) or owned by an active admin named with
+// --owner, and then dies when that admin is disabled or demoted, like one made in Settings.
+func TestTokenCreateOwnerOrService(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	for _, u := range [][2]string{{"boss@example.com", "admin"}, {"ana@example.com", "admin"}, {"vic@example.com", "viewer"}} {
+		if _, _, err := cli(t, nil, "a very long password\n", "user", "add", "--data", dir, "--email", u[0], "--role", u[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create := func(args ...string) (string, error) {
+		out, _, err := cli(t, nil, "", append([]string{"token", "create", "--data", dir, "--name", "svc", "--scopes", "events:read"}, args...)...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		return lines[len(lines)-1], err
+	}
+	service, err := create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := create("--owner", "ana@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []struct{ owner, says string }{
+		{"vic@example.com", "not an active admin"},
+		{"nobody@example.com", "no user has the email"},
+	} {
+		if _, err := create("--owner", bad.owner); err == nil || !strings.Contains(err.Error(), bad.says) {
+			t.Errorf("--owner %s: %v, want %q", bad.owner, err, bad.says)
+		}
+	}
+	d, err := db.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if tok, err := d.TokenBySecret(ctx, service); err != nil || tok.CreatedBy != accounts.ServiceOwner {
+		t.Fatalf("service token: %+v %v", tok, err)
+	}
+	if tok, err := d.TokenBySecret(ctx, owned); err != nil || tok.CreatedBy != "ana@example.com" {
+		t.Fatalf("owned token: %+v %v", tok, err)
+	}
+	if list, _ := d.ListTokens(ctx); len(list) != 2 {
+		t.Fatalf("%d tokens stored, want 2: a refused owner stored one", len(list))
+	}
+	ana, _ := d.UserByEmail(ctx, "ana@example.com")
+	if _, err := accounts.New(accounts.Config{DB: d}).SetRole(ctx, ana.ID, "operator", db.Audit{Actor: "test", Action: "user.role"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.TokenBySecret(ctx, owned); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("the demoted owner's token still works: %v", err)
+	}
+	if _, err := d.TokenBySecret(ctx, service); err != nil {
+		t.Fatalf("the service token died with a user: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package accounts
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -216,10 +217,34 @@ func (s *Service) change(ctx context.Context, id int64, c db.UserChange, a db.Au
 	return u, err
 }
 
+// ServiceOwner is the CreatedBy of a service token: one made by `dashboard token create` without
+// an owner. It belongs to no user, so no change to a user revokes it; Settings, API tokens lists it
+// as a service token, and an admin revokes it there. ("cli" marks those made before owners.)
+const ServiceOwner = "service"
+
+// IsServiceToken reports whether a token's CreatedBy names no user.
+func IsServiceToken(createdBy string) bool { return createdBy == ServiceOwner || createdBy == "cli" }
+
+// TokenOwner checks the owner named for a token made on the command line: an active admin, as a
+// token made in Settings belongs to the admin who made it, so that it dies with their access
+// (disabled or no longer admin). It answers the owner's email, the token's CreatedBy.
+func (s *Service) TokenOwner(ctx context.Context, email string) (string, error) {
+	u, err := s.db.UserByEmail(ctx, strings.TrimSpace(email))
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		return "", validation.Problem(fmt.Sprintf("no user has the email %q; give an admin's email, or no owner for a service token", email))
+	case err != nil:
+		return "", err
+	case u.Disabled() || u.Role != db.RoleAdmin:
+		return "", validation.Problem(fmt.Sprintf("%s is not an active admin; only admins own tokens, and a token dies with its owner's admin access", u.Email))
+	}
+	return u.Email, nil
+}
+
 // MaxTokenLife bounds a token's expiry.
 const MaxTokenLife = 366 * 24 * time.Hour
 
-// CreateToken validates and stores an API token for createdBy ("cli" for the command line),
+// CreateToken validates and stores an API token for createdBy (an admin's email, or ServiceOwner),
 // expiring after expiresIn (0: never), and returns its secret, which is shown once: only a hash
 // is stored. Bad input is validation.Errors on "name", "scopes" or "expires_in".
 func (s *Service) CreateToken(ctx context.Context, name string, scopes []string, expiresIn time.Duration, createdBy string, a db.Audit) (string, db.Token, error) {

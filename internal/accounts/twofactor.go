@@ -32,13 +32,23 @@ const (
 	EnrolmentTTL = 15 * time.Minute
 	// LoginStepTTL is how long the second step of a login waits for its code after the password.
 	LoginStepTTL = 5 * time.Minute
-	// LoginStepAttempts is how many codes one second step accepts before the password is needed again.
-	LoginStepAttempts = 5
+	// LoginStepAttempts is how many codes one second step accepts before the password is needed
+	// again: fewer than CodeLimit allows the account, so a person who mistypes in one sign-in is
+	// asked for the password again before the factor locks.
+	LoginStepAttempts = 4
 	// RecoveryCodeCount is how many recovery codes a user gets at a time.
 	RecoveryCodeCount = 10
 	// maxPendingLogins bounds the second steps waiting at once (each needed a right password).
 	maxPendingLogins = 10_000
 )
+
+// CodeLimit is the per-account limit on wrong second-factor codes, TOTP and recovery codes alike,
+// whatever sign-in, re-check, address or instance they come from: 5 wrong codes in a row lock the
+// factor for 15 minutes, each further lock before a right code lasts twice as long, up to a day.
+// So an attacker who has the password gets 5 guesses, then 5 more after 15 minutes, 5 after 30 more,
+// and so on: at most 10 in the first hour and 40 in the first day. Every lock is audited
+// (auth.second_factor_locked), which raises an alert.
+var CodeLimit = db.CodeLimit{Attempts: 5, Lock: 15 * time.Minute, MaxLock: 24 * time.Hour}
 
 var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
 
@@ -50,6 +60,7 @@ var (
 	ErrEnrolmentExpired error = validation.Problem("this two-factor set-up has expired; start again")
 	ErrLoginExpired     error = validation.Problem("your sign-in has expired; enter your email and password again")
 	ErrTooManyCodes     error = validation.Problem("too many wrong codes; enter your email and password again")
+	ErrCodesLocked      error = validation.Problem("too many wrong two-factor codes for this account, so codes are refused for a while; try again later, or ask an admin to reset your two-factor authentication")
 )
 
 // Method is how a second factor was proven.
@@ -221,6 +232,8 @@ func (t *TwoFactor) ConfirmEnrolment(ctx context.Context, u db.User, code string
 
 // Verify checks a second factor of the user: a current TOTP code (each step's code counts once)
 // or an unused recovery code, which is then used up and audited with a (its Action is set here).
+// Every code counts against the account's CodeLimit; while the factor is locked the answer is
+// ErrCodesLocked, unchecked, and the lock itself is audited with a.
 // It answers MethodNone and no error for a user without two-factor on.
 func (t *TwoFactor) Verify(ctx context.Context, userID int64, input string, a db.Audit) (Method, error) {
 	row, err := t.db.TOTPByUser(ctx, userID)
@@ -231,32 +244,57 @@ func (t *TwoFactor) Verify(ctx context.Context, userID int64, input string, a db
 		return MethodNone, err
 	}
 	kind, code := parseCode(input)
-	switch kind {
-	case MethodTOTP:
-		secret, err := t.seed(row)
-		if err != nil {
+	if kind == MethodNone {
+		return MethodNone, ErrCodeMissing
+	}
+	// The attempt is taken from the account's budget before the check, so parallel guesses
+	// cannot pass CodeLimit (db.TakeCodeAttempt).
+	if until, err := t.db.TakeCodeAttempt(ctx, userID, CodeLimit, t.now()); err != nil {
+		return MethodNone, err
+	} else if !until.IsZero() {
+		return MethodNone, ErrCodesLocked
+	}
+	m, err := t.check(ctx, row, kind, code, a)
+	var problem validation.Problem
+	switch {
+	case err == nil:
+		return m, t.db.CodeAccepted(ctx, userID)
+	case errors.As(err, &problem):
+		if until, err := t.db.CodeRefused(ctx, userID, CodeLimit, t.now(), a); err != nil {
 			return MethodNone, err
+		} else if !until.IsZero() {
+			return MethodNone, ErrCodesLocked
 		}
-		step, ok := matchStep(secret, code, t.now())
-		if !ok {
-			return MethodNone, ErrWrongCode
-		}
-		if fresh, err := t.db.UseTOTPStep(ctx, userID, step); err != nil {
-			return MethodNone, err
-		} else if !fresh {
-			return MethodNone, ErrCodeReused
-		}
-		return MethodTOTP, nil
-	case MethodRecovery:
+	}
+	return MethodNone, err
+}
+
+// check checks a code of the kind parseCode found against the user's factor: the TOTP seed of row
+// or their unused recovery codes (a use is audited with a).
+func (t *TwoFactor) check(ctx context.Context, row db.TOTP, kind Method, code string, a db.Audit) (Method, error) {
+	if kind == MethodRecovery {
 		a.Action = "auth.recovery_code_used"
-		if used, err := t.db.UseRecoveryCode(ctx, userID, code, a); err != nil {
+		if used, err := t.db.UseRecoveryCode(ctx, row.UserID, code, a); err != nil {
 			return MethodNone, err
 		} else if !used {
 			return MethodNone, ErrWrongCode
 		}
 		return MethodRecovery, nil
 	}
-	return MethodNone, ErrCodeMissing
+	secret, err := t.seed(row)
+	if err != nil {
+		return MethodNone, err
+	}
+	step, ok := matchStep(secret, code, t.now())
+	if !ok {
+		return MethodNone, ErrWrongCode
+	}
+	if fresh, err := t.db.UseTOTPStep(ctx, row.UserID, step); err != nil {
+		return MethodNone, err
+	} else if !fresh {
+		return MethodNone, ErrCodeReused
+	}
+	return MethodTOTP, nil
 }
 
 // RegenerateRecoveryCodes replaces every recovery code of the user with new ones, returned to be
@@ -378,6 +416,10 @@ func (t *TwoFactor) FinishLogin(ctx context.Context, token, code string, a db.Au
 		var problem validation.Problem
 		if !errors.As(err, &problem) {
 			return LoginResult{}, err
+		}
+		if errors.Is(err, ErrCodesLocked) {
+			t.endLogin(key)
+			return LoginResult{User: u}, err
 		}
 		if left == 0 {
 			t.endLogin(key)

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -405,5 +408,97 @@ func TestTwoFactorRequirementAndReset(t *testing.T) {
 	}
 	if on, _, _ := f.tf.State(ctx, bo.ID); on {
 		t.Fatal("still on after turning off")
+	}
+}
+
+// TestCodeLimitIsPerAccount: wrong codes count per account, whichever sign-in, re-check or kind
+// of code they come from; the 5th locks the factor (even the right code is refused, unchecked),
+// locks grow, each is audited once, parallel guesses cannot pass the limit, and a right code
+// after a lock starts afresh.
+func TestCodeLimitIsPerAccount(t *testing.T) {
+	f := newTFFixture(t)
+	ctx := context.Background()
+	secret, codes := f.enrol(f.u)
+	f.now = t0.Add(time.Minute)
+	a := db.Audit{Actor: "anonymous", Action: "session.login"}
+	locks := func() []db.AuditEntry {
+		rows, _, err := f.d.ListAudit(ctx, db.AuditFilter{Action: "auth.second_factor_locked", Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rows
+	}
+	bad := wrongCode(t, secret, f.now)
+	badRecovery := "zzzz-zzzz-zzzz-zzzz"
+	// Two sign-ins, a re-check and a wrong recovery code: five wrong codes of one account.
+	for i, try := range []func() error{
+		func() error { _, err := f.tf.FinishLogin(ctx, f.tf.StartLogin(f.u), bad, a); return err },
+		func() error { _, err := f.tf.FinishLogin(ctx, f.tf.StartLogin(f.u), badRecovery, a); return err },
+		func() error { _, err := f.tf.Verify(ctx, f.u.ID, bad, a); return err },
+		func() error { _, err := f.tf.FinishLogin(ctx, f.tf.StartLogin(f.u), bad, a); return err },
+	} {
+		if err := try(); !errors.Is(err, ErrWrongCode) {
+			t.Fatalf("wrong code %d: %v", i+1, err)
+		}
+	}
+	if len(locks()) != 0 {
+		t.Fatal("locked before the limit")
+	}
+	if _, err := f.tf.Verify(ctx, f.u.ID, bad, a); !errors.Is(err, ErrCodesLocked) {
+		t.Fatalf("the 5th wrong code: %v", err)
+	}
+	rows := locks()
+	if len(rows) != 1 || rows[0].Target != "user:"+fmt.Sprint(f.u.ID) || !strings.Contains(string(rows[0].After), `"locked_for_s":900`) {
+		t.Fatalf("the lock's audit: %+v", rows)
+	}
+	// Locked: the right code and a recovery code are refused unchecked, and audit nothing more.
+	for _, c := range []string{code(t, secret, f.now), codes[0]} {
+		if _, err := f.tf.FinishLogin(ctx, f.tf.StartLogin(f.u), c, a); !errors.Is(err, ErrCodesLocked) {
+			t.Fatalf("a right code while locked: %v", err)
+		}
+	}
+	if left, _ := f.d.RecoveryCodesLeft(ctx, f.u.ID); left != RecoveryCodeCount || len(locks()) != 1 {
+		t.Fatalf("a locked factor used a recovery code (%d left) or audited again", left)
+	}
+
+	// After the lock, 5 more guesses lock it for twice as long; parallel ones cannot pass 5.
+	f.now = f.now.Add(CodeLimit.Lock)
+	bad = wrongCode(t, secret, f.now)
+	var checked atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := f.tf.Verify(ctx, f.u.ID, bad, a); errors.Is(err, ErrWrongCode) {
+				checked.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := checked.Load(); n > int32(CodeLimit.Attempts-1) {
+		t.Fatalf("%d parallel wrong codes were checked, limit %d", n, CodeLimit.Attempts)
+	}
+	if rows := locks(); len(rows) != 2 || !strings.Contains(string(rows[0].After), `"locked_for_s":1800`) {
+		t.Fatalf("the second lock: %+v", rows)
+	}
+
+	// Once it ends, a right code works and forgets the earlier locks.
+	f.now = f.now.Add(2 * CodeLimit.Lock)
+	if m, err := f.tf.Verify(ctx, f.u.ID, code(t, secret, f.now), a); err != nil || m != MethodTOTP {
+		t.Fatalf("the right code after the lock: %q %v", m, err)
+	}
+	bad = wrongCode(t, secret, f.now)
+	for range CodeLimit.Attempts {
+		_, _ = f.tf.Verify(ctx, f.u.ID, bad, a)
+	}
+	if rows := locks(); len(rows) != 3 || !strings.Contains(string(rows[0].After), `"locked_for_s":900`) {
+		t.Fatalf("a lock after a right code: %+v", rows)
+	}
+}
+
+func TestCodeLimitLocksGrowToADay(t *testing.T) {
+	for n, want := range []time.Duration{15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour, 16 * time.Hour, 24 * time.Hour, 24 * time.Hour} {
+		if got := CodeLimit.LockFor(n); got != want {
+			t.Errorf("lock after %d: %v, want %v", n, got, want)
+		}
 	}
 }

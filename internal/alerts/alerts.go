@@ -46,6 +46,7 @@ const (
 	EventInitErrors       = "callbacks.init_error_burst" // a burst of initialization_error callbacks
 	EventDiskRefusing     = "ingest.disk_refusing"       // ingest refuses writes for want of disk
 	EventAuditHead        = "audit.head"                 // the audit chain's head, published to keep a copy outside
+	EventCodesLocked      = "auth.second_factor_locked"  // too many wrong two-factor codes locked an account's factor
 	EventTest             = "test"                       // the "send test" button
 )
 
@@ -66,6 +67,7 @@ var Events = []EventInfo{
 	{EventInitErrors, "Initialization errors", "a burst of initialization_error callbacks from the integrator's app"},
 	{EventDiskRefusing, "Disk space", "ingest refuses writes because the data directory's disk is nearly full (any environment)"},
 	{EventAuditHead, "Audit log head", "the audit chain's head (row and hash) at start, every minute it changed and at stop: a copy outside the database that dashboard audit verify --head checks"},
+	{EventCodesLocked, "Two-factor locked", "wrong two-factor codes locked an account's second factor: someone who has its password is guessing codes"},
 }
 
 // Alert statuses: a burst fires once and is resolved once when it ends; other events only fire.

@@ -780,3 +780,27 @@ func TestPurgeKeepsPendingDeliveries(t *testing.T) {
 		t.Errorf("left %+v, want the pending delivery", rows)
 	}
 }
+
+// TestLockedSecondFactorIsAlerted: the audit row of a locked second factor reaches the channels
+// that chose it, whatever their environments, once.
+func TestLockedSecondFactorIsAlerted(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	rec := newReceiver(t)
+	f.addChannel("security", db.AlertKindWebhook, rec.URL, []string{EventCodesLocked}, []string{"production"})
+	if err := f.db.InsertAudit(ctx, db.Audit{Actor: "user:7 (ana@example.com)", Action: "auth.second_factor_locked", Target: "user:7",
+		After: map[string]any{"wrong_codes": 5, "lockout": 1, "locked_for_s": 900, "locked_until": "2026-03-02T09:15:10Z"}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := f.svc.FollowAudit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.deliverDue()
+	got := payloads(t, rec.requests())
+	if len(got) != 1 || got[0].Type != EventCodesLocked || got[0].Env != "" || !strings.Contains(got[0].Text, "5 wrong two-factor codes") ||
+		!strings.Contains(got[0].Text, "2026-03-02T09:15:10Z") {
+		t.Fatalf("got %+v, want one alert of the lock", got)
+	}
+}

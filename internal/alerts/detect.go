@@ -18,8 +18,8 @@ import (
 const auditBatch = 200
 
 // FollowAudit turns the audit rows written since the cursor into alerts: the kill switch
-// (rollout.kill), a stage advance (rollout.advance), a guardrail trip (rollout.guardrail_breach)
-// and a failed verification (environment.verify with an outcome other than ok). The cursor moves
+// (rollout.kill), a stage advance (rollout.advance), a guardrail trip (rollout.guardrail_breach),
+// a locked second factor (auth.second_factor_locked) and a failed verification (environment.verify with an outcome other than ok). The cursor moves
 // in the transaction that stores the deliveries.
 func (s *Service) FollowAudit(ctx context.Context) error {
 	s.detectMu.Lock()
@@ -79,6 +79,12 @@ func (s *Service) fromAudit(e db.AuditEntry) (Alert, bool) {
 		if figs, ok := after["figures"]; ok {
 			a.Data["figures"] = figs
 		}
+	case "auth.second_factor_locked":
+		a.Type, a.URL = EventCodesLocked, s.link("/settings/users")
+		a.Title = "Two-factor locked for " + strings.TrimPrefix(e.Target, "user:") + " after wrong codes"
+		a.Text = fmt.Sprintf("%s wrong two-factor codes in a row: someone who knows this account's password is guessing codes. Codes are refused until %s. Change the password if it was not the owner.",
+			fmtNum(num(after["wrong_codes"])), after["locked_until"])
+		a.Data["target"] = e.Target
 	case "environment.verify":
 		outcome, _ := after["outcome"].(string)
 		if outcome == "" || outcome == "ok" {

@@ -59,6 +59,31 @@ func TestScopes(t *testing.T) {
 	}
 }
 
+// TestNeedsRecheck: every scope that is or implies secrets:read or admin asks for a re-check, and
+// only those; a scope added to AllScopes later is judged by what it implies.
+func TestNeedsRecheck(t *testing.T) {
+	for _, sc := range AllScopes {
+		want := HasScope([]string{sc}, ScopeSecretsRead) || HasScope([]string{sc}, ScopeAdmin)
+		if got := NeedsRecheck([]string{sc}); got != want {
+			t.Errorf("NeedsRecheck(%s) = %v, want %v", sc, got, want)
+		}
+	}
+	for _, tt := range []struct {
+		scopes []string
+		want   bool
+	}{
+		{[]string{ScopeSecretsRead}, true},
+		{[]string{ScopeAdmin}, true},
+		{[]string{ScopeEventsRead, ScopeSecretsRead}, true},
+		{[]string{ScopeConfigRead, ScopeEventsRead, ScopeEventsWrite, ScopeRolloutWrite, ScopeMetricsRead}, false},
+		{nil, false},
+	} {
+		if got := NeedsRecheck(tt.scopes); got != tt.want {
+			t.Errorf("NeedsRecheck(%v) = %v, want %v", tt.scopes, got, tt.want)
+		}
+	}
+}
+
 func TestNewToken(t *testing.T) {
 	a, pa := NewToken()
 	b, _ := NewToken()

@@ -39,7 +39,8 @@ const (
 // ValidatePassword checks a new password for the account with this email and name (either may
 // be empty), with a message a person can act on: besides its length, it must not be easy to
 // guess (one of the most common passwords, a sequence, or made of the email, the name or the
-// product's name; see weakness).
+// product's name; see weakness), and zxcvbn's estimate must reach 10^MinGuessesLog10 guesses
+// (see guessable). Every refusal says why and what to do instead.
 func ValidatePassword(pw, email, name string) error {
 	n := utf8.RuneCountInString(pw)
 	switch {
@@ -51,9 +52,21 @@ func ValidatePassword(pw, email, name string) error {
 		return errors.New("password must not start or end with spaces")
 	}
 	if why := weakness(pw, email, name); why != "" {
-		return errors.New("password " + why)
+		return errors.New("password " + why + "; " + passwordAdvice)
+	}
+	if why := guessable(pw, email, name); why != "" {
+		return errors.New("password " + why + "; " + passwordAdvice)
 	}
 	return nil
+}
+
+// passwordAdvice ends every refusal of a weak password with what to do instead.
+const passwordAdvice = "use four or five unrelated words, or a password manager's random password"
+
+// PasswordRule says what a new password must be, for the hint under every form that sets one.
+func PasswordRule() string {
+	return fmt.Sprintf("At least %d characters and hard to guess: not a common password, word, sequence or pattern, "+
+		"and not made of the product's name or the account's email or name. Four or five unrelated words work well", MinPasswordLen)
 }
 
 // HashPassword returns a PHC-format argon2id hash ($argon2id$v=19$m=..,t=..,p=..$salt$hash).

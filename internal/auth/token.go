@@ -71,6 +71,22 @@ func HasScope(scopes []string, need string) bool {
 	return false
 }
 
+// RecheckScopes are the scopes that reach production secrets or change everything: a token with
+// any of them (or with a scope that implies one) is as good as a signed-in admin who typed their
+// password, so making one asks for the same re-check as revealing a key.
+var RecheckScopes = []string{ScopeSecretsRead, ScopeAdmin}
+
+// NeedsRecheck reports whether making a token with scopes asks for the password (and the second
+// factor) again: whether any of them is or implies one of RecheckScopes.
+func NeedsRecheck(scopes []string) bool {
+	for _, need := range RecheckScopes {
+		if HasScope(scopes, need) {
+			return true
+		}
+	}
+	return false
+}
+
 // ParseScopes validates a comma-separated scope list from outside, dropping duplicates.
 func ParseScopes(list string) ([]string, error) {
 	var out []string

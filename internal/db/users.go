@@ -222,7 +222,7 @@ func (d *DB) UpdateUser(ctx context.Context, id int64, c UserChange, a Audit) (U
 			}
 		}
 		// Tokens belong to the admin who made them and die with that access: only admins make
-		// tokens, so a disabled or demoted admin's tokens are revoked (CLI tokens belong to nobody).
+		// tokens, so a disabled or demoted admin's tokens are revoked (service tokens from the command line belong to nobody).
 		if wasAdmin && !isAdmin {
 			res, err := tx.ExecContext(ctx, "UPDATE api_tokens SET revoked_at = ? WHERE created_by = ? AND revoked_at IS NULL", ms(now), before.Email)
 			if err != nil {

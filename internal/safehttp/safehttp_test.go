@@ -60,6 +60,56 @@ func TestCheckAddr(t *testing.T) {
 		{"172.32.0.1", false, ""},
 		{"100.128.0.1", false, ""},
 		{"2606:4700::1111", false, ""},
+
+		// Issue 18: every special-purpose range of IANA's registries, IPv4 and IPv6, and the
+		// forms that carry an IPv4 address inside IPv6.
+		{"192.0.2.10", false, "documentation address"},
+		{"198.51.100.7", false, "documentation address"},
+		{"203.0.113.255", false, "documentation address"},
+		{"2001:db8::1", false, "documentation address"},
+		{"3fff:1::1", false, "documentation address"},
+		{"198.18.0.1", false, "benchmarking address"},
+		{"198.19.255.254", false, "benchmarking address"},
+		{"2001:2::1", false, "benchmarking address"},
+		{"100.64.0.0", false, "shared (CGNAT) address"},
+		{"239.255.255.250", false, "multicast address"},
+		{"ff05::2", false, "multicast address"},
+		{"240.0.0.1", false, "reserved address"},
+		{"250.1.2.3", false, "reserved address"},
+		{"0.1.2.3", false, "unspecified address"},
+		{"192.0.0.8", false, "protocol assignment (IETF) address"},
+		{"192.31.196.1", false, "DNS sink (AS112) address"},
+		{"192.52.193.1", false, "multicast tunnel (AMT) address"},
+		{"192.88.99.1", false, "deprecated 6to4 relay address"},
+		{"192.175.48.1", false, "DNS sink (AS112) address"},
+		{"2620:4f:8000::1", false, "DNS sink (AS112) address"},
+		{"::ffff:192.0.2.1", false, "documentation address"},
+		{"::ffff:198.18.0.1", false, "benchmarking address"},
+		{"::ffff:0:192.0.2.1", false, "translated IPv4 address"},
+		{"::ffff:0:8.8.8.8", false, "translated IPv4 address"},
+		{"::127.0.0.1", false, "deprecated IPv4-compatible address"},
+		{"::8.8.8.8", false, "deprecated IPv4-compatible address"},
+		{"64:ff9b::192.0.2.1", false, "documentation address embedded in IPv6"},
+		{"64:ff9b::127.0.0.1", false, "loopback address embedded in IPv6"},
+		{"64:ff9b::100.64.0.1", false, "shared (CGNAT) address embedded in IPv6"},
+		{"64:ff9b:1::a00:1", false, "local-use NAT64 address"},
+		{"2002:c000:0201::1", false, "documentation address embedded in IPv6"},
+		{"2002:7f00:0001::1", false, "loopback address embedded in IPv6"},
+		{"2002:c612:0001::1", false, "benchmarking address embedded in IPv6"},
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", false, "Teredo address"},
+		{"2001::1", false, "Teredo address"},
+		{"2001:10::1", false, "protocol assignment (IETF) address"},
+		{"100::1", false, "discard-only address"},
+		{"fec0::1", false, "deprecated site-local address"},
+		{"5f00::1", false, "segment routing address"},
+		{"64:ff9b::192.0.2.1", true, "documentation address embedded in IPv6"},
+
+		// Public addresses, also inside NAT64 and 6to4, stay reachable.
+		{"64:ff9b::808:808", false, ""},
+		{"2002:808:808::1", false, ""},
+		{"192.0.3.1", false, ""},
+		{"198.20.0.1", false, ""},
+		{"2001:4860:4860::8888", false, ""},
 	}
 	for _, tt := range tests {
 		err := CheckAddr(netip.MustParseAddr(tt.addr), tt.allowLoopback)
@@ -141,7 +191,7 @@ func TestSafeControlChecksResolvedAddress(t *testing.T) {
 		{"tcp4", "example.com:80", false, "not an IP address"},
 	}
 	for _, tt := range tests {
-		err := safeControl(tt.allowLoopback)(tt.network, tt.address, nil)
+		err := safeControl(tt.allowLoopback, nil)(tt.network, tt.address, nil)
 		if (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 			t.Errorf("control(%s, %s) = %v, want %q", tt.network, tt.address, err, tt.wantErr)
 		}
@@ -345,5 +395,105 @@ func TestReadLimited(t *testing.T) {
 		if mbe, ok := errors.AsType[*http.MaxBytesError](err); tt.wantErr && (!ok || mbe.Limit != tt.max) {
 			t.Errorf("ReadLimited(%q, %d) err = %v, want an *http.MaxBytesError with the limit", tt.in, tt.max, err)
 		}
+	}
+}
+
+// TestSafeClientRefusesTheHostsOwnAddresses: an address of one of the host's interfaces is
+// refused at connect time like loopback, whatever range it is in (here a public one, so that
+// only this check can refuse it), and the list follows the interfaces within hostAddrsTTL.
+// Loopback stays allowed with AllowLoopback (the demo's simulator and the tests).
+func TestSafeClientRefusesTheHostsOwnAddresses(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	var ifaces atomic.Value
+	ifaces.Store([]net.Addr{&net.IPNet{IP: net.ParseIP("127.0.0.1"), Mask: net.CIDRMask(8, 32)},
+		&net.IPNet{IP: net.ParseIP("8.8.4.4"), Mask: net.CIDRMask(24, 32)},
+		&net.IPAddr{IP: net.ParseIP("2606:4700::6810:84e5")}})
+	listed := atomic.Int32{}
+	opts := func(allow bool) Options {
+		return Options{AllowLoopback: allow, Now: func() time.Time { return time.Unix(0, now.Load()) },
+			InterfaceAddrs: func() ([]net.Addr, error) { listed.Add(1); return ifaces.Load().([]net.Addr), nil }}
+	}
+	for _, tt := range []struct {
+		address string
+		allow   bool
+		want    string
+	}{
+		{"8.8.4.4:443", false, "refusing to connect to 8.8.4.4: one of this host's own addresses"},
+		{"8.8.4.4:443", true, "one of this host's own addresses"},
+		{"[::ffff:8.8.4.4]:443", false, "one of this host's own addresses"},
+		{"[2606:4700::6810:84e5]:443", false, "one of this host's own addresses"},
+		{"[64:ff9b::808:404]:443", false, ""}, // NAT64 reaches the address elsewhere, not here
+		{"127.0.0.1:8080", true, ""},
+		{"127.0.0.1:8080", false, "loopback address"},
+		{"8.8.8.8:443", false, ""},
+	} {
+		err := safeControl(tt.allow, &hostAddrs{list: opts(tt.allow).InterfaceAddrs, now: opts(tt.allow).Now})("tcp", tt.address, nil)
+		if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("control(%s, loopback allowed %v) = %v, want %q", tt.address, tt.allow, err, tt.want)
+		}
+	}
+
+	// Through a client: refused before any packet, then an address added to an interface is
+	// refused once the cache ages, and one removed is allowed again.
+	c := NewClient(opts(false))
+	if _, err := c.Get("http://8.8.4.4:1/"); err == nil || !strings.Contains(err.Error(), "one of this host's own addresses") {
+		t.Fatalf("Get to the host's own address: %v", err)
+	}
+	host := &hostAddrs{list: opts(false).InterfaceAddrs, now: opts(false).Now}
+	ctl := safeControl(false, host)
+	if err := ctl("tcp", "1.1.1.1:443", nil); err != nil {
+		t.Fatal(err)
+	}
+	before := listed.Load()
+	ifaces.Store([]net.Addr{&net.IPNet{IP: net.ParseIP("1.1.1.1"), Mask: net.CIDRMask(32, 32)}})
+	if err := ctl("tcp", "1.1.1.1:443", nil); err != nil || listed.Load() != before {
+		t.Fatalf("within the cache's life: %v, listed %d more times", err, listed.Load()-before)
+	}
+	now.Add(int64(hostAddrsTTL))
+	if err := ctl("tcp", "1.1.1.1:443", nil); err == nil {
+		t.Fatal("an address added to an interface is still allowed after the cache aged")
+	}
+	if err := ctl("tcp", "8.8.4.4:443", nil); err != nil {
+		t.Fatalf("an address no longer on an interface: %v", err)
+	}
+
+	// Interfaces that cannot be listed refuse every call rather than letting one through.
+	broken := safeControl(false, &hostAddrs{list: func() ([]net.Addr, error) { return nil, errors.New("netlink: permission denied") }, now: time.Now})
+	if err := broken("tcp", "8.8.8.8:443", nil); err == nil || !strings.Contains(err.Error(), "cannot list this host's addresses") {
+		t.Fatalf("interfaces not listed: %v", err)
+	}
+}
+
+// TestSafeClientRefusesTheRealHostsAddresses dials each real non-loopback interface address of
+// this machine through a listener on it, with AllowLoopback set as the demo does: none is reached.
+func TestSafeClientRefusesTheRealHostsAddresses(t *testing.T) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tried := 0
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		ip, _ := netip.AddrFromSlice(n.IP)
+		if !ok || ip.Unmap().IsLoopback() || ip.Unmap().IsLinkLocalUnicast() {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(ip.Unmap().String(), "0"))
+		if err != nil {
+			continue
+		}
+		var hits atomic.Int32
+		srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) })}
+		go srv.Serve(ln)
+		_, err = NewClient(Options{AllowLoopback: true, Timeout: 2 * time.Second}).Get("http://" + ln.Addr().String() + "/")
+		srv.Close()
+		if err == nil || hits.Load() != 0 {
+			t.Errorf("the host's own %s was reached: %v", ln.Addr(), err)
+		}
+		tried++
+	}
+	if tried == 0 {
+		t.Skip("no non-loopback interface address to listen on")
 	}
 }

@@ -245,6 +245,7 @@ func (f *formsApp) formCases(round int) []pageForm {
 	id := func(n int64) string { return fmt.Sprint(n) }
 	n := fmt.Sprint(round)
 	reauthFailed := []string{"audit_log: a failed password re-check is audited"}
+	wrongCode := append(reauthFailed, "second_factor_limits: a wrong code counts against the account's limit")
 	// A channel whose receiver is down, for this round to test, edit and lose.
 	channel := f.createChannel(f.admin, map[string]any{"name": "#oncall-" + auth.RandomID(4), "kind": "slack", "url": f.receiver.URL + "/fail",
 		"events": []string{"rollout.killed"}, "environments": []string{"production"}}).ID
@@ -369,11 +370,11 @@ func (f *formsApp) formCases(round int) []pageForm {
 		{route: "POST /settings/account/two-factor/confirm", name: "turn two-factor on", open: f.setupCode, ok: true,
 			form: `[data-testid="enrol-form"]`, before: f.codeFromPage, shown: `[data-testid="recovery-code-list"]`, want: ""},
 		{route: "POST /settings/account/two-factor/recovery-codes", name: "new recovery codes with a wrong code", page: "/settings/account/two-factor",
-			form: `[data-testid="recovery-codes-form"]`, fields: map[string]any{"password": testPassword}, before: f.myWrongCode, want: "code", writes: reauthFailed},
+			form: `[data-testid="recovery-codes-form"]`, fields: map[string]any{"password": testPassword}, before: f.myWrongCode, want: "code", writes: wrongCode},
 		{route: "POST /settings/account/two-factor/recovery-codes", name: "new recovery codes", page: "/settings/account/two-factor", ok: true,
 			form: `[data-testid="recovery-codes-form"]`, fields: map[string]any{"password": testPassword}, before: f.myCode, shown: `[data-testid="recovery-code-list"]`, want: ""},
 		{route: "POST /settings/account/two-factor/disable", name: "turn two-factor off with a wrong code", page: "/settings/account/two-factor",
-			form: `[data-testid="two-factor-disable-form"]`, fields: map[string]any{"password": testPassword}, before: f.myWrongCode, want: "code", writes: reauthFailed},
+			form: `[data-testid="two-factor-disable-form"]`, fields: map[string]any{"password": testPassword}, before: f.myWrongCode, want: "code", writes: wrongCode},
 		{route: "POST /settings/account/two-factor/disable", name: "turn two-factor off", page: "/settings/account/two-factor", ok: true,
 			form: `[data-testid="two-factor-disable-form"]`, fields: map[string]any{"password": testPassword}, before: f.myCode, want: "Two-factor authentication is off"},
 
@@ -413,6 +414,10 @@ func (f *formsApp) formCases(round int) []pageForm {
 			form: `[data-testid="create-token-form"]`, fields: map[string]any{"name": "deploy" + n, "scopes": []string{}}, want: "scope"},
 		{route: "POST /settings/tokens", name: "create a token with a blank name", page: "/settings/tokens",
 			form: `[data-testid="create-token-form"]`, fields: map[string]any{"name": "   ", "scopes": []string{"events:read"}}, want: "name"},
+		{route: "POST /settings/tokens", name: "create an admin token without the password", page: "/settings/tokens",
+			form: `[data-testid="create-token-form"]`, fields: map[string]any{"name": "admin" + n, "scopes": []string{"admin"}}, want: "password was incorrect", writes: reauthFailed},
+		{route: "POST /settings/tokens", name: "create an admin token with the password", page: "/settings/tokens", ok: true,
+			form: `[data-testid="create-token-form"]`, fields: map[string]any{"name": "admin" + n, "scopes": []string{"admin"}, "password": testPassword}, shown: `[data-testid="token-once"]`, want: ""},
 		{route: "POST /settings/tokens", name: "create a token", page: "/settings/tokens", ok: true,
 			form: `[data-testid="create-token-form"]`, fields: map[string]any{"name": "deploy" + n, "scopes": []string{"events:read"}}, shown: `[data-testid="token-once"]`, want: ""},
 		{route: "POST /settings/tokens/{id}/revoke", name: "revoke a token another admin revoked", page: "/settings/tokens",

@@ -767,6 +767,8 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("no scopes", "/settings/tokens", admin, url.Values{"name": {"t"}}, http.StatusUnprocessableEntity),
 		form("expires_in is text", "/settings/tokens", admin, url.Values{"name": {"t"}, "scopes": {"events:read"}, "expires_in": {"never"}}, http.StatusUnprocessableEntity),
 		form("expires_in is negative", "/settings/tokens", admin, url.Values{"name": {"t"}, "scopes": {"events:read"}, "expires_in": {"-30d"}}, http.StatusUnprocessableEntity),
+		form("secrets:read with the session alone", "/settings/tokens", freshAdmin, url.Values{"name": {"t"}, "scopes": {"secrets:read"}}, http.StatusUnprocessableEntity).changing(reauthFailed),
+		form("admin with a wrong password", "/settings/tokens", freshAdmin, url.Values{"name": {"t"}, "scopes": {"admin"}, "password": {"wrong"}}, http.StatusUnprocessableEntity).changing(reauthFailed),
 	)
 	add("POST /settings/tokens/{id}/revoke",
 		form("a token nobody has", "/settings/tokens/987654/revoke", admin, nil, 0).flashed(),

@@ -57,7 +57,8 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 		if a.Target, err = s.accounts.FailedLoginTarget(r.Context(), email); err != nil {
 			return err
 		}
-		if err := s.db.InsertAudit(r.Context(), a); err != nil {
+		a.After = map[string]any{"reason": "wrong_password"}
+		if err := s.failures.record(r.Context(), a, "wrong_password"); err != nil { // counted per account
 			return err
 		}
 		vm.Error = loginFailed

@@ -7,14 +7,16 @@ import (
 
 // Maintain runs periodic housekeeping until ctx ends: expired sessions are deleted, and events,
 // rejected deliveries and finished alert deliveries older than the retention window are purged
-// in small batches.
+// in small batches; the counts of repeated failures are written to the audit log once their
+// window is over (failureAudit), and all of them when ctx ends.
 func (s *Server) Maintain(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
-	// The summary of refusals counted rather than logged is written once their minute is over,
-	// also when no further refusal comes to write it.
-	minute := time.NewTicker(time.Minute)
-	defer minute.Stop()
+	// Every minute or so: the counted failures whose window is over go to the audit log, and the
+	// summary of refusals counted rather than logged is written once their minute is over, also
+	// when no further refusal comes to write it.
+	counts := time.NewTicker(min(failureWindow/5, time.Minute))
+	defer counts.Stop()
 	for {
 		now := s.now()
 		if n, err := s.db.PurgeSessions(ctx, now.Add(-s.cfg.SessionIdle), now.Add(-s.cfg.SessionMax)); err != nil && ctx.Err() == nil {
@@ -32,15 +34,33 @@ func (s *Server) Maintain(ctx context.Context) {
 		} else if n > 0 {
 			s.log.Info("retention purge", "alert_deliveries", n)
 		}
-		for hour := false; !hour; {
-			select {
-			case <-ctx.Done():
-				return
-			case <-minute.C:
-				s.logRefusalSummary(s.refusals.flush(s.now()))
-			case <-t.C:
-				hour = true
+		if !s.idle(ctx, t, counts) {
+			return
+		}
+	}
+}
+
+// idle waits for the next hourly round, writing meanwhile the counted failures whose window is
+// over and the summary of refusals not logged; at the end of ctx it writes them all and answers
+// false.
+func (s *Server) idle(ctx context.Context, hourly, counts *time.Ticker) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			s.logRefusalSummary(s.refusals.flush(s.now().Add(time.Minute)))
+			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := s.failures.flush(flushCtx, true); err != nil {
+				s.log.Warn("audit counted failures", "error", err)
 			}
+			return false
+		case <-counts.C:
+			s.logRefusalSummary(s.refusals.flush(s.now()))
+			if err := s.failures.flush(ctx, false); err != nil && ctx.Err() == nil {
+				s.log.Warn("audit counted failures", "error", err)
+			}
+		case <-hourly.C:
+			return true
 		}
 	}
 }

@@ -8,12 +8,16 @@ import (
 	"testing"
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
+	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 )
 
 // weakPasswords are refused wherever a password is set, each with the reason; the email
 // ops.team@example.com is the account's.
 var weakPasswords = []struct{ pw, why string }{
+	{"1234567890ab", `password is too easy to guess ("1234567890" is a common password`},
+	{"ABCDEFGHIJKL1", `password is too easy to guess ("ABCDEFGHIJKL" is a sequence`},
+	{"tensferr2026!", `password is too easy to guess ("tensfer" is the product's name`},
 	{"password1234", "password is one of the 30,000 most common passwords"},
 	{"aaaaaaaaaaaa", "password is one character repeated"},
 	{"123456789012", "password is a simple sequence"},
@@ -33,6 +37,9 @@ func TestSetupLinkRefusesWeakPasswords(t *testing.T) {
 	u, _ := url.Parse(link)
 	token := u.Query().Get("token")
 	c := app.client()
+	if hint := c.get("/setup?token=" + token).doc(t).Find("#hint-password").Text(); !strings.Contains(hint, auth.PasswordRule()) {
+		t.Fatalf("the form's hint %q is not the domain's rule", hint)
+	}
 	for _, tt := range weakPasswords {
 		res := c.postForm("/setup", url.Values{"token": {token}, "email": {policyEmail}, "password": {tt.pw}, "confirm": {tt.pw}})
 		if got := res.doc(t).Find("#err-password").Text(); res.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(got, tt.why) {
@@ -74,6 +81,7 @@ func TestAdminResetAndAddRefuseWeakPasswords(t *testing.T) {
 	admin, _ := app.login(db.RoleAdmin)
 	victim := app.addUser(policyEmail, db.RoleViewer)
 	for _, tt := range weakPasswords {
+		admin, _ := app.login(db.RoleAdmin) // a re-check budget of its own for each try
 		res := admin.postForm("/settings/users/"+itoa(victim.ID)+"/password", url.Values{"new_password": {tt.pw}, "confirm_password": {tt.pw}, "password": {testPassword}})
 		if res.StatusCode != http.StatusSeeOther {
 			t.Fatalf("%q: reset answered %d", tt.pw, res.StatusCode)
@@ -92,7 +100,7 @@ func TestAdminResetAndAddRefuseWeakPasswords(t *testing.T) {
 			t.Errorf("add user with %q: %d %q, want 422 with %q", tt.pw, res.StatusCode, got, tt.why)
 		}
 	}
-	if n, _ := app.db.CountUsers(context.Background()); n != 2 {
-		t.Fatalf("users = %d, want 2: a refused password created a user", n)
+	if n, _ := app.db.CountUsers(context.Background()); n != 2+len(weakPasswords) { // the admins and the victim
+		t.Fatalf("users = %d, want %d: a refused password created a user", n, 2+len(weakPasswords))
 	}
 }

@@ -17,7 +17,7 @@ var reauthRate = ratelimit.Rate{Burst: 5, Every: time.Minute}
 // reauth checks the signed-in user's password again before a sensitive action (what names it in
 // the audit log), and for a user with two-factor on a current code too (form field "code"). It
 // answers "" when both are right, else what to tell the person; every failure, a wrong password,
-// a wrong code or too many attempts, is audited.
+// a wrong code or too many attempts, is audited (counted, see reauthFailed).
 func (s *Server) reauth(r *http.Request, what string) string {
 	if msg := s.reauthAllowed(r, what); msg != "" {
 		return msg
@@ -41,13 +41,14 @@ func (s *Server) reauthAllowed(r *http.Request, what string) string {
 	return ""
 }
 
-// reauthFailed audits a failed password re-check.
+// reauthFailed audits a failed password re-check, counted per user and reason (failureAudit): a
+// flood of guesses, or of refusals by the rate limit, writes a few rows, not one a try.
 func (s *Server) reauthFailed(r *http.Request, what, reason string) {
 	u, _ := userFrom(r.Context())
 	a := s.auditFor(r, "auth.reauth_failed")
 	a.Target = "user:" + itoa(u.ID)
 	a.After = map[string]any{"for": what, "reason": reason}
-	if err := s.db.InsertAudit(r.Context(), a); err != nil {
+	if err := s.failures.record(r.Context(), a, reason); err != nil {
 		s.log.Error("audit failed re-authentication", "request_id", requestIDFrom(r.Context()), "error", err)
 	}
 }

@@ -152,7 +152,7 @@ func TestAuditRowsForMutations(t *testing.T) {
 		}},
 		{"user.sign_out", func() response { return admin.postForm("/settings/users/"+itoa(victim.ID)+"/sign-out", nil) }},
 		{"token.create", func() response {
-			return admin.postForm("/settings/tokens", url.Values{"name": {"t"}, "scopes": {"admin"}})
+			return admin.postForm("/settings/tokens", url.Values{"name": {"t"}, "scopes": {"admin"}, "password": {testPassword}})
 		}},
 		{"token.revoke", func() response {
 			ts, _ := app.db.ListTokens(context.Background())

@@ -76,6 +76,7 @@ type Server struct {
 	sessions    *sessionStore
 	loginLimit  *ratelimit.Limiter
 	reauthLimit *ratelimit.Limiter // password re-checks, per user
+	failures    *failureAudit      // audit rows of repeatable failures, counted per window
 	now         func() time.Time
 
 	router        chi.Router           // also asked which methods a path allows
@@ -142,6 +143,7 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	}
 	s.loginLimit = ratelimit.New(cfg.LoginRate, s.clock)
 	s.reauthLimit = ratelimit.New(reauthRate, s.clock)
+	s.failures = newFailureAudit(d.InsertAudit, s.clock)
 	s.callbackLimit = ratelimit.New(cfg.CallbackRate, s.clock)
 	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)
 	s.accounts = accounts.New(accounts.Config{DB: d, Params: cfg.PasswordParams, Lockout: cfg.LoginLockout, Now: s.clock,

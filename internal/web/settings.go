@@ -32,7 +32,7 @@ func (s *Server) accountVM(w http.ResponseWriter, r *http.Request) (templates.Ac
 	vm := templates.AccountVM{
 		Layout: s.page(w, r, "settings", "Your account"), Tabs: settingsTabs(u.Role),
 		Name: u.Name, Email: u.Email, Role: string(u.Role), Sessions: n, Errors: templates.FieldErrors{},
-		PasswordMinLen: auth.MinPasswordLen, TwoFactor: templates.TwoFactorOn(r.Context()),
+		PasswordMinLen: auth.MinPasswordLen, PasswordRule: auth.PasswordRule(), TwoFactor: templates.TwoFactorOn(r.Context()),
 	}
 	if err == nil && vm.TwoFactor {
 		vm.RecoveryLeft, err = s.twoFactor.RecoveryCodesLeft(r.Context(), u.ID)

@@ -21,7 +21,7 @@ func (s *Server) showSetup(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return render(w, r, http.StatusNotFound, templates.SetupPage(templates.AuthVM{Invalid: true}))
 	}
-	return render(w, r, http.StatusOK, templates.SetupPage(templates.AuthVM{Token: token, PasswordMinLen: auth.MinPasswordLen}))
+	return render(w, r, http.StatusOK, templates.SetupPage(templates.AuthVM{Token: token, PasswordMinLen: auth.MinPasswordLen, PasswordRule: auth.PasswordRule()}))
 }
 
 // completeSetup creates the first admin and logs them in. The token is consumed in the same
@@ -32,7 +32,7 @@ func (s *Server) completeSetup(w http.ResponseWriter, r *http.Request) error {
 		Email: strings.TrimSpace(r.PostFormValue("email")),
 		Name:  strings.TrimSpace(r.PostFormValue("name")),
 
-		PasswordMinLen: auth.MinPasswordLen,
+		PasswordMinLen: auth.MinPasswordLen, PasswordRule: auth.PasswordRule(),
 	}
 	password := r.PostFormValue("password")
 	vm.Errors = templates.FieldErrors(accounts.ValidateNewUser(vm.Email, vm.Name, password))

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
@@ -21,11 +22,12 @@ func (s *Server) tokensVM(w http.ResponseWriter, r *http.Request, checked []stri
 	if err != nil {
 		return templates.TokensVM{}, err
 	}
-	vm := templates.TokensVM{Layout: s.page(w, r, "settings", "API tokens"), Tabs: settingsTabs(me.Role), Errors: templates.FieldErrors{}}
+	vm := templates.TokensVM{Layout: s.page(w, r, "settings", "API tokens"), Tabs: settingsTabs(me.Role), Errors: templates.FieldErrors{},
+		RecheckScopes: auth.RecheckScopes}
 	now := s.now()
 	for _, t := range tokens {
 		vm.Tokens = append(vm.Tokens, templates.TokenRow{ID: t.ID, Name: t.Name, Prefix: t.Prefix, Scopes: t.Scopes, CreatedBy: t.CreatedBy,
-			CreatedAt: t.CreatedAt, LastUsed: t.LastUsedAt, Revoked: t.Revoked(), RevokedAt: t.RevokedAt, ExpiresAt: t.ExpiresAt, Expired: t.Expired(now)})
+			Service: accounts.IsServiceToken(t.CreatedBy), CreatedAt: t.CreatedAt, LastUsed: t.LastUsedAt, Revoked: t.Revoked(), RevokedAt: t.RevokedAt, ExpiresAt: t.ExpiresAt, Expired: t.Expired(now)})
 	}
 	for _, sc := range auth.AllScopes {
 		vm.Scopes = append(vm.Scopes, templates.ScopeOption{Name: sc, Help: auth.ScopeHelp[sc], Checked: slices.Contains(checked, sc)})
@@ -57,6 +59,15 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if vm.ExpiresIn != "" {
 		if expires, err = rollout.ParseDuration(vm.ExpiresIn); err != nil || expires <= 0 {
 			vm.Errors["expires_in"] = "choose when the token expires"
+			formFailed(&vm.Layout, "Token not created", vm.Errors)
+			return render(w, r, http.StatusUnprocessableEntity, templates.TokensPage(vm))
+		}
+	}
+	// A token that reaches production secrets or admin is as good as a reveal: it asks for the
+	// same re-check (the password, and a code with two-factor on), so a session alone cannot mint it.
+	if scopes, err := auth.ParseScopes(strings.Join(r.PostForm["scopes"], ",")); err == nil && auth.NeedsRecheck(scopes) {
+		if msg := s.reauth(r, "token.create"); msg != "" {
+			vm.Errors["password"] = msg
 			formFailed(&vm.Layout, "Token not created", vm.Errors)
 			return render(w, r, http.StatusUnprocessableEntity, templates.TokensPage(vm))
 		}

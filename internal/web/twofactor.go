@@ -73,10 +73,10 @@ func (s *Server) verifyLoginCode(w http.ResponseWriter, r *http.Request) error {
 	res, err := s.twoFactor.FinishLogin(r.Context(), token, r.PostFormValue("code"), s.auditFor(r, ""))
 	var problem validation.Problem
 	switch {
-	case errors.Is(err, accounts.ErrLoginExpired) || errors.Is(err, accounts.ErrTooManyCodes):
+	case errors.Is(err, accounts.ErrLoginExpired) || errors.Is(err, accounts.ErrTooManyCodes) || errors.Is(err, accounts.ErrCodesLocked):
 		s.setLoginStep(w, "", -1)
 		if res.User.ID != 0 {
-			if err := s.auditLoginCode(r, res.User, "session.login_failed", map[string]any{"reason": "too_many_codes"}); err != nil {
+			if err := s.auditLoginCode(r, res.User, "session.login_failed", map[string]any{"reason": codeFailure(err)}); err != nil {
 				return err
 			}
 		}
@@ -100,10 +100,14 @@ func (s *Server) verifyLoginCode(w http.ResponseWriter, r *http.Request) error {
 	return redirect(w, r, vm.Next)
 }
 
-// auditLoginCode writes the audit row of a second step for u, who is not signed in yet.
+// auditLoginCode writes the audit row of a second step for u, who is not signed in yet; a
+// failure (session.login_failed) is counted per user and reason (failureAudit).
 func (s *Server) auditLoginCode(r *http.Request, u db.User, action string, after map[string]any) error {
 	a := s.auditFor(r, action)
 	a.Actor, a.Target, a.After = actorUser(u), "user:"+itoa(u.ID), after
+	if reason, _ := after["reason"].(string); action == "session.login_failed" {
+		return s.failures.record(r.Context(), a, reason)
+	}
 	return s.db.InsertAudit(r.Context(), a)
 }
 
@@ -114,6 +118,10 @@ func codeFailure(err error) string {
 		return "code_reused"
 	case errors.Is(err, accounts.ErrCodeMissing):
 		return "no_code"
+	case errors.Is(err, accounts.ErrTooManyCodes):
+		return "too_many_codes"
+	case errors.Is(err, accounts.ErrCodesLocked):
+		return "codes_locked"
 	}
 	return "wrong_code"
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -205,7 +206,7 @@ func TestLoginSecondStep(t *testing.T) {
 		says   string
 		reason string // of the session.login_failed row
 	}{
-		{"wrong code", wrongTOTP(t, secret, clock.now()), http.StatusUnauthorized, "4 attempts left", "wrong_code"},
+		{"wrong code", wrongTOTP(t, secret, clock.now()), http.StatusUnauthorized, fmt.Sprintf("%d attempts left", accounts.LoginStepAttempts-1), "wrong_code"},
 		{"the enrolment's code replayed", totpCode(t, secret, clock.now().Add(-30*time.Second)), http.StatusUnauthorized, "already used", "code_reused"},
 		{"not a code", "hello", http.StatusUnauthorized, "enter the 6-digit code", "no_code"},
 		{"the current code", totpCode(t, secret, clock.now()), http.StatusSeeOther, "", ""},
@@ -242,6 +243,14 @@ func TestLoginSecondStep(t *testing.T) {
 	loginPassword(r2, u.Email, "/")
 	if res := step(r2, codes[0]); res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("recovery code twice: %d", res.StatusCode)
+	}
+
+	// A right code forgets the account's wrong ones (TestSecondFactorCannotBeGuessedAcrossAddresses).
+	r0 := app.client()
+	loginPassword(r0, u.Email, "/")
+	clock.advance(30 * time.Second)
+	if res := step(r0, totpCode(t, secret, clock.now())); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the right code: %d", res.StatusCode)
 	}
 
 	// Too many wrong codes end the step: even the right code then needs the password again.
@@ -557,5 +566,73 @@ func TestTwoFactorSecretsNeverLeak(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSecondFactorCannotBeGuessedAcrossAddresses (issue 18): an attacker who has the password
+// signs in again from a new address each round and tries codes; however many rounds, at most
+// accounts.CodeLimit.Attempts wrong codes are checked before the factor locks, the lock is
+// audited once (the row alert channels follow: TestLockedSecondFactorIsAlerted), and while it lasts even the right code does not sign in.
+func TestSecondFactorCannotBeGuessedAcrossAddresses(t *testing.T) {
+	app := newTestApp(t, func(c *Config) {
+		c.TrustedProxies = mustPrefixes("127.0.0.1/32", "::1/128")
+		c.LoginRate = RateLimit{Burst: 1 << 20, Every: time.Millisecond}
+	})
+	clock := app.totpClock()
+	c, u := app.login(db.RoleViewer)
+	secret, codes := enrol(t, c, clock)
+	clock.advance(time.Minute)
+	wrong := wrongTOTP(t, secret, clock.now())
+	checked, refusedLocked := 0, 0
+	for round := range 10 {
+		from := fmt.Sprintf("203.0.113.%d", round+1)
+		attacker := app.client()
+		req := func(path string, form url.Values) response {
+			r, _ := http.NewRequest(http.MethodPost, app.url+path, strings.NewReader(form.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.Header.Set("X-Forwarded-For", from)
+			return attacker.do(r)
+		}
+		if res := req("/login", url.Values{"email": {u.Email}, "password": {testPassword}}); res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("round %d: password step %d", round, res.StatusCode)
+		}
+		for range accounts.LoginStepAttempts {
+			guess := wrong
+			if round%3 == 1 {
+				guess = "zzzz-zzzz-zzzz-zzzz" // recovery codes count too
+			}
+			res := req("/login/two-factor", url.Values{"code": {guess}})
+			switch {
+			case strings.Contains(res.body, "refused for a while"):
+				refusedLocked++
+			case res.StatusCode == http.StatusUnauthorized:
+				checked++
+			default:
+				t.Fatalf("round %d: a wrong code answered %d", round, res.StatusCode)
+			}
+			if res.doc(t).Find(`form[action="/login/two-factor"]`).Length() == 0 {
+				break // the step ended: the password again, from a new address
+			}
+		}
+	}
+	if checked > accounts.CodeLimit.Attempts || refusedLocked == 0 {
+		t.Fatalf("%d wrong codes checked (limit %d), %d refused as locked", checked, accounts.CodeLimit.Attempts, refusedLocked)
+	}
+	if rows := auditOf(t, app, "auth.second_factor_locked"); len(rows) != 1 || rows[0].Target != "user:"+itoa(u.ID) {
+		t.Fatalf("the lock is not audited once: %+v", rows)
+	}
+	// The right code, and a recovery code, from the real user's browser: still locked.
+	owner := app.client()
+	for _, code := range []string{totpCode(t, secret, clock.now()), codes[0]} {
+		loginPassword(owner, u.Email, "/")
+		if res := owner.postForm("/login/two-factor", url.Values{"code": {code}}); !strings.Contains(res.body, "refused for a while") {
+			t.Fatalf("a right code while locked: %d", res.StatusCode)
+		}
+	}
+	// After the lock the owner signs in.
+	clock.advance(accounts.CodeLimit.Lock)
+	loginPassword(owner, u.Email, "/")
+	if res := owner.postForm("/login/two-factor", url.Values{"code": {totpCode(t, secret, clock.now())}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the right code after the lock: %d", res.StatusCode)
 	}
 }

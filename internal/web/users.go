@@ -20,7 +20,8 @@ func (s *Server) usersVM(w http.ResponseWriter, r *http.Request) (templates.User
 		return templates.UsersVM{}, err
 	}
 	vm := templates.UsersVM{Layout: s.page(w, r, "settings", "Users"), Tabs: settingsTabs(me.Role), Roles: roleNames(),
-		Role: string(db.RoleViewer), Errors: templates.FieldErrors{}, PasswordMinLen: auth.MinPasswordLen}
+		Role: string(db.RoleViewer), Errors: templates.FieldErrors{}, PasswordMinLen: auth.MinPasswordLen,
+		PasswordRule: auth.PasswordRule()}
 	withTwoFactor, err := s.db.TwoFactorUsers(r.Context())
 	if err != nil {
 		return templates.UsersVM{}, err

@@ -82,12 +82,6 @@ func urlQuery(s string) string { return url.QueryEscape(s) }
 
 func staticURL(name string) string { return static.URL(name) }
 
-// passwordRule says what a new password must be (auth.ValidatePassword has the rules), with the
-// minimum length the handler passes in.
-func passwordRule(minLen int) string {
-	return "At least " + itoa(minLen) + " characters, not a common password, not made of the account's email or name"
-}
-
 // either is a if cond holds, else b.
 func either(cond bool, a, b string) string {
 	if cond {
