@@ -87,8 +87,17 @@ func startDemo(ctx context.Context, srv *web.Server, publicURL string, stdout io
 			WebhookTargets:  map[tensfer.Environment]string{},
 			CallbackTargets: map[tensfer.Environment]string{},
 			WebhookKeys:     srv.Events().WebhookKeys,
-			Clients:         clients,
-			Logger:          log,
+			// The demo's front end sends beacons signed as an integrator's backend would mint
+			// them, so they count toward the guardrails as real users' beacons do.
+			BeaconToken: func(env tensfer.Environment, userID string) string {
+				_, key, err := srv.Environments().BeaconKey(ctx, string(env))
+				if err != nil || userID == "" {
+					return ""
+				}
+				return events.MintBeaconToken(key, string(env), userID, time.Now().Add(time.Hour))
+			},
+			Clients: clients,
+			Logger:  log,
 		}
 		for _, env := range tensfer.Environments() {
 			cfg.WebhookTargets[env] = base + "/hooks/" + string(env)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -297,6 +299,28 @@ func TestDemoConfiguresAndVerifiesBothEnvironments(t *testing.T) {
 	s := startServing(t, dir, "--demo")
 	if !strings.Contains(s.stdout.String(), "Demo mode") {
 		t.Errorf("READY=1 before the demo was wired: %q", s.stdout)
+	}
+	// The demo's front end signs its beacons as an integrator's backend would, so they count
+	// toward the guardrails: a production beacon verified by a beacon key arrives.
+	ro, err := sql.Open("sqlite", "file:"+filepath.Join(dir, db.FileName)+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		var n int
+		err := ro.QueryRow(`SELECT count(*) FROM events WHERE source = 'callback' AND env = 'production' AND verification LIKE '%"beacon_key"%'`).Scan(&n)
+		if err == nil && n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no verified production beacon from the demo within 60 s (%v)", err)
+		}
+		select {
+		case <-s.exited:
+			t.Fatalf("the demo stopped: %s", s.stderr)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if err := s.stop(t); err != nil {
 		t.Fatalf("demo: %v\n%s", err, s.stderr)

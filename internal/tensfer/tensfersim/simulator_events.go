@@ -203,6 +203,11 @@ type RunConfig struct {
 	// each delivery so secret rotation in the dashboard takes effect. A
 	// nil func or an empty answer skips webhooks for env.
 	WebhookKeys func(tensfer.Environment) [][]byte
+	// BeaconToken, if set, is the integrator's backend: it mints the
+	// short-lived token the front end sends with its beacons for userID in
+	// env (the dashboard counts only such beacons toward its guardrails). A
+	// nil func or an empty answer sends the beacon unsigned.
+	BeaconToken func(env tensfer.Environment, userID string) string
 	// Clients, if set, make API calls against the simulator through the
 	// real client (so its Observer sees them), which gives later events
 	// request_ids to share.
@@ -297,6 +302,15 @@ func (s *Simulator) Run(ctx context.Context, cfg RunConfig) error {
 		case 2:
 			if target := cfg.CallbackTargets[env]; target != "" {
 				ev := s.NextCallback(env)
+				if cfg.BeaconToken != nil {
+					if tok := cfg.BeaconToken(env, ev.UserID); tok != "" {
+						q, _ := json.Marshal(tok)
+						if ev.Extra == nil {
+							ev.Extra = map[string]json.RawMessage{}
+						}
+						ev.Extra["token"] = q
+					}
+				}
 				if _, err := s.EmitCallback(ctx, target, ev); err != nil && ctx.Err() == nil {
 					log.Warn("simulator: callback not delivered", "env", env, "event", ev.Event, "err", err)
 				}

@@ -184,6 +184,7 @@ type hub struct {
 	webhooks  map[tensfer.Environment]int
 	callbacks map[tensfer.Environment]int
 	rejected  []string
+	badTokens []string // callbacks whose token is not the one BeaconToken minted for their user
 	changed   chan struct{}
 }
 
@@ -211,10 +212,16 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.webhooks[env]++
 	case "callbacks":
-		if _, err := tensfer.ParseCallbackEvent(body); err != nil || r.Header.Get("Origin") == "" {
+		ev, err := tensfer.ParseCallbackEvent(body)
+		if err != nil || r.Header.Get("Origin") == "" {
 			h.rejected = append(h.rejected, "callback: "+string(body))
 			w.WriteHeader(http.StatusBadRequest)
 			return
+		}
+		var tok string
+		_ = json.Unmarshal(ev.Extra["token"], &tok)
+		if tok != fmt.Sprintf("tok-%s-%s", env, ev.UserID) {
+			h.badTokens = append(h.badTokens, string(body))
 		}
 		h.callbacks[env]++
 	}
@@ -255,6 +262,7 @@ func TestRunEmitsATrickleUntilCanceled(t *testing.T) {
 			WebhookTargets:  map[tensfer.Environment]string{tensfer.Sandbox: dash.URL + "/hooks/sandbox", tensfer.Production: dash.URL + "/hooks/production"},
 			CallbackTargets: map[tensfer.Environment]string{tensfer.Sandbox: dash.URL + "/callbacks/sandbox", tensfer.Production: dash.URL + "/callbacks/production"},
 			WebhookKeys:     func(env tensfer.Environment) [][]byte { return [][]byte{h.keys[env]} },
+			BeaconToken:     func(env tensfer.Environment, user string) string { return fmt.Sprintf("tok-%s-%s", env, user) },
 			Clients:         clients,
 		})
 	}()
@@ -284,6 +292,9 @@ func TestRunEmitsATrickleUntilCanceled(t *testing.T) {
 	defer h.mu.Unlock()
 	if len(h.rejected) > 0 {
 		t.Errorf("the fake dashboard rejected deliveries: %v", h.rejected)
+	}
+	if len(h.badTokens) > 0 {
+		t.Errorf("beacons without the token minted for their user: %v", h.badTokens)
 	}
 	for _, env := range tensfer.Environments() {
 		calls := recs[env].Calls()
