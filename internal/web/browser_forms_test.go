@@ -380,11 +380,13 @@ func (f *formsApp) formCases(round int) []pageForm {
 
 		// Settings: users.
 		{route: "POST /settings/users", name: "add a user with a weak password", page: users,
-			form: `[data-testid="add-user-form"]`, fields: map[string]any{"email": "new" + n + "@example.com", "role": "viewer", "password": "short"}, want: "characters"},
+			form: `[data-testid="add-user-form"]`, fields: map[string]any{"email": "new" + n + "@example.com", "role": "viewer", "new_password": "short", "password": testPassword}, want: "characters"},
+		{route: "POST /settings/users", name: "add a user with a wrong password of one's own", page: users,
+			form: `[data-testid="add-user-form"]`, fields: map[string]any{"email": "new" + n + "@example.com", "role": "admin", "new_password": "a long enough passphrase", "password": "not my password"}, want: "incorrect", writes: reauthFailed},
 		{route: "POST /settings/users", name: "add a user whose email is taken", page: users,
-			form: `[data-testid="add-user-form"]`, fields: map[string]any{"email": f.target.Email, "role": "viewer", "password": "a long enough passphrase"}, want: "already"},
+			form: `[data-testid="add-user-form"]`, fields: map[string]any{"email": f.target.Email, "role": "viewer", "new_password": "a long enough passphrase", "password": testPassword}, want: "already"},
 		{route: "POST /settings/users", name: "add a user", page: users, ok: true,
-			form: `[data-testid="add-user-form"]`, fields: map[string]any{"email": "new" + n + "@example.com", "role": "viewer", "password": "a long enough passphrase"}, want: "Added"},
+			form: `[data-testid="add-user-form"]`, fields: map[string]any{"email": "new" + n + "@example.com", "role": "viewer", "new_password": "a long enough passphrase", "password": testPassword}, want: "Added"},
 		{route: "POST /settings/users/{id}/role", name: "change a role with a wrong password", page: users,
 			form: `form[action="` + target + `/role"]`, fields: map[string]any{"role": "operator", "password": "not my password"}, want: "Role not changed", writes: reauthFailed},
 		{route: "POST /settings/users/{id}/role", name: "change a role", page: users, ok: true,

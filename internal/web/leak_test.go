@@ -78,7 +78,7 @@ func TestNothingSecretLeaks(t *testing.T) {
 	// A user made with a password, a reset, a token made in the UI, failed sign-ins.
 	newPassword, resetPassword := "leak-canary kestrel 4471", "leak-canary osprey 9082"
 	planted["a new user's password"], planted["a reset password"] = newPassword, resetPassword
-	if res := admin.postForm("/settings/users", url.Values{"email": {"newbie@example.com"}, "role": {"viewer"}, "password": {newPassword}}); res.StatusCode != http.StatusSeeOther {
+	if res := admin.postForm("/settings/users", url.Values{"email": {"newbie@example.com"}, "role": {"viewer"}, "new_password": {newPassword}, "password": {testPassword}}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("add user: %d %s", res.StatusCode, res.body)
 	}
 	newbie, err := app.db.UserByEmail(context.Background(), "newbie@example.com")

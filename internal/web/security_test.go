@@ -17,7 +17,7 @@ import (
 func TestCrossOriginPostsRefused(t *testing.T) {
 	app := newTestApp(t)
 	c, _ := app.login(db.RoleAdmin)
-	form := url.Values{"email": {"csrf@example.com"}, "role": {"admin"}, "password": {testPassword}}
+	form := url.Values{"email": {"csrf@example.com"}, "role": {"admin"}, "new_password": {"csrf test passphrase kestrel 4471"}, "password": {testPassword}}
 	tests := []struct {
 		name    string
 		headers map[string]string
@@ -140,7 +140,7 @@ func TestAuditRowsForMutations(t *testing.T) {
 		do     func() response
 	}{
 		{"user.create", func() response {
-			return admin.postForm("/settings/users", url.Values{"email": {"n@example.com"}, "role": {"viewer"}, "password": {testPassword}})
+			return admin.postForm("/settings/users", url.Values{"email": {"n@example.com"}, "role": {"viewer"}, "new_password": {"audit test passphrase osprey 9082"}, "password": {testPassword}})
 		}},
 		{"user.role", func() response {
 			return admin.postForm("/settings/users/"+itoa(victim.ID)+"/role", url.Values{"role": {"operator"}, "password": {testPassword}})

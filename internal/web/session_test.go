@@ -277,11 +277,11 @@ func TestAdminAddsUserWithValidation(t *testing.T) {
 		status int
 		msg    string
 	}{
-		{url.Values{"email": {"not-an-email"}, "role": {"viewer"}, "password": {testPassword}}, 422, "is not an email address"},
-		{url.Values{"email": {"x@example.com"}, "role": {"root"}, "password": {testPassword}}, 422, "role must be one of"},
-		{url.Values{"email": {"x@example.com"}, "role": {"viewer"}, "password": {"short"}}, 422, "at least 12"},
-		{url.Values{"email": {"new@example.com"}, "role": {"operator"}, "password": {testPassword}, "name": {"New"}}, 303, ""},
-		{url.Values{"email": {"NEW@example.com"}, "role": {"viewer"}, "password": {testPassword}}, 422, "already exists"},
+		{url.Values{"email": {"not-an-email"}, "role": {"viewer"}, "new_password": {testPassword}, "password": {testPassword}}, 422, "is not an email address"},
+		{url.Values{"email": {"x@example.com"}, "role": {"root"}, "new_password": {testPassword}, "password": {testPassword}}, 422, "role must be one of"},
+		{url.Values{"email": {"x@example.com"}, "role": {"viewer"}, "new_password": {"short"}, "password": {testPassword}}, 422, "at least 12"},
+		{url.Values{"email": {"new@example.com"}, "role": {"operator"}, "new_password": {testPassword}, "password": {testPassword}, "name": {"New"}}, 303, ""},
+		{url.Values{"email": {"NEW@example.com"}, "role": {"viewer"}, "new_password": {testPassword}, "password": {testPassword}}, 422, "already exists"},
 	}
 	for _, tt := range tests {
 		res := c.postForm("/settings/users", tt.form)

@@ -53,13 +53,28 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	vm.Email, vm.Name, vm.Role = strings.TrimSpace(r.PostFormValue("email")), strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("role")
-	u, err := s.accounts.CreateUser(r.Context(), accounts.NewUser{Email: vm.Email, Name: vm.Name, Role: vm.Role, Password: r.PostFormValue("password")},
+	refused := func(errs templates.FieldErrors) error {
+		vm.Errors = errs
+		formFailed(&vm.Layout, "User not added", vm.Errors)
+		return render(w, r, http.StatusUnprocessableEntity, templates.UsersPage(vm))
+	}
+	// An account whose password the admin chose is an account the admin can sign in as: adding
+	// one (an admin can reach the production keys) asks for the same re-check as revealing a key.
+	if msg := s.reauth(r, "user.create"); msg != "" {
+		return refused(templates.FieldErrors{"password": msg})
+	}
+	u, err := s.accounts.CreateUser(r.Context(), accounts.NewUser{Email: vm.Email, Name: vm.Name, Role: vm.Role, Password: r.PostFormValue("new_password")},
 		s.auditFor(r, "user.create"))
 	var errs validation.Errors
 	if errors.As(err, &errs) {
-		vm.Errors = templates.FieldErrors(errs)
-		formFailed(&vm.Layout, "User not added", vm.Errors)
-		return render(w, r, http.StatusUnprocessableEntity, templates.UsersPage(vm))
+		out := templates.FieldErrors{}
+		for k, v := range errs {
+			if k == "password" {
+				k = "new_password" // the account's password; "password" is the admin's own
+			}
+			out[k] = v
+		}
+		return refused(out)
 	}
 	if err != nil {
 		return err
