@@ -62,10 +62,13 @@ func TestAutoAdvanceWaitsForVolumeDuringTheSoak(t *testing.T) {
 	r := New(DefaultKey, "s")
 	r.AutoAdvance, r.Stages = true, []Stage{{1, time.Hour}, {100, 0}}
 	r, _ = r.Advance(t0)
-	gs := []Guardrail{{Signal: SignalInitErrors, MaxRate: 0.05, MinVolume: 20, Window: 15 * time.Minute}, {Signal: SignalAPIErrors, MaxRate: 0.02, MinVolume: 50, Window: 15 * time.Minute}}
+	// The default key-verification guardrail (at least 1) is there too, with no verification made
+	// during the soak: verifications are not traffic, so it never holds auto-advance for want of one.
+	gs := []Guardrail{{Signal: SignalInitErrors, MaxRate: 0.05, MinVolume: 20, Window: 15 * time.Minute}, {Signal: SignalAPIErrors, MaxRate: 0.02, MinVolume: 50, Window: 15 * time.Minute},
+		{Signal: SignalVerifyFailures, MaxRate: 0, MinVolume: 1, Window: 15 * time.Minute}}
 	status := func(soak ...int64) []Status {
 		sts := Evaluate(gs, func(Guardrail) Figures { return Figures{} })
-		for i := range sts {
+		for i := range soak {
 			sts[i].Soak = Figures{Total: soak[i]}
 		}
 		return sts

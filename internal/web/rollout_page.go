@@ -51,10 +51,12 @@ func parseAttrLines(text string) (map[string]string, error) {
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
-		if !ok || strings.TrimSpace(k) == "" {
-			return nil, errBadRequest("attributes are key=value lines, e.g. country=SE (got %q)", validation.Clip(line, 60))
+		// Names in the canonical form decisions use (trimmed, NFC), as the API reads them.
+		name, err := rollout.Canonical(k)
+		if !ok || err != nil || name == "" {
+			return nil, errBadRequest("attributes are key=value lines of UTF-8 text, e.g. country=SE (got %q)", validation.Clip(line, 60))
 		}
-		attrs[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		attrs[name] = strings.TrimSpace(v)
 	}
 	return attrs, nil
 }

@@ -82,3 +82,18 @@ func TestRolloutPageForms(t *testing.T) {
 		t.Fatal("the kill is not confirmed on the page")
 	}
 }
+
+// TestCheckFormReadsAttributeNamesAsTheAPIDoes: the "check a user" form takes attribute names in
+// the canonical form decisions use (trimmed, NFC), so a name typed in NFD finds the rule the API
+// finds; a name that is not UTF-8 is refused rather than decided as unknown.
+func TestCheckFormReadsAttributeNamesAsTheAPIDoes(t *testing.T) {
+	attrs, err := parseAttrLines(" cafe\u0301 = yes \ncountry=SE")
+	if err != nil || attrs["caf\u00e9"] != "yes" || attrs["country"] != "SE" || len(attrs) != 2 {
+		t.Fatalf("attributes %q, %v", attrs, err)
+	}
+	for _, bad := range []string{"=x", "no equals sign", "\xff=x"} {
+		if _, err := parseAttrLines(bad); err == nil {
+			t.Errorf("%q was read", bad)
+		}
+	}
+}
