@@ -101,10 +101,10 @@ func (b PublicBudget) Limits() (perKey, global ratelimit.Limits) {
 //   - The fixed parts (record headers, the columns every row has, cell pointers and varints,
 //     index keys that are not input) were read with the dbstat table and rounded up.
 //
-// Measured by TestPublicRowCostsCoverDiskGrowth (public_test.go), which floods every public input
+// Measured by TestPublicRowCostsCoverDiskGrowth (cost_test.go), which floods every public input
 // into a real database file, checkpoints it, and fails if the file grew more than was charged:
-// the old flat charge (payload, headers and 256 bytes a row) let a flood grow the file seven
-// times what it was charged.
+// the old flat charge (payload, headers and 256 bytes a row) let beacons with long request_ids
+// grow the file 6.4 times what they were charged.
 const (
 	pageSize      = 4096                      // the database's page size
 	maxLocalTable = pageSize - 35             // the most of a table row a page keeps in its cell
