@@ -237,21 +237,23 @@ func (s *Service) storeCallback(ctx context.Context, env, input string, ev tensf
 	}
 	dedupe := "callback:" + env + ":"
 	if vouch != nil {
+		in.Verification, _ = json.Marshal(vouch)
+		// Apart from unverified beacons, so that a forged beacon cannot take a genuine one's event_id.
+		dedupe += "verified:"
+	}
+	if ev.EventID != "" {
+		in.DedupeKey = dedupeKey(dedupe, ev.EventID)
+	}
+	if vouch != nil {
 		if ok, wait := s.beaconUsers.Allow(env + "\x00" + b.UserID); !ok {
 			secs := max(1, int(math.Ceil(wait.Seconds())))
 			return db.IngestResult{}, s.Refuse(env, input, RefusedRateLimited, fmt.Sprintf("too many beacons for this user; retry in %d seconds", secs), time.Duration(secs)*time.Second)
 		}
-		if err := s.takeVouched(env, input, storedCost(len(payload), headers, 0)); err != nil {
+		if err := s.takeVouched(env, input, eventCost(in)); err != nil {
 			return db.IngestResult{}, err
 		}
-		in.Verification, _ = json.Marshal(vouch)
-		// Apart from unverified beacons, so that a forged beacon cannot take a genuine one's event_id.
-		dedupe += "verified:"
-	} else if err := s.takeBudget(env, input, storedCost(len(payload), headers, 0)); err != nil {
+	} else if err := s.takeBudget(env, input, eventCost(in)); err != nil {
 		return db.IngestResult{}, err
-	}
-	if ev.EventID != "" {
-		in.DedupeKey = dedupeKey(dedupe, ev.EventID)
 	}
 	return s.submit(ctx, input, in)
 }

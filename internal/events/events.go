@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
@@ -94,11 +95,14 @@ type Service struct {
 	beaconUsers *ratelimit.Limiter
 	signedSeen  recentIDs
 	disk        *diskguard.Guard
-	refused     refusals                    // input refused and not stored, counted
-	writeLog    *ratelimit.Throttle[string] // logging storage failures
-	clientsMu   sync.Mutex
-	clients     map[string]string // sender key -> fingerprint (clientID)
-	trends      trendCache        // the Overview's last hourly counts
+	// charged is the bytes drawn from the budgets (both kinds) since start: what the test that
+	// holds the charge to the database's real growth compares with.
+	charged   atomic.Int64
+	refused   refusals                    // input refused and not stored, counted
+	writeLog  *ratelimit.Throttle[string] // logging storage failures
+	clientsMu sync.Mutex
+	clients   map[string]string // sender key -> fingerprint (clientID)
+	trends    trendCache        // the Overview's last hourly counts
 }
 
 // New starts the ingester and the publisher that feeds the live stream.

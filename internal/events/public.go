@@ -3,6 +3,7 @@ package events
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math"
@@ -84,17 +85,123 @@ func (b PublicBudget) Limits() (perKey, global ratelimit.Limits) {
 	return perKey, global
 }
 
-// rowOverhead is what a stored row costs beyond its payload and headers (columns, indexes,
-// page slack), in bytes, as charged to the budgets.
-const rowOverhead = 256
+// What a row of public input really costs on disk, as charged to the budgets, so that the
+// budget is the growth a flood can cause. A row is its table cell plus one cell in each index
+// that takes it, each cell laid out as SQLite lays it out in the database's pages (page_size
+// 4096, the default):
+//
+//   - A page holds whole cells, filled in the order they arrive: the cell that does not fit
+//     starts a new page, so a page is left less empty than that cell's size, and an attacker who
+//     alternates sizes can leave every page half empty. Each cell is charged packing times its
+//     size, which bounds that whatever the order.
+//   - A cell longer than its b-tree keeps in a page (maxLocalTable, maxLocalIndex) keeps
+//     minLocal bytes or so in the page and puts the rest on overflow pages of its own, charged
+//     whole. A request_id near its bound of 1,024 bytes is such a key in its index: alone it
+//     costs a 4 KiB page.
+//   - The fixed parts (record headers, the columns every row has, cell pointers and varints,
+//     index keys that are not input) were read with the dbstat table and rounded up.
+//
+// Measured by TestPublicRowCostsCoverDiskGrowth (cost_test.go), which floods every public input
+// into a real database file, checkpoints it, and fails if the file grew more than was charged:
+// the old flat charge (payload, headers and 256 bytes a row) let beacons with long request_ids
+// grow the file 6.4 times what they were charged.
+const (
+	pageSize      = 4096                      // the database's page size
+	maxLocalTable = pageSize - 35             // the most of a table row a page keeps in its cell
+	maxLocalIndex = (pageSize-12)*64/255 - 23 // the most of an index key a page keeps in its cell (1,002)
+	minLocal      = (pageSize-12)*32/255 - 23 // what a cell that spills keeps at least (489)
+	packing       = 2                         // times its size a cell is charged (see above)
+	// cellOverhead is what a cell takes beyond its record: its pointer, its size and row id
+	// varints (ids below 2^41), and the first overflow page's number when it spills.
+	cellOverhead = 11
 
-// storedCost is the bytes a row of payload and headers is charged.
-func storedCost(payload int, headers map[string]string, extra int) int {
-	n := rowOverhead + payload + extra
-	for k, v := range headers {
-		n += len(k) + len(v) + 6 // quotes, colon, comma
+	// eventRecordFixed is an events record beyond its input: its header (22 columns) and the
+	// columns every row has (source, env, received_at, occurred_at), at most.
+	eventRecordFixed = 72
+	// eventFixedIndexRecords is the records of the four index entries every event takes,
+	// whatever it holds: (env, id) 21 bytes, (env, source, id) 29, received_at 15 and the dedupe
+	// key's 9 (a NULL when there is none); eventFixedIndexes counts them.
+	eventFixedIndexRecords = 74
+	eventFixedIndexes      = 4
+	// rejectedRecordFixed is a rejected_deliveries record beyond its input: its header (13
+	// columns), received_at and body_size, at most.
+	rejectedRecordFixed = 40
+	// indexRecordFixed is an index record beyond its input key: its header and the row id.
+	indexRecordFixed = 11
+	// timeKey is the key of a received_at index: a time in Unix milliseconds, at most.
+	timeKey = 6
+)
+
+// cellCost is what a b-tree cell of n record bytes costs on disk, in a b-tree whose cells keep at
+// most maxLocal bytes in their page: packing times what it keeps in the page, plus its overflow
+// pages; and local, what it keeps in the page.
+func cellCost(n, maxLocal int) (cost, local int) {
+	local, overflow := n, 0
+	if n > maxLocal {
+		// SQLite's rule: keep what leaves whole overflow pages behind if it fits, else minLocal.
+		if local = minLocal + (n-minLocal)%(pageSize-4); local > maxLocal {
+			local = minLocal
+		}
+		overflow = (n - local + pageSize - 5) / (pageSize - 4)
+		local += 4 // the first overflow page's number
 	}
-	return n
+	local += cellOverhead
+	return packing*local + overflow*pageSize, local
+}
+
+// indexCost is what an index entry of a key of n bytes costs. Beyond its cell (see cellCost), an
+// index keeps a whole copy of one key of each leaf page in the page above, overflow pages and
+// all: one in as many keys as a leaf holds, and a leaf holds at least half a page of them.
+func indexCost(n int) int {
+	cost, local := cellCost(indexRecordFixed+n, maxLocalIndex)
+	return cost + cost*local*packing/(pageSize-8)
+}
+
+// rowCost is what a table row of n record bytes costs (see cellCost). Its copy in the page above
+// is its id, which cellOverhead covers.
+func rowCost(n int) int {
+	cost, _ := cellCost(n, maxLocalTable)
+	return cost
+}
+
+// jsonLen is the length of headers as the database stores them (JSON, in which a '<' takes six
+// bytes).
+func jsonLen(headers map[string]string) int {
+	if headers == nil {
+		return 0
+	}
+	b, _ := json.Marshal(headers)
+	return len(b)
+}
+
+// eventCost is the bytes an events row of in is charged: its record and an entry in each index
+// that takes it (see the schema in internal/db/migrations: the lookup indexes leave the empty string out).
+func eventCost(in db.EventInput) int {
+	keys := [...]string{in.Type, in.RequestID, in.UserID, in.ExternalID, in.DedupeKey}
+	row := eventRecordFixed + len(in.Payload) + jsonLen(in.Headers) + len(in.Verification) + len(in.Client)
+	n := packing * (eventFixedIndexRecords + eventFixedIndexes*cellOverhead)
+	for _, k := range keys {
+		row += len(k)
+		if k != "" {
+			n += indexCost(len(k))
+		}
+	}
+	if in.IsError { // (env, id) where is_error = 1
+		n += indexCost(len(in.Env))
+	}
+	return n + rowCost(row)
+}
+
+// rejectedCost is the bytes a rejected_deliveries row of r is charged: its record and its
+// entries in the received_at, env and (when signed) signed indexes.
+func rejectedCost(r db.RejectedDelivery) int {
+	row := rejectedRecordFixed + len(r.Env) + len(r.Reason) + len(r.Detail) + jsonLen(r.Headers) + len(r.Body) +
+		len(r.IP) + len(r.RequestID) + len(r.Client) + len(r.SignedBy) + len(r.WebhookID)
+	n := indexCost(timeKey) + indexCost(len(r.Env))
+	if r.SignedBy != "" { // received_at where signed_by IS NOT NULL
+		n += indexCost(timeKey)
+	}
+	return n + rowCost(row)
 }
 
 // countKey names one counter.
@@ -231,6 +338,7 @@ func (s *Service) checkDisk(env, input string, authenticated bool) error {
 func (s *Service) takeBudget(env, input string, cost int) error {
 	ok, wait := s.quotas.Take(metrics.Env(env)+"/"+input, cost)
 	if ok {
+		s.charged.Add(int64(cost))
 		return nil
 	}
 	secs := max(1, int(math.Ceil(min(wait, time.Hour).Seconds())))
@@ -245,6 +353,7 @@ func (s *Service) takeBudget(env, input string, cost int) error {
 func (s *Service) takeVouched(env, input string, cost int) error {
 	ok, wait := s.vouched.Take(metrics.Env(env)+"/"+input, cost)
 	if ok {
+		s.charged.Add(int64(cost))
 		return nil
 	}
 	secs := max(1, int(math.Ceil(min(wait, time.Hour).Seconds())))

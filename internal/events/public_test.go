@@ -158,7 +158,7 @@ func TestPublicBudgetRefusesAndCounts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Per key: 20,000 bytes and 20 rows at once; a beacon is charged about 390 bytes, so the rows run out first.
+	// Per key: 20,000 bytes and 20 rows at once; a beacon is charged about 900 bytes (see eventCost), so the rows run out first.
 	if stored != 20 || refused != 20 || last.Reason != RefusedQuota || last.RetryAfter != time.Second || !strings.Contains(last.Message, "retry in 1 seconds") {
 		t.Fatalf("stored %d, refused %d, last %+v", stored, refused, last)
 	}

@@ -196,7 +196,7 @@ func (s *Service) reject(ctx context.Context, d Delivery, reason, detail string,
 	if d.signedBy != "" {
 		r.SignedBy, r.WebhookID = d.signedBy, d.Header.Get("webhook-id")
 	}
-	if err := s.mayKeepRejected(d, storedCost(len(r.Body), r.Headers, len(r.Detail))); err != nil {
+	if err := s.mayKeepRejected(d, rejectedCost(r)); err != nil {
 		return rej
 	}
 	if _, err := s.db.InsertRejected(ctx, r); err != nil {

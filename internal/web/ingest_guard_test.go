@@ -33,13 +33,13 @@ func newFakeClock() *fakeClock {
 func (c *fakeClock) now() time.Time                    { return time.Unix(0, c.ns.Load()) }
 func (c *fakeClock) advance(d time.Duration) time.Time { return time.Unix(0, c.ns.Add(int64(d))) }
 
-// storedPublicBytes is what public input occupies per environment and input, as the budgets
-// charge it: the stored payload or body, headers and detail, and a fixed overhead per row. The
+// storedPublicBytes is less than what public input was charged per environment and input: the
+// stored payload or body, headers and detail, and a fixed overhead per row. The
 // input of a callback event is told by its type (return visits are sent with type return or
 // accounts_connected in the flood).
 func storedPublicBytes(t *testing.T, app *testApp, since time.Time) (bytes, rows map[string]int64) {
 	t.Helper()
-	const overhead = 256 // events' rowOverhead
+	const overhead = 256 // less than any row is charged beyond these bytes (see events.eventCost)
 	bytes, rows = map[string]int64{}, map[string]int64{}
 	q := `SELECT env || '/' || CASE WHEN type IN ('return', 'accounts_connected') THEN 'return' ELSE 'callback' END,
 			count(*), coalesce(sum(length(payload) + coalesce(length(headers), 0)), 0) FROM events
