@@ -37,7 +37,7 @@ func TestBrowserRolloutJourney(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`[data-testid="cohort-create"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="cohort-pilot"]`)),
 	)
-	if got := mustText(t, ctx, `[data-testid="cohort-pilot"]`); !strings.Contains(got, "allow-list of 1000 users") {
+	if got := mustText(t, ctx, `[data-testid="cohort-pilot"]`); !strings.Contains(got, "allow-list of 1,000 users") {
 		t.Fatalf("cohort row %q", got)
 	}
 	if d := app.srv.rollout.Check(rollout.User{ID: "pilot-999"}); d.Env != rollout.Production || d.Cohort != "pilot" {

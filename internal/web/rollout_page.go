@@ -125,7 +125,10 @@ func (s *Server) rolloutVM(w http.ResponseWriter, r *http.Request, errs validati
 	for i, c := range cohorts {
 		cv := templates.CohortVM{ID: c.ID, Name: c.Name, Env: c.Env, Kind: c.Kind, Size: c.Size, First: i == 0, Last: i == len(cohorts)-1, Version: c.Version}
 		if c.Kind == "list" {
-			cv.Summary = fmt.Sprintf("allow-list of %d users", c.Size)
+			cv.Summary = "allow-list of " + templates.Thousands(int64(c.Size)) + " users"
+			if c.Size == 1 {
+				cv.Summary = "allow-list of 1 user"
+			}
 		} else {
 			var rules []rollout.Rule
 			_ = json.Unmarshal(c.Rules, &rules)
