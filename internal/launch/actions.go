@@ -2,6 +2,9 @@ package launch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -214,6 +217,18 @@ type Plan struct {
 	// AdvanceWithoutVolume lets auto-advance proceed on guardrails that have not seen their
 	// minimum volume during the soak.
 	AdvanceWithoutVolume *bool
+	// Seen is the PlanTag the change was made against (a form's). When set, the change is
+	// refused as ErrStale only when what it touches changed since, and the version is not
+	// checked: a cohort change or a pause elsewhere does not refuse a plan.
+	Seen string
+}
+
+// PlanTag fingerprints what a plan save touches and depends on: the stages, the guardrails, the
+// settings, and the stage the rollout is at (a new plan lands relative to it).
+func PlanTag(r rollout.Rollout) string {
+	b, _ := json.Marshal([]any{rollout.StageInputs(r.Stages), GuardrailInputs(r.Guardrails), r.AutoAdvance, r.AdvanceWithoutVolume, r.OnBreach, r.Stage})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }
 
 // GuardrailInput is a guardrail as a person writes it (window as a duration such as "15m").
@@ -273,7 +288,13 @@ func (s *Service) Configure(ctx context.Context, p Plan, expect int64, a db.Audi
 	if p.Stages == nil && p.Guardrails == nil && p.AutoAdvance == nil && p.OnBreach == nil && p.AdvanceWithoutVolume == nil {
 		return rollout.Rollout{}, validation.Problem("nothing to change; send any of stages, guardrails, auto_advance, advance_without_volume, on_breach")
 	}
+	if p.Seen != "" {
+		expect = 0
+	}
 	return s.change(ctx, expect, 3, a, "rollout.configure", nil, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) {
+		if p.Seen != "" && PlanTag(r) != p.Seen {
+			return r, ErrStale
+		}
 		if p.Stages != nil {
 			r = r.WithPlan(stages, now)
 		}

@@ -136,6 +136,9 @@ func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expe
 		widens = cohortWidens(cur, row, c.IsList())
 	}
 	if err := s.checkCohortWidening(ctx, widens, o, after); err != nil {
+		if taken := s.nameTaken(ctx, c.Name, id); taken != nil {
+			return db.CohortRow{}, 0, taken // what to fix comes before what to confirm
+		}
 		return db.CohortRow{}, 0, err
 	}
 	saved, v, err := s.db.SaveCohort(ctx, s.cfg.Key, db.CohortChange{Cohort: row, Members: members, Expect: expect}, a)
@@ -145,6 +148,21 @@ func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expe
 	s.forgetMembers(saved.ID)
 	s.rebuildAfterCommit(ctx)
 	return saved, v, nil
+}
+
+// nameTaken is the validation error of a cohort name that another cohort than id holds, or nil.
+// The database refuses such a name when storing; this says it before a confirmation is asked.
+func (s *Service) nameTaken(ctx context.Context, name string, id int64) error {
+	cs, err := s.db.ListCohorts(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, c := range cs {
+		if c.ID != id && c.Name == name {
+			return conflict(db.ErrDuplicateName(name))
+		}
+	}
+	return nil
 }
 
 // cohortWidens reports whether changing cur into next can send more users to production: it

@@ -332,7 +332,7 @@ func contractCases() []contractCase {
 		{op: "POST /api/v1/rollout/{action}", status: 200, why: "advance from not started", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/advance", setup: resetRollout},
 		{op: "POST /api/v1/rollout/{action}", status: 400, why: "roll back before the first stage", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/rollback", setup: resetRollout},
 		{op: "POST /api/v1/rollout/{action}", status: 404, why: "an unknown action", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/launch", breaks: true},
-		{op: "POST /api/v1/rollout/{action}", status: 409, why: "a stale version", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/pause", body: `{"version":1}`, setup: resetRollout},
+		{op: "POST /api/v1/rollout/{action}", status: 409, why: "a stale version", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/advance", body: `{"version":1}`, setup: resetRollout},
 		{op: "POST /api/v1/rollout/{action}", status: 422, why: "a version that is text", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/pause", body: `{"version":"latest"}`, breaks: true},
 		{op: "POST /api/v1/rollout/revive", status: 200, why: "out of killed to stage 1", token: auth.ScopeAdmin, body: `{"stage":1}`, setup: killRollout},
 		{op: "POST /api/v1/rollout/revive", status: 400, why: "a rollout that is not killed", token: auth.ScopeAdmin, body: `{"stage":0}`, setup: resetRollout},
