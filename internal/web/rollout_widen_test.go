@@ -231,3 +231,21 @@ func (c *client) postMultipart(path string, v url.Values, name, file string) res
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	return c.do(req)
 }
+
+// TestRolloutUndoOutlivesTheHistoryRows: a deletion stays undoable from the page for its whole
+// week, however many changes came after it.
+func TestRolloutUndoOutlivesTheHistoryRows(t *testing.T) {
+	app, tok := newRolloutApp(t)
+	admin, _ := app.login(db.RoleAdmin)
+	c := app.createCohort(t, tok.admin, map[string]any{"name": "early", "environment": "sandbox", "user_ids": []string{"u1"}})
+	if res := app.api(http.MethodDelete, "/api/v1/rollout/cohorts/"+c.ID, tok.admin, nil); res.StatusCode != http.StatusNoContent {
+		t.Fatalf("delete: %d", res.StatusCode)
+	}
+	for i := range 30 {
+		app.createCohort(t, tok.admin, map[string]any{"name": fmt.Sprintf("later-%d", i), "environment": "sandbox", "user_ids": []string{"u2"}})
+	}
+	doc := admin.get("/rollout").doc(t)
+	if doc.Find(`[data-testid="undo-early"]`).Length() != 1 {
+		t.Fatal("a deletion 30 changes back cannot be undone from the page")
+	}
+}
