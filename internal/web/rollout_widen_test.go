@@ -249,3 +249,24 @@ func TestRolloutUndoOutlivesTheHistoryRows(t *testing.T) {
 		t.Fatal("a deletion 30 changes back cannot be undone from the page")
 	}
 }
+
+// TestRolloutStaleCohortEditKeepsTheRules: an edit refused because the cohort changed meanwhile
+// comes back (409) with the rules as typed, not a redirect that drops them.
+func TestRolloutStaleCohortEditKeepsTheRules(t *testing.T) {
+	app, tok := newRolloutApp(t)
+	admin, _ := app.login(db.RoleAdmin)
+	c := app.createCohort(t, tok.admin, map[string]any{"name": "nordics", "environment": "sandbox", "match": "all",
+		"rules": []map[string]any{{"attribute": "country", "op": "in", "values": []string{"SE"}}}})
+	if res := app.api(http.MethodPatch, "/api/v1/rollout/cohorts/"+c.ID, tok.admin, strings.NewReader(`{"name":"nordics-2"}`)); res.StatusCode != http.StatusOK {
+		t.Fatalf("the colleague's edit: %d", res.StatusCode)
+	}
+	typed := `city in ["New York", "a,b"]`
+	res := admin.postForm("/rollout/cohorts/"+c.ID+"/edit", url.Values{"name": {"nordics"}, "environment": {"sandbox"}, "match": {"all"}, "rules": {typed},
+		"password": {testPassword}, "version": {fmt.Sprint(c.Version)}})
+	if res.StatusCode != http.StatusConflict || !strings.Contains(res.body, "That cohort changed while you were editing it") {
+		t.Fatalf("a stale edit: %d", res.StatusCode)
+	}
+	if got := res.doc(t).Find(`#edit-rules-` + c.ID).Text(); got != typed {
+		t.Fatalf("the stale edit's rules are %q", got)
+	}
+}
