@@ -2,6 +2,9 @@ package launch
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,20 +39,32 @@ func ParseAction(s string) (Action, bool) {
 
 // Act applies an action made against version expect (0: the current one) and audits it with
 // the state before and after. A transition the state does not allow is a validation.Problem; a
-// stale version is ErrStale. stage is the stage to return to, for Revive.
+// stale version is ErrStale. stage is the stage to return to, for Revive, and the stage the
+// caller saw, for Rollback (0: not given).
 //
-// Three actions have rules of their own:
-//   - Kill ignores expect: a kill is never refused for being late, and killing a killed rollout
-//     answers the current state without a new audit row.
-//   - Advance and Resume widen production (or let it widen): while any guardrail is breached they
-//     are refused with *BreachedError unless override is true, in which case the audit row says
-//     so and names the breached signals.
-//   - Advance without a version during the soak of a stage that auto-advance entered is refused
-//     with *AutoAdvancedError: whoever sent it may not have seen the auto-advance.
+// The actions that narrow production are never refused for a stale version, since on-call uses
+// them from whatever page is open while guardrails move the rollout:
+//   - Kill ignores expect; killing a killed rollout answers the current state without a new
+//     audit row.
+//   - Pause ignores expect; pausing a paused rollout answers the current state without a new
+//     audit row.
+//   - Rollback with the stage seen ignores expect and goes one stage down from that stage; when
+//     the rollout has moved to another stage since, it is refused with *StageMovedError naming
+//     both. Without the stage seen, expect applies as for any change.
+//
+// The actions that widen production (Advance, Resume, Revive to a stage or with production
+// cohorts) are refused with *BreachedError while any guardrail is breached unless override is
+// true, in which case the audit row says so and names the breached signals (checkWidening).
+// Advance without a version during the soak of a stage that auto-advance entered is refused
+// with *AutoAdvancedError: whoever sent it may not have seen the auto-advance.
 func (s *Service) Act(ctx context.Context, act Action, stage int, expect int64, override bool, a db.Audit) (rollout.Rollout, error) {
 	attempts := 3
-	if act == Kill {
+	seen := 0
+	switch {
+	case act == Kill, act == Pause:
 		expect, attempts = 0, 100
+	case act == Rollback && stage > 0:
+		expect, attempts, seen = 0, 100, stage
 	}
 	extra := map[string]any{}
 	return s.change(ctx, expect, attempts, a, "rollout."+string(act), extra, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) {
@@ -60,10 +75,15 @@ func (s *Service) Act(ctx context.Context, act Action, stage int, expect int64, 
 		case Advance:
 			r, err = r.Advance(now)
 		case Pause:
-			r, err = r.Pause()
+			if r.State != rollout.Paused { // paused already: nothing to change, nothing to audit
+				r, err = r.Pause()
+			}
 		case Resume:
 			r, err = r.Resume(now)
 		case Rollback:
+			if seen > 0 && r.Stage != seen && r.State != rollout.Killed {
+				return before, &StageMovedError{Seen: seen, Now: r.Stage, Percent: r.Percent()}
+			}
 			r, err = r.Rollback(now)
 		case Kill:
 			if r.State != rollout.Killed { // killed already: nothing to change, nothing to audit
@@ -80,8 +100,8 @@ func (s *Service) Act(ctx context.Context, act Action, stage int, expect int64, 
 		if act == Advance && expect == 0 && before.RecentAutoAdvance(now) {
 			return before, &AutoAdvancedError{Percent: before.Percent(), Since: before.StageStartedAt, Until: before.StageStartedAt.Add(before.Stages[before.Stage-1].MinSoak)}
 		}
-		if act == Advance || act == Resume {
-			if err := s.checkBreaches(ctx, before, now, override, extra); err != nil {
+		if act == Advance || act == Resume || act == Revive && (r.Stage > 0 || s.productionCohorts()) {
+			if err := s.checkWidening(ctx, before, now, override, extra); err != nil {
 				return before, err
 			}
 		}
@@ -89,9 +109,29 @@ func (s *Service) Act(ctx context.Context, act Action, stage int, expect int64, 
 	})
 }
 
-// checkBreaches refuses to widen production while a guardrail of r is breached, unless override
-// is set; then extra (the audit row's after) records the override and the breached signals.
-func (s *Service) checkBreaches(ctx context.Context, r rollout.Rollout, now time.Time, override bool, extra map[string]any) error {
+// StageMovedError refuses a rollback made from a page (or script) that saw another stage: the
+// rollout moved since, and going one stage down from where it is now may not be what was meant.
+type StageMovedError struct {
+	Seen, Now int     // the stage seen, the stage now
+	Percent   float64 // the percentage now
+}
+
+func (e *StageMovedError) Error() string {
+	return fmt.Sprintf("the rollout is at stage %d (%s) now, not at stage %d as you saw it; nothing was rolled back: check the stage, then roll back again if you still mean to",
+		e.Now, rollout.FormatPercent(e.Percent), e.Seen)
+}
+
+// Overriding is the option of a cohort change that goes ahead although guardrails are breached
+// (checkWidening); the audit row records it with the breached signals.
+type Overriding bool
+
+func overriding(o []Overriding) bool { return len(o) > 0 && bool(o[0]) }
+
+// checkWidening refuses a change that can send more users to production while any guardrail
+// of r is breached, unless override is set; then extra (the audit row's after) records the
+// override and the breached signals. It is the one check behind every widening change: advance,
+// resume, revive, and the cohort changes that can widen production (see widens).
+func (s *Service) checkWidening(ctx context.Context, r rollout.Rollout, now time.Time, override bool, extra map[string]any) error {
 	sts, err := s.statuses(ctx, r, now, false)
 	if err != nil {
 		return err
@@ -111,8 +151,29 @@ func (s *Service) checkBreaches(ctx context.Context, r rollout.Rollout, now time
 	return nil
 }
 
-// BreachedError refuses to advance or resume while guardrails are breached, naming them; the
-// action goes through when repeated with the override.
+// checkCohortWidening is checkWidening for a cohort change, against the current rollout, when
+// widens; the override's record goes into after (the audit row's). While the rollout is killed no
+// cohort sends anyone to production (the revive that ends it is checked), so nothing is held.
+func (s *Service) checkCohortWidening(ctx context.Context, widens bool, o []Overriding, after map[string]any) error {
+	r := s.Snapshot().Rollout
+	if !widens || r.State == rollout.Killed {
+		return nil
+	}
+	return s.checkWidening(ctx, r, s.cfg.Now(), overriding(o), after)
+}
+
+// productionCohorts reports whether any cohort sends users to production.
+func (s *Service) productionCohorts() bool {
+	for _, c := range s.Snapshot().Cohorts {
+		if c.Env == rollout.Production {
+			return true
+		}
+	}
+	return false
+}
+
+// BreachedError refuses a change that can send more users to production while guardrails are
+// breached, naming them; the change goes through when repeated with the override.
 type BreachedError struct {
 	Breaches []rollout.Status
 }
@@ -122,7 +183,7 @@ func (e *BreachedError) Error() string {
 	for _, b := range e.Breaches {
 		parts = append(parts, b.Describe())
 	}
-	return "guardrails are breached: " + strings.Join(parts, "; ") + "; widening or resuming now needs an explicit override of the guardrails"
+	return "guardrails are breached: " + strings.Join(parts, "; ") + "; a change that can send more users to production now needs an explicit override of the guardrails"
 }
 
 // Labels names the breached guardrails as a person calls them.
@@ -156,6 +217,18 @@ type Plan struct {
 	// AdvanceWithoutVolume lets auto-advance proceed on guardrails that have not seen their
 	// minimum volume during the soak.
 	AdvanceWithoutVolume *bool
+	// Seen is the PlanTag the change was made against (a form's). When set, the change is
+	// refused as ErrStale only when what it touches changed since, and the version is not
+	// checked: a cohort change or a pause elsewhere does not refuse a plan.
+	Seen string
+}
+
+// PlanTag fingerprints what a plan save touches and depends on: the stages, the guardrails, the
+// settings, and the stage the rollout is at (a new plan lands relative to it).
+func PlanTag(r rollout.Rollout) string {
+	b, _ := json.Marshal([]any{rollout.StageInputs(r.Stages), GuardrailInputs(r.Guardrails), r.AutoAdvance, r.AdvanceWithoutVolume, r.OnBreach, r.Stage})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }
 
 // GuardrailInput is a guardrail as a person writes it (window as a duration such as "15m").
@@ -183,10 +256,13 @@ func GuardrailInputs(gs []rollout.Guardrail) []GuardrailInput {
 func (s *Service) Configure(ctx context.Context, p Plan, expect int64, a db.Audit) (rollout.Rollout, error) {
 	var stages []rollout.Stage
 	var guards []rollout.Guardrail
+	errs := validation.Errors{}
 	if p.Stages != nil {
 		var err error
 		if stages, err = rollout.ParseStages(*p.Stages); err != nil {
-			return rollout.Rollout{}, fieldErrors(err)
+			if err := addFieldErrors(errs, err); err != nil {
+				return rollout.Rollout{}, err
+			}
 		}
 	}
 	if p.Guardrails != nil {
@@ -194,21 +270,31 @@ func (s *Service) Configure(ctx context.Context, p Plan, expect int64, a db.Audi
 		for i, g := range *p.Guardrails {
 			w, err := rollout.ParseDuration(strings.TrimSpace(g.Window))
 			if err != nil {
-				return rollout.Rollout{}, validation.Errors{fmt.Sprintf("guardrails[%d].window", i): "window must be a duration such as 15m or 1h"}
+				errs.Add(fmt.Sprintf("guardrails[%d].window", i), fmt.Sprintf("%s: window must be a duration such as 15m or 1h", g.Signal))
+				w = time.Minute // checked above; the rest of the row is still checked below
 			}
 			guards = append(guards, rollout.Guardrail{Signal: g.Signal, MaxRate: g.MaxRate, MinVolume: g.MinVolume, Window: w})
 		}
-		if err := rollout.CheckGuardrails(guards); err != nil {
-			return rollout.Rollout{}, fieldErrors(err)
+		if err := addFieldErrors(errs, rollout.CheckGuardrails(guards)); err != nil {
+			return rollout.Rollout{}, err
 		}
 	}
 	if p.OnBreach != nil && *p.OnBreach != rollout.OnBreachPause && *p.OnBreach != rollout.OnBreachRollback {
-		return rollout.Rollout{}, validation.Errors{"on_breach": "on_breach must be pause or rollback"}
+		errs.Add("on_breach", "on_breach must be pause or rollback")
+	}
+	if len(errs) > 0 {
+		return rollout.Rollout{}, errs
 	}
 	if p.Stages == nil && p.Guardrails == nil && p.AutoAdvance == nil && p.OnBreach == nil && p.AdvanceWithoutVolume == nil {
 		return rollout.Rollout{}, validation.Problem("nothing to change; send any of stages, guardrails, auto_advance, advance_without_volume, on_breach")
 	}
+	if p.Seen != "" {
+		expect = 0
+	}
 	return s.change(ctx, expect, 3, a, "rollout.configure", nil, func(r rollout.Rollout, now time.Time) (rollout.Rollout, error) {
+		if p.Seen != "" && PlanTag(r) != p.Seen {
+			return r, ErrStale
+		}
 		if p.Stages != nil {
 			r = r.WithPlan(stages, now)
 		}
@@ -226,6 +312,22 @@ func (s *Service) Configure(ctx context.Context, p Plan, expect int64, a db.Audi
 		}
 		return r, nil
 	})
+}
+
+// addFieldErrors adds the rollout's field errors in err to errs (a field already named keeps its
+// first message); any other error is returned.
+func addFieldErrors(errs validation.Errors, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ve validation.Errors
+	if !errors.As(fieldErrors(err), &ve) {
+		return err
+	}
+	for k, v := range ve {
+		errs.Add(k, v)
+	}
+	return nil
 }
 
 // fieldErrors maps the rollout's field errors (one, or several at once) to validation.Errors.

@@ -54,26 +54,30 @@ func (s *Service) Cohorts(ctx context.Context) ([]db.CohortRow, error) {
 
 // CreateCohort checks and stores a new cohort, placed last. Bad input is validation.Errors. A new
 // cohort touches nothing that exists, so it is never refused for a version (expect is kept for the
-// callers' symmetry and ignored). It returns the cohort and the new rollout version.
-func (s *Service) CreateCohort(ctx context.Context, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
-	return s.saveCohort(ctx, 0, in, expect, a)
+// callers' symmetry and ignored). A production cohort widens production: while a guardrail is
+// breached it needs the override (*BreachedError). It returns the cohort and the new rollout
+// version.
+func (s *Service) CreateCohort(ctx context.Context, in CohortInput, expect int64, a db.Audit, o ...Overriding) (db.CohortRow, int64, error) {
+	return s.saveCohort(ctx, 0, in, expect, a, o)
 }
 
 // UpdateCohort replaces a cohort's name, environment and rules (or members, when given). It is
 // ErrStale only when that cohort changed after expect (0: unchecked), not when anything else did.
-func (s *Service) UpdateCohort(ctx context.Context, id int64, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
+// A change that can send more users to production (cohortWidens) needs the override while a
+// guardrail is breached (*BreachedError).
+func (s *Service) UpdateCohort(ctx context.Context, id int64, in CohortInput, expect int64, a db.Audit, o ...Overriding) (db.CohortRow, int64, error) {
 	cur, err := s.db.Cohort(ctx, id)
 	if err != nil {
 		return db.CohortRow{}, 0, err
 	}
 	if cur.Kind == "list" && in.Rules == nil && in.UserIDs == nil {
 		// Keep the members: check the rest with a placeholder list.
-		return s.saveCohortKeepingMembers(ctx, cur, in, expect, a)
+		return s.saveCohortKeepingMembers(ctx, cur, in, expect, a, o)
 	}
-	return s.saveCohort(ctx, id, in, expect, a)
+	return s.saveCohort(ctx, id, in, expect, a, o)
 }
 
-func (s *Service) saveCohortKeepingMembers(ctx context.Context, cur db.CohortRow, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
+func (s *Service) saveCohortKeepingMembers(ctx context.Context, cur db.CohortRow, in CohortInput, expect int64, a db.Audit, o []Overriding) (db.CohortRow, int64, error) {
 	c, err := rollout.CheckCohort(rollout.Cohort{Name: in.Name, Env: rollout.Env(in.Env), UserIDs: []string{}})
 	if err != nil {
 		return db.CohortRow{}, 0, fieldErrors(err)
@@ -81,8 +85,11 @@ func (s *Service) saveCohortKeepingMembers(ctx context.Context, cur db.CohortRow
 	row := cur
 	row.Name, row.Env = c.Name, string(c.Env)
 	a.Action, a.Target = "cohort.update", fmt.Sprintf("cohort:%d", cur.ID)
-	a.Before = map[string]any{"name": cur.Name, "environment": cur.Env}
-	a.After = map[string]any{"name": row.Name, "environment": row.Env}
+	after := map[string]any{"name": row.Name, "environment": row.Env}
+	if err := s.checkCohortWidening(ctx, cohortWidens(cur, row, false), o, after); err != nil {
+		return db.CohortRow{}, 0, err
+	}
+	a.Before, a.After = map[string]any{"name": cur.Name, "environment": cur.Env}, after
 	saved, v, err := s.db.SaveCohort(ctx, s.cfg.Key, db.CohortChange{Cohort: row, Expect: expect}, a)
 	if err != nil {
 		return saved, v, conflict(err)
@@ -91,7 +98,7 @@ func (s *Service) saveCohortKeepingMembers(ctx context.Context, cur db.CohortRow
 	return saved, v, nil
 }
 
-func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expect int64, a db.Audit) (db.CohortRow, int64, error) {
+func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expect int64, a db.Audit, o []Overriding) (db.CohortRow, int64, error) {
 	if id == 0 {
 		expect = 0
 	}
@@ -118,11 +125,21 @@ func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expe
 		members = c.UserIDs
 	}
 	a.Action, a.After = "cohort.create", after
+	widens := c.Env == rollout.Production
 	if id != 0 {
 		a.Action, a.Target = "cohort.update", fmt.Sprintf("cohort:%d", id)
-		if cur, err := s.db.Cohort(ctx, id); err == nil {
-			a.Before = map[string]any{"name": cur.Name, "environment": cur.Env, "match": cur.Match, "rules": cur.Rules, "members": cur.Size}
+		cur, err := s.db.Cohort(ctx, id)
+		if err != nil {
+			return db.CohortRow{}, 0, err
 		}
+		a.Before = map[string]any{"name": cur.Name, "environment": cur.Env, "match": cur.Match, "rules": cur.Rules, "members": cur.Size}
+		widens = cohortWidens(cur, row, c.IsList())
+	}
+	if err := s.checkCohortWidening(ctx, widens, o, after); err != nil {
+		if taken := s.nameTaken(ctx, c.Name, id); taken != nil {
+			return db.CohortRow{}, 0, taken // what to fix comes before what to confirm
+		}
+		return db.CohortRow{}, 0, err
 	}
 	saved, v, err := s.db.SaveCohort(ctx, s.cfg.Key, db.CohortChange{Cohort: row, Members: members, Expect: expect}, a)
 	if err != nil {
@@ -131,6 +148,47 @@ func (s *Service) saveCohort(ctx context.Context, id int64, in CohortInput, expe
 	s.forgetMembers(saved.ID)
 	s.rebuildAfterCommit(ctx)
 	return saved, v, nil
+}
+
+// nameTaken is the validation error of a cohort name that another cohort than id holds, or nil.
+// The database refuses such a name when storing; this says it before a confirmation is asked.
+func (s *Service) nameTaken(ctx context.Context, name string, id int64) error {
+	cs, err := s.db.ListCohorts(ctx)
+	if err != nil {
+		return nil
+	}
+	for _, c := range cs {
+		if c.ID != id && c.Name == name {
+			return conflict(db.ErrDuplicateName(name))
+		}
+	}
+	return nil
+}
+
+// cohortWidens reports whether changing cur into next can send more users to production: it
+// becomes a production cohort, it stops being a block-list, or a production cohort gets other
+// rules, another match or (members) a new member list.
+func cohortWidens(cur, next db.CohortRow, members bool) bool {
+	switch {
+	case next.Env == string(rollout.Production) && cur.Env != string(rollout.Production):
+		return true
+	case cur.Env == string(rollout.Off) && next.Env != string(rollout.Off):
+		return true
+	case next.Env != string(rollout.Production):
+		return false
+	}
+	return members || next.Kind != cur.Kind || next.Match != cur.Match || !sameRules(cur.Rules, next.Rules)
+}
+
+// sameRules compares two cohorts' stored rules as rules, not as bytes.
+func sameRules(a, b json.RawMessage) bool {
+	var ra, rb []rollout.Rule
+	if json.Unmarshal(a, &ra) != nil || json.Unmarshal(b, &rb) != nil {
+		return false
+	}
+	ja, _ := json.Marshal(ra)
+	jb, _ := json.Marshal(rb)
+	return bytes.Equal(ja, jb)
 }
 
 // forgetMembers drops the cached members of allow-lists whose members were just replaced, so the
@@ -145,9 +203,10 @@ func (s *Service) forgetMembers(ids ...int64) {
 }
 
 // ImportMembers replaces an allow-list's members with the ids in a file: one id a line, or CSV
-// whose first column (or a column named user_id or id) holds them. It returns how many ids the
-// list now holds.
-func (s *Service) ImportMembers(ctx context.Context, id int64, file []byte, expect int64, a db.Audit) (int, int64, error) {
+// whose first column (or a column named user_id or id) holds them. New members of a production
+// allow-list widen production: while a guardrail is breached that needs the override
+// (*BreachedError). It returns how many ids the list now holds.
+func (s *Service) ImportMembers(ctx context.Context, id int64, file []byte, expect int64, a db.Audit, o ...Overriding) (int, int64, error) {
 	cur, err := s.db.Cohort(ctx, id)
 	if err != nil {
 		return 0, 0, err
@@ -164,7 +223,11 @@ func (s *Service) ImportMembers(ctx context.Context, id int64, file []byte, expe
 		return 0, 0, fieldErrors(err)
 	}
 	a.Action, a.Target = "cohort.import", fmt.Sprintf("cohort:%d", id)
-	a.Before, a.After = map[string]any{"members": cur.Size}, map[string]any{"members": len(ids)}
+	after := map[string]any{"members": len(ids)}
+	if err := s.checkCohortWidening(ctx, cur.Env == string(rollout.Production), o, after); err != nil {
+		return 0, 0, err
+	}
+	a.Before, a.After = map[string]any{"members": cur.Size}, after
 	saved, v, err := s.db.SaveCohort(ctx, s.cfg.Key, db.CohortChange{Cohort: cur, Members: ids, Expect: expect}, a)
 	if err != nil {
 		return 0, v, conflict(err)
@@ -251,11 +314,20 @@ func (s *Service) Members(ctx context.Context, id int64) ([]string, error) {
 
 // DeleteCohort removes a cohort, keeping it with its members for db.KeepDeletedCohorts so that
 // RestoreCohort can undo the deletion. It is ErrStale only when that cohort changed after expect
-// (0: unchecked). It returns the new rollout version and the deletion's id.
-func (s *Service) DeleteCohort(ctx context.Context, id, expect int64, a db.Audit) (version, deletion int64, err error) {
+// (0: unchecked). Deleting a block-list lets its users into production: while a guardrail is
+// breached that needs the override (*BreachedError). It returns the new rollout version and the
+// deletion's id.
+func (s *Service) DeleteCohort(ctx context.Context, id, expect int64, a db.Audit, o ...Overriding) (version, deletion int64, err error) {
 	cur, err := s.db.Cohort(ctx, id)
 	if err != nil {
 		return 0, 0, err
+	}
+	after := map[string]any{}
+	if err := s.checkCohortWidening(ctx, cur.Env == string(rollout.Off), o, after); err != nil {
+		return 0, 0, err
+	}
+	if len(after) > 0 {
+		a.After = after
 	}
 	a.Action, a.Target = "cohort.delete", fmt.Sprintf("cohort:%d", id)
 	a.Before = map[string]any{"name": cur.Name, "environment": cur.Env, "match": cur.Match, "rules": cur.Rules, "members": cur.Size, "position": cur.Position}
@@ -274,14 +346,19 @@ func (s *Service) DeletedCohorts(ctx context.Context) ([]db.DeletedCohort, error
 
 // RestoreCohort undoes a deletion (see db.RestoreCohort): the cohort comes back with its name,
 // environment, rules, members and place. A deletion too old or already undone is db.ErrNotFound;
-// a cohort holding its name now is validation.Errors saying so.
-func (s *Service) RestoreCohort(ctx context.Context, deletion int64, a db.Audit) (db.CohortRow, int64, error) {
+// a cohort holding its name now is validation.Errors saying so. Bringing back a production
+// cohort widens production: while a guardrail is breached that needs the override
+// (*BreachedError).
+func (s *Service) RestoreCohort(ctx context.Context, deletion int64, a db.Audit, o ...Overriding) (db.CohortRow, int64, error) {
 	del, err := s.db.DeletedCohortByID(ctx, deletion)
 	if err != nil {
 		return db.CohortRow{}, 0, err
 	}
-	a.Action = "cohort.restore"
-	a.After = map[string]any{"name": del.Name, "environment": del.Env, "members": del.Size, "position": del.Position, "deletion": deletion}
+	after := map[string]any{"name": del.Name, "environment": del.Env, "members": del.Size, "position": del.Position, "deletion": deletion}
+	if err := s.checkCohortWidening(ctx, del.Env == string(rollout.Production), o, after); err != nil {
+		return db.CohortRow{}, 0, err
+	}
+	a.Action, a.After = "cohort.restore", after
 	c, v, err := s.db.RestoreCohort(ctx, s.cfg.Key, deletion, a)
 	var dup db.ErrDuplicateName
 	if errors.As(err, &dup) {

@@ -143,7 +143,7 @@ func TestVersionsKeepTwoOperatorsFromOverwritingEachOther(t *testing.T) {
 	if _, err := f.svc.Act(ctx, Advance, 0, v, false, who); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.Act(ctx, Pause, 0, v, false, who); !errors.Is(err, ErrStale) {
+	if _, err := f.svc.Act(ctx, Advance, 0, v, false, who); !errors.Is(err, ErrStale) {
 		t.Fatalf("a change against an old version: %v", err)
 	}
 	// A new cohort touches nothing that changed: it is not refused (TestCohortVersionsCheckWhatTheEditTouches).

@@ -242,12 +242,15 @@ func (in *interleaving) breached(r rollout.Rollout) bool {
 }
 
 // checkAct checks what an action answered against the rules that do not depend on the order of
-// events: a kill always works; widening while breached needs the override.
+// events: a kill always works, a pause is never refused as stale; widening while breached needs
+// the override.
 func (in *interleaving) checkAct(act Action, expect int64, override bool, before rollout.Rollout, err error) {
 	var breached *BreachedError
 	switch {
 	case act == Kill && err != nil:
 		in.failf("a kill (version %d, current %d) was refused: %v", expect, before.Version, err)
+	case act == Pause && errors.Is(err, ErrStale):
+		in.failf("a pause (version %d, current %d) was refused as stale", expect, before.Version)
 	case errors.As(err, &breached) && override:
 		in.failf("%s with the override was refused: %v", act, err)
 	case err == nil && (act == Advance || act == Resume) && !override && in.breached(before):

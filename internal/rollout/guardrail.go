@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 )
@@ -174,8 +175,10 @@ func (r Rollout) OnBreachOf(breaches []Status, now time.Time) (Rollout, bool) {
 	return r, true
 }
 
-// CheckGuardrails validates guardrails as a person gave them.
+// CheckGuardrails validates guardrails as a person gave them: every problem of every guardrail
+// at once, as FieldErrors naming guardrails[i].field.
 func CheckGuardrails(gs []Guardrail) error {
+	var errs FieldErrors
 	seen := map[Signal]bool{}
 	for i, g := range gs {
 		field := fmt.Sprintf("guardrails[%d]", i)
@@ -185,19 +188,24 @@ func CheckGuardrails(gs []Guardrail) error {
 		}
 		switch {
 		case !known:
-			return FieldError{field + ".signal", fmt.Sprintf("unknown signal %q; use init_errors, api_errors, rejected_webhooks or verify_failures", g.Signal)}
+			errs = append(errs, FieldError{field + ".signal", fmt.Sprintf("unknown signal %q; use init_errors, api_errors, rejected_webhooks or verify_failures", g.Signal)})
 		case seen[g.Signal]:
-			return FieldError{field + ".signal", fmt.Sprintf("signal %s has two guardrails; keep one", g.Signal)}
-		case g.MaxRate < 0 || g.MaxRate >= 1:
-			return FieldError{field + ".max_rate", "max_rate is a fraction from 0 (any error) to below 1, e.g. 0.05 for 5 %"}
-		case g.MinVolume < 1 || g.MinVolume > 1_000_000:
-			return FieldError{field + ".min_volume", "min_volume must be from 1 to 1000000"}
-		case g.Window < time.Minute || g.Window > 24*time.Hour:
-			return FieldError{field + ".window", "window must be from 1m to 24h"}
+			errs = append(errs, FieldError{field + ".signal", fmt.Sprintf("signal %s has two guardrails; keep one", g.Signal)})
+		}
+		// NaN compares false with everything: without the finite check it would pass as a limit
+		// that never trips, and the stored plan could not be written as JSON.
+		if math.IsNaN(g.MaxRate) || math.IsInf(g.MaxRate, 0) || g.MaxRate < 0 || g.MaxRate >= 1 {
+			errs = append(errs, FieldError{field + ".max_rate", fmt.Sprintf("%s: max_rate is a finite fraction from 0 (any error) to below 1, e.g. 0.05 for 5 %%", g.Signal)})
+		}
+		if g.MinVolume < 1 || g.MinVolume > 1_000_000 {
+			errs = append(errs, FieldError{field + ".min_volume", fmt.Sprintf("%s: min_volume must be from 1 to 1000000", g.Signal)})
+		}
+		if g.Window < time.Minute || g.Window > 24*time.Hour {
+			errs = append(errs, FieldError{field + ".window", fmt.Sprintf("%s: window must be from 1m to 24h", g.Signal)})
 		}
 		seen[g.Signal] = true
 	}
-	return nil
+	return errs.Err()
 }
 
 // ShouldAdvance is whether the rollout should advance by itself at now, given the guardrails'

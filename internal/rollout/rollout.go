@@ -272,36 +272,45 @@ type StageInput struct {
 }
 
 // ParseStages checks a plan: 1 to MaxStages stages, percentages in (0, 100] and increasing,
-// soaks that parse and are at most MaxSoak. Errors name the stage.
+// soaks that parse and are at most MaxSoak. Every problem of every stage is reported at once,
+// as FieldErrors naming stages[i].field.
 func ParseStages(in []StageInput) ([]Stage, error) {
 	if len(in) == 0 {
-		return nil, FieldError{"stages", "the plan needs at least one stage"}
+		return nil, FieldErrors{{"stages", "the plan needs at least one stage"}}
 	}
 	if len(in) > MaxStages {
-		return nil, FieldError{"stages", fmt.Sprintf("the plan has %d stages; at most %d", len(in), MaxStages)}
+		return nil, FieldErrors{{"stages", fmt.Sprintf("the plan has %d stages; at most %d", len(in), MaxStages)}}
 	}
+	var errs FieldErrors
 	out := make([]Stage, 0, len(in))
 	prev := 0.0
 	for i, s := range in {
 		field := fmt.Sprintf("stages[%d]", i)
 		switch {
+		case math.IsNaN(s.Percent) || math.IsInf(s.Percent, 0):
+			errs = append(errs, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent must be a finite number above 0 and at most 100", i+1)})
 		case !(s.Percent > 0 && s.Percent <= 100):
-			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent must be above 0 and at most 100 (got %v)", i+1, s.Percent)}
+			errs = append(errs, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent must be above 0 and at most 100 (got %v)", i+1, s.Percent)})
 		case s.Percent <= prev:
-			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percentages must increase (%v after %v)", i+1, s.Percent, prev)}
+			errs = append(errs, FieldError{field + ".percent", fmt.Sprintf("stage %d: percentages must increase (%v after %v)", i+1, s.Percent, prev)})
 		case math.Abs(s.Percent*100-math.Round(s.Percent*100)) > 1e-6: // 2.3*100 is 229.99999999999997
-			return nil, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent has at most two decimals (one bucket is 0.01 %%)", i+1)}
+			errs = append(errs, FieldError{field + ".percent", fmt.Sprintf("stage %d: percent has at most two decimals (one bucket is 0.01 %%)", i+1)})
 		}
 		var soak time.Duration
 		if v := strings.TrimSpace(s.MinSoak); v != "" {
 			d, err := ParseDuration(v)
 			if err != nil || d < 0 || d > MaxSoak {
-				return nil, FieldError{field + ".min_soak", fmt.Sprintf("stage %d: min_soak must be a duration such as 30m, 24h or 7d, at most 90d (got %q)", i+1, v)}
+				errs = append(errs, FieldError{field + ".min_soak", fmt.Sprintf("stage %d: min_soak must be a duration such as 30m, 24h or 7d, at most 90d (got %q)", i+1, v)})
 			}
 			soak = d
 		}
 		out = append(out, Stage{Percent: s.Percent, MinSoak: soak})
-		prev = s.Percent
+		if s.Percent > prev && s.Percent <= 100 {
+			prev = s.Percent // a bad percentage does not make every later stage bad too
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return out, nil
 }

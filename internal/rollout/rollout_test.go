@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -294,10 +295,41 @@ func TestParseStages(t *testing.T) {
 	}
 	for i, tt := range tests {
 		_, err := ParseStages(tt.in)
-		fe, _ := err.(FieldError)
+		var fe FieldError
+		if fes, _ := err.(FieldErrors); len(fes) > 0 {
+			fe = fes[0]
+		}
 		if fe.Field != tt.field {
 			t.Errorf("case %d: %v, want field %q", i, err, tt.field)
 		}
+	}
+}
+
+// TestPlanProblemsAreReportedAtOnce: every bad stage and every bad guardrail field is named in
+// one answer, and a non-finite number is refused rather than passing every comparison.
+func TestPlanProblemsAreReportedAtOnce(t *testing.T) {
+	fields := func(err error) []string {
+		var out []string
+		fes, _ := err.(FieldErrors)
+		for _, fe := range fes {
+			out = append(out, fe.Field)
+		}
+		return out
+	}
+	_, err := ParseStages([]StageInput{{0, ""}, {5, "soon"}, {math.NaN(), ""}, {1.234, ""}, {math.Inf(1), ""}, {50, ""}})
+	if got, want := fields(err), []string{"stages[0].percent", "stages[1].min_soak", "stages[2].percent", "stages[3].percent", "stages[4].percent"}; !slices.Equal(got, want) {
+		t.Errorf("stages: %v, want %v (%v)", got, want, err)
+	}
+	err = CheckGuardrails([]Guardrail{
+		{Signal: SignalInitErrors, MaxRate: math.NaN(), MinVolume: 0, Window: time.Minute},
+		{Signal: SignalAPIErrors, MaxRate: math.Inf(1), MinVolume: 10, Window: time.Second},
+		{Signal: "nope", MaxRate: 0.1, MinVolume: 10, Window: time.Minute},
+	})
+	if got, want := fields(err), []string{"guardrails[0].max_rate", "guardrails[0].min_volume", "guardrails[1].max_rate", "guardrails[1].window", "guardrails[2].signal"}; !slices.Equal(got, want) {
+		t.Errorf("guardrails: %v, want %v (%v)", got, want, err)
+	}
+	if err := CheckGuardrails(DefaultGuardrails()); err != nil {
+		t.Errorf("the default guardrails: %v", err)
 	}
 }
 

@@ -214,6 +214,7 @@ const (
 	lowDiskApp          // free space below the hard watermark: ingest answers 503
 	throttleApp         // one callback per client an hour
 	busyApp             // every large-answer slot taken: lookups answer 503
+	breachedApp         // a guardrail is breached: changes that widen production answer 409
 )
 
 // contractCase makes one documented status of one operation happen.
@@ -332,7 +333,7 @@ func contractCases() []contractCase {
 		{op: "POST /api/v1/rollout/{action}", status: 200, why: "advance from not started", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/advance", setup: resetRollout},
 		{op: "POST /api/v1/rollout/{action}", status: 400, why: "roll back before the first stage", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/rollback", setup: resetRollout},
 		{op: "POST /api/v1/rollout/{action}", status: 404, why: "an unknown action", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/launch", breaks: true},
-		{op: "POST /api/v1/rollout/{action}", status: 409, why: "a stale version", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/pause", body: `{"version":1}`, setup: resetRollout},
+		{op: "POST /api/v1/rollout/{action}", status: 409, why: "a stale version", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/advance", body: `{"version":1}`, setup: resetRollout},
 		{op: "POST /api/v1/rollout/{action}", status: 422, why: "a version that is text", token: auth.ScopeRolloutWrite, path: "/api/v1/rollout/pause", body: `{"version":"latest"}`, breaks: true},
 		{op: "POST /api/v1/rollout/revive", status: 200, why: "out of killed to stage 1", token: auth.ScopeAdmin, body: `{"stage":1}`, setup: killRollout},
 		{op: "POST /api/v1/rollout/revive", status: 400, why: "a rollout that is not killed", token: auth.ScopeAdmin, body: `{"stage":0}`, setup: resetRollout},
@@ -349,6 +350,11 @@ func contractCases() []contractCase {
 		{op: "GET /api/v1/rollout/cohorts", status: 200, why: "the cohorts", token: auth.ScopeRolloutDecide, setup: newCohort},
 		{op: "POST /api/v1/rollout/cohorts", status: 201, why: "an allow-list", token: auth.ScopeAdmin, body: okCohort},
 		{op: "POST /api/v1/rollout/cohorts", status: 400, why: "not JSON", token: auth.ScopeAdmin, body: `name=beta`, breaks: true},
+		{op: "POST /api/v1/rollout/cohorts", status: 409, why: "a production cohort while a guardrail is breached", token: auth.ScopeAdmin, body: okCohort, app: breachedApp},
+		{op: "POST /api/v1/rollout/cohorts/deleted/{id}/restore", status: 409, why: "a production cohort back while a guardrail is breached", token: auth.ScopeAdmin,
+			path: "/api/v1/rollout/cohorts/deleted/{{deletion}}/restore", setup: deletedCohort, app: breachedApp},
+		{op: "POST /api/v1/rollout/cohorts/deleted/{id}/restore", status: 400, why: "an override that is not true or false", token: auth.ScopeAdmin,
+			path: "/api/v1/rollout/cohorts/deleted/987654/restore?override_guardrails=yes", breaks: true},
 		{op: "POST /api/v1/rollout/cohorts", status: 422, why: "an unknown environment", token: auth.ScopeAdmin, body: `{"name":"Staging","environment":"staging","user_ids":["u"]}`, breaks: true},
 		{op: "PUT /api/v1/rollout/cohorts/order", status: 200, why: "every cohort once", token: auth.ScopeAdmin, body: `{"ids":{{ids}}}`, setup: newCohort},
 		{op: "PUT /api/v1/rollout/cohorts/order", status: 400, why: "a cohort left out", token: auth.ScopeAdmin, body: `{"ids":[]}`, setup: newCohort},
@@ -580,6 +586,9 @@ func newContractFixture(t *testing.T, kind appKind) *contractFixture {
 		}
 		f.vars["event"] = ans.ID
 	}
+	if kind == breachedApp {
+		f.app.breachVerification(t)
+	}
 	if kind == busyApp {
 		for range maxAnswers {
 			f.app.srv.answerSlots <- struct{}{}
@@ -647,7 +656,7 @@ var cohortSeq atomic.Int64
 func newCohort(t *testing.T, f *contractFixture) {
 	t.Helper()
 	res := f.send(t, "POST", "/api/v1/rollout/cohorts", auth.ScopeAdmin,
-		fmt.Sprintf(`{"name":"Fixture %d","environment":"production","user_ids":["user-1"]}`, cohortSeq.Add(1)), 201)
+		fmt.Sprintf(`{"name":"Fixture %d","environment":"production","user_ids":["user-1"],"override_guardrails":true}`, cohortSeq.Add(1)), 201)
 	var c cohortJSON
 	json.Unmarshal([]byte(res.body), &c)
 	f.vars["cohort"] = c.ID

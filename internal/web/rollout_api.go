@@ -94,16 +94,20 @@ func expectedVersion(r *http.Request, field *int64) (int64, error) {
 	return 0, nil
 }
 
-// rolloutError maps the launch service's errors: a stale version, an advance or resume while
-// guardrails are breached, and a versionless advance right after an auto-advance are 409.
+// rolloutError maps the launch service's errors: a stale version, a widening change while
+// guardrails are breached, a versionless advance right after an auto-advance, and a rollback
+// from a stage the rollout has left are 409.
 func rolloutError(err error) error {
 	var breached *launch.BreachedError
 	var auto *launch.AutoAdvancedError
+	var moved *launch.StageMovedError
 	switch {
+	case errors.As(err, &moved):
+		return &httpError{status: http.StatusConflict, code: "stage_changed", msg: moved.Error()}
 	case errors.Is(err, launch.ErrStale):
 		return &httpError{status: http.StatusConflict, code: "version_conflict", msg: "the rollout changed since the version you sent; GET it again and retry"}
 	case errors.As(err, &breached):
-		return &httpError{status: http.StatusConflict, code: "guardrails_breached", msg: breached.Error() + ` (send "override_guardrails": true to go ahead)`}
+		return &httpError{status: http.StatusConflict, code: "guardrails_breached", msg: breached.Error() + ` (send "override_guardrails": true, or ?override_guardrails=true where there is no body, to go ahead)`}
 	case errors.As(err, &auto):
 		return &httpError{status: http.StatusConflict, code: "auto_advanced", msg: auto.Error() + ` (If-Match or "version", from GET /api/v1/rollout)`}
 	}
@@ -157,7 +161,9 @@ func (s *Server) apiReviveRollout(w http.ResponseWriter, r *http.Request) error 
 }
 
 // actOnRollout applies an action. A kill ignores any version it carries, even one that is not a
-// version: it is never refused for being late.
+// version: it is never refused for being late; so does a pause. A rollback's stage is the stage
+// the caller saw: given, the version is not checked and the rollback is refused only when the
+// rollout has left that stage.
 func (s *Server) actOnRollout(w http.ResponseWriter, r *http.Request, act launch.Action) error {
 	var body struct {
 		Version            *int64 `json:"version"`
@@ -172,11 +178,19 @@ func (s *Server) actOnRollout(w http.ResponseWriter, r *http.Request, act launch
 		return err
 	}
 	stage := 0
-	if act == launch.Revive {
+	switch act {
+	case launch.Revive:
 		if body.Stage == nil {
 			return writeFieldErrors(w, r, map[string]string{"stage": "name the stage to return to (0 is not started)"})
 		}
 		stage = *body.Stage
+	case launch.Rollback:
+		if body.Stage != nil {
+			if *body.Stage < 1 {
+				return writeFieldErrors(w, r, map[string]string{"stage": "stage is the stage you saw the rollout at, from 1; there is nothing to roll back from 0"})
+			}
+			stage = *body.Stage
+		}
 	}
 	rl, err := s.rollout.Act(r.Context(), act, stage, expect, body.OverrideGuardrails, s.auditFor(r, "rollout."+string(act)))
 	if err != nil {
@@ -235,6 +249,21 @@ type cohortBody struct {
 	Match       *string         `json:"match"`
 	Rules       *[]rollout.Rule `json:"rules"`
 	Version     *int64          `json:"version"`
+	// OverrideGuardrails lets a change that can send more users to production through while a
+	// guardrail is breached (audited as such).
+	OverrideGuardrails bool `json:"override_guardrails"`
+}
+
+// queryOverride reads ?override_guardrails=true, the override of the changes that have no body.
+func queryOverride(r *http.Request) (launch.Overriding, error) {
+	switch v := r.URL.Query().Get("override_guardrails"); v {
+	case "", "false":
+		return false, nil
+	case "true":
+		return true, nil
+	default:
+		return false, errBadRequest("override_guardrails must be true or false (got %q)", validation.Clip(v, 20))
+	}
 }
 
 func (b cohortBody) input(cur *db.CohortRow) launch.CohortInput {
@@ -283,7 +312,7 @@ func (s *Server) apiCreateCohort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, v, err := s.rollout.CreateCohort(r.Context(), b.input(nil), expect, s.auditFor(r, "cohort.create"))
+	c, v, err := s.rollout.CreateCohort(r.Context(), b.input(nil), expect, s.auditFor(r, "cohort.create"), launch.Overriding(b.OverrideGuardrails))
 	if err != nil {
 		return rolloutError(err)
 	}
@@ -310,7 +339,7 @@ func (s *Server) apiUpdateCohort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	c, v, err := s.rollout.UpdateCohort(r.Context(), id, b.input(&cur), expect, s.auditFor(r, "cohort.update"))
+	c, v, err := s.rollout.UpdateCohort(r.Context(), id, b.input(&cur), expect, s.auditFor(r, "cohort.update"), launch.Overriding(b.OverrideGuardrails))
 	if err != nil {
 		return rolloutError(err)
 	}
@@ -328,7 +357,11 @@ func (s *Server) apiDeleteCohort(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	v, _, err := s.rollout.DeleteCohort(r.Context(), id, expect, s.auditFor(r, "cohort.delete"))
+	override, err := queryOverride(r)
+	if err != nil {
+		return err
+	}
+	v, _, err := s.rollout.DeleteCohort(r.Context(), id, expect, s.auditFor(r, "cohort.delete"), override)
 	if errors.Is(err, db.ErrNotFound) {
 		return errNotFound(fmt.Sprintf("there is no cohort %d", id))
 	}
@@ -415,12 +448,16 @@ func (s *Server) apiRestoreCohort(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	c, v, err := s.rollout.RestoreCohort(r.Context(), id, s.auditFor(r, "cohort.restore"))
+	override, err := queryOverride(r)
+	if err != nil {
+		return err
+	}
+	c, v, err := s.rollout.RestoreCohort(r.Context(), id, s.auditFor(r, "cohort.restore"), override)
 	if errors.Is(err, db.ErrNotFound) {
 		return errNotFound(fmt.Sprintf("there is no deletion %d that can be undone (deletions are kept for 7 days, and undone once)", id))
 	}
 	if err != nil {
-		return err
+		return rolloutError(err)
 	}
 	w.Header().Set("ETag", versionETag(v))
 	return writeJSON(w, http.StatusCreated, toCohortJSON(c))
@@ -494,7 +531,11 @@ func (s *Server) apiImportMembers(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	n, v, err := s.rollout.ImportMembers(r.Context(), id, body, expect, s.auditFor(r, "cohort.import"))
+	override, err := queryOverride(r)
+	if err != nil {
+		return err
+	}
+	n, v, err := s.rollout.ImportMembers(r.Context(), id, body, expect, s.auditFor(r, "cohort.import"), override)
 	if errors.Is(err, db.ErrNotFound) {
 		return errNotFound(fmt.Sprintf("there is no cohort %d", id))
 	}

@@ -48,7 +48,7 @@ func TestACohortStoredByACancelledRequestGovernsTheNextDecision(t *testing.T) {
 	token := app.addToken("ops", auth.ScopeAdmin)
 	h := app.srv.Handler()
 	stored := 0
-	for n := 1; n <= 120; n++ {
+	for n := 1; n <= 400; n++ {
 		name := fmt.Sprintf("c%d", n)
 		body := fmt.Sprintf(`{"name":%q,"environment":"production","user_ids":["user-%d"]}`, name, n)
 		req := httptest.NewRequest(http.MethodPost, "/api/v1/rollout/cohorts", strings.NewReader(body)).WithContext(newCancelAfter(n))
@@ -77,7 +77,7 @@ func TestACohortStoredByACancelledRequestGovernsTheNextDecision(t *testing.T) {
 			stored++
 		}
 	}
-	if stored == 0 || stored == 120 {
-		t.Fatalf("%d of 120 cancelled requests stored their cohort: the sweep did not cross the commit", stored)
+	if stored == 0 || stored == 400 {
+		t.Fatalf("%d of 400 cancelled requests stored their cohort: the sweep did not cross the commit", stored)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/launch"
@@ -105,7 +106,7 @@ func (s *Server) rolloutVM(w http.ResponseWriter, r *http.Request, errs validati
 		vm.Stages = append(vm.Stages, sv)
 		plan = append(plan, strconv.FormatFloat(st.Percent, 'f', -1, 64)+" "+rollout.FormatDuration(st.MinSoak))
 	}
-	vm.PlanText = strings.Join(plan, "\n")
+	vm.PlanText, vm.PlanTag = strings.Join(plan, "\n"), launch.PlanTag(rl)
 	h, err := s.rollout.Health(ctx)
 	if err != nil {
 		return vm, err
@@ -134,7 +135,7 @@ func (s *Server) rolloutVM(w http.ResponseWriter, r *http.Request, errs validati
 			_ = json.Unmarshal(c.Rules, &rules)
 			parts := make([]string, 0, len(rules))
 			for _, ru := range rules {
-				parts = append(parts, ru.Attribute+" "+string(ru.Op)+" "+strings.Join(ru.Values, ","))
+				parts = append(parts, formatRuleLine(ru))
 			}
 			cv.Summary = c.Match + ": " + strings.Join(parts, "; ")
 			cv.Match, cv.RulesText = c.Match, strings.Join(parts, "\n")
@@ -230,10 +231,20 @@ func (s *Server) rolloutHistory(r *http.Request) ([]templates.HistoryVM, error) 
 			if json.Unmarshal(e.After, &after) == nil {
 				if name, ok := undo[after.Deletion]; ok {
 					h.UndoID, h.UndoName = after.Deletion, name
+					delete(undo, after.Deletion)
 				}
 			}
 		}
 		out = append(out, h)
+	}
+	// A deletion stays undoable for db.KeepDeletedCohorts, however many changes came after it:
+	// the ones older than the rows above are listed after them.
+	for _, d := range dels {
+		if _, notShown := undo[d.ID]; !notShown {
+			continue
+		}
+		out = append(out, templates.HistoryVM{At: d.DeletedAt, Actor: d.DeletedBy, Action: "cohort.delete", UndoID: d.ID, UndoName: d.Name,
+			Changes: []templates.ChangeVM{{Field: "name", Kind: "removed", Before: d.Name}, {Field: "environment", Kind: "removed", Before: d.Env}}})
 	}
 	return out, nil
 }
@@ -268,10 +279,12 @@ func formVersion(r *http.Request) int64 {
 }
 
 // actRollout is POST /rollout/actions/{action}: operators advance, pause, resume, roll back and
-// kill (kill after typing "kill"); leaving killed is an admin's, after their password. A kill is
-// never refused for being late: it is made against whatever is current. Advancing or resuming
-// while a guardrail is breached first shows the breached guardrails with their figures, and
-// happens only when that confirmation is posted back (override_guardrails=1).
+// kill (kill after typing "kill"); leaving killed is an admin's, after their password. The
+// narrowing actions work from a stale page: a kill and a pause are made against whatever is
+// current, a rollback against the stage the page showed (refused only when that moved).
+// Advancing, resuming or reviving while a guardrail is breached first shows the breached
+// guardrails with their figures, and happens only when that confirmation is posted back
+// (override_guardrails=1).
 func (s *Server) actRollout(w http.ResponseWriter, r *http.Request) error {
 	act, ok := launch.ParseAction(chiParam(r, "action"))
 	if !ok {
@@ -290,18 +303,28 @@ func (s *Server) actRollout(w http.ResponseWriter, r *http.Request) error {
 			return errForbidden("leaving killed needs the admin role; you are " + string(u.Role))
 		}
 		if msg := s.reauth(r, "rollout.revive"); msg != "" {
-			return s.rolloutForm(w, r, validation.Errors{"password": msg}, nil)
+			seen, _ := strconv.Atoi(r.PostFormValue("stage"))
+			return s.rolloutForm(w, r, validation.Errors{"password": msg}, func(vm *templates.RolloutVM) { vm.ReviveStage = seen })
 		}
 		var err error
 		if stage, err = strconv.Atoi(r.PostFormValue("stage")); err != nil {
 			return errBadRequest("stage must be a number")
 		}
+	case launch.Rollback:
+		stage, _ = strconv.Atoi(r.PostFormValue("stage")) // the stage the page showed; 0: not sent
 	}
 	override := r.PostFormValue("override_guardrails") == "1"
 	rl, err := s.rollout.Act(r.Context(), act, stage, expect, override, s.auditFor(r, "rollout."+string(act)))
 	var breached *launch.BreachedError
 	if errors.As(err, &breached) {
+		if act == launch.Revive {
+			return s.confirmFormOverride(w, r, "revive", breached, func(vm *templates.RolloutVM) { vm.ReviveStage = stage })
+		}
 		return s.confirmOverride(w, r, act, breached)
+	}
+	var moved *launch.StageMovedError
+	if errors.As(err, &moved) {
+		err = validation.Problem("Not rolled back: " + moved.Error() + ".")
 	}
 	msg := fmt.Sprintf("Done: the rollout is %s at %s.", rl.State, rollout.FormatPercent(rl.Percent()))
 	if act == launch.Kill {
@@ -327,13 +350,42 @@ func (s *Server) confirmOverride(w http.ResponseWriter, r *http.Request, act lau
 		return err
 	}
 	label := map[launch.Action]string{launch.Advance: "Advance", launch.Resume: "Resume"}[act]
-	bv := &templates.BreachVM{Action: string(act), Label: label, Version: vm.Version}
+	vm.Breach = s.breachVM(be)
+	vm.Breach.Action, vm.Breach.Label, vm.Breach.Version = string(act), label, vm.Version
+	vm.Layout.FlashKind, vm.Layout.Flash = "err", "Not done: "+be.Error()+". Confirm below to go on anyway."
+	return render(w, r, http.StatusConflict, templates.RolloutPage(vm))
+}
+
+// confirmFormOverride answers a form refused for breached guardrails (a revive, or a cohort
+// change that can send more users to production): the page again (409) with that form open, its
+// input kept (keep), the breached guardrails named in it, and override_guardrails=1 in it, so
+// that submitting it again (with the password) goes ahead.
+func (s *Server) confirmFormOverride(w http.ResponseWriter, r *http.Request, form string, be *launch.BreachedError, keep func(*templates.RolloutVM)) error {
+	vm, err := s.rolloutVM(w, r, validation.Errors{"form": form})
+	if err != nil {
+		return err
+	}
+	if keep != nil {
+		keep(&vm)
+	}
+	vm.Breach = s.breachVM(be)
+	vm.Breach.Form = form
+	vm.Layout.FlashKind, vm.Layout.Flash = "err", "Not done: "+be.Error()+". Submit the form again to go on anyway."
+	return render(w, r, http.StatusConflict, templates.RolloutPage(vm))
+}
+
+// breachVM names the breached guardrails with their figures.
+func (s *Server) breachVM(be *launch.BreachedError) *templates.BreachVM {
+	bv := &templates.BreachVM{}
 	for _, st := range be.Breaches {
 		bv.Breaches = append(bv.Breaches, guardrailVM(st, s.now()))
 	}
-	vm.Breach = bv
-	vm.Layout.FlashKind, vm.Layout.Flash = "err", "Not done: "+be.Error()+". Confirm below to go on anyway."
-	return render(w, r, http.StatusConflict, templates.RolloutPage(vm))
+	return bv
+}
+
+// formOverride reads a form's confirmation of a change while guardrails are breached.
+func formOverride(r *http.Request) launch.Overriding {
+	return launch.Overriding(r.PostFormValue("override_guardrails") == "1")
 }
 
 // killConfirmation checks, right after a kill, that decisions changed: the recent users all go
@@ -397,8 +449,9 @@ func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error
 		return errBadRequest("the guardrail rows are incomplete")
 	}
 	keep := func(vm *templates.RolloutVM) {
-		vm.PlanText = r.PostFormValue("stages")
+		vm.PlanText, vm.PlanTag = r.PostFormValue("stages"), r.PostFormValue("plan_tag")
 		vm.AutoAdvance, vm.OnBreach = r.PostFormValue("auto_advance") == "1", r.PostFormValue("on_breach")
+		vm.AdvanceWithoutVolume = r.PostFormValue("advance_without_volume") == "1"
 		for i := range vm.Guardrails {
 			for j := range sig {
 				if sig[j] == vm.Guardrails[i].Signal {
@@ -413,8 +466,8 @@ func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error
 		if len(f) == 0 {
 			continue
 		}
-		pct, err := strconv.ParseFloat(strings.TrimSuffix(f[0], "%"), 64)
-		if err != nil || len(f) > 2 {
+		pct, ok := rollout.ParseNumber(strings.TrimSuffix(f[0], "%"))
+		if !ok || len(f) > 2 {
 			addError(errs, "stages", fmt.Sprintf("line %d: write a percent and a soak, e.g. 5 24h", i+1))
 			continue
 		}
@@ -427,10 +480,10 @@ func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error
 	var guards []launch.GuardrailInput
 	for i := range sig {
 		label := rollout.SignalLabel(rollout.Signal(sig[i]))
-		rate, err1 := strconv.ParseFloat(strings.TrimSpace(rates[i]), 64)
-		vol, err2 := strconv.ParseInt(strings.TrimSpace(vols[i]), 10, 64)
-		if err1 != nil || err2 != nil {
-			addError(errs, "guardrails", label+": max rate and min volume are numbers")
+		rate, ok := rollout.ParseNumber(strings.TrimSpace(rates[i]))
+		vol, err := strconv.ParseInt(strings.TrimSpace(vols[i]), 10, 64)
+		if !ok || err != nil {
+			addError(errs, "guardrails", label+": max rate and min volume are finite numbers, e.g. 5 and 20")
 			continue
 		}
 		guards = append(guards, launch.GuardrailInput{Signal: rollout.Signal(sig[i]), MaxRate: rate / 100, MinVolume: vol, Window: wins[i]})
@@ -440,8 +493,11 @@ func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error
 	}
 	auto, breach := r.PostFormValue("auto_advance") == "1", r.PostFormValue("on_breach")
 	noVolume := r.PostFormValue("advance_without_volume") == "1"
-	_, err := s.rollout.Configure(r.Context(), launch.Plan{Stages: &stages, Guardrails: &guards, AutoAdvance: &auto, AdvanceWithoutVolume: &noVolume, OnBreach: &breach},
-		formVersion(r), s.auditFor(r, "rollout.configure"))
+	plan := launch.Plan{Stages: &stages, Guardrails: &guards, AutoAdvance: &auto, AdvanceWithoutVolume: &noVolume, OnBreach: &breach, Seen: r.PostFormValue("plan_tag")}
+	_, err := s.rollout.Configure(r.Context(), plan, formVersion(r), s.auditFor(r, "rollout.configure"))
+	if errors.Is(err, launch.ErrStale) {
+		return s.staleForm(w, r, "plan", "The plan, the guardrails or the stage changed while you were editing; nothing was saved. Your input is kept below: compare it with the plan above and save again.", keep)
+	}
 	var ve validation.Errors
 	if errors.As(err, &ve) {
 		for _, k := range sortedKeys(ve) {
@@ -456,6 +512,20 @@ func (s *Server) updateRolloutPlan(w http.ResponseWriter, r *http.Request) error
 		return s.rolloutForm(w, r, errs, keep)
 	}
 	return s.rolloutRedirect(w, r, err, "Saved the plan and guardrails.")
+}
+
+// staleForm answers a form refused because what it changes changed meanwhile: the page again
+// (409) with the form open and its input kept, and msg saying so. The form's hidden version is
+// the current one, so saving again is deliberate.
+func (s *Server) staleForm(w http.ResponseWriter, r *http.Request, form, msg string, keep func(*templates.RolloutVM)) error {
+	vm, err := s.rolloutVM(w, r, validation.Errors{"form": form})
+	if err != nil {
+		return err
+	}
+	keep(&vm)
+	vm.PlanTag = launch.PlanTag(s.rollout.Snapshot().Rollout)
+	vm.Layout.FlashKind, vm.Layout.Flash = "err", msg
+	return render(w, r, http.StatusConflict, templates.RolloutPage(vm))
 }
 
 func sortedKeys(m validation.Errors) []string {
@@ -560,31 +630,80 @@ func (s *Server) createCohortForm(w http.ResponseWriter, r *http.Request) error 
 	if len(errs) > 1 {
 		return s.rolloutForm(w, r, errs, keep)
 	}
-	c, _, err := s.rollout.CreateCohort(r.Context(), in, 0, s.auditFor(r, "cohort.create"))
+	c, _, err := s.rollout.CreateCohort(r.Context(), in, 0, s.auditFor(r, "cohort.create"), formOverride(r))
 	var ve validation.Errors
 	if errors.As(err, &ve) {
 		checkCohortInto(err, nil, errs)
 		return s.rolloutForm(w, r, errs, keep)
 	}
+	var breached *launch.BreachedError
+	if errors.As(err, &breached) {
+		return s.confirmFormOverride(w, r, "cohort", breached, keep)
+	}
 	return s.cohortRedirect(w, r, err, fmt.Sprintf("Added the cohort %s (%s).", c.Name, c.Env))
 }
 
-// parseRuleLines reads the rules of a cohort form: "attribute op value[,value]" a line. Every bad
-// line is added to errs; lines[i] is the line rule i came from.
+// parseRuleLines reads the rules of a cohort form, one a line: "attribute op values", the values
+// either plain and separated by commas (country in SE,NO) or a JSON array of strings, which holds
+// any value (tag in ["a,b", "New York"]). Every bad line is added to errs; lines[i] is the line
+// rule i came from. formatRuleLine writes a rule so that this reads it back unchanged.
 func parseRuleLines(text string, errs validation.Errors) (rules []rollout.Rule, lines []int) {
 	for i, line := range strings.Split(text, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
+		line = strings.TrimSpace(line)
+		if line == "" {
 			continue
 		}
-		if len(f) != 3 {
+		attr, rest := cutSpace(line)
+		op, rest := cutSpace(rest)
+		if attr == "" || op == "" || rest == "" {
 			addError(errs, "rules", fmt.Sprintf("line %d: write attribute op value, e.g. country in SE,NO", i+1))
 			continue
 		}
-		rules = append(rules, rollout.Rule{Attribute: f[0], Op: rollout.Op(f[1]), Values: strings.Split(f[2], ",")})
+		var values []string
+		if strings.HasPrefix(rest, "[") {
+			if err := json.Unmarshal([]byte(rest), &values); err != nil {
+				addError(errs, "rules", fmt.Sprintf(`line %d: the values are not a JSON array of strings such as ["a,b", "c d"]`, i+1))
+				continue
+			}
+		} else {
+			values = strings.Split(rest, ",")
+			for j := range values {
+				values[j] = strings.TrimSpace(values[j])
+			}
+		}
+		rules = append(rules, rollout.Rule{Attribute: attr, Op: rollout.Op(op), Values: values})
 		lines = append(lines, i+1)
 	}
 	return rules, lines
+}
+
+// cutSpace splits s at its first run of white space.
+func cutSpace(s string) (head, rest string) {
+	i := strings.IndexFunc(s, unicode.IsSpace)
+	if i < 0 {
+		return s, ""
+	}
+	return s[:i], strings.TrimSpace(s[i:])
+}
+
+// formatRuleLine writes a rule as the cohort forms read it (parseRuleLines): the values plain
+// with commas when every one is plain, else as a JSON array, so that no value is split or lost.
+func formatRuleLine(ru rollout.Rule) string {
+	plain := true
+	for _, v := range ru.Values {
+		if v == "" || strings.ContainsAny(v, ",\"[\\") || strings.IndexFunc(v, unicode.IsSpace) >= 0 {
+			plain = false
+		}
+	}
+	values := strings.Join(ru.Values, ",")
+	if !plain {
+		var b strings.Builder
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		_ = enc.Encode(ru.Values)
+		values = strings.TrimSpace(b.String())
+	}
+	return ru.Attribute + " " + string(ru.Op) + " " + values
 }
 
 // editCohortForm is POST /rollout/cohorts/{id}/edit: name, environment and, for a rule cohort,
@@ -606,11 +725,18 @@ func (s *Server) editCohortForm(w http.ResponseWriter, r *http.Request) error {
 	if len(errs) > 1 {
 		return s.rolloutForm(w, r, errs, keep)
 	}
-	c, _, err := s.rollout.UpdateCohort(r.Context(), cur.ID, in, formVersion(r), s.auditFor(r, "cohort.update"))
+	c, _, err := s.rollout.UpdateCohort(r.Context(), cur.ID, in, formVersion(r), s.auditFor(r, "cohort.update"), formOverride(r))
 	var ve validation.Errors
 	if errors.As(err, &ve) {
 		checkCohortInto(err, nil, errs)
 		return s.rolloutForm(w, r, errs, keep)
+	}
+	var breached *launch.BreachedError
+	if errors.As(err, &breached) {
+		return s.confirmFormOverride(w, r, form, breached, keep)
+	}
+	if errors.Is(err, launch.ErrStale) {
+		return s.staleForm(w, r, form, "That cohort changed while you were editing it; nothing was saved. Your input is kept below: compare it with the cohort and save again.", keep)
 	}
 	return s.cohortRedirect(w, r, err, fmt.Sprintf("Saved the cohort %s (%s).", c.Name, c.Env))
 }
@@ -642,10 +768,13 @@ func (s *Server) importMembersForm(w http.ResponseWriter, r *http.Request) error
 	if len(errs) > 1 {
 		return s.rolloutForm(w, r, errs, nil)
 	}
-	n, _, err := s.rollout.ImportMembers(r.Context(), id, file, formVersion(r), s.auditFor(r, "cohort.import"))
+	n, _, err := s.rollout.ImportMembers(r.Context(), id, file, formVersion(r), s.auditFor(r, "cohort.import"), formOverride(r))
 	var ve validation.Errors
 	var p validation.Problem
+	var breached *launch.BreachedError
 	switch {
+	case errors.As(err, &breached):
+		return s.confirmFormOverride(w, r, "import-"+itoa(id), breached, nil)
 	case errors.As(err, &ve):
 		for k, v := range ve {
 			addError(errs, k, v)
@@ -669,7 +798,11 @@ func (s *Server) deleteCohortForm(w http.ResponseWriter, r *http.Request) error 
 	if msg := s.reauth(r, "cohort.delete"); msg != "" {
 		return s.rolloutForm(w, r, validation.Errors{"form": "delete-" + itoa(cur.ID), "password": msg}, nil)
 	}
-	_, _, err = s.rollout.DeleteCohort(r.Context(), cur.ID, formVersion(r), s.auditFor(r, "cohort.delete"))
+	_, _, err = s.rollout.DeleteCohort(r.Context(), cur.ID, formVersion(r), s.auditFor(r, "cohort.delete"), formOverride(r))
+	var breached *launch.BreachedError
+	if errors.As(err, &breached) {
+		return s.confirmFormOverride(w, r, "delete-"+itoa(cur.ID), breached, nil)
+	}
 	return s.cohortRedirect(w, r, err, fmt.Sprintf("Deleted the cohort %s: %s. Undo it under History within %s.",
 		cur.Name, templates.DeleteConsequence(cur.Env, cur.Kind, cur.Size), rollout.FormatDuration(db.KeepDeletedCohorts)))
 }
@@ -684,7 +817,11 @@ func (s *Server) restoreCohortForm(w http.ResponseWriter, r *http.Request) error
 	if msg := s.reauth(r, "cohort.restore"); msg != "" {
 		return s.rolloutForm(w, r, validation.Errors{"form": "restore-" + itoa(id), "password": msg}, nil)
 	}
-	c, _, err := s.rollout.RestoreCohort(r.Context(), id, s.auditFor(r, "cohort.restore"))
+	c, _, err := s.rollout.RestoreCohort(r.Context(), id, s.auditFor(r, "cohort.restore"), formOverride(r))
+	var breached *launch.BreachedError
+	if errors.As(err, &breached) {
+		return s.confirmFormOverride(w, r, "restore-"+itoa(id), breached, nil)
+	}
 	if errors.Is(err, db.ErrNotFound) {
 		err = validation.Problem("That deletion cannot be undone any more: it was undone already, or is older than " + rollout.FormatDuration(db.KeepDeletedCohorts) + ".")
 	}
