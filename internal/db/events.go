@@ -177,6 +177,7 @@ type EventFilter struct {
 	Since     time.Time // received at or after
 	Until     time.Time // received before
 	IsError   *bool
+	Signed    bool  // only events whose sender proved itself: signed webhooks, beacons whose token verified
 	BeforeID  int64 // keyset cursor, newest first: only events with id < BeforeID (0: unset)
 	AfterID   int64 // keyset cursor, oldest first: only events with id > AfterID (0: unset)
 	Ascending bool  // oldest first even when AfterID is 0 (a stream replaying from the start)
@@ -332,6 +333,9 @@ func listEventsQuery(f EventFilter, lo, hi int64, n int) (string, []any) {
 			} else {
 				add("is_error = 0")
 			}
+		}
+		if f.Signed {
+			add("verification IS NOT NULL")
 		}
 		if !f.Since.IsZero() {
 			add("received_at >= ?", ms(f.Since))

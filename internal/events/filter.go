@@ -27,7 +27,7 @@ type FilterForm struct {
 const MaxPageSize = 500
 
 // ParseFilter reads the event filter shared by the events page, the live stream, the export and
-// the API: env, source, type, status (error), since/until (RFC 3339, or the browser's
+// the API: env, source, type, status (error, or signed), since/until (RFC 3339, or the browser's
 // datetime-local form taken as UTC), request_id, and the page's cursor and limit. Bad values are
 // a validation.Problem saying what to send.
 func ParseFilter(q url.Values) (Filter, error) {
@@ -53,8 +53,10 @@ func ParseFilter(q url.Values) (Filter, error) {
 	case "error":
 		yes := true
 		f.IsError = &yes
+	case "signed":
+		f.Signed = true // what a guardrail counts: signed webhooks, beacons whose token verified
 	default:
-		return f, validation.Problem("status must be error or empty")
+		return f, validation.Problem("status must be error, signed or empty")
 	}
 	var err error
 	if f.Since, err = parseTime("since", vf.Since); err != nil {

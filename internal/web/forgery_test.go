@@ -2,10 +2,12 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -127,6 +129,28 @@ func TestForgedBeaconsCannotPauseTheRollout(t *testing.T) {
 	}
 	if r := tick(t, app); r.State != rollout.Paused || !strings.Contains(r.Held, "Init errors") {
 		t.Fatalf("25 verified users with init errors did not pause the rollout: %s %q", r.State, r.Held)
+	}
+	// The guardrail's link lists the events behind its figure: the 25 signed beacons, none of
+	// the 4,121 forged ones.
+	link := signalEventsURL(rollout.SignalInitErrors, time.Now().Add(-time.Hour), time.Now())
+	q, _ := url.ParseQuery(strings.TrimPrefix(link, "/events?"))
+	q.Set("limit", "500")
+	res := app.api("GET", "/api/v1/events?"+q.Encode(), app.addToken("reader", auth.ScopeEventsRead), nil)
+	var page struct {
+		Events []struct {
+			UserID string `json:"user_id"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal([]byte(res.body), &page); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("the guardrail's events: %d %s", res.StatusCode, res.body)
+	}
+	if len(page.Events) != 25 {
+		t.Fatalf("the guardrail's link lists %d events, want the 25 signed beacons", len(page.Events))
+	}
+	for _, e := range page.Events {
+		if !strings.HasPrefix(e.UserID, "real-") {
+			t.Fatalf("the guardrail's link lists a forged beacon of %q", e.UserID)
+		}
 	}
 }
 

@@ -190,11 +190,12 @@ func signalEventsURL(sig rollout.Signal, since, until time.Time) string {
 	case rollout.SignalInitErrors:
 		q.Set("source", "callback")
 		q.Set("type", "initialization_error")
+		q.Set("status", "signed") // only beacons whose token verified count
+	case rollout.SignalRejectedWebhooks:
+		return "/events/rejected?" + url.Values{"env": {"production"}}.Encode()
 	case rollout.SignalAPIErrors:
 		q.Set("source", "api")
 		q.Set("status", "error")
-	case rollout.SignalRejectedWebhooks:
-		return "/events/rejected?env=production"
 	case rollout.SignalVerifyFailures:
 		return "/audit?" + url.Values{"action": {"environment.verify"}, "target": {"environment:production"}}.Encode()
 	}
