@@ -12,22 +12,22 @@ import (
 
 // allowedImports is the import rule of docs/architecture.md: imports only go downward, from
 // cmd to web to the domain packages (events, environment, accounts, secrets) to the leaves (db,
-// tensfer, feed, auth, ratelimit, validation, metrics), and templates import only static. Keys and values
+// tensfer, feed, auth, ratelimit, validation, metrics, cluster), and templates import only static. Keys and values
 // are paths below the module; a package missing here may import no other package of the module.
 var allowedImports = map[string][]string{
 	"cmd/dashboard": {"internal/web", "internal/events", "internal/environment", "internal/accounts", "internal/db",
-		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation", "internal/diskguard", "internal/tlsserve", "internal/metrics"},
+		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation", "internal/diskguard", "internal/tlsserve", "internal/metrics", "internal/cluster"},
 	"internal/web": {"internal/events", "internal/environment", "internal/accounts", "internal/db", "internal/secrets",
 		"internal/auth", "internal/tensfer", "internal/safehttp", "internal/rollout", "internal/launch", "internal/feed", "internal/ratelimit", "internal/validation",
-		"internal/diskguard", "internal/alerts", "internal/metrics", "internal/auditdiff", "web/templates", "web/static"},
+		"internal/diskguard", "internal/alerts", "internal/metrics", "internal/auditdiff", "internal/cluster", "web/templates", "web/static"},
 	"internal/alerts": {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation", "internal/environment",
-		"internal/safehttp", "internal/diskguard", "internal/ratelimit", "internal/metrics"},
-	"internal/events":             {"internal/db", "internal/secrets", "internal/tensfer", "internal/feed", "internal/auth", "internal/ratelimit", "internal/validation", "internal/diskguard", "internal/metrics"},
+		"internal/safehttp", "internal/diskguard", "internal/ratelimit", "internal/metrics", "internal/cluster"},
+	"internal/events":             {"internal/db", "internal/secrets", "internal/tensfer", "internal/feed", "internal/auth", "internal/ratelimit", "internal/validation", "internal/diskguard", "internal/metrics", "internal/cluster"},
 	"internal/tensfer/tensfersim": {"internal/tensfer"},
 	"internal/safehttp":           nil,
 	"internal/environment":        {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation", "internal/metrics", "internal/safehttp"},
 	"internal/accounts":           {"internal/db", "internal/secrets", "internal/auth", "internal/validation"},
-	"internal/launch":             {"internal/db", "internal/rollout", "internal/validation", "internal/metrics"},
+	"internal/launch":             {"internal/db", "internal/rollout", "internal/validation", "internal/metrics", "internal/cluster"},
 	"internal/secrets":            {"internal/db", "internal/tensfer"},
 	"web/templates":               {"web/static"},
 	"internal/db":                 nil,
@@ -41,6 +41,7 @@ var allowedImports = map[string][]string{
 	"internal/validation":         nil,
 	"internal/auditdiff":          nil, // pure: an audit row's before/after as field changes
 	"internal/metrics":            nil, // Prometheus' client only: domain packages record into it
+	"internal/cluster":            nil, // the Bus and Leader seams: standard library only
 	"web/static":                  nil,
 	"scripts/screenshots":         nil, // a tool that drives Chromium against a running dashboard
 }

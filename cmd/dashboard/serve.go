@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
+	"github.com/tensfer-golive/dashboard/internal/cluster"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/web"
@@ -191,6 +192,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return startFailed(ctx, log, err)
 	}
 
+	// One process on SQLite: the Bus is in process and this instance always leads.
+	bus := cluster.NewLocalBus()
+	defer bus.Close() // after srv.Close (deferred below, so run first)
 	srv, err := web.New(web.Config{
 		PublicURL:      cfg.publicURL,
 		Version:        version(),
@@ -205,6 +209,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		// The demo's simulator listens on loopback; only then may configured URLs point there.
 		AllowLoopbackURLs: cfg.demo,
 		Metrics:           newMetrics(),
+		Bus:               bus,
+		Leader:            cluster.Solo{},
 	}, d, box, log)
 	if err != nil {
 		return err

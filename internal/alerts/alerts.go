@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/cluster"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/metrics"
@@ -160,6 +161,9 @@ type Config struct {
 	Options       Options
 	// Jitter returns a number in [0, 1) that spreads retries (default: random).
 	Jitter func() float64
+	// Leader says whether this instance detects and delivers alerts and publishes the audit
+	// head (nil: cluster.Solo, always).
+	Leader cluster.Leader
 }
 
 // Service detects alerts and delivers them. Build it with New; Run does the work until its
@@ -188,6 +192,9 @@ const stateCursor = "audit_cursor"
 // New builds the service. On a database that has never had one, the detector starts at the
 // newest audit row: what happened before is not news.
 func New(ctx context.Context, cfg Config) (*Service, error) {
+	if cfg.Leader == nil {
+		cfg.Leader = cluster.Solo{}
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -230,7 +237,8 @@ func (s *Service) Dropped() int64 { return s.dropped.Load() }
 
 // Run follows the audit log and sweeps due deliveries every Every, counts bursts every
 // BurstEvery, and delivers with Workers workers, until ctx ends. A delivery cut short by the end
-// is not counted as an attempt: it is tried again after the restart.
+// is not counted as an attempt: it is tried again after the restart. Only the leading instance
+// (cluster.Leader) detects and sweeps; the others' workers stay idle.
 func (s *Service) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -240,11 +248,13 @@ func (s *Service) Run(ctx context.Context) {
 	t := time.NewTicker(s.opt.Every)
 	defer t.Stop()
 	for {
-		if err := s.Detect(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("alerts: detect", "error", err)
-		}
-		if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("alerts: sweep due deliveries", "error", err)
+		if s.cfg.Leader.Leading() {
+			if err := s.Detect(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("alerts: detect", "error", err)
+			}
+			if err := s.sweep(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("alerts: sweep due deliveries", "error", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -60,16 +60,23 @@ func (s *Service) PublishHeadIfChanged(ctx context.Context) error {
 }
 
 // PublishHeads publishes the head at once, then every HeadEvery when it changed, and a last time
-// when ctx ends (run it so that it ends before the database closes).
+// when ctx ends (run it so that it ends before the database closes); each only while this
+// instance leads (cluster.Leader).
 func (s *Service) PublishHeads(ctx context.Context) {
-	if _, err := s.PublishHead(ctx, HeadAtStart); err != nil && ctx.Err() == nil {
-		s.log.Warn("publish audit head", "error", err)
+	leading := s.cfg.Leader.Leading // only the leading instance announces the head
+	if leading() {
+		if _, err := s.PublishHead(ctx, HeadAtStart); err != nil && ctx.Err() == nil {
+			s.log.Warn("publish audit head", "error", err)
+		}
 	}
 	t := time.NewTicker(s.opt.HeadEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			if !leading() {
+				return
+			}
 			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), headStopWait)
 			defer cancel()
 			if _, err := s.PublishHead(stopCtx, HeadAtStop); err != nil {
@@ -77,6 +84,9 @@ func (s *Service) PublishHeads(ctx context.Context) {
 			}
 			return
 		case <-t.C:
+			if !leading() {
+				continue
+			}
 			if err := s.PublishHeadIfChanged(ctx); err != nil && ctx.Err() == nil {
 				s.log.Warn("publish audit head", "error", err)
 			}

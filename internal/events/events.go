@@ -12,11 +12,13 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/cluster"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/feed"
@@ -55,6 +57,9 @@ type Config struct {
 	// Metrics records ingest outcomes, latencies and group commits, and reads the pipeline's
 	// counters at scrape time (nil: none).
 	Metrics *metrics.Metrics
+	// Bus carries commits to the live feeds of every instance (TopicEvents) and secret changes to
+	// every key cache (TopicSecrets). Nil: this service's own commits and InvalidateSecrets only.
+	Bus cluster.Bus
 }
 
 // FeedRow is what the live feed carries: the fields its filters look at, and the row rendered
@@ -78,6 +83,8 @@ type Service struct {
 	log           *slog.Logger
 	ingester      *db.Ingester
 	hub           *feed.Hub[FeedRow]
+	pubMu         sync.Mutex // publishing to hub: the local commits and those read after a Bus message
+	unsubscribe   []func()
 	committed     chan []db.Event
 	publisherDone chan struct{}
 	closeOnce     sync.Once
@@ -155,6 +162,7 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	s.publisherDone = make(chan struct{})
 	go s.publish()
 	s.ingester.Start()
+	s.follow()
 	return s, nil
 }
 
@@ -170,17 +178,27 @@ func (s *Service) IngestStats() db.IngestStats { return s.ingester.Stats() }
 func (s *Service) publish() {
 	defer close(s.publisherDone)
 	for evs := range s.committed {
-		watched := s.hub.Subscribers() > 0
-		items := make([]feed.Item[FeedRow], 0, len(evs))
-		for _, e := range evs {
-			row := FeedRow{Env: e.Env, Source: e.Source, Type: e.Type, RequestID: e.RequestID, ReceivedAt: e.ReceivedAt.UnixMilli(), IsError: e.IsError}
-			if watched {
-				row.HTML = s.cfg.Render(e)
-			}
-			items = append(items, feed.Item[FeedRow]{ID: e.ID, Value: row})
+		s.pubMu.Lock()
+		s.hub.Publish(s.feedItems(evs)...)
+		s.pubMu.Unlock()
+		if s.cfg.Bus != nil && len(evs) > 0 {
+			s.cfg.Bus.Publish(cluster.Message{Topic: cluster.TopicEvents, ID: strconv.FormatInt(evs[len(evs)-1].ID, 10)})
 		}
-		s.hub.Publish(items...)
 	}
+}
+
+// feedItems turns committed events into the feed's items, rendered when someone watches.
+func (s *Service) feedItems(evs []db.Event) []feed.Item[FeedRow] {
+	watched := s.hub.Subscribers() > 0
+	items := make([]feed.Item[FeedRow], 0, len(evs))
+	for _, e := range evs {
+		row := FeedRow{Env: e.Env, Source: e.Source, Type: e.Type, RequestID: e.RequestID, ReceivedAt: e.ReceivedAt.UnixMilli(), IsError: e.IsError}
+		if watched {
+			row.HTML = s.cfg.Render(e)
+		}
+		items = append(items, feed.Item[FeedRow]{ID: e.ID, Value: row})
+	}
+	return items
 }
 
 // submit stores one input durably through the group-commit ingester. input names it for the
@@ -209,6 +227,9 @@ func (s *Service) EndStreams() { s.hub.Close() }
 func (s *Service) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		for _, stop := range s.unsubscribe {
+			stop()
+		}
 		err = s.ingester.Close()
 		close(s.committed)
 		<-s.publisherDone

@@ -133,8 +133,17 @@ func ignoreStale(err error) error {
 	return err
 }
 
+// round is one tick of the loop: Tick while this instance leads, nothing on the others.
+func (s *Service) round(ctx context.Context) error {
+	if !s.cfg.Leader.Leading() {
+		return nil
+	}
+	return s.Tick(ctx)
+}
+
 // Run ticks every interval until ctx ends, persisting the reach counters every minute and at the
-// end. Times are read from the stored state, so a restart picks up a soak where it was.
+// end. Only the leading instance ticks (cluster.Leader); every instance saves its own reach.
+// Times are read from the stored state, so a restart picks up a soak where it was.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -148,7 +157,7 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		if err := s.Tick(ctx); err != nil && ctx.Err() == nil {
+		if err := s.round(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("rollout tick", "error", err)
 		}
 		if time.Since(lastSave) >= time.Minute {

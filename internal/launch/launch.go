@@ -16,10 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/cluster"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
@@ -38,6 +40,12 @@ type Config struct {
 	// Metrics counts decisions and guardrail trips, and reads the rollout's state at scrape time
 	// (nil: none).
 	Metrics *metrics.Metrics
+	// Bus tells every instance that the rollout or a cohort changed (TopicRollout), so each
+	// rebuilds its snapshot (nil: only this service's own changes rebuild it).
+	Bus cluster.Bus
+	// Leader says whether this instance runs guardrail evaluation and auto-advance (nil:
+	// cluster.Solo, always).
+	Leader cluster.Leader
 }
 
 // Service is the running rollout. Build it with New; Run its loop for guardrails and auto-advance.
@@ -52,6 +60,8 @@ type Service struct {
 
 	mu      sync.Mutex // serialises rebuilds of the snapshot
 	members map[int64]cachedMembers
+
+	unsubscribe func() // from the Bus
 }
 
 type cachedMembers struct {
@@ -70,6 +80,9 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 	}
 	if cfg.Key == "" {
 		cfg.Key = rollout.DefaultKey
+	}
+	if cfg.Leader == nil {
+		cfg.Leader = cluster.Solo{}
 	}
 	s := &Service{cfg: cfg, db: cfg.DB, log: cfg.Log, members: map[int64]cachedMembers{}}
 	if _, err := s.db.Rollout(ctx, cfg.Key); errors.Is(err, db.ErrNotFound) {
@@ -98,7 +111,30 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		return nil, err
 	}
 	cfg.Metrics.ReadRollout(s.metricsState)
+	if cfg.Bus != nil {
+		s.unsubscribe = cfg.Bus.Subscribe(cluster.TopicRollout, s.onChanged)
+	}
 	return s, nil
+}
+
+// Close stops following the Bus. Call it before the database closes.
+func (s *Service) Close() {
+	if s.unsubscribe != nil {
+		s.unsubscribe()
+	}
+}
+
+// onChanged rebuilds the snapshot when a change made anywhere is newer than it (a change made
+// here was rebuilt before its message went out, so its message finds nothing to do).
+func (s *Service) onChanged(m cluster.Message) {
+	if v, err := strconv.ParseInt(m.ID, 10, 64); err == nil && !m.Reload && s.Snapshot().Version() >= v {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.rebuild(ctx); err != nil {
+		s.log.Error("rollout: rebuild after a change announced on the bus", "error", err)
+	}
 }
 
 // Snapshot is the rollout and cohorts decisions are made from now.
@@ -132,8 +168,14 @@ func (s *Service) SaveReach(ctx context.Context) error {
 // request does (the change is stored: decisions must follow it), and a failure is logged rather
 // than reported as the change failing; the loop's next tick rebuilds when the snapshot is behind.
 func (s *Service) rebuildAfterCommit(ctx context.Context) {
+	version := ""
 	if err := s.rebuild(context.WithoutCancel(ctx)); err != nil {
 		s.log.Error("rollout: rebuild after a change", "error", err)
+	} else {
+		version = strconv.FormatInt(s.Snapshot().Version(), 10)
+	}
+	if s.cfg.Bus != nil { // without a version (the rebuild failed) every instance rebuilds
+		s.cfg.Bus.Publish(cluster.Message{Topic: cluster.TopicRollout, ID: version})
 	}
 }
 

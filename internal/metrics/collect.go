@@ -10,6 +10,7 @@ import (
 type stateDescs struct {
 	refusals, queue, commitFailures, subscribers, dropped          *prometheus.Desc
 	diskFree, diskSize, diskSoft, diskHard, writesFailing, ready   *prometheus.Desc
+	leader                                                         *prometheus.Desc
 	stage, stages, ratio, rollState, held, started, reach, checked *prometheus.Desc
 	gObserved, gBad, gRatio, gMaxRatio, gMinVolume, gWindow, gHit  *prometheus.Desc
 }
@@ -34,6 +35,8 @@ func (m *Metrics) defineState() {
 	d.writesFailing = m.desc("dashboard_storage_writes_failing", "gauge",
 		"1 while a write recently failed for want of storage (disk full, I/O error) and none has succeeded since, else 0.")
 	d.ready = m.desc("dashboard_ready", "gauge", "1 when /readyz answers ready or degraded, 0 when it answers not_ready.")
+	d.leader = m.desc("dashboard_leader", "gauge",
+		"1 on the instance that runs the schedulers (retention, guardrails and auto-advance, alerts, the audit head), 0 on the others; always 1 on SQLite.")
 	d.stage = m.desc("dashboard_rollout_stage", "gauge", "The rollout's current stage (0: not started).")
 	d.stages = m.desc("dashboard_rollout_stages", "gauge", "Stages in the rollout's plan.")
 	d.ratio = m.desc("dashboard_rollout_production_ratio", "gauge",
@@ -185,14 +188,20 @@ func (c rolloutCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// readinessCollector emits dashboard_ready.
+// readinessCollector emits dashboard_ready and dashboard_leader.
 type readinessCollector struct{ m *Metrics }
 
-func (c readinessCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.st.ready }
+func (c readinessCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.m.st.ready
+	ch <- c.m.st.leader
+}
 
 func (c readinessCollector) Collect(ch chan<- prometheus.Metric) {
 	if ready := c.m.readySrc.Load(); ready != nil {
 		ch <- prometheus.MustNewConstMetric(c.m.st.ready, prometheus.GaugeValue, b2f((*ready)()))
+	}
+	if leading := c.m.leaderSrc.Load(); leading != nil {
+		ch <- prometheus.MustNewConstMetric(c.m.st.leader, prometheus.GaugeValue, b2f((*leading)()))
 	}
 }
 

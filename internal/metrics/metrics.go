@@ -61,6 +61,7 @@ type Metrics struct {
 	ingestSrc atomic.Pointer[func() IngestState]
 	rollSrc   atomic.Pointer[func() RolloutState]
 	readySrc  atomic.Pointer[func() bool]
+	leaderSrc atomic.Pointer[func() bool]
 }
 
 // Buckets of the latency histograms, in seconds: a durable commit takes a few milliseconds on a
@@ -248,6 +249,13 @@ func (m *Metrics) ReadRollout(f func() RolloutState) {
 func (m *Metrics) ReadReadiness(f func() bool) {
 	if m != nil {
 		m.readySrc.Store(&f)
+	}
+}
+
+// ReadLeader sets the check behind dashboard_leader (cluster.Leader's Leading).
+func (m *Metrics) ReadLeader(f func() bool) {
+	if m != nil {
+		m.leaderSrc.Store(&f)
 	}
 }
 

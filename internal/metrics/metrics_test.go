@@ -42,6 +42,7 @@ func fullySourced(t *testing.T) *Metrics {
 			}}
 	})
 	m.ReadReadiness(func() bool { return true })
+	m.ReadLeader(func() bool { return true })
 	m.Ingested("sandbox", SourceWebhook, OutcomeStored, 3*time.Millisecond)
 	m.Committed(3, 2*time.Millisecond)
 	m.Rejected("sandbox", "no_matching_signature")

@@ -8,7 +8,9 @@ import (
 // Maintain runs periodic housekeeping until ctx ends: expired sessions are deleted, and events,
 // rejected deliveries and finished alert deliveries older than the retention window are purged
 // in small batches; the counts of repeated failures are written to the audit log once their
-// window is over (failureAudit), and all of them when ctx ends.
+// window is over (failureAudit), and all of them when ctx ends. The purges run only while this
+// instance leads (cluster.Leader); the counts are this instance's own, so every instance writes
+// them.
 func (s *Server) Maintain(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -18,25 +20,32 @@ func (s *Server) Maintain(ctx context.Context) {
 	counts := time.NewTicker(min(failureWindow/5, time.Minute))
 	defer counts.Stop()
 	for {
-		now := s.now()
-		if n, err := s.db.PurgeSessions(ctx, now.Add(-s.cfg.SessionIdle), now.Add(-s.cfg.SessionMax)); err != nil && ctx.Err() == nil {
-			s.log.Warn("purge sessions", "error", err)
-		} else if n > 0 {
-			s.log.Info("purged expired sessions", "count", n)
-		}
-		if events, rejected, err := s.events.PurgeOld(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("retention purge", "error", err)
-		} else if events+rejected > 0 {
-			s.log.Info("retention purge", "events", events, "rejected", rejected, "retention_days", s.events.RetentionDays())
-		}
-		if n, err := s.alerts.PurgeOld(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("retention purge of alert deliveries", "error", err)
-		} else if n > 0 {
-			s.log.Info("retention purge", "alert_deliveries", n)
+		if s.cfg.Leader.Leading() {
+			s.purge(ctx)
 		}
 		if !s.idle(ctx, t, counts) {
 			return
 		}
+	}
+}
+
+// purge deletes expired sessions and purges what is older than the retention window.
+func (s *Server) purge(ctx context.Context) {
+	now := s.now()
+	if n, err := s.db.PurgeSessions(ctx, now.Add(-s.cfg.SessionIdle), now.Add(-s.cfg.SessionMax)); err != nil && ctx.Err() == nil {
+		s.log.Warn("purge sessions", "error", err)
+	} else if n > 0 {
+		s.log.Info("purged expired sessions", "count", n)
+	}
+	if events, rejected, err := s.events.PurgeOld(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("retention purge", "error", err)
+	} else if events+rejected > 0 {
+		s.log.Info("retention purge", "events", events, "rejected", rejected, "retention_days", s.events.RetentionDays())
+	}
+	if n, err := s.alerts.PurgeOld(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("retention purge of alert deliveries", "error", err)
+	} else if n > 0 {
+		s.log.Info("retention purge", "alert_deliveries", n)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/alerts"
 	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/cluster"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/environment"
@@ -62,6 +63,11 @@ type Config struct {
 	// Metrics is the Prometheus registry that the services record into and GET /metrics serves
 	// (nil: New makes one, with Version as the build's version).
 	Metrics *metrics.Metrics
+	// Bus tells every instance what changed: committed events, the rollout, secrets, revoked
+	// access (nil: New makes a cluster.LocalBus of its own, closed by Close).
+	Bus cluster.Bus
+	// Leader says whether this instance runs the schedulers (nil: cluster.Solo, always).
+	Leader cluster.Leader
 }
 
 // RateLimit is a token bucket: Burst requests at once, refilled at one per Every.
@@ -92,6 +98,9 @@ type Server struct {
 	streamSlots   streamSlots
 	refusals      refusalLog    // log lines of refusals anyone can repeat, kept to a fixed rate
 	answerSlots   chan struct{} // large answers being written: bundles, API lookups, exports (at most maxAnswers)
+	recheck       signal        // fired when access changed anywhere: live streams check their session at once
+	stopFollowing func()        // ends the Bus subscription of access changes
+	ownBus        *cluster.LocalBus
 }
 
 // New builds a Server and the domain services behind it, and starts the ingest pipeline. Zero config values get sensible defaults.
@@ -133,7 +142,16 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(metrics.BuildInfo{Version: cfg.Version})
 	}
-	s := &Server{cfg: cfg, db: d, box: box, log: log, now: time.Now, answerSlots: make(chan struct{}, maxAnswers)}
+	var ownBus *cluster.LocalBus
+	if cfg.Bus == nil {
+		ownBus = cluster.NewLocalBus()
+		cfg.Bus = ownBus
+	}
+	if cfg.Leader == nil {
+		cfg.Leader = cluster.Solo{}
+	}
+	cfg.Metrics.ReadLeader(cfg.Leader.Leading)
+	s := &Server{cfg: cfg, db: d, box: box, log: log, now: time.Now, answerSlots: make(chan struct{}, maxAnswers), ownBus: ownBus}
 	s.sessions = &sessionStore{
 		db:     d,
 		secure: cfg.PublicURL.Scheme == "https",
@@ -159,32 +177,40 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		DB: d, Box: box, Log: log, Now: s.clock, Demo: cfg.Demo, Render: s.renderFeedRow,
 		HTTPClient: safeHTTP, UserAgent: userAgent, RetentionDays: cfg.RetentionDays,
 		FeedBuffer: cfg.FeedBuffer, FeedSubscriberBuffer: cfg.FeedSubscriberBuffer,
-		PublicBudget: cfg.PublicBudget, Disk: disk, Metrics: cfg.Metrics,
+		PublicBudget: cfg.PublicBudget, Disk: disk, Metrics: cfg.Metrics, Bus: cfg.Bus,
 	})
 	if err != nil {
+		s.closeBus()
 		return nil, err
 	}
 	s.envs = environment.New(environment.Config{
 		DB: d, Box: box, Now: s.clock, HTTPClient: safeHTTP, AllowLoopbackURLs: cfg.AllowLoopbackURLs, UserAgent: userAgent,
-		Observer: s.events.ObserveTensferCall, SecretsChanged: s.events.InvalidateSecrets, Metrics: cfg.Metrics,
+		Observer: s.events.ObserveTensferCall, SecretsChanged: s.secretsChanged, Metrics: cfg.Metrics,
 	})
 	for _, env := range environment.Names { // each environment has a beacon key from the first start
 		if _, _, err := s.envs.BeaconKey(context.Background(), env); err != nil {
 			s.events.Close()
+			s.closeBus()
 			return nil, err
 		}
 	}
-	s.rollout, err = launch.New(context.Background(), launch.Config{DB: d, Log: log, Now: s.clock, Figures: s.events.GuardrailFigures, Metrics: cfg.Metrics})
+	s.rollout, err = launch.New(context.Background(), launch.Config{DB: d, Log: log, Now: s.clock, Figures: s.events.GuardrailFigures, Metrics: cfg.Metrics,
+		Bus: cfg.Bus, Leader: cfg.Leader})
 	if err != nil {
 		s.events.Close()
+		s.closeBus()
 		return nil, err
 	}
 	s.alerts, err = alerts.New(context.Background(), alerts.Config{DB: d, Box: box, Log: log, Now: s.clock, HTTPClient: safeHTTP, UserAgent: userAgent,
-		PublicURL: cfg.PublicURL.String(), AllowLoopbackURLs: cfg.AllowLoopbackURLs, Disk: disk, RetentionDays: cfg.RetentionDays, Options: cfg.Alerts, Metrics: cfg.Metrics})
+		PublicURL: cfg.PublicURL.String(), AllowLoopbackURLs: cfg.AllowLoopbackURLs, Disk: disk, RetentionDays: cfg.RetentionDays, Options: cfg.Alerts, Metrics: cfg.Metrics,
+		Leader: cfg.Leader})
 	if err != nil {
+		s.rollout.Close()
 		s.events.Close()
+		s.closeBus()
 		return nil, err
 	}
+	s.stopFollowing = cfg.Bus.Subscribe(cluster.TopicAccess, func(cluster.Message) { s.forgetAccess() })
 	cfg.Metrics.ReadReadiness(func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -212,9 +238,25 @@ func (s *Server) Environments() *environment.Service { return s.envs }
 // http.Server.RegisterOnShutdown.
 func (s *Server) EndStreams() { s.events.EndStreams() }
 
-// Close stops ingest after every acknowledged event is stored and published, and ends live
-// streams. Call it after the HTTP server has shut down.
-func (s *Server) Close() error { return s.events.Close() }
+// Close stops following the Bus, stops ingest after every acknowledged event is stored and
+// published, and ends live streams. Call it after the HTTP server has shut down.
+func (s *Server) Close() error {
+	if s.stopFollowing != nil {
+		s.stopFollowing()
+		s.stopFollowing = nil
+	}
+	s.rollout.Close()
+	err := s.events.Close()
+	s.closeBus()
+	return err
+}
+
+// closeBus closes the Bus that New made itself (one given in Config belongs to the caller).
+func (s *Server) closeBus() {
+	if s.ownBus != nil {
+		s.ownBus.Close()
+	}
+}
 
 // SetClock replaces the clock (tests only).
 func (s *Server) SetClock(now func() time.Time) { s.now = now }

@@ -175,15 +175,25 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	defer beat.Stop()
 	recheck := time.NewTicker(s.cfg.StreamRecheck)
 	defer recheck.Stop()
+	ended := func() bool {
+		if s.stillSignedIn(r.Context(), u) {
+			return false
+		}
+		// 204 on the reconnect would stop the browser; the page's next load asks to log in.
+		writeSSE(&buf, 0, "reload", []byte("your session has ended"))
+		flush()
+		return true
+	}
 	for {
 		select {
 		case <-r.Context().Done():
 			return nil
 		case <-recheck.C:
-			if !s.stillSignedIn(r.Context(), u) {
-				// 204 on the reconnect would stop the browser; the page's next load asks to log in.
-				writeSSE(&buf, 0, "reload", []byte("your session has ended"))
-				flush()
+			if ended() {
+				return nil
+			}
+		case <-s.recheck.wait(): // access changed on some instance: check now, not at the next tick
+			if ended() {
 				return nil
 			}
 		case it, ok := <-sub.C:

@@ -105,7 +105,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.tokens.invalidate()
+	s.accessChanged(0)
 	setFlash(w, r, "ok", fmt.Sprintf("Revoked %s. Requests with it now get 401.", t.Name))
 	return redirect(w, r, "/settings/tokens")
 }
