@@ -702,7 +702,7 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 	)
 	add("POST /settings/users/{id}/role",
 		form("an unknown role", "/settings/users/"+user+"/role", admin, url.Values{"role": {"root"}, "password": {testPassword}}, http.StatusBadRequest, "role"),
-		form("a user nobody is", "/settings/users/987654/role", admin, url.Values{"role": {"viewer"}, "password": {testPassword}}, http.StatusNotFound),
+		form("a user nobody is", "/settings/users/987654/role", freshAdmin, url.Values{"role": {"viewer"}, "password": {testPassword}}, http.StatusNotFound),
 		form("id is text", "/settings/users/me/role", admin, url.Values{"role": {"admin"}}, http.StatusNotFound),
 		form("id overflows int64", "/settings/users/"+huge+"/role", admin, url.Values{"role": {"admin"}}, http.StatusNotFound),
 		form("a wrong password", "/settings/users/"+user+"/role", freshAdmin, url.Values{"role": {"admin"}, "password": {"wrong"}}, 0).flashed().changing(reauthFailed),
@@ -715,9 +715,9 @@ func (h *hostileApp) hostileCases() map[string][]hostile {
 		form("a user nobody is", "/settings/users/987654/enable", admin, nil, http.StatusNotFound),
 	)
 	add("POST /settings/users/{id}/password",
-		form("a user nobody is", "/settings/users/987654/password", admin, url.Values{"new_password": {"a long enough passphrase 123"}, "confirm_password": {"a long enough passphrase 123"}, "password": {testPassword}}, http.StatusNotFound),
+		form("a user nobody is", "/settings/users/987654/password", freshAdmin, url.Values{"new_password": {"a long enough passphrase 123"}, "confirm_password": {"a long enough passphrase 123"}, "password": {testPassword}}, http.StatusNotFound),
 		form("a wrong password of the admin's", "/settings/users/"+user+"/password", freshAdmin, url.Values{"new_password": {"a long enough passphrase 123"}, "confirm_password": {"a long enough passphrase 123"}, "password": {"wrong"}}, 0).flashed().changing(reauthFailed),
-		form("a short password", "/settings/users/"+user+"/password", admin, url.Values{"new_password": {"x"}, "confirm_password": {"x"}, "password": {testPassword}}, 0).flashed(),
+		form("a short password", "/settings/users/"+user+"/password", freshAdmin, url.Values{"new_password": {"x"}, "confirm_password": {"x"}, "password": {testPassword}}, 0).flashed(),
 	)
 	add("POST /settings/users/{id}/sign-out",
 		form("a user nobody is", "/settings/users/987654/sign-out", admin, nil, http.StatusNotFound),
