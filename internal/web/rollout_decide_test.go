@@ -261,9 +261,8 @@ func decideOFREP(t *testing.T, app *testApp, token string, c decideCase) decisio
 			Cohort string
 		}
 	}](t, res, http.StatusOK)
-	var id string // OFREP does not echo the id: the bucket says which one was hashed
-	id = c.id
-	return decisionJSON{UserID: id, Environment: o.Value, Reason: o.Metadata.Reason, Cohort: o.Metadata.Cohort, Bucket: o.Metadata.Bucket}
+	// OFREP does not echo the id: the bucket says which one was hashed.
+	return decisionJSON{UserID: c.id, Environment: o.Value, Reason: o.Metadata.Reason, Cohort: o.Metadata.Cohort, Bucket: o.Metadata.Bucket}
 }
 
 // TestDecideRefusesWhatItCannotDecideFaithfully: each is a 400 naming the problem, in every API
