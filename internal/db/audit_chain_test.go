@@ -12,7 +12,8 @@ func TestAuditChainDetectsEditsAndDeletions(t *testing.T) {
 	ctx := context.Background()
 	fill := func(t *testing.T) *DB {
 		t.Helper()
-		d, err := Open(ctx, t.TempDir())
+		open, _ := newStore(t)
+		d, err := open(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +81,8 @@ func TestPublishedHeadsCatchTailTruncationAndRewrites(t *testing.T) {
 	const rows = 5100
 	fill := func(t *testing.T) (*DB, AuditHead) {
 		t.Helper()
-		d, err := Open(ctx, t.TempDir())
+		open, _ := newStore(t)
+		d, err := open(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}

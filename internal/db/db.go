@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -29,10 +30,15 @@ var ErrConflict = errors.New("db: conflict")
 //
 // NB: every write goes through W, which has exactly one connection, so SQLite never sees two
 // writers and "database is locked" cannot happen between our own connections.
+//
+// On PostgreSQL (OpenPostgres) W and R are the same pool, Path is empty and URL names the
+// database without its password.
 type DB struct {
-	W    *sql.DB
-	R    *sql.DB
+	W    *Pool
+	R    *Pool
 	Path string
+	URL  string
+	dia  *dialect
 	now  func() time.Time
 }
 
@@ -68,7 +74,7 @@ func OpenFile(ctx context.Context, path string) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
-	d := &DB{W: w, R: r, Path: path, now: time.Now}
+	d := &DB{W: &Pool{w, sqliteDialect}, R: &Pool{r, sqliteDialect}, Path: path, dia: sqliteDialect, now: time.Now}
 	if existing {
 		if err := d.quickCheck(ctx); err != nil {
 			d.Close()
@@ -146,7 +152,22 @@ func openPool(path string, conns int) (*sql.DB, error) {
 
 // Close closes both pools.
 func (d *DB) Close() error {
+	if d.R.DB == d.W.DB {
+		return d.W.Close()
+	}
 	return errors.Join(d.R.Close(), d.W.Close())
+}
+
+// Postgres reports whether the database is PostgreSQL rather than a SQLite file.
+func (d *DB) Postgres() bool { return d.dia.postgres }
+
+// Where names the database for messages: the SQLite file's path, or the PostgreSQL URL without
+// its password.
+func (d *DB) Where() string {
+	if d.dia.postgres {
+		return d.URL
+	}
+	return d.Path
 }
 
 // SetClock replaces the clock used for timestamps (tests only).
@@ -168,7 +189,7 @@ func (d *DB) Ping(ctx context.Context) error {
 }
 
 // tx runs fn inside one write transaction on the writer connection.
-type txer = *sql.Tx
+type txer = *Tx
 
 // NB: when ctx ends, database/sql rolls the transaction back by itself, and a statement or Commit
 // that comes after reports sql.ErrTxDone; tx then says that ctx ended, which is what happened,
@@ -185,6 +206,15 @@ func (d *DB) tryTx(ctx context.Context, fn func(txer) error) error {
 	t, err := d.W.BeginTx(ctx, nil)
 	if err != nil {
 		return err
+	}
+	if d.dia.postgres {
+		// Every write transaction of every instance takes one lock first, so writes are
+		// serialised as SQLite's single writer serialises them: a read-then-write inside fn sees
+		// no concurrent change, and event ids are committed in the order they are assigned.
+		if _, err := t.Tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock($1)", writerLockKey); err != nil {
+			t.Rollback()
+			return err
+		}
 	}
 	if err := fn(t); err != nil {
 		t.Rollback()
@@ -214,6 +244,9 @@ func nullMS(t time.Time) sql.NullInt64 {
 func isUniqueViolation(err error) bool {
 	if err == nil {
 		return false
+	}
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
+		return pe.Code == "23505"
 	}
 	s := err.Error()
 	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "PRIMARY KEY constraint failed")

@@ -11,6 +11,7 @@ import (
 // TestOpenRefusesADamagedDatabase: a database whose pages are damaged is refused at start with
 // what to do, instead of starting, answering ready and failing requests.
 func TestOpenRefusesADamagedDatabase(t *testing.T) {
+	sqliteOnly(t, "damaged pages of the SQLite file")
 	dir := t.TempDir()
 	ctx := context.Background()
 	d, err := Open(ctx, dir)
