@@ -243,13 +243,9 @@ func (d *DB) EnqueueAlerts(ctx context.Context, ds []AlertDelivery, state map[st
 			if next.IsZero() {
 				next = now
 			}
-			res, err := tx.ExecContext(ctx, `INSERT INTO alert_deliveries (channel_id, msg_id, type, env, status, title, payload, state, max_attempts, next_at, created_at)
+			id, err := tx.insertID(ctx, `INSERT INTO alert_deliveries (channel_id, msg_id, type, env, status, title, payload, state, max_attempts, next_at, created_at)
 				VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)`,
 				x.ChannelID, x.MsgID, x.Type, x.Env, x.Status, x.Title, x.Payload, x.MaxAttempts, ms(next), ms(now))
-			if err != nil {
-				return err
-			}
-			id, err := res.LastInsertId()
 			if err != nil {
 				return err
 			}

@@ -157,6 +157,7 @@ func TestUnknownRoleRefusedByDatabase(t *testing.T) {
 // a slow query) adds sqlite_stat tables; they hold data for the query planner, never code, so a
 // start must not refuse the database for them, while an added trigger is still refused.
 func TestSchemaCheckIgnoresPlannerStatistics(t *testing.T) {
+	sqliteOnly(t, "SQLite's ANALYZE tables")
 	ctx := context.Background()
 	d, _ := openTemp(t)
 	if _, err := d.W.ExecContext(ctx, "ANALYZE"); err != nil {

@@ -25,7 +25,7 @@ type dialect struct {
 var (
 	sqliteDialect = &dialect{}
 
-	reIndexedBy   = regexp.MustCompile(`\s+INDEXED BY\s+\w+`)
+	reIndexedBy   = regexp.MustCompile(`\s+(?:NOT INDEXED\b|INDEXED BY\s+\w+)`)
 	reJSONExtract = regexp.MustCompile(`json_extract\((\w+), '\$\.(\w+)'\)`)
 	reUnaryPlus   = regexp.MustCompile(`([\s(,])\+([a-z_]+)`)
 	reInstr       = regexp.MustCompile(`\binstr\(`)
@@ -186,4 +186,17 @@ func (t *Tx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error
 // PrepareContext prepares a statement rewritten for the database behind the pool.
 func (p *Pool) PrepareContext(ctx context.Context, query string) (*sql.Stmt, error) {
 	return p.DB.PrepareContext(ctx, p.dia.sql(query))
+}
+
+// insertID runs an INSERT of one row and returns the id the database gave it (RETURNING id:
+// PostgreSQL's driver has no LastInsertId, and SQLite supports RETURNING too).
+func (t *Tx) insertID(ctx context.Context, query string, args ...any) (id int64, err error) {
+	err = t.QueryRowContext(ctx, query+" RETURNING id", args...).Scan(&id)
+	return id, err
+}
+
+// insertID is Tx.insertID outside a transaction.
+func (p *Pool) insertID(ctx context.Context, query string, args ...any) (id int64, err error) {
+	err = p.QueryRowContext(ctx, query+" RETURNING id", args...).Scan(&id)
+	return id, err
 }

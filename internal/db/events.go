@@ -443,9 +443,9 @@ func (d *DB) lookupPage(ctx context.Context, q string, after int64, limit, previ
 // set of those ids (IN drops an id found twice) is then read back in id order, so a user with a
 // long history costs limit rows, not the history.
 const lookupEventsFrom = ` FROM events WHERE id IN (
-	SELECT id FROM (SELECT id FROM events WHERE request_id = ?1 AND request_id <> '' AND id > ?3 ORDER BY id LIMIT ?2)
-	UNION ALL SELECT id FROM (SELECT id FROM events WHERE external_id = ?1 AND external_id <> '' AND id > ?3 ORDER BY id LIMIT ?2)
-	UNION ALL SELECT id FROM (SELECT id FROM events WHERE user_id = ?1 AND user_id <> '' AND id > ?3 ORDER BY id LIMIT ?2)
+	SELECT id FROM (SELECT id FROM events WHERE request_id = ?1 AND request_id <> '' AND id > ?3 ORDER BY id LIMIT ?2) AS r
+	UNION ALL SELECT id FROM (SELECT id FROM events WHERE external_id = ?1 AND external_id <> '' AND id > ?3 ORDER BY id LIMIT ?2) AS r
+	UNION ALL SELECT id FROM (SELECT id FROM events WHERE user_id = ?1 AND user_id <> '' AND id > ?3 ORDER BY id LIMIT ?2) AS r
 ) ORDER BY id LIMIT ?2`
 
 // purgeBatch is the default number of rows one purge transaction deletes.
@@ -660,7 +660,7 @@ func (d *DB) LatestEventID(ctx context.Context) (int64, error) {
 // RecentUserIDs lists distinct user ids of the newest events (at most limit of them, looking at
 // the newest 10 × limit events): the users "seen recently" that a rollout preview is run on.
 func (d *DB) RecentUserIDs(ctx context.Context, limit int) ([]string, error) {
-	rows, err := d.R.QueryContext(ctx, "SELECT user_id FROM (SELECT user_id FROM events ORDER BY id DESC LIMIT ?) WHERE user_id != ''", 10*limit)
+	rows, err := d.R.QueryContext(ctx, "SELECT user_id FROM (SELECT user_id FROM events ORDER BY id DESC LIMIT ?) AS r WHERE user_id != ''", 10*limit)
 	if err != nil {
 		return nil, fmt.Errorf("db: recent user ids: %w", err)
 	}

@@ -203,6 +203,7 @@ func TestListEventsFiltersAndPages(t *testing.T) {
 // stats and purge query walks an index range in id order: no full scan, no sort. This is what
 // keeps them in milliseconds at a million rows (see BenchmarkLookupEvents).
 func TestEventQueriesUseIndexes(t *testing.T) {
+	sqliteOnly(t, "SQLite's query plans and INDEXED BY pins")
 	d, _ := openTemp(t)
 	yes, no := true, false
 	since := t0

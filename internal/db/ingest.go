@@ -221,12 +221,16 @@ func (g *Ingester) write(batch []*ingestReq, n int) {
 	if g.ins == nil {
 		// Prepared outside any transaction: the writer pool has one connection, which an open
 		// transaction would hold.
-		ins, err := g.d.W.PrepareContext(ctx, insertEventSQL)
+		insSQL, leanSQL := insertEventSQL, insertLeanSQL
+		if g.d.dia.postgres { // no LastInsertId there
+			insSQL, leanSQL = insSQL+" RETURNING id", leanSQL+" RETURNING id"
+		}
+		ins, err := g.d.W.PrepareContext(ctx, insSQL)
 		if err != nil {
 			g.fail(batch, err)
 			return
 		}
-		lean, err := g.d.W.PrepareContext(ctx, insertLeanSQL)
+		lean, err := g.d.W.PrepareContext(ctx, leanSQL)
 		if err != nil {
 			ins.Close()
 			g.fail(batch, err)
@@ -278,6 +282,11 @@ func (g *Ingester) insert(ctx context.Context, tx txer, batch []*ingestReq, resu
 	// received_at never goes below the newest stored one, even if the clock steps back, so that
 	// a time window is an id range (see firstEventAtOrAfter).
 	now := g.d.Now()
+	if g.d.dia.postgres {
+		// Other instances write too, with clocks of their own: read the newest stamp under the
+		// writer lock that tx holds, every batch.
+		g.lastReceived = 0
+	}
 	if g.lastReceived == 0 {
 		var last sql.NullInt64
 		if err := tx.QueryRowContext(ctx, "SELECT received_at FROM events ORDER BY id DESC LIMIT 1").Scan(&last); err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -319,16 +328,13 @@ func (g *Ingester) insert(ctx context.Context, tx txer, batch []*ingestReq, resu
 				}
 				st, args = lean, leanArgs(args)
 			}
-			// Exec, not RETURNING: one step less per row on the hot path. No row affected means
-			// the dedupe key is already stored.
-			res, err := st.ExecContext(ctx, args...)
+			// Exec, not RETURNING, on SQLite: one step less per row on the hot path. No row
+			// affected (no row returned) means the dedupe key is already stored.
+			id, stored, err := g.exec(ctx, st, args)
 			if err != nil {
 				return nil, err
 			}
-			var id int64
-			if n, err := res.RowsAffected(); err != nil {
-				return nil, err
-			} else if n == 0 {
+			if !stored {
 				if dup == nil {
 					if dup, err = tx.PrepareContext(ctx, "SELECT id FROM events WHERE dedupe_key = ?"); err != nil {
 						return nil, err
@@ -340,9 +346,6 @@ func (g *Ingester) insert(ctx context.Context, tx txer, batch []*ingestReq, resu
 				}
 				results[i][j] = IngestResult{ID: id, Duplicate: true}
 				continue
-			}
-			if id, err = res.LastInsertId(); err != nil {
-				return nil, err
 			}
 			results[i][j] = IngestResult{ID: id}
 			e := Event{ID: id, ReceivedAt: now, EventInput: *in}
@@ -357,12 +360,33 @@ func (g *Ingester) insert(ctx context.Context, tx txer, batch []*ingestReq, resu
 	}
 	for c, k := range counts {
 		_, err := tx.ExecContext(ctx, `INSERT INTO event_counts (env, source, n) VALUES (?, ?, ?)
-			ON CONFLICT (env, source) DO UPDATE SET n = n + excluded.n`, c.env, c.source, k)
+			ON CONFLICT (env, source) DO UPDATE SET n = event_counts.n + excluded.n`, c.env, c.source, k)
 		if err != nil {
 			return nil, err
 		}
 	}
 	return inserted, nil
+}
+
+// exec runs one prepared insert and returns the new row's id, or stored false when the dedupe
+// key was already there.
+func (g *Ingester) exec(ctx context.Context, st *sql.Stmt, args []any) (id int64, stored bool, err error) {
+	if g.d.dia.postgres {
+		err = st.QueryRowContext(ctx, g.d.dia.args(args)...).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, false, nil
+		}
+		return id, err == nil, err
+	}
+	res, err := st.ExecContext(ctx, args...)
+	if err != nil {
+		return 0, false, err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return 0, false, err
+	}
+	id, err = res.LastInsertId()
+	return id, err == nil, err
 }
 
 // insertLeanSQL stores a webhook or callback: the API-call columns stay NULL, so they are not

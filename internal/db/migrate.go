@@ -62,6 +62,10 @@ func (d *DB) SchemaVersion(ctx context.Context) (current, known int, err error) 
 	if err != nil {
 		return 0, 0, err
 	}
+	if d.dia.postgres {
+		current, err = pgSchemaVersion(ctx, d.R)
+		return current, len(ms), err
+	}
 	if err := d.W.QueryRowContext(ctx, "PRAGMA user_version").Scan(&current); err != nil {
 		return 0, 0, fmt.Errorf("db: read schema version: %w", err)
 	}

@@ -89,15 +89,11 @@ func (d *DB) InsertRejected(ctx context.Context, r RejectedDelivery) (int64, err
 		}
 		headers = sql.NullString{String: string(b), Valid: true}
 	}
-	res, err := d.W.ExecContext(ctx, `INSERT INTO rejected_deliveries (env, received_at, reason, detail, headers, body, body_size, ip, request_id, client, signed_by, webhook_id)
+	id, err := d.W.insertID(ctx, `INSERT INTO rejected_deliveries (env, received_at, reason, detail, headers, body, body_size, ip, request_id, client, signed_by, webhook_id)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		rejectedClip(r.Env, maxRejectedEnv), ms(d.Now()), rejectedClip(r.Reason, maxRejectedField), rejectedClip(r.Detail, maxRejectedDetail),
 		headers, r.Body, r.BodySize, rejectedClip(r.IP, maxRejectedField), rejectedClip(r.RequestID, maxRejectedField), nullString(r.Client),
 		nullString(rejectedClip(r.SignedBy, maxRejectedField)), nullString(rejectedClip(r.WebhookID, maxRejectedField)))
-	if err != nil {
-		return 0, fmt.Errorf("db: insert rejected delivery: %w", err)
-	}
-	id, err := res.LastInsertId()
 	if err != nil {
 		return 0, fmt.Errorf("db: insert rejected delivery: %w", err)
 	}

@@ -252,13 +252,11 @@ func (d *DB) SaveCohort(ctx context.Context, rolloutKey string, ch CohortChange,
 				return err
 			}
 			c.Position = int(pos.Int64) + 1
-			res, err := tx.ExecContext(ctx, `INSERT INTO cohorts (name, env, position, kind, match, rules, size, created_at, updated_at, updated_by, version)
+			var err error
+			c.ID, err = tx.insertID(ctx, `INSERT INTO cohorts (name, env, position, kind, match, rules, size, created_at, updated_at, updated_by, version)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.Name, c.Env, c.Position, c.Kind, c.Match, string(c.Rules), size, ms(now), ms(now), a.Actor, version)
 			if err != nil {
 				return uniqueName(err, c.Name)
-			}
-			if c.ID, err = res.LastInsertId(); err != nil {
-				return err
 			}
 			if err := setOrderVersion(ctx, tx, version); err != nil {
 				return err
@@ -386,12 +384,9 @@ func (d *DB) DeleteCohort(ctx context.Context, rolloutKey string, id, expect int
 		if _, err := tx.ExecContext(ctx, "DELETE FROM deleted_cohorts WHERE deleted_at < ?", ms(now.Add(-KeepDeletedCohorts))); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO deleted_cohorts (cohort_id, name, env, position, kind, match, rules, size, created_at, deleted_at, deleted_by)
+		deletion, err = tx.insertID(ctx, `INSERT INTO deleted_cohorts (cohort_id, name, env, position, kind, match, rules, size, created_at, deleted_at, deleted_by)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.Name, c.Env, c.Position, c.Kind, c.Match, string(c.Rules), c.Size, ms(c.CreatedAt), ms(now), a.Actor)
 		if err != nil {
-			return err
-		}
-		if deletion, err = res.LastInsertId(); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO deleted_cohort_members (deletion_id, user_id) SELECT ?, user_id FROM cohort_members WHERE cohort_id = ?", deletion, id); err != nil {
@@ -472,14 +467,10 @@ func (d *DB) RestoreCohort(ctx context.Context, rolloutKey string, deletion int6
 		if _, err := tx.ExecContext(ctx, "UPDATE cohorts SET position = position + 1 WHERE position >= ?", del.Position); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO cohorts (name, env, position, kind, match, rules, size, created_at, updated_at, updated_by, version)
+		id, err := tx.insertID(ctx, `INSERT INTO cohorts (name, env, position, kind, match, rules, size, created_at, updated_at, updated_by, version)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, del.Name, del.Env, del.Position, del.Kind, del.Match, string(del.Rules), del.Size, ms(now), ms(now), a.Actor, version)
 		if err != nil {
 			return uniqueName(err, del.Name)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
 		}
 		if _, err := tx.ExecContext(ctx, "INSERT INTO cohort_members (cohort_id, user_id) SELECT ?, user_id FROM deleted_cohort_members WHERE deletion_id = ?", id, deletion); err != nil {
 			return err
@@ -646,7 +637,7 @@ func (d *DB) GuardrailFigures(ctx context.Context, since, until time.Time) (map[
 	f.Total += f.Bad
 	out["rejected_webhooks"] = f
 	f = SignalCount{}
-	err = d.R.QueryRowContext(ctx, `SELECT coalesce(sum(outcome IN ('wrong_key', 'wrong_environment')), 0), count(*) FROM (
+	err = d.R.QueryRowContext(ctx, `SELECT coalesce(sum(CASE WHEN outcome IN ('wrong_key', 'wrong_environment') THEN 1 ELSE 0 END), 0), count(*) FROM (
 			SELECT json_extract(after, '$.outcome') AS outcome FROM audit_log
 			WHERE at >= ? AND at < ? AND action = 'environment.verify' AND target = 'environment:production')
 		WHERE outcome IN ('ok', 'wrong_key', 'wrong_environment')`, ms(since), untilMS).Scan(&f.Bad, &f.Total)

@@ -64,12 +64,11 @@ func (d *DB) CompleteSetup(ctx context.Context, secret string, u User, a Audit) 
 		if n, _ := res.RowsAffected(); n != 1 || users > 0 {
 			return ErrSetupUsed
 		}
-		r, err := tx.ExecContext(ctx, `INSERT INTO users (email, name, role, password_hash, created_at, updated_at, password_changed_at)
+		u.ID, err = tx.insertID(ctx, `INSERT INTO users (email, name, role, password_hash, created_at, updated_at, password_changed_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, u.Email, u.Name, u.Role, u.PasswordHash, ms(now), ms(now), ms(now))
 		if err != nil {
 			return err
 		}
-		u.ID, _ = r.LastInsertId()
 		a.Target = fmt.Sprintf("user:%d", u.ID)
 		a.After = map[string]any{"email": u.Email, "name": u.Name, "role": u.Role}
 		return insertAudit(ctx, tx, now, a)

@@ -11,6 +11,7 @@ import (
 // TestFullDatabaseIsAStorageFailure: a write the database cannot make room for fails with an
 // error IsStorageFailure recognises, stores nothing, and writing works again once there is room.
 func TestFullDatabaseIsAStorageFailure(t *testing.T) {
+	sqliteOnly(t, "SQLite's max_page_count")
 	ctx := context.Background()
 	d, _ := openTemp(t)
 	g := NewIngester(d, IngestOptions{})

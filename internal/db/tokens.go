@@ -57,12 +57,12 @@ func (d *DB) InsertToken(ctx context.Context, secret string, t Token, a Audit) (
 	now := d.Now()
 	t.CreatedAt = now
 	err := d.tx(ctx, func(tx txer) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (name, prefix, hash, scopes, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		var err error
+		t.ID, err = tx.insertID(ctx, `INSERT INTO api_tokens (name, prefix, hash, scopes, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			t.Name, t.Prefix, tokenKey(secret), strings.Join(t.Scopes, ","), t.CreatedBy, ms(now), nullMS(t.ExpiresAt))
 		if err != nil {
 			return err
 		}
-		t.ID, _ = res.LastInsertId()
 		a.Target = fmt.Sprintf("token:%d", t.ID)
 		a.After = map[string]any{"name": t.Name, "prefix": t.Prefix, "scopes": t.Scopes}
 		if !t.ExpiresAt.IsZero() {

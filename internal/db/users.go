@@ -97,12 +97,12 @@ func (d *DB) InsertUser(ctx context.Context, u User, a Audit) (User, error) {
 	now := d.Now()
 	u.CreatedAt, u.UpdatedAt, u.PasswordChangedAt = now, now, now
 	err := d.tx(ctx, func(tx txer) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO users (email, name, role, password_hash, created_at, updated_at, password_changed_at)
+		var err error
+		u.ID, err = tx.insertID(ctx, `INSERT INTO users (email, name, role, password_hash, created_at, updated_at, password_changed_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, u.Email, u.Name, u.Role, u.PasswordHash, ms(now), ms(now), ms(now))
 		if err != nil {
 			return err
 		}
-		u.ID, _ = res.LastInsertId()
 		a.Target = fmt.Sprintf("user:%d", u.ID)
 		a.After = map[string]any{"email": u.Email, "name": u.Name, "role": u.Role}
 		return insertAudit(ctx, tx, now, a)
