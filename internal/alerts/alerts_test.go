@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/safehttp"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
@@ -110,9 +111,10 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts ...func(*Options)) *fixture {
 	t.Helper()
-	dir := t.TempDir()
+	st := dbtest.New(t)
+	dir := st.Dir
 	ctx := context.Background()
-	d, err := db.Open(ctx, dir)
+	d, err := st.Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

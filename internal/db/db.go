@@ -251,3 +251,12 @@ func isUniqueViolation(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "UNIQUE constraint failed") || strings.Contains(s, "PRIMARY KEY constraint failed")
 }
+
+// isUniqueViolationOf reports whether err is a uniqueness violation of table.column (a UNIQUE
+// column constraint, named table_column_key on PostgreSQL).
+func isUniqueViolationOf(err error, table, column string) bool {
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
+		return pe.Code == "23505" && pe.ConstraintName == table+"_"+column+"_key"
+	}
+	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed: "+table+"."+column)
+}

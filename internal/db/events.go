@@ -569,7 +569,7 @@ type HourCount struct {
 const (
 	hourlyEventsSQL = `WITH RECURSIVE hours(h) AS (SELECT 0 UNION ALL SELECT h + 1 FROM hours WHERE h < ?2),
 		bounds(h, id) AS (SELECT h, CASE WHEN h = ?2 THEN 9223372036854775807 ELSE coalesce((SELECT id FROM events INDEXED BY events_received_at
-			WHERE received_at >= ?1 + h * 3600000 ORDER BY received_at LIMIT 1), 9223372036854775807) END FROM hours),
+			WHERE received_at >= CAST(?1 AS BIGINT) + h * 3600000 ORDER BY received_at LIMIT 1), 9223372036854775807) END FROM hours),
 		ranges(h, lo, hi) AS (SELECT a.h, a.id, b.id FROM bounds a JOIN bounds b ON b.h = a.h + 1 WHERE a.id < b.id),
 		envs(env) AS (VALUES ('sandbox'), ('production'))
 		SELECT envs.env, r.h,

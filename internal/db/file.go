@@ -88,7 +88,12 @@ func CheckpointFile(ctx context.Context, path string) error {
 }
 
 // Checkpoint is CheckpointFile for an open database; call it just before Close.
-func (d *DB) Checkpoint(ctx context.Context) error { return checkpoint(ctx, d.W.DB) }
+func (d *DB) Checkpoint(ctx context.Context) error {
+	if d.dia.postgres {
+		return nil // no write-ahead log file of ours to fold in
+	}
+	return checkpoint(ctx, d.W.DB)
+}
 
 func checkpoint(ctx context.Context, conn *sql.DB) error {
 	var busy, logPages, moved int

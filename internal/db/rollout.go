@@ -325,7 +325,7 @@ func (e ErrDuplicateName) Error() string {
 func (e ErrDuplicateName) Is(target error) bool { return target == ErrConflict }
 
 func uniqueName(err error, name string) error {
-	if strings.Contains(err.Error(), "UNIQUE constraint failed: cohorts.name") {
+	if isUniqueViolationOf(err, "cohorts", "name") {
 		return ErrDuplicateName(name)
 	}
 	return err
@@ -639,7 +639,7 @@ func (d *DB) GuardrailFigures(ctx context.Context, since, until time.Time) (map[
 	f = SignalCount{}
 	err = d.R.QueryRowContext(ctx, `SELECT coalesce(sum(CASE WHEN outcome IN ('wrong_key', 'wrong_environment') THEN 1 ELSE 0 END), 0), count(*) FROM (
 			SELECT json_extract(after, '$.outcome') AS outcome FROM audit_log
-			WHERE at >= ? AND at < ? AND action = 'environment.verify' AND target = 'environment:production')
+			WHERE at >= ? AND at < ? AND action = 'environment.verify' AND target = 'environment:production') AS v
 		WHERE outcome IN ('ok', 'wrong_key', 'wrong_environment')`, ms(since), untilMS).Scan(&f.Bad, &f.Total)
 	if err != nil {
 		return nil, fmt.Errorf("db: guardrail verifications: %w", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
@@ -16,7 +17,7 @@ import (
 // of SecretsChanged calls.
 func newService(t *testing.T, allowLoopback bool) (*Service, *db.DB, *int) {
 	t.Helper()
-	d, err := db.Open(context.Background(), t.TempDir())
+	d, err := dbtest.New(t).Open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

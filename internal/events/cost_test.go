@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 )
 
 // fileBytes checkpoints the write-ahead log into the database file and returns the file's size
@@ -98,6 +100,7 @@ func (c costInput) headers() http.Header {
 // visits with long queries, refused deliveries of 4 KiB and of nothing. It also keeps the charge
 // within four times the growth, so that the budget still lets a fair amount through.
 func TestPublicRowCostsCoverDiskGrowth(t *testing.T) {
+	dbtest.SQLiteOnly(t, "the SQLite file's growth per row")
 	ctx := context.Background()
 	const rows = 300
 	const slack = 4 * pageSize // the pages a b-tree adds above its leaves as it grows

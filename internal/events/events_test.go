@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/internal/validation"
@@ -26,7 +27,7 @@ type fixture struct {
 func newFixture(t *testing.T, opts ...func(*fixture, *Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	d, err := db.Open(ctx, t.TempDir())
+	d, err := dbtest.New(t).Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

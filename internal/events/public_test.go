@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 )
 
@@ -319,6 +320,7 @@ func countRows(t *testing.T, f *fixture) int {
 // a write_failed refusal, never an acknowledgement, and the guard reports it until a write
 // succeeds again.
 func TestFullDatabaseRefusesAndReports(t *testing.T) {
+	dbtest.SQLiteOnly(t, "SQLite's max_page_count stands in for a full disk")
 	f := newFixture(t)
 	ctx := context.Background()
 	key := f.addSecret(t, "production")

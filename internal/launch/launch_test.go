@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/environment"
 	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/metrics"
@@ -23,6 +24,7 @@ import (
 
 type fixture struct {
 	dir    string
+	store  dbtest.Store
 	box    *secrets.Box
 	db     *db.DB
 	events *events.Service
@@ -37,7 +39,8 @@ var who = db.Audit{Actor: "test"}
 // source of guardrail figures, at a clock the test moves.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{dir: t.TempDir(), now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	st := dbtest.New(t)
+	f := &fixture{dir: st.Dir, store: st, now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
 	f.open(t)
 	return f
 }
@@ -48,7 +51,7 @@ func (f *fixture) clock() time.Time { return f.now }
 func (f *fixture) open(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
-	d, err := db.Open(ctx, f.dir)
+	d, err := f.store.Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

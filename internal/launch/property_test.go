@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/rollout"
 )
 
@@ -60,7 +61,7 @@ type sigFixture struct {
 
 func newSigFixture(t testing.TB) *sigFixture {
 	t.Helper()
-	d, err := db.Open(context.Background(), t.TempDir())
+	d, err := dbtest.New(t).Open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
