@@ -537,14 +537,31 @@ func (d *DB) ReorderCohorts(ctx context.Context, rolloutKey string, ids []int64,
 // ErrBadOrder is a cohort order that does not name every cohort exactly once.
 var ErrBadOrder = errors.New("db: the order must name every cohort exactly once")
 
-// SaveReach stores the reach registers of a stage.
-func (d *DB) SaveReach(ctx context.Context, stage int, registers []byte) error {
-	_, err := d.W.ExecContext(ctx, `INSERT INTO rollout_reach (stage, registers, updated_at) VALUES (?, ?, ?)
-		ON CONFLICT (stage) DO UPDATE SET registers = excluded.registers, updated_at = excluded.updated_at`, stage, registers, ms(d.Now()))
+// SaveReach merges registers into the stored reach registers of a stage, each register keeping
+// the larger value, and returns the merged registers. Several instances count decisions, each
+// into its own sketch: merging (never overwriting) makes the stored sketch count the users of
+// all of them, and each instance loads the merge back.
+func (d *DB) SaveReach(ctx context.Context, stage int, registers []byte) ([]byte, error) {
+	merged := append([]byte(nil), registers...)
+	err := d.tx(ctx, func(tx txer) error {
+		var stored []byte
+		err := tx.QueryRowContext(ctx, "SELECT registers FROM rollout_reach WHERE stage = ?", stage).Scan(&stored)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if len(stored) == len(merged) {
+			for i, v := range stored {
+				merged[i] = max(merged[i], v)
+			}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO rollout_reach (stage, registers, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (stage) DO UPDATE SET registers = excluded.registers, updated_at = excluded.updated_at`, stage, merged, ms(d.Now()))
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("db: save reach: %w", err)
+		return nil, fmt.Errorf("db: save reach: %w", err)
 	}
-	return nil
+	return merged, nil
 }
 
 // LoadReach reads every stage's reach registers.

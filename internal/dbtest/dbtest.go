@@ -27,7 +27,14 @@ func New(t testing.TB) Store {
 	t.Helper()
 	s := Store{Dir: t.TempDir()}
 	if Postgres() {
-		s.URL = pgtest.URL(t)
+		tmpl := pgtest.Template(t, "dashboard_template", func(url string) error {
+			d, err := db.OpenPostgres(context.Background(), url)
+			if err != nil {
+				return err
+			}
+			return d.Close()
+		})
+		s.URL = pgtest.URLFrom(t, tmpl)
 	}
 	return s
 }

@@ -151,15 +151,23 @@ func (s *Service) Decide(u rollout.User) rollout.Decision {
 // Reach estimates how many distinct users were decided into production at stage.
 func (s *Service) Reach(stage int) int64 { return s.reach.Count(stage) }
 
-// SaveReach persists the reach counters (the loop does it every minute and at the end).
+// SaveReach merges the reach counters into the stored ones and takes back what other instances
+// counted (the loop does it every minute and at the end).
 func (s *Service) SaveReach(ctx context.Context) error {
 	for stage := 0; stage <= len(s.Snapshot().Rollout.Stages) && stage <= rollout.MaxStages; stage++ {
 		if s.reach.Count(stage) == 0 {
 			continue
 		}
-		if err := s.db.SaveReach(ctx, stage, s.reach.State(stage)); err != nil {
+		if _, err := s.db.SaveReach(ctx, stage, s.reach.State(stage)); err != nil {
 			return err
 		}
+	}
+	stored, err := s.db.LoadReach(ctx) // what the other instances counted
+	if err != nil {
+		return err
+	}
+	for stage, regs := range stored {
+		s.reach.Load(stage, regs)
 	}
 	return nil
 }

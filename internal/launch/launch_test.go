@@ -938,3 +938,43 @@ func (f *fixture) productionSecret(t *testing.T) []byte {
 	}
 	return key
 }
+
+// TestReachOfSeveralInstancesIsMerged: two instances on one database count different users; each
+// saves its own sketch, and the stored reach (and each instance's after saving) counts both, never
+// the last writer's alone.
+func TestReachOfSeveralInstancesIsMerged(t *testing.T) {
+	ctx := context.Background()
+	a := newFixture(t)
+	a.act(t, Advance)
+	a.act(t, Advance)
+	a.act(t, Advance) // 25 %
+	b, err := New(ctx, Config{DB: a.db, Now: a.clock, Figures: a.events.GuardrailFigures, Metrics: metrics.New(metrics.BuildInfo{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stage := a.svc.Snapshot().Rollout.Stage
+	for i := range 4000 {
+		u := rollout.User{ID: fmt.Sprintf("user-%d", i)}
+		if i%2 == 0 {
+			a.svc.Decide(u)
+		} else {
+			b.Decide(u)
+		}
+	}
+	alone := a.svc.Reach(stage)
+	if err := a.svc.SaveReach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SaveReach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.svc.SaveReach(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*Service{"a": a.svc, "b": b} {
+		if got := s.Reach(stage); got < alone*17/10 || got > alone*23/10 {
+			t.Errorf("instance %s counts %d after the merge; alone it counted %d (want about twice)", name, got, alone)
+		}
+	}
+}

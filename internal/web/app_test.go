@@ -19,6 +19,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
@@ -57,9 +58,10 @@ const testPassword = "a long test password"
 // newTestApp starts the whole app in one line. Options may adjust the config before start.
 func newTestApp(t testing.TB, opts ...func(*Config)) *testApp {
 	t.Helper()
-	dir := t.TempDir()
+	st := dbtest.New(t)
+	dir := st.Dir
 	ctx := context.Background()
-	d, err := db.Open(ctx, dir)
+	d, err := st.Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
