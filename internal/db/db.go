@@ -203,7 +203,14 @@ func (d *DB) tx(ctx context.Context, fn func(txer) error) error {
 }
 
 func (d *DB) tryTx(ctx context.Context, fn func(txer) error) error {
-	t, err := d.W.BeginTx(ctx, nil)
+	txCtx := ctx
+	if d.dia.postgres {
+		// NB: the transaction itself outlives ctx, so that a client going away while COMMIT is on
+		// the wire cannot leave a change committed on the server and reported as failed here. A
+		// cancelled ctx still stops fn's statements, and is checked once more before COMMIT.
+		txCtx = context.WithoutCancel(ctx)
+	}
+	t, err := d.W.BeginTx(txCtx, nil)
 	if err != nil {
 		return err
 	}
@@ -217,6 +224,10 @@ func (d *DB) tryTx(ctx context.Context, fn func(txer) error) error {
 		}
 	}
 	if err := fn(t); err != nil {
+		t.Rollback()
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		t.Rollback()
 		return err
 	}

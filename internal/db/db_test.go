@@ -70,6 +70,11 @@ func TestTxCancelledMidwayReportsTheCancellation(t *testing.T) {
 			return err
 		}
 		cancel()
+		if d.Postgres() {
+			// The transaction outlives ctx there (see tryTx): tx itself sees the cancellation
+			// before COMMIT and rolls back.
+			return nil
+		}
 		// Wait for database/sql's own rollback, so Commit meets a finished transaction.
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -83,7 +88,7 @@ func TestTxCancelledMidwayReportsTheCancellation(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	})
-	if !errors.Is(err, context.Canceled) || !errors.Is(err, sql.ErrTxDone) {
+	if !errors.Is(err, context.Canceled) || (!errors.Is(err, sql.ErrTxDone) && !d.Postgres()) {
 		t.Fatalf("tx after cancel: %v, want context.Canceled wrapping sql.ErrTxDone", err)
 	}
 	if _, err := d.Meta(context.Background(), "tx_test"); !errors.Is(err, ErrNotFound) {

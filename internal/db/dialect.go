@@ -200,3 +200,16 @@ func (p *Pool) insertID(ctx context.Context, query string, args ...any) (id int6
 	err = p.QueryRowContext(ctx, query+" RETURNING id", args...).Scan(&id)
 	return id, err
 }
+
+// Exec, Query and QueryRow are the context-free forms (tests use them), rewritten likewise.
+func (p *Pool) Exec(query string, args ...any) (sql.Result, error) {
+	return p.ExecContext(context.Background(), query, args...)
+}
+
+func (p *Pool) Query(query string, args ...any) (*sql.Rows, error) {
+	return p.QueryContext(context.Background(), query, args...)
+}
+
+func (p *Pool) QueryRow(query string, args ...any) *sql.Row {
+	return p.QueryRowContext(context.Background(), query, args...)
+}

@@ -1373,8 +1373,14 @@ func (h *hostileApp) stored(t *testing.T) dbSnapshot {
 		h.watch = conn
 		h.t.Cleanup(func() { conn.Close() })
 	}
+	// On PostgreSQL the cluster's write-ahead log position moves with every commit (of any
+	// database: a snapshot taken more often than needed, never less).
+	watch := "PRAGMA data_version"
+	if h.db.Postgres() {
+		watch = "SELECT pg_current_wal_insert_lsn() - '0/0'"
+	}
 	var v int64
-	if err := h.watch.QueryRowContext(context.Background(), "PRAGMA data_version").Scan(&v); err != nil {
+	if err := h.watch.QueryRowContext(context.Background(), watch).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
 	if h.snap == nil || v != h.seen {
@@ -1404,7 +1410,7 @@ var touchColumns = map[string]bool{
 
 func snapshotDB(t *testing.T, d *db.DB) dbSnapshot {
 	t.Helper()
-	rows, err := d.R.Query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+	rows, err := d.R.Query(tablesQuery(d))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1469,4 +1475,12 @@ func asText(v any) string {
 		return string(b)
 	}
 	return fmt.Sprint(v)
+}
+
+// tablesQuery lists the database's tables by name.
+func tablesQuery(d *db.DB) string {
+	if d.Postgres() {
+		return "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+	}
+	return "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
 }

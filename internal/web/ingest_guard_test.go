@@ -15,6 +15,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
@@ -202,7 +203,7 @@ func TestPublicIngestFloodStaysWithinItsBudget(t *testing.T) {
 		t.Fatal("nothing public was stored at all")
 	}
 	var clientsSeen int
-	app.db.R.QueryRow(`SELECT count(DISTINCT client) FROM (SELECT client FROM events WHERE source = 'callback' UNION ALL SELECT client FROM rejected_deliveries)`).Scan(&clientsSeen)
+	app.db.R.QueryRow(`SELECT count(DISTINCT client) FROM (SELECT client FROM events WHERE source = 'callback' UNION ALL SELECT client FROM rejected_deliveries) AS c`).Scan(&clientsSeen)
 	if clientsSeen < 40 {
 		t.Fatalf("the stored input came from %d client keys, want at least 40 distinct", clientsSeen)
 	}
@@ -344,6 +345,7 @@ func TestDiskWatermarksOverHTTP(t *testing.T) {
 // page limit) is answered 503 with Retry-After, never 2xx; /readyz reports the failing writes
 // and recovers once a write succeeds; the Overview shows the failure.
 func TestFullDatabaseAnswers503(t *testing.T) {
+	dbtest.SQLiteOnly(t, "SQLite's max_page_count stands in for a full disk")
 	app := newTestApp(t)
 	secret := app.withSecret("production")
 	viewer, _ := app.login(db.RoleViewer)

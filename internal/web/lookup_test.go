@@ -22,13 +22,16 @@ import (
 // a flood of 64 KiB beacons would have), and returns the first id.
 func (a *testApp) plantEvents(n int, requestID, payload string) int64 {
 	a.t.Helper()
-	res, err := a.db.W.Exec(`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?1)
-		INSERT INTO events (source, env, type, request_id, received_at, payload) SELECT 'callback', 'production', 'screen_loaded', ?2, ?3, CAST(?4 AS BLOB) FROM s`,
-		n, requestID, time.Now().UnixMilli(), payload)
+	_, err := a.db.W.Exec(`WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ?1)
+		INSERT INTO events (source, env, type, request_id, received_at, payload) SELECT 'callback', 'production', 'screen_loaded', ?2, ?3, ?4 FROM s`,
+		n, requestID, time.Now().UnixMilli(), []byte(payload))
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	last, _ := res.LastInsertId()
+	var last int64
+	if err := a.db.R.QueryRow("SELECT max(id) FROM events").Scan(&last); err != nil {
+		a.t.Fatal(err)
+	}
 	return last - int64(n) + 1
 }
 
@@ -335,13 +338,13 @@ func (a *testApp) plantStep(at time.Time, in db.EventInput) int64 {
 	if in.Source == db.SourceAPI {
 		status = in.Status
 	}
-	res, err := a.db.W.Exec(`INSERT INTO events (source, env, type, request_id, user_id, received_at, is_error, method, path, status, duration_ms, error_code, payload)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, in.Source, in.Env, in.Type, in.RequestID, in.UserID, at.UnixMilli(), in.IsError,
-		in.Method, in.Path, status, in.DurationMS, in.ErrorCode, in.Payload)
+	var id int64
+	err := a.db.W.QueryRow(`INSERT INTO events (source, env, type, request_id, user_id, received_at, is_error, method, path, status, duration_ms, error_code, payload)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, in.Source, in.Env, in.Type, in.RequestID, in.UserID, at.UnixMilli(), in.IsError,
+		in.Method, in.Path, status, in.DurationMS, in.ErrorCode, in.Payload).Scan(&id)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	id, _ := res.LastInsertId()
 	return id
 }
 
