@@ -227,7 +227,7 @@ func (d *DB) tryTx(ctx context.Context, fn func(txer) error) error {
 		t.Rollback()
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil && d.dia.postgres {
 		t.Rollback()
 		return err
 	}
