@@ -3,10 +3,12 @@ package db
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"sort"
 	"strconv"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -211,4 +214,32 @@ func OpenAt(ctx context.Context, dir, databaseURL string) (*DB, error) {
 		return OpenPostgres(ctx, databaseURL)
 	}
 	return Open(ctx, dir)
+}
+
+// IsUnavailable reports whether err says the database could not be reached or went away (a
+// refused or broken connection, a server shutting down or starting up, a connect timeout), as
+// opposed to a statement that failed. The change was not made: callers answer "try again later"
+// (503 with Retry-After) so that a sender delivers again. Only PostgreSQL, a server, can be
+// unavailable; a SQLite file cannot.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-57P03: admin or crash shutdown, cannot connect
+		// now; 53300: too many connections.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "53300"
+	}
+	if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) {
+		return true
+	}
+	if errors.Is(err, driver.ErrBadConn) || pgconn.SafeToRetry(err) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "conn closed") || strings.Contains(s, "unexpected EOF") || strings.Contains(s, "connection reset")
 }

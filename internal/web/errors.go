@@ -86,6 +86,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		he = &httpError{status: http.StatusUnprocessableEntity, code: "validation_failed", msg: fields.Error()}
 	case errors.Is(err, db.ErrNotFound):
 		he = &httpError{status: http.StatusNotFound, code: "not_found", msg: "nothing was found at " + validation.Clip(r.URL.Path, 200) + "; it may have been deleted, or the id is wrong"}
+	case db.IsUnavailable(err):
+		// PostgreSQL is down or restarting: nothing was stored; the sender should try again.
+		w.Header().Set("Retry-After", "5")
+		he = &httpError{status: http.StatusServiceUnavailable, code: "database_unavailable", msg: "the database cannot be reached just now; nothing was stored; try again in a few seconds"}
 	case errors.As(err, &mbe):
 		he = &httpError{status: http.StatusRequestEntityTooLarge, code: "body_too_large", msg: fmt.Sprintf("request body is larger than the %d byte limit", mbe.Limit)}
 	default:

@@ -41,7 +41,12 @@ func (s *Server) readiness(ctx context.Context) (readiness, int) {
 	ready := true
 	// The answer says which check failed, not why: /readyz is public. The log and the Overview
 	// have the cause.
-	if err := s.db.Ping(ctx); err != nil {
+	// A database that does not answer within a second is not ready: /readyz must say so within
+	// 2 s of PostgreSQL going away, whatever else is slow.
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	err := s.db.Ping(pctx)
+	cancel()
+	if err != nil {
 		ans.Checks["database"] = "failed"
 		ready = false
 		s.log.Error("readyz: database", "error", err)
