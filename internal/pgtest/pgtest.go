@@ -72,7 +72,7 @@ func binDir() (string, error) {
 // test, or fails it when CI is set.
 func Require(t testing.TB) *Cluster {
 	t.Helper()
-	once.Do(func() { shared, initErr = start() })
+	once.Do(func() { shared, initErr = start(false) })
 	if initErr != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("pgtest: PostgreSQL is needed under CI: %v", initErr)
@@ -159,7 +159,11 @@ func (c *Cluster) exec(stmt string) error {
 
 // start runs initdb and the server. The server is started with a parent-death signal, so it ends
 // with the test binary even when the binary is killed.
-func start() (*Cluster, error) {
+//
+// The shared cluster trades durability for speed (no fsync, asynchronous commit). A cluster of a
+// test's own (New) is durable: its tests stop it as a crash would, and what it acknowledged must
+// be there after the restart.
+func start(durable bool) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
@@ -206,11 +210,14 @@ func start() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data,
-		"-c", "listen_addresses=127.0.0.1", "-c", "port="+strconv.Itoa(port),
-		"-c", "unix_socket_directories="+dir,
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=400", "-c", "shared_buffers=64MB")
+	args := []string{"-D", data,
+		"-c", "listen_addresses=127.0.0.1", "-c", "port=" + strconv.Itoa(port),
+		"-c", "unix_socket_directories=" + dir,
+		"-c", "max_connections=400", "-c", "shared_buffers=64MB"}
+	if !durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	}
+	c.cmd = exec.Command(filepath.Join(bin, "postgres"), args...)
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.Dir = dir
@@ -288,7 +295,7 @@ func (c *Cluster) Restart() error {
 func New(t testing.TB) *Cluster {
 	t.Helper()
 	Require(t) // skip or fail the same way when PostgreSQL is missing
-	c, err := start()
+	c, err := start(true)
 	if err != nil {
 		t.Fatalf("pgtest: start a cluster: %v", err)
 	}

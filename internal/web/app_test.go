@@ -58,7 +58,12 @@ const testPassword = "a long test password"
 // newTestApp starts the whole app in one line. Options may adjust the config before start.
 func newTestApp(t testing.TB, opts ...func(*Config)) *testApp {
 	t.Helper()
-	st := dbtest.New(t)
+	return newTestAppOn(t, dbtest.New(t), opts...)
+}
+
+// newTestAppOn is newTestApp on a store the test made (a PostgreSQL cluster of its own, say).
+func newTestAppOn(t testing.TB, st dbtest.Store, opts ...func(*Config)) *testApp {
+	t.Helper()
 	dir := st.Dir
 	ctx := context.Background()
 	d, err := st.Open(ctx)
