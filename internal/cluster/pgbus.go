@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -48,6 +49,8 @@ type PGBus struct {
 	log   *slog.Logger
 	id    string // this instance, in every payload it sends
 
+	keepAlive time.Duration
+
 	out  chan Message
 	mu   sync.Mutex
 	lost map[string]bool // topics dropped from a full out: remote subscribers must reload them
@@ -74,18 +77,18 @@ type notice struct {
 // NewPGBus connects to databaseURL (a listening and a sending connection) and starts the Bus.
 // It fails when PostgreSQL cannot be reached; once started it reconnects on its own.
 func NewPGBus(ctx context.Context, databaseURL string, log *slog.Logger) (*PGBus, error) {
-	return newPGBus(ctx, databaseURL, log, PGQueue)
+	return newPGBus(ctx, databaseURL, log, PGQueue, keepAlive)
 }
 
-// newPGBus is NewPGBus with a send queue of the given size.
-func newPGBus(ctx context.Context, databaseURL string, log *slog.Logger, queue int) (*PGBus, error) {
+// newPGBus is NewPGBus with a send queue of the given size and the given keep-alive.
+func newPGBus(ctx context.Context, databaseURL string, log *slog.Logger, queue int, keepAlive time.Duration) (*PGBus, error) {
 	cfg, err := parseURL(databaseURL, "dashboard bus")
 	if err != nil {
 		return nil, fmt.Errorf("cluster: bus: %w", err)
 	}
 	var raw [8]byte
 	rand.Read(raw[:])
-	b := &PGBus{local: NewLocalBus(), cfg: cfg, log: log, id: hex.EncodeToString(raw[:]),
+	b := &PGBus{local: NewLocalBus(), cfg: cfg, log: log, id: hex.EncodeToString(raw[:]), keepAlive: keepAlive,
 		out: make(chan Message, queue), lost: map[string]bool{}, kick: make(chan struct{}, 1)}
 	listener, err := dial(ctx, cfg, listenSQL)
 	if err != nil {
@@ -168,8 +171,9 @@ func (b *PGBus) listen(ctx context.Context, conn *pgx.Conn) {
 			b.local.reloadAll()
 			b.log.Info("cluster: bus reconnected; every subscriber reloads", "reconnects", b.reconnects.Load())
 		}
-		wctx, cancel := context.WithTimeout(ctx, keepAlive)
+		wctx, cancel := context.WithTimeout(ctx, b.keepAlive)
 		n, err := conn.WaitForNotification(wctx)
+		silent := errors.Is(wctx.Err(), context.DeadlineExceeded)
 		cancel()
 		switch {
 		case err == nil:
@@ -179,8 +183,8 @@ func (b *PGBus) listen(ctx context.Context, conn *pgx.Conn) {
 			b.connected.Store(false)
 			closeConn(conn)
 			return
-		case !conn.PgConn().IsClosed() && wctx.Err() != nil:
-			// Silent for keepAlive: make sure the connection is still there.
+		case silent && !conn.PgConn().IsClosed():
+			// Silent for b.keepAlive: make sure the connection is still there.
 			pctx, cancel := context.WithTimeout(ctx, dialTimeout)
 			err = conn.Ping(pctx)
 			cancel()
