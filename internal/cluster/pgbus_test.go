@@ -229,7 +229,8 @@ func TestPGBusFullQueueMakesOtherInstancesReload(t *testing.T) {
 	resume()
 	var got []string
 	for {
-		m := within(t, bEvents, 5*time.Second, "other instance")
+		// Longer than a send may take before it is tried again on a new connection.
+		m := within(t, bEvents, 15*time.Second, "other instance")
 		if m.Reload {
 			break
 		}
