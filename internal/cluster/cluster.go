@@ -1,8 +1,8 @@
 // Package cluster holds the two seams between the dashboard's instances: a Bus that tells every
 // part of every instance what changed, and a Leader that says whether this instance runs the
-// schedulers. The implementations here are for one process on SQLite (LocalBus, Solo); a
-// PostgreSQL implementation stands behind the same interfaces, so the packages that use them do
-// not change.
+// schedulers. LocalBus and Solo are for one process on SQLite; PGBus (LISTEN/NOTIFY) and
+// PGLeader (an advisory lock) are for several instances on one PostgreSQL database. The packages
+// that use the seams do not know which they have.
 //
 // The rule both seams serve: the instance that makes a change applies it to its own caches at
 // once (its caller reads its own write), then publishes it on the Bus; every subscriber, this

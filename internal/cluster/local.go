@@ -44,12 +44,39 @@ func (b *LocalBus) Publish(m Message) {
 		select {
 		case s.queue <- m:
 		default:
-			s.missed.Store(true)
-			select {
-			case s.kick <- struct{}{}:
-			default: // already woken
-			}
+			s.miss()
 		}
+	}
+}
+
+// reload makes every subscriber of topic reload it, as if it had missed a message: what it has
+// queued is dropped and one Reload follows. The PostgreSQL Bus uses it when messages were lost on
+// the way between instances.
+func (b *LocalBus) reload(topic string) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for s := range b.subs[topic] {
+		s.miss()
+	}
+}
+
+// reloadAll makes every subscriber of every topic reload (after a lost connection, say).
+func (b *LocalBus) reloadAll() {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, subs := range b.subs {
+		for s := range subs {
+			s.miss()
+		}
+	}
+}
+
+// miss marks that s lost a message and wakes its goroutine to send a Reload.
+func (s *localSub) miss() {
+	s.missed.Store(true)
+	select {
+	case s.kick <- struct{}{}:
+	default: // already woken
 	}
 }
 
