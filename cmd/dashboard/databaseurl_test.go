@@ -33,6 +33,8 @@ func TestDatabaseURLRefusals(t *testing.T) {
 		{"audit verify", nil, []string{"audit", "verify", "--database-url", "mysql://app:" + secret + "@db.example/dash"}, []string{"--database-url must be"}},
 		{"rotate-master-key", nil, []string{"rotate-master-key", "--database-url", "mysql://x"}, []string{"--database-url must be"}},
 		{"reset-2fa", nil, []string{"user", "reset-2fa", "--email", "a@example.com", "--database-url", "mysql://x"}, []string{"--database-url must be"}},
+		{"migrate-to-postgres", nil, []string{"migrate-to-postgres", "--database-url", "mysql://x"}, []string{"--database-url must be"}},
+		{"migrate-to-postgres without a target", nil, []string{"migrate-to-postgres"}, []string{"--database-url (or DASHBOARD_DATABASE_URL) is required"}},
 		{"backup on PostgreSQL", nil, []string{"backup", "--out", "b.db", "--database-url", pg}, []string{"pg_dump -Fc --no-owner", `docs/operations.md shows under "Backup and restore on PostgreSQL"`}},
 		{"restore on PostgreSQL", map[string]string{"DASHBOARD_DATABASE_URL": pg}, []string{"restore", "--from", keyFile}, []string{"pg_restore --clean --if-exists --no-owner", "docs/operations.md"}},
 	}
