@@ -21,14 +21,36 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
-// openForCLI opens the data directory for an administrative subcommand.
-func openForCLI(ctx context.Context, dir string, getenv func(string) string) (*db.DB, error) {
+// openForCLI opens the database of an administrative subcommand: PostgreSQL at databaseURL when
+// it is set, else the SQLite file in dir (which also holds the master key unless the environment
+// gives it).
+func openForCLI(ctx context.Context, dir, databaseURL string, getenv func(string) string) (*db.DB, error) {
 	key, err := masterKeyFromEnv(getenv)
 	if err != nil {
 		return nil, err
 	}
-	d, _, _, err := openData(ctx, dir, key, "")
+	d, _, _, err := openData(ctx, dir, databaseURL, key, "")
 	return d, err
+}
+
+// storeFlags are --data and --database-url, which every command that opens the database takes.
+type storeFlags struct{ dir, url string }
+
+func (s *storeFlags) bind(f *envFlags) {
+	dataFlag(f, &s.dir)
+	databaseURLFlag(f, &s.url)
+}
+
+// parse parses args and completes --database-url (see resolveDatabaseURL).
+func (s *storeFlags) parse(f *envFlags, args []string) error {
+	if err := f.parse(args); err != nil {
+		return err
+	}
+	return resolveDatabaseURL(f, &s.url)
+}
+
+func (s *storeFlags) open(ctx context.Context, getenv func(string) string) (*db.DB, error) {
+	return openForCLI(ctx, s.dir, s.url, getenv)
 }
 
 // masterKeyFromEnv is the master key given by DASHBOARD_MASTER_KEY or the file named by
@@ -52,6 +74,12 @@ func takeDataDir(dir, what string) (release func(), err error) {
 	return lockData(dir, what)
 }
 
+// pgBackupAdvice refuses backup or restore on PostgreSQL, whose own tools do it consistently
+// while instances keep running, and says which to use.
+func pgBackupAdvice(cmd, tool string) string {
+	return fmt.Sprintf("dashboard %s works on the SQLite file; with --database-url use PostgreSQL's own tools (%s ...), as docs/operations.md shows under \"Backup and restore on PostgreSQL\"", cmd, tool)
+}
+
 func cliAudit(action string) db.Audit { return db.Audit{Actor: "cli", Action: action} }
 
 // fieldMessages joins the messages of errs for the named fields, in that order.
@@ -68,13 +96,14 @@ func fieldMessages(errs validation.Errors, fields ...string) string {
 // userAdd adds a user; the password is the first line of stdin so it never shows in the
 // process list or shell history.
 func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
-	var dir, email, name, role string
+	var st storeFlags
+	var email, name, role string
 	f := newFlags("user add", stderr, getenv)
-	dataFlag(f, &dir)
+	st.bind(f)
 	f.fs.StringVar(&email, "email", "", "email address (required)")
 	f.fs.StringVar(&name, "name", "", "display name")
 	f.fs.StringVar(&role, "role", "", "admin, operator or viewer (required)")
-	if err := f.parse(args); err != nil {
+	if err := st.parse(f, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -96,7 +125,7 @@ func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if errs := accounts.ValidateNewUser(strings.TrimSpace(email), name, password); len(errs) > 0 {
 		return usageError{fieldMessages(errs, "email", "name", "password")}
 	}
-	d, err := openForCLI(ctx, dir, getenv)
+	d, err := st.open(ctx, getenv)
 	if err != nil {
 		return err
 	}
@@ -115,15 +144,16 @@ func userAdd(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 
 // tokenCreate creates an API token and prints it once, alone on the last line of stdout.
 func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var dir, name, scopeList string
+	var st storeFlags
+	var name, scopeList string
 	f := newFlags("token create", stderr, getenv)
-	dataFlag(f, &dir)
+	st.bind(f)
 	f.fs.StringVar(&name, "name", "", "what the token is for, e.g. checkout-service (required)")
 	f.fs.StringVar(&scopeList, "scopes", "", "comma-separated scopes: "+strings.Join(auth.AllScopes, ", "))
 	var expires, owner string
 	f.fs.StringVar(&expires, "expires", "", "expire the token after this long, e.g. 30d or 720h (default: never)")
 	f.fs.StringVar(&owner, "owner", "", "the email of the admin who owns the token: it dies with their admin access (default: a service token, owned by nobody, revoked in Settings)")
-	if err := f.parse(args); err != nil {
+	if err := st.parse(f, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -143,7 +173,7 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 			return usageError{"--expires: give a duration from 1h to 366d, e.g. 30d"}
 		}
 	}
-	d, err := openForCLI(ctx, dir, getenv)
+	d, err := st.open(ctx, getenv)
 	if err != nil {
 		return err
 	}
@@ -166,11 +196,12 @@ func tokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer, g
 
 // backup writes a consistent, fsync'd copy of the database while the server may keep running.
 func backup(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var dir, out string
+	var st storeFlags
+	var out string
 	f := newFlags("backup", stderr, getenv)
-	dataFlag(f, &dir)
+	st.bind(f)
 	f.fs.StringVar(&out, "out", "", "file to write (must not exist)")
-	if err := f.parse(args); err != nil {
+	if err := st.parse(f, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -179,7 +210,10 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if out == "" {
 		return usageError{"--out FILE is required"}
 	}
-	d, err := openForCLI(ctx, dir, getenv)
+	if st.url != "" {
+		return usageError{pgBackupAdvice("backup", "pg_dump -Fc --no-owner")}
+	}
+	d, err := st.open(ctx, getenv)
 	if err != nil {
 		return err
 	}
@@ -200,13 +234,14 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 // --head SEQ:HASH or in a --heads file (the heads the dashboard publishes to its log, /metrics and
 // alert channels).
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var dir, headsFile string
+	var st storeFlags
+	var headsFile string
 	var heads headList
 	f := newFlags("audit verify", stderr, getenv)
-	dataFlag(f, &dir)
+	st.bind(f)
 	f.fs.Var(&heads, "head", "a published head SEQ:HASH the chain must still hold (repeatable)")
 	f.fs.StringVar(&headsFile, "heads", "", "a file of published heads, one SEQ:HASH per line (log lines that carry one will do)")
-	if err := f.parse(args); err != nil {
+	if err := st.parse(f, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -219,7 +254,7 @@ func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		}
 		heads = append(heads, more...)
 	}
-	d, err := openForCLI(ctx, dir, getenv)
+	d, err := st.open(ctx, getenv)
 	if err != nil {
 		return err
 	}

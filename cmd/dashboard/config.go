@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
@@ -173,6 +174,7 @@ func secretFromFile(getenv func(string) string, env string) (string, error) {
 type serveConfig struct {
 	addr           string
 	dataDir        string
+	databaseURL    string // --database-url: PostgreSQL instead of the SQLite file in dataDir ("" SQLite)
 	publicURL      *url.URL
 	logFormat      string
 	logLevel       string
@@ -201,6 +203,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	c.flags = f
 	f.string(&c.addr, "addr", "DASHBOARD_ADDR", "127.0.0.1:8080", "address to listen on: 127.0.0.1:PORT for this machine only, :PORT for every network interface")
 	f.string(&c.dataDir, "data", "DASHBOARD_DATA", "./data", "data directory (SQLite file and generated master key)")
+	databaseURLFlag(f, &c.databaseURL)
 	f.string(&public, "public-url", "DASHBOARD_PUBLIC_URL", "", "URL at which browsers and Tensfer reach the dashboard (default http://<addr>)")
 	f.string(&c.logFormat, "log-format", "DASHBOARD_LOG_FORMAT", "", "log format: text or json (default text on a terminal, json otherwise)")
 	f.string(&c.logLevel, "log-level", "DASHBOARD_LOG_LEVEL", "info", "log level: debug, info, warn or error")
@@ -230,6 +233,9 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	}
 	if c.dataDir == "" {
 		errs = append(errs, f.bad("data", "must name a directory, e.g. ./data (it is created if missing)"))
+	}
+	if err := resolveDatabaseURL(f, &c.databaseURL); err != nil {
+		errs = append(errs, err)
 	}
 	c.publicURLDefault = public == ""
 	if c.publicURLDefault && len(errs) == 0 {
@@ -339,7 +345,37 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	return c, errors.Join(errs...)
 }
 
-// dataFlags is the --data flag shared by the administrative subcommands.
+// dataFlag is the --data flag shared by the administrative subcommands.
 func dataFlag(f *envFlags, p *string) {
 	f.string(p, "data", "DASHBOARD_DATA", "./data", "data directory")
+}
+
+// databaseURLFlag is --database-url, taken by every command that opens the database: PostgreSQL
+// instead of the SQLite file in the data directory. It is a secret (it may carry a password), so
+// it may also come from the file named by DASHBOARD_DATABASE_URL_FILE.
+func databaseURLFlag(f *envFlags, p *string) {
+	f.secretString(p, "database-url", "DASHBOARD_DATABASE_URL", "PostgreSQL database to use instead of the SQLite file in the data directory: postgres://USER:PASSWORD@HOST:5432/DATABASE?sslmode=require")
+}
+
+// resolveDatabaseURL completes --database-url after parsing: from DASHBOARD_DATABASE_URL_FILE
+// when neither the flag nor the variable gave it, then checked to name PostgreSQL. The URL's
+// password never appears in the error.
+func resolveDatabaseURL(f *envFlags, p *string) error {
+	from := f.ref("database-url")
+	if *p == "" {
+		v, err := secretFromFile(f.getenv, "DASHBOARD_DATABASE_URL")
+		if err != nil {
+			return err
+		}
+		*p, from = v, "DASHBOARD_DATABASE_URL_FILE="+strconv.Quote(f.getenv("DASHBOARD_DATABASE_URL_FILE"))
+	}
+	if *p != "" && !db.IsPostgresURL(*p) {
+		// NB: only the scheme is repeated: a value that is not a URL may be nothing but a password.
+		got := "it has no scheme"
+		if scheme, _, ok := strings.Cut(*p, "://"); ok && len(scheme) <= 20 {
+			got = fmt.Sprintf("not %q", scheme+"://")
+		}
+		return usageError{fmt.Sprintf("%s must be a PostgreSQL URL starting with postgres:// or postgresql://, %s; e.g. postgres://USER:PASSWORD@HOST:5432/DATABASE?sslmode=require (leave it unset to use the SQLite file in the data directory)", from, got)}
+	}
+	return nil
 }

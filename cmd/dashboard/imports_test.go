@@ -43,7 +43,9 @@ var allowedImports = map[string][]string{
 	"internal/metrics":            nil, // Prometheus' client only: domain packages record into it
 	"internal/cluster":            nil, // the Bus and Leader seams: standard library only
 	"web/static":                  nil,
-	"scripts/screenshots":         nil, // a tool that drives Chromium against a running dashboard
+	"internal/pgtest":             nil,                                // tests only: a throwaway PostgreSQL cluster
+	"internal/dbtest":             {"internal/db", "internal/pgtest"}, // tests only: a store of the suite's kind
+	"scripts/screenshots":         nil,                                // a tool that drives Chromium against a running dashboard
 }
 
 func TestImportsOnlyGoDownward(t *testing.T) {

@@ -7,6 +7,7 @@
 //	dashboard backup --out FILE
 //	dashboard restore --from FILE [--master-key-file F]
 //	dashboard rotate-master-key [--new-key-file F]
+//	dashboard migrate-to-postgres --data DIR --database-url URL
 //	dashboard healthcheck [--url URL]
 //	dashboard version
 package main
@@ -55,10 +56,15 @@ const usage = `usage:
   dashboard audit verify                           check that no audit row was changed or removed
   dashboard rotate-master-key [--new-key-file F]   re-encrypt every secret under a new master key
                                                    (run with the dashboard stopped)
+  dashboard migrate-to-postgres --database-url URL copy this SQLite dashboard into an empty
+                                                   PostgreSQL database (run with the dashboard stopped)
   dashboard healthcheck [--url URL]                exit 0 if the running dashboard answers /healthz
                                                    with 200, else 1 (for a container HEALTHCHECK)
   dashboard version                                print the version, commit and Go version
-Every command but healthcheck and version takes --data DIR (env DASHBOARD_DATA, default ./data).
+Every command but healthcheck and version takes --data DIR (env DASHBOARD_DATA, default ./data),
+and --database-url URL (env DASHBOARD_DATABASE_URL or DASHBOARD_DATABASE_URL_FILE) to use
+PostgreSQL instead of the SQLite file there; backup and restore then point to pg_dump and
+pg_restore.
 Run "dashboard serve -h" for the server's flags.`
 
 // run is main without the process: arguments, standard streams and the environment are passed in
@@ -90,6 +96,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return backup(ctx, args, stdout, stderr, getenv)
 	case "restore":
 		return restore(ctx, args, stdout, stderr, getenv)
+	case "migrate-to-postgres":
+		return migrateToPostgres(ctx, args, stdout, stderr, getenv)
 	case "audit":
 		if len(args) == 0 || args[0] != "verify" {
 			return usageError{"usage: dashboard audit verify [--data DIR]"}

@@ -233,7 +233,7 @@ func TestServeRefusesWrongMasterKey(t *testing.T) {
 func TestRotateMasterKey(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	d, box, _, err := openData(ctx, dir, "", "")
+	d, box, _, err := openData(ctx, dir, "", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestRotateMasterKey(t *testing.T) {
 	if err != nil || !strings.Contains(out, "re-encrypted 2 values") {
 		t.Fatalf("rotate: %q %v", out, err)
 	}
-	d, box, _, err = openData(ctx, dir, "", "")
+	d, box, _, err = openData(ctx, dir, "", "", "")
 	if err != nil {
 		t.Fatalf("open after rotation: %v", err)
 	}
@@ -270,7 +270,7 @@ func TestRotateMasterKey(t *testing.T) {
 func TestRotationInterruptedBeforeRenameIsFinishedAtStart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	d, oldBox, _, err := openData(ctx, dir, "", "")
+	d, oldBox, _, err := openData(ctx, dir, "", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +282,7 @@ func TestRotationInterruptedBeforeRenameIsFinishedAtStart(t *testing.T) {
 	}
 	d.Close()
 	// Crash here: master.key is old, the database is under the new key.
-	d, box, src, err := openData(ctx, dir, "", "")
+	d, box, src, err := openData(ctx, dir, "", "", "")
 	if err != nil {
 		t.Fatalf("start after interrupted rotation: %v", err)
 	}
@@ -496,7 +496,7 @@ func TestRefusedStartLeavesNoNewFile(t *testing.T) {
 		if err := os.Rename(keyPath, filepath.Join(dir, pendingKeyFile)); err != nil {
 			t.Fatal(err)
 		}
-		d, _, src, err := openData(ctx, dir, "", "")
+		d, _, src, err := openData(ctx, dir, "", "", "")
 		if err != nil {
 			t.Fatalf("start with the database's key pending: %v", err)
 		}

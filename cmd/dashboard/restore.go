@@ -26,12 +26,13 @@ import (
 // copy is renamed into place, so at any moment the data directory holds either the old database
 // or the new one.
 func restore(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var dir, from, keyFile string
+	var st storeFlags
+	var from, keyFile string
 	f := newFlags("restore", stderr, getenv)
-	dataFlag(f, &dir)
+	st.bind(f)
 	f.fs.StringVar(&from, "from", "", "backup file to restore, as written by dashboard backup (required)")
 	f.fs.StringVar(&keyFile, "master-key-file", "", "the master key the backup was made with (the master.key kept with it); installed in the data directory along with the database")
-	if err := f.parse(args); err != nil {
+	if err := st.parse(f, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -40,6 +41,10 @@ func restore(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if from == "" {
 		return usageError{"--from FILE is required"}
 	}
+	if st.url != "" {
+		return usageError{pgBackupAdvice("restore", "pg_restore --clean --if-exists --no-owner")}
+	}
+	dir := st.dir
 	envKey, err := masterKeyFromEnv(getenv)
 	if err != nil {
 		return err

@@ -101,7 +101,7 @@ func seedThroughAPI(t *testing.T, base, token string) seeded {
 func assertRestored(t *testing.T, dir string, want seeded) {
 	t.Helper()
 	ctx := context.Background()
-	d, box, _, err := openData(ctx, dir, "", "")
+	d, box, _, err := openData(ctx, dir, "", "", "")
 	if err != nil {
 		t.Fatalf("open the restored data directory: %v", err)
 	}
@@ -401,7 +401,7 @@ func TestRestoreRefusesAndChangesNothing(t *testing.T) {
 	if got, _ := os.ReadFile(keptKeys[0]); !bytes.Equal(got, liveKey) {
 		t.Error("the key kept aside is not the previous key")
 	}
-	d, _, _, err = openData(ctx, live, "", "")
+	d, _, _, err = openData(ctx, live, "", "", "")
 	if err != nil {
 		t.Fatalf("start after restoring with the backup's key: %v", err)
 	}

@@ -23,11 +23,12 @@ const pendingKeyFile = secrets.KeyFileName + ".new"
 // With the key from DASHBOARD_MASTER_KEY(_FILE), the new key is printed once, on the last line,
 // to be put where the old one was.
 func rotateMasterKey(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var dir, newKeyFile string
+	var st storeFlags
+	var newKeyFile string
 	f := newFlags("rotate-master-key", stderr, getenv)
-	dataFlag(f, &dir)
+	st.bind(f)
 	f.fs.StringVar(&newKeyFile, "new-key-file", "", "file holding the new key (base64 or hex); default: generate one")
-	if err := f.parse(args); err != nil {
+	if err := st.parse(f, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -38,12 +39,13 @@ func rotateMasterKey(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	inDataDir := keyValue == ""
+	dir := st.dir
 	release, err := takeDataDir(dir, "rotating the master key (the running server would keep sealing with the old key)")
 	if err != nil {
 		return err
 	}
 	defer release()
-	d, oldBox, _, err := openData(ctx, dir, keyValue, "")
+	d, oldBox, _, err := openData(ctx, dir, st.url, keyValue, "")
 	if err != nil {
 		return err
 	}
@@ -80,6 +82,9 @@ func rotateMasterKey(ctx context.Context, args []string, stdout, stderr io.Write
 			os.Remove(pending)
 		}
 		return fmt.Errorf("nothing was changed: %w", err)
+	}
+	if st.url != "" {
+		fmt.Fprintf(stdout, "every instance on %s now needs the new master key %s: give it to each before starting them\n", d.Where(), newKey.ID)
 	}
 	if inDataDir {
 		if err := os.Rename(pending, filepath.Join(dir, secrets.KeyFileName)); err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -40,44 +41,54 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// openData creates the data directory (0700) unless others may write to an existing one, loads the master key and opens the database,
-// refusing a master key that does not match the database. A key is generated only for a data
-// directory without a database: one whose master.key is missing is refused, and nothing written.
-func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secrets.Box, secrets.Source, error) {
+// openData creates the data directory (0700) unless others may write to an existing one, loads the master key and opens the database
+// (PostgreSQL at databaseURL when it is set, else the SQLite file in dir), refusing a master key
+// that does not match the database. A key is generated only for a database that holds no
+// secrets yet: on SQLite, a data directory without a database (one whose master.key is missing is
+// refused, and nothing written); on PostgreSQL, a database no instance has set up, and a key
+// generated for one that another instance set up is removed again with the refusal.
+func openData(ctx context.Context, dir, databaseURL, keyValue, keyFile string) (*db.DB, *secrets.Box, secrets.Source, error) {
 	if err := checkDataDir(dir, nil); err != nil {
 		return nil, nil, "", err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, "", fmt.Errorf("create data directory: %w", err)
 	}
-	if err := refuseLostDatabase(dir, keyValue, keyFile); err != nil {
-		return nil, nil, "", err
-	}
 	noKeyGiven := keyValue == "" && keyFile == ""
-	if noKeyGiven && databasePresent(dir) {
-		if _, err := os.Stat(filepath.Join(dir, secrets.KeyFileName)); errors.Is(err, os.ErrNotExist) {
-			// Never generate a key beside a database: it cannot open what the database holds,
-			// and a key file written before the refusal would make the next start look like an
-			// install of its own. Only a pending key that opens it (a restore cut short) is taken.
-			d, box, err := finishPendingKey(ctx, dir)
-			if err != nil {
-				return nil, nil, "", fmt.Errorf("%s holds the database %s but no master key (%s is missing), and its secrets open only with the key it was set up with: put that master.key back (keep a copy with every backup), or give it with DASHBOARD_MASTER_KEY or DASHBOARD_MASTER_KEY_FILE; to start a new install instead, move the database away first",
-					dir, filepath.Join(dir, db.FileName), filepath.Join(dir, secrets.KeyFileName))
+	if databaseURL == "" {
+		if err := refuseLostDatabase(dir, keyValue, keyFile); err != nil {
+			return nil, nil, "", err
+		}
+		if noKeyGiven && databasePresent(dir) {
+			if _, err := os.Stat(filepath.Join(dir, secrets.KeyFileName)); errors.Is(err, os.ErrNotExist) {
+				// Never generate a key beside a database: it cannot open what the database holds,
+				// and a key file written before the refusal would make the next start look like an
+				// install of its own. Only a pending key that opens it (a restore cut short) is taken.
+				d, box, err := finishPendingKey(ctx, dir, "")
+				if err != nil {
+					return nil, nil, "", fmt.Errorf("%s holds the database %s but no master key (%s is missing), and its secrets open only with the key it was set up with: put that master.key back (keep a copy with every backup), or give it with DASHBOARD_MASTER_KEY or DASHBOARD_MASTER_KEY_FILE; to start a new install instead, move the database away first",
+						dir, filepath.Join(dir, db.FileName), filepath.Join(dir, secrets.KeyFileName))
+				}
+				return d, box, secrets.Source("finished installing " + box.KeyID()), nil
 			}
-			return d, box, secrets.Source("finished installing " + box.KeyID()), nil
 		}
 	}
 	key, src, err := secrets.LoadKey(dir, keyValue, keyFile)
 	if err != nil {
 		return nil, nil, "", err
 	}
-	d, box, err := openWithKey(ctx, dir, key)
+	d, box, err := openWithKey(ctx, dir, databaseURL, key)
 	if err != nil && noKeyGiven {
 		// A master-key rotation that committed but crashed before renaming master.key.new into
 		// place leaves the new key pending: finish it.
-		if d, box, err2 := finishPendingKey(ctx, dir); err2 == nil {
+		if d, box, err2 := finishPendingKey(ctx, dir, databaseURL); err2 == nil {
 			return d, box, secrets.Source("finished rotation to " + box.KeyID()), nil
 		}
+	}
+	if err != nil && databaseURL != "" && strings.HasPrefix(string(src), "generated ") {
+		// Another instance set this database up with its key: the one just generated is of no use.
+		os.Remove(filepath.Join(dir, secrets.KeyFileName))
+		return nil, nil, "", fmt.Errorf("%w; every instance on one database needs the same master key: copy master.key from an instance that uses %s into %s, or give the key with DASHBOARD_MASTER_KEY_FILE", err, db.RedactURL(databaseURL), dir)
 	}
 	if err != nil {
 		return nil, nil, "", err
@@ -85,13 +96,14 @@ func openData(ctx context.Context, dir, keyValue, keyFile string) (*db.DB, *secr
 	return d, box, src, nil
 }
 
-// openWithKey opens the database in dir and checks that key is its master key.
-func openWithKey(ctx context.Context, dir string, key secrets.Key) (*db.DB, *secrets.Box, error) {
+// openWithKey opens the database (PostgreSQL at databaseURL, else the SQLite file in dir) and
+// checks that key is its master key.
+func openWithKey(ctx context.Context, dir, databaseURL string, key secrets.Key) (*db.DB, *secrets.Box, error) {
 	box, err := secrets.NewBox(key)
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := db.Open(ctx, dir)
+	d, err := db.OpenAt(ctx, dir, databaseURL)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -102,15 +114,15 @@ func openWithKey(ctx context.Context, dir string, key secrets.Key) (*db.DB, *sec
 	return d, box, nil
 }
 
-// finishPendingKey opens dir's database with the key in master.key.new, left by a rotation or a
-// restore cut short before its rename, and when it is the database's key renames it into place.
-func finishPendingKey(ctx context.Context, dir string) (*db.DB, *secrets.Box, error) {
+// finishPendingKey opens the database with the key in dir's master.key.new, left by a rotation or
+// a restore cut short before its rename, and when it is the database's key renames it into place.
+func finishPendingKey(ctx context.Context, dir, databaseURL string) (*db.DB, *secrets.Box, error) {
 	pending := filepath.Join(dir, pendingKeyFile)
 	k, _, err := secrets.LoadKey("", "", pending)
 	if err != nil {
 		return nil, nil, err
 	}
-	d, box, err := openWithKey(ctx, dir, k)
+	d, box, err := openWithKey(ctx, dir, databaseURL, k)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -179,12 +191,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	defer release()
 	notify.status("opening the database")
-	d, box, keySource, err := openData(ctx, cfg.dataDir, cfg.masterKey, "")
+	d, box, keySource, err := openData(ctx, cfg.dataDir, cfg.databaseURL, cfg.masterKey, "")
 	if err != nil {
 		return startFailed(ctx, log, err)
 	}
 	defer d.Close()
-	if err := d.CheckSchema(ctx); err != nil {
+	if err := checkSQLiteSchema(ctx, d); err != nil {
 		// A database swapped in behind the dashboard's back may bring triggers or views of its own.
 		if se := (*db.SchemaError)(nil); errors.As(err, &se) {
 			return fmt.Errorf("%w; the dashboard serves only the schema it creates: restore a backup (dashboard restore --data %s --from BACKUP_FILE, which checks it), or remove what differs", err, cfg.dataDir)
@@ -274,7 +286,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if trickle != nil {
 		bg.Go(func() { trickle(bgCtx, addr) })
 	}
-	log.Info("dashboard started", "addr", addr, "serving", tlsSrv.describe(addr, httpLn), "public_url", cfg.publicURL.String(), "data", cfg.dataDir,
+	log.Info("dashboard started", "addr", addr, "serving", tlsSrv.describe(addr, httpLn), "public_url", cfg.publicURL.String(), "data", cfg.dataDir, "database", d.Where(),
 		"master_key", box.KeyID(), "master_key_source", string(keySource), "version", version(),
 		"startup_ms", time.Since(start).Milliseconds())
 	notify.ready(tlsSrv.describe(addr, httpLn))
@@ -297,6 +309,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// checkSQLiteSchema is d.CheckSchema on SQLite. NB: the check reads SQLite's own catalogue; on
+// PostgreSQL the schema is vouched for by its migrations' version alone.
+func checkSQLiteSchema(ctx context.Context, d *db.DB) error {
+	if d.Postgres() {
+		return nil
+	}
+	return d.CheckSchema(ctx)
 }
 
 // startFailed returns a start-up step's error, unless the step failed only because ctx ended

@@ -16,11 +16,12 @@ import (
 // the last admin who lost both the phone and the recovery codes. Their sessions end, and they set
 // two-factor up again at their next sign-in when it is required.
 func userResetTwoFactor(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	var dir, email string
+	var st storeFlags
+	var email string
 	f := newFlags("user reset-2fa", stderr, getenv)
-	dataFlag(f, &dir)
+	st.bind(f)
 	f.fs.StringVar(&email, "email", "", "email address of the user (required)")
-	if err := f.parse(args); err != nil {
+	if err := st.parse(f, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
@@ -29,7 +30,7 @@ func userResetTwoFactor(ctx context.Context, args []string, stdout, stderr io.Wr
 	if email = strings.TrimSpace(email); email == "" {
 		return usageError{"usage: dashboard user reset-2fa --email E"}
 	}
-	d, err := openForCLI(ctx, dir, getenv)
+	d, err := st.open(ctx, getenv)
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func TestUserResetTwoFactor(t *testing.T) {
 	if _, _, err := cli(t, nil, "a very long password\n", "user", "add", "--data", dir, "--email", "solo@example.com", "--role", "admin"); err != nil {
 		t.Fatal(err)
 	}
-	d, box, _, err := openData(ctx, dir, "", "")
+	d, box, _, err := openData(ctx, dir, "", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
