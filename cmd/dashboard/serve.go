@@ -204,9 +204,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return startFailed(ctx, log, err)
 	}
 
-	// One process on SQLite: the Bus is in process and this instance always leads.
-	bus := cluster.NewLocalBus()
-	defer bus.Close() // after srv.Close (deferred below, so run first)
+	bus, leader, closeCluster, err := joinCluster(ctx, cfg.databaseURL, log)
+	if err != nil {
+		return startFailed(ctx, log, err)
+	}
+	defer closeCluster() // after srv.Close (deferred below, so run first)
 	srv, err := web.New(web.Config{
 		PublicURL:      cfg.publicURL,
 		Version:        version(),
@@ -222,7 +224,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		AllowLoopbackURLs: cfg.demo,
 		Metrics:           newMetrics(),
 		Bus:               bus,
-		Leader:            cluster.Solo{},
+		Leader:            leader,
 	}, d, box, log)
 	if err != nil {
 		return err
@@ -360,4 +362,32 @@ func refuseLostDatabase(dir, keyValue, keyFile string) error {
 	path := filepath.Join(dir, db.FileName)
 	return fmt.Errorf("%s holds a master key but the database %s is missing or empty; if it was lost, restore it from a backup (dashboard restore --data %s --from BACKUP_FILE); to start a new install instead, move %s away first",
 		dir, path, dir, filepath.Join(dir, secrets.KeyFileName))
+}
+
+// joinCluster builds the Bus and the Leader. One process on SQLite: the Bus is in process and
+// this instance always leads. On PostgreSQL several instances share the database: the Bus is
+// LISTEN/NOTIFY and the Leader is whoever holds the leader advisory lock.
+func joinCluster(ctx context.Context, databaseURL string, log *slog.Logger) (cluster.Bus, cluster.Leader, func(), error) {
+	if databaseURL == "" {
+		bus := cluster.NewLocalBus()
+		return bus, cluster.Solo{}, bus.Close, nil
+	}
+	bus, err := cluster.NewPGBus(ctx, databaseURL, log)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("join the other instances' notifications: %w", err)
+	}
+	leader, err := cluster.NewPGLeader(ctx, databaseURL, db.LeaderLockKey, log, cluster.PGLeaderOptions{
+		OnChange: func(leading bool) {
+			if leading {
+				log.Info("this instance now runs the schedulers (leader)")
+			} else {
+				log.Info("this instance no longer runs the schedulers; another instance leads")
+			}
+		},
+	})
+	if err != nil {
+		bus.Close()
+		return nil, nil, nil, fmt.Errorf("join the leader election: %w", err)
+	}
+	return bus, leader, func() { leader.Close(); bus.Close() }, nil
 }
