@@ -90,6 +90,13 @@ func CopyToPostgres(ctx context.Context, src, dst *DB, progress func(CopyProgres
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", writerLockKey); err != nil {
 			return err
 		}
+		// The migration seeds both environments; rows nobody has changed since are replaced by
+		// the source's (and come back with the rollback if the copy fails).
+		if _, err := tx.Exec(ctx, `DELETE FROM environments e WHERE e.updated_at = 0
+			AND NOT EXISTS (SELECT 1 FROM env_keys k WHERE k.env = e.name)
+			AND NOT EXISTS (SELECT 1 FROM webhook_secrets w WHERE w.env = e.name)`); err != nil {
+			return err
+		}
 		// Checked under the lock, so a dashboard started on dst meanwhile cannot slip rows in.
 		if err := dst.checkEmpty(ctx, tx, tables); err != nil {
 			return err
