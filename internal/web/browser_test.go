@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/tensfer-golive/dashboard/internal/accounts"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 )
 
 // newBrowser starts headless Chromium for one test, with a minute for everything the test does
@@ -31,6 +32,11 @@ func newBrowserTab(t *testing.T) context.Context {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("browser tests skipped with -short")
+	}
+	if dbtest.Postgres() {
+		// Pages in Chromium look and behave the same whatever the store; every handler behind
+		// them runs on PostgreSQL in this package's HTTP tests. Once is enough: the SQLite pass.
+		t.Skip("browser tests run in the SQLite pass only")
 	}
 	var path string
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
