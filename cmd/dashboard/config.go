@@ -198,7 +198,7 @@ type serveConfig struct {
 
 func parseServe(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
 	var c serveConfig
-	var public, proxies, idle, max, retention, ingestBytes, ingestRows, soft, hard, tlsCheck string
+	var public, proxies, idle, max, retention, ingestBytes, ingestRows, soft, hard, tlsCheck, instances string
 	f := newFlags("serve", stderr, getenv)
 	c.flags = f
 	f.string(&c.addr, "addr", "DASHBOARD_ADDR", "127.0.0.1:8080", "address to listen on: 127.0.0.1:PORT for this machine only, :PORT for every network interface")
@@ -212,6 +212,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	f.string(&max, "session-max", "DASHBOARD_SESSION_MAX", "168h", "a session ends this long after login")
 	f.string(&retention, "retention-days", "DASHBOARD_RETENTION_DAYS", "30", "events older than this many days are purged")
 	f.string(&ingestBytes, "public-ingest-bytes", "DASHBOARD_PUBLIC_INGEST_BYTES", "1MiB", "bytes a second of unauthenticated input (callbacks, return visits, refused deliveries) stored, all together; each environment and input gets half")
+	f.string(&instances, "instances", "DASHBOARD_INSTANCES", "1", "how many dashboards share the PostgreSQL database (--database-url); each takes its share of the public ingest budget")
 	f.string(&ingestRows, "public-ingest-rows", "DASHBOARD_PUBLIC_INGEST_ROWS", "1000", "rows a second of unauthenticated input stored, all together; each environment and input gets half")
 	f.string(&soft, "disk-soft-watermark", "DASHBOARD_DISK_SOFT_WATERMARK", diskguard.DefaultSoft.String(), "free space on the data directory's disk below which unauthenticated input is not stored (an amount, a share like 5%, or both for the smaller; 0 is off)")
 	f.string(&hard, "disk-hard-watermark", "DASHBOARD_DISK_HARD_WATERMARK", diskguard.DefaultHard.String(), "free space below which nothing new is stored and signed webhooks are answered 503 so Tensfer retries (same forms; 0 is off)")
@@ -314,6 +315,17 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 		errs = append(errs, f.bad("public-ingest-rows", "must be a whole number of rows a second from 1 to 1000000, e.g. 1000"))
 	} else {
 		c.publicBudget.RowsPerSecond = float64(n)
+	}
+	// The public budgets hold for the cluster as a whole: each of N instances behind the
+	// balancer stores at most its Nth of them (docs/operations.md, "Several instances").
+	switch n, err := strconv.Atoi(instances); {
+	case err != nil || n < 1 || n > 64:
+		errs = append(errs, f.bad("instances", "must be a whole number from 1 to 64: how many dashboards share the database"))
+	case n > 1 && c.databaseURL == "":
+		errs = append(errs, f.bad("instances", "is %d, but several dashboards can only share a PostgreSQL database: set %s too", n, f.ref("database-url")))
+	default:
+		c.publicBudget.BytesPerSecond /= float64(n)
+		c.publicBudget.RowsPerSecond /= float64(n)
 	}
 	if c.disk.Soft, err = diskguard.ParseThreshold(soft); err != nil {
 		errs = append(errs, f.bad("disk-soft-watermark", "%v", err))

@@ -632,6 +632,14 @@ func TestPublicIngestDiskAndMetricsFlags(t *testing.T) {
 		{"rows not a number", []string{"--public-ingest-rows", "lots"}, nil, nil, "--public-ingest-rows \"lots\": must be a whole number"},
 		{"a watermark that is not one", []string{"--disk-soft-watermark", "half"}, nil, nil, "--disk-soft-watermark \"half\": \"half\" is not an amount of space"},
 		{"a share of 100%", []string{"--disk-hard-watermark", "100%"}, nil, nil, "--disk-hard-watermark \"100%\": \"100%\" is not a share of the disk"},
+		{"three instances share the budget", []string{"--database-url", "postgres://u@db.example/dash", "--instances", "3", "--public-ingest-rows", "900"}, nil, func(c serveConfig) bool {
+			return c.publicBudget.RowsPerSecond == 300 && c.publicBudget.BytesPerSecond == float64(events.DefaultPublicBudget.BytesPerSecond)/3
+		}, ""},
+		{"instances from the environment", nil, map[string]string{"DASHBOARD_DATABASE_URL": "postgres://u@db.example/dash", "DASHBOARD_INSTANCES": "2"}, func(c serveConfig) bool {
+			return c.publicBudget.RowsPerSecond == events.DefaultPublicBudget.RowsPerSecond/2
+		}, ""},
+		{"several instances on SQLite", []string{"--instances", "2"}, nil, nil, "--instances \"2\": is 2, but several dashboards can only share a PostgreSQL database: set --database-url too"},
+		{"instances not a count", []string{"--instances", "0"}, nil, nil, "--instances \"0\": must be a whole number from 1 to 64"},
 		{"no metrics listener by default", nil, nil, func(c serveConfig) bool { return c.metricsAddr == "" }, ""},
 		{"metrics listener", []string{"--metrics-addr", "127.0.0.1:9090"}, map[string]string{"DASHBOARD_METRICS_ADDR": "10.0.0.5:9090"}, func(c serveConfig) bool { return c.metricsAddr == "127.0.0.1:9090" }, ""},
 		{"metrics listener from the environment", nil, map[string]string{"DASHBOARD_METRICS_ADDR": "10.0.0.5:9090"}, func(c serveConfig) bool { return c.metricsAddr == "10.0.0.5:9090" }, ""},
