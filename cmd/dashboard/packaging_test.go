@@ -442,7 +442,7 @@ func TestPackagedSettingsExist(t *testing.T) {
 		t.Fatalf("could not read the settings from serve -h:\n%s", help)
 	}
 	root := repoRoot(t)
-	for _, name := range []string{"Dockerfile", "packaging/docker-compose.yml", "packaging/systemd/tensfer-dashboard.service", "packaging/systemd/dashboard.env", "docs/operations.md", "README.md"} {
+	for _, name := range []string{"Dockerfile", "packaging/docker-compose.yml", "packaging/docker-compose.cluster.yml", "packaging/systemd/tensfer-dashboard.service", "packaging/systemd/dashboard.env", "docs/operations.md", "README.md"} {
 		b, err := os.ReadFile(filepath.Join(root, name))
 		if err != nil {
 			t.Fatal(err)
@@ -453,10 +453,12 @@ func TestPackagedSettingsExist(t *testing.T) {
 			}
 		}
 	}
-	compose, _ := os.ReadFile(filepath.Join(root, "packaging", "docker-compose.yml"))
-	caddy := regexp.MustCompile(`ipv4_address: (\S+)`).FindSubmatch(compose)
-	trusted := regexp.MustCompile(`DASHBOARD_TRUSTED_PROXIES: (\S+)`).FindSubmatch(compose)
-	if caddy == nil || trusted == nil || string(caddy[1]) != string(trusted[1]) {
-		t.Errorf("the compose example trusts %q as proxy, but Caddy's address is %q", trusted, caddy)
+	for _, name := range []string{"docker-compose.yml", "docker-compose.cluster.yml"} {
+		compose, _ := os.ReadFile(filepath.Join(root, "packaging", name))
+		caddy := regexp.MustCompile(`ipv4_address: (\S+)`).FindSubmatch(compose)
+		trusted := regexp.MustCompile(`DASHBOARD_TRUSTED_PROXIES: (\S+)`).FindSubmatch(compose)
+		if caddy == nil || trusted == nil || string(caddy[1]) != string(trusted[1]) {
+			t.Errorf("%s trusts %q as proxy, but Caddy's address is %q", name, trusted, caddy)
+		}
 	}
 }

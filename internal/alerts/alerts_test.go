@@ -806,3 +806,50 @@ func TestLockedSecondFactorIsAlerted(t *testing.T) {
 		t.Fatalf("got %+v, want one alert of the lock", got)
 	}
 }
+
+// TestTwoInstancesDeliverEachAlertOnce: two services on one database (two instances, or a leader
+// and one that has not yet noticed it lost the lead) deliver the due alerts at the same time;
+// the claim in the database gives each delivery to one of them, so the receiver gets each once.
+func TestTwoInstancesDeliverEachAlertOnce(t *testing.T) {
+	f := newFixture(t)
+	rec := newReceiver(t)
+	f.addChannel("ops", db.AlertKindWebhook, rec.URL, []string{EventKilled, EventStageAdvanced}, []string{"production"})
+	for i := range 10 {
+		action := "rollout.kill"
+		if i%2 == 1 {
+			action = "rollout.advance"
+		}
+		f.audit(action, "rollout:production", map[string]any{"n": i})
+	}
+	if err := f.svc.FollowAudit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	other := f.newService()
+	var wg sync.WaitGroup
+	tried := make([]int, 2)
+	for k, s := range []*Service{f.svc, other} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := s.DeliverDue(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			tried[k] = n
+		}()
+	}
+	wg.Wait()
+	got := payloads(t, rec.requests())
+	seen := map[string]int{}
+	for _, p := range got {
+		seen[p.ID]++
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("alert %s delivered %d times", id, n)
+		}
+	}
+	if len(got) != tried[0]+tried[1] || len(seen) == 0 {
+		t.Fatalf("the receiver got %d alerts (%d distinct); the instances tried %v", len(got), len(seen), tried)
+	}
+}

@@ -133,6 +133,10 @@ func (s *Service) DeliverDue(ctx context.Context) (int, error) {
 	return n, nil
 }
 
+// claimLease is how long a claimed delivery is left to the instance that claimed it: longer than
+// an attempt can take, after which another instance may try it (its claimer died mid-attempt).
+const claimLease = 2 * time.Minute
+
 // attempt makes one attempt at a pending, due delivery and records it with the delivery's next
 // state. It returns the attempt and reports whether one was made.
 func (s *Service) attempt(ctx context.Context, id int64) (db.AlertAttempt, bool, error) {
@@ -145,6 +149,11 @@ func (s *Service) attempt(ctx context.Context, id int64) (db.AlertAttempt, bool,
 	}
 	if d.State != db.AlertPending || d.NextAt.After(s.now()) {
 		return db.AlertAttempt{}, false, nil
+	}
+	// Claimed in the database, not only in this process: another instance (a leader that has not
+	// yet noticed it lost the lead) must not send it too.
+	if ok, err := s.db.ClaimAlertDelivery(ctx, d.ID, s.now(), s.now().Add(claimLease)); err != nil || !ok {
+		return db.AlertAttempt{}, false, err
 	}
 	ch, err := s.db.AlertChannelByID(ctx, d.ChannelID)
 	if errors.Is(err, db.ErrNotFound) {

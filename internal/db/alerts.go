@@ -303,6 +303,27 @@ func (d *DB) DueAlertDeliveries(ctx context.Context, now time.Time, limit int) (
 		"SELECT id FROM alert_deliveries WHERE state = 'pending' AND next_at <= ? ORDER BY next_at, id LIMIT ?", ms(now), limit)
 }
 
+// ClaimAlertDelivery takes a pending delivery due at now for one attempt, by moving its next try
+// to until: of several instances (or a leader and one that still thinks it leads) only one gets
+// it, and the others find it not due. It reports whether this caller got it. An instance that
+// dies after its claim leaves the delivery to be tried again at until.
+func (d *DB) ClaimAlertDelivery(ctx context.Context, id int64, now, until time.Time) (bool, error) {
+	var claimed bool
+	err := d.tx(ctx, func(tx txer) error {
+		res, err := tx.ExecContext(ctx, "UPDATE alert_deliveries SET next_at = ? WHERE id = ? AND state = 'pending' AND next_at <= ?", ms(until), id, ms(now))
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		claimed = n == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("db: claim alert delivery: %w", err)
+	}
+	return claimed, nil
+}
+
 // RecordAlertAttempt stores an attempt at a pending delivery and moves the delivery on in the same
 // transaction: to state (pending with next try at next, delivered or failed). A delivery that is
 // no longer pending (or gone with its channel) is ErrNotFound, and nothing is stored.
