@@ -171,6 +171,11 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	safeHTTP := safehttp.NewClient(safehttp.Options{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
 	userAgent := "tensfer-golive-dashboard/" + cfg.Version
 	cfg.Disk.Dir, cfg.Disk.Now = filepath.Dir(d.Path), s.clock
+	if d.Postgres() {
+		// The data is on PostgreSQL's disk, which this machine's free space says nothing about:
+		// PostgreSQL refuses writes itself when full, and that is a failed write (503).
+		cfg.Disk.Off = true
+	}
 	disk := diskguard.New(cfg.Disk)
 	var err error
 	s.events, err = events.New(context.Background(), events.Config{
