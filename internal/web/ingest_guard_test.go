@@ -272,6 +272,7 @@ func readyz(t *testing.T, app *testApp) (int, readiness) {
 // webhooks get 503 with Retry-After and nothing is stored; /readyz says degraded, then not ready,
 // then ready again; the Overview shows the refusals.
 func TestDiskWatermarksOverHTTP(t *testing.T) {
+	dbtest.SQLiteOnly(t, "on PostgreSQL the local disk's watermarks are off")
 	clock := newFakeClock()
 	space := &fakeSpace{}
 	space.free.Store(10 << 30)

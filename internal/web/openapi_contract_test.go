@@ -25,6 +25,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
 	"github.com/tensfer-golive/dashboard/internal/events"
 	"github.com/tensfer-golive/dashboard/internal/launch"
@@ -544,7 +545,12 @@ func TestOpenAPIContract(t *testing.T) {
 			f = newContractFixture(t, c.app)
 			fixtures[c.app] = f
 		}
-		t.Run(fmt.Sprintf("%s %d %s", c.op, c.status, c.why), func(t *testing.T) { runContractCase(t, doc, o, f, c) })
+		t.Run(fmt.Sprintf("%s %d %s", c.op, c.status, c.why), func(t *testing.T) {
+			if c.app == lowDiskApp && dbtest.Postgres() {
+				t.Skip("on PostgreSQL the local disk's watermarks are off: the data is on PostgreSQL's disk")
+			}
+			runContractCase(t, doc, o, f, c)
+		})
 	}
 }
 
