@@ -486,4 +486,134 @@ func TestThreeInstances(t *testing.T) {
 		checkFeed(t, "stream on C cut and resumed with Last-Event-ID", append(before, resumed.received()...), acked[first:])
 		t.Logf("%d acknowledged writes; each stream saw them once, in order", len(acked))
 	})
+
+	t.Run("rollout", func(t *testing.T) {
+		decide := func(in *instance, user string) (decision, string) {
+			st, body := call(t, http.MethodGet, in.base+"/api/v1/rollout/decide?user_id="+user, token, "")
+			var d decision
+			if st != http.StatusOK || json.Unmarshal(body, &d) != nil {
+				return decision{}, fmt.Sprintf("status %d %s", st, body)
+			}
+			return d, string(body)
+		}
+		// A cohort made on B governs the decisions of A and C.
+		if st, body := call(t, http.MethodPost, b.base+"/api/v1/rollout/cohorts", token,
+			`{"name":"beta","environment":"production","user_ids":["u-beta"]}`); st != http.StatusCreated {
+			t.Fatalf("create a cohort on B: %d %s", st, body)
+		}
+		for _, in := range []*instance{a, c} {
+			took := eventually(t, time.Second, "the cohort made on B deciding on "+in.name, func() (bool, string) {
+				d, got := decide(in, "u-beta")
+				return d.Environment == "production" && d.Reason == "cohort", got
+			})
+			t.Logf("cohort made on B decided on %s after %s", in.name, took.Round(time.Millisecond))
+		}
+		// A plan changed on B: A and C decide with its version.
+		st, body := call(t, http.MethodPut, b.base+"/api/v1/rollout", token, `{"stages":[{"percent":10,"min_soak":"1h"},{"percent":100}]}`)
+		var plan struct{ Version int64 }
+		if st != http.StatusOK || json.Unmarshal(body, &plan) != nil || plan.Version == 0 {
+			t.Fatalf("change the plan on B: %d %s", st, body)
+		}
+		for _, in := range []*instance{a, c} {
+			eventually(t, time.Second, "the plan changed on B deciding on "+in.name, func() (bool, string) {
+				d, got := decide(in, "u-other")
+				return d.Version >= plan.Version, got
+			})
+		}
+		// A change on A against that version (auto-advance is off by default) makes the same
+		// version stale on C.
+		v := strconv.FormatInt(plan.Version, 10)
+		if st, body := call(t, http.MethodPut, a.base+"/api/v1/rollout", token, `{"auto_advance":true}`, "If-Match", `"`+v+`"`); st != http.StatusOK {
+			t.Fatalf("change on A with the current version: %d %s", st, body)
+		}
+		for _, req := range []struct{ body, ifMatch string }{{`{"auto_advance":false}`, `"` + v + `"`}, {`{"auto_advance":false,"version":` + v + `}`, ""}} {
+			headers := []string{}
+			if req.ifMatch != "" {
+				headers = []string{"If-Match", req.ifMatch}
+			}
+			if st, body := call(t, http.MethodPut, c.base+"/api/v1/rollout", token, req.body, headers...); st != http.StatusConflict || !strings.Contains(string(body), "version_conflict") {
+				t.Errorf("a stale change on C (%s, If-Match %s): %d %s, want 409 version_conflict", req.body, req.ifMatch, st, body)
+			}
+		}
+		// A kill on A: B and C answer it within a second.
+		if st, body := call(t, http.MethodPost, a.base+"/api/v1/rollout/kill", token, ""); st != http.StatusOK {
+			t.Fatalf("kill on A: %d %s", st, body)
+		}
+		for _, in := range []*instance{b, c} {
+			took := eventually(t, time.Second, "the kill on A deciding on "+in.name, func() (bool, string) {
+				d, got := decide(in, "u-beta")
+				return d.Environment == "off" && d.Reason == "killed", got
+			})
+			t.Logf("kill on A decided on %s after %s", in.name, took.Round(time.Millisecond))
+		}
+	})
+
+	t.Run("revocation", func(t *testing.T) {
+		out, _, err := cli(t, keyEnv, "", "token", "create", "--data", t.TempDir(), "--name", "revocable", "--scopes", "events:read")
+		if err != nil {
+			t.Fatalf("token create: %v", err)
+		}
+		revocable := strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:])
+		var tokenID int64
+		if err := sqlDB.QueryRow("SELECT id FROM api_tokens WHERE name = 'revocable'").Scan(&tokenID); err != nil {
+			t.Fatal(err)
+		}
+		// A viewer signed in on B, her session used on every instance.
+		if _, _, err := cli(t, keyEnv, "a viewer's long password\n", "user", "add", "--data", t.TempDir(), "--email", "vic@example.com", "--role", "viewer"); err != nil {
+			t.Fatalf("user add: %v", err)
+		}
+		var viewerID int64
+		if err := sqlDB.QueryRow("SELECT id FROM users WHERE email = 'vic@example.com'").Scan(&viewerID); err != nil {
+			t.Fatal(err)
+		}
+		viewer := newBrowser()
+		if st := viewer.signIn(t, b.base, "vic@example.com", "a viewer's long password"); st != http.StatusSeeOther {
+			t.Fatalf("viewer sign-in on B: %d", st)
+		}
+		for _, in := range ins {
+			// Each instance has the token and the session in its caches before the change.
+			if st, body := call(t, http.MethodGet, in.base+"/api/v1/events?limit=1", revocable, ""); st != http.StatusOK {
+				t.Fatalf("token on %s before revocation: %d %s", in.name, st, body)
+			}
+			if st := viewer.get(t, in.base+"/"); st != http.StatusOK {
+				t.Fatalf("viewer's session on %s: %d", in.name, st)
+			}
+		}
+		if st := admin.post(t, a.base+"/settings/tokens/"+strconv.FormatInt(tokenID, 10)+"/revoke", nil); st != http.StatusSeeOther {
+			t.Fatalf("revoke on A: %d", st)
+		}
+		for _, in := range ins {
+			took := eventually(t, time.Second, "the token revoked on A refused on "+in.name, func() (bool, string) {
+				st, body := call(t, http.MethodGet, in.base+"/api/v1/events?limit=1", revocable, "")
+				return st == http.StatusUnauthorized, fmt.Sprintf("%d %s", st, body)
+			})
+			t.Logf("token revoked on A refused on %s after %s", in.name, took.Round(time.Millisecond))
+		}
+		if st := admin.post(t, a.base+"/settings/users/"+strconv.FormatInt(viewerID, 10)+"/disable", nil); st != http.StatusSeeOther {
+			t.Fatalf("disable the viewer on A: %d", st)
+		}
+		for _, in := range ins {
+			took := eventually(t, time.Second, "the disabled viewer's session refused on "+in.name, func() (bool, string) {
+				st := viewer.get(t, in.base+"/")
+				return st != http.StatusOK, strconv.Itoa(st)
+			})
+			t.Logf("disabled user's session refused on %s after %s", in.name, took.Round(time.Millisecond))
+		}
+	})
+
+	t.Run("sessions shared", func(t *testing.T) {
+		// The admin signed in on A; a balancer sends her next requests to B and C.
+		for _, in := range ins {
+			if st := admin.get(t, in.base+"/rollout"); st != http.StatusOK {
+				t.Errorf("admin session from A on %s: status %d, want 200", in.name, st)
+			}
+		}
+	})
+}
+
+// decision is the API's answer to GET /api/v1/rollout/decide.
+type decision struct {
+	Environment string
+	Reason      string
+	Version     int64
 }
