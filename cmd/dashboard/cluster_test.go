@@ -263,9 +263,15 @@ type webhookSender struct {
 	n   int
 }
 
-// send posts one signed webhook to base and returns the status and the stored event id.
-func (w *webhookSender) send(t *testing.T, base, tag string) (int, int64) {
-	t.Helper()
+// delivery is one signed webhook, ready to post.
+type delivery struct {
+	id   string // its webhook-id
+	body []byte
+	key  []byte
+}
+
+// next makes the sender's next delivery, its webhook-id tagged with tag.
+func (w *webhookSender) next(tag string) delivery {
 	w.seq.Lock()
 	w.n++
 	n := w.n
@@ -274,9 +280,15 @@ func (w *webhookSender) send(t *testing.T, base, tag string) (int, int64) {
 	body := fmt.Appendf(nil, `{"id":"evt_%s","type":"payment.cancelled","created_at":"2026-03-01T12:00:00Z",`+
 		`"request_id":"req_%s","data":{"user_id":"user_%d","payment_id":"pay_%06d","amount":1234,`+
 		`"currency":"GBP","reason":"user_cancelled"}}`, id, id, n, n)
-	req, _ := http.NewRequest(http.MethodPost, base+"/hooks/production", bytes.NewReader(body))
+	return delivery{id: id, body: body, key: w.key}
+}
+
+// post sends the delivery to base and returns the status (0 when no answer came) and the stored
+// event id.
+func (d delivery) post(base string) (int, int64) {
+	req, _ := http.NewRequest(http.MethodPost, base+"/hooks/production", bytes.NewReader(d.body))
 	req.Header.Set("Content-Type", "application/json")
-	tensfer.SignRequest(req, id, time.Now(), body, w.key)
+	tensfer.SignRequest(req, d.id, time.Now(), d.body, d.key)
 	res, err := clusterClient.Do(req)
 	if err != nil {
 		return 0, 0
@@ -287,6 +299,9 @@ func (w *webhookSender) send(t *testing.T, base, tag string) (int, int64) {
 	eid, _ := strconv.ParseInt(ans.ID, 10, 64)
 	return res.StatusCode, eid
 }
+
+// send posts the next delivery to base and returns the status and the stored event id.
+func (w *webhookSender) send(base, tag string) (int, int64) { return w.next(tag).post(base) }
 
 // TestThreeInstances is issue 19's process test: three `dashboard serve` processes started at
 // the same moment on one empty PostgreSQL database, each with its own data directory and the
@@ -399,7 +414,7 @@ func TestThreeInstances(t *testing.T) {
 	t.Run("live feed", func(t *testing.T) {
 		onB, onC := admin.openFeed(t, b.base, ""), admin.openFeed(t, c.base, "")
 		sent := time.Now()
-		st, id := hooks.send(t, a.base, "live")
+		st, id := hooks.send(a.base, "live")
 		if st != http.StatusOK || id == 0 {
 			t.Fatalf("signed webhook to A: status %d, id %d", st, id)
 		}
@@ -437,7 +452,7 @@ func TestThreeInstances(t *testing.T) {
 					switch w % 3 {
 					case 0, 1:
 						base := []string{a.base, b.base}[w%2]
-						st, id := hooks.send(t, base, fmt.Sprintf("mix%d", w))
+						st, id := hooks.send(base, fmt.Sprintf("mix%d", w))
 						if st != http.StatusOK || id == 0 {
 							t.Errorf("writer %d: webhook: status %d", w, st)
 							return
@@ -609,7 +624,193 @@ func TestThreeInstances(t *testing.T) {
 			}
 		}
 	})
+
+	// leaders polls /metrics of the running instances until exactly one reports
+	// dashboard_leader 1, and returns it.
+	leaders := func(t *testing.T, limit time.Duration, what string) *instance {
+		t.Helper()
+		var leader *instance
+		eventually(t, limit, what, func() (bool, string) {
+			leader = nil
+			var report []string
+			n := 0
+			for _, in := range ins {
+				if !in.alive() {
+					continue
+				}
+				_, body := call(t, http.MethodGet, in.base+"/metrics", token, "")
+				v := "absent"
+				for _, line := range strings.Split(string(body), "\n") {
+					if strings.HasPrefix(line, "dashboard_leader") {
+						v = line[strings.LastIndex(line, " ")+1:]
+					}
+				}
+				if v == "1" {
+					n++
+					leader = in
+				}
+				report = append(report, in.name+"="+v)
+			}
+			return n == 1, strings.Join(report, " ")
+		})
+		return leader
+	}
+
+	t.Run("leader, and kill -9 during load", func(t *testing.T) {
+		leader := leaders(t, 30*time.Second, "exactly one instance reporting dashboard_leader 1")
+		t.Logf("leader: %s", leader.name)
+		// Webhooks from 12 senders spread over the three; the leader is killed after 150
+		// acknowledgements, and the other senders go on for 20 more each.
+		var killed time.Time
+		acked, refused := webhookLoad(t, hooks, ins, 150, func() { leader.kill(); killed = time.Now() }, 20)
+		t.Logf("%d deliveries acknowledged around the kill; %v answered otherwise or cut off (status 0)", len(acked), refused)
+		checkStoredOnce(t, sqlDB, acked)
+		next := leaders(t, 30*time.Second, "another instance leading after the leader's kill -9")
+		t.Logf("%s took over as leader %s after the kill", next.name, time.Since(killed).Round(100*time.Millisecond))
+	})
+	if t.Failed() {
+		return
+	}
+
+	t.Run("PostgreSQL crash during load", func(t *testing.T) {
+		var alive []*instance
+		for _, in := range ins {
+			if in.alive() {
+				alive = append(alive, in)
+			}
+		}
+		ready := func(in *instance, want int) func() (bool, string) {
+			return func() (bool, string) {
+				st, body := call(t, http.MethodGet, in.base+"/readyz", "", "")
+				return st == want, fmt.Sprintf("%d %s", st, body)
+			}
+		}
+		var stopped time.Time
+		crash := func() {
+			pg.Stop() // immediate shutdown, as in a crash
+			stopped = time.Now()
+			for _, in := range alive {
+				took := eventually(t, 2*time.Second, "/readyz 503 on "+in.name+" with PostgreSQL down", ready(in, http.StatusServiceUnavailable))
+				t.Logf("%s: /readyz 503 after the crash (polled %s)", in.name, took.Round(time.Millisecond))
+			}
+			if err := pg.Restart(); err != nil {
+				t.Fatalf("restart PostgreSQL: %v\n%s", err, pg.Log())
+			}
+			back := time.Now()
+			for _, in := range alive {
+				eventually(t, 5*time.Second, "/readyz 200 on "+in.name+" after PostgreSQL came back", ready(in, http.StatusOK))
+			}
+			t.Logf("every instance ready %s after PostgreSQL's restart (down %s)", time.Since(back).Round(time.Millisecond), back.Sub(stopped).Round(time.Millisecond))
+		}
+		acked, refused := webhookLoad(t, hooks, alive, 100, crash, 20)
+		t.Logf("%d deliveries acknowledged around the crash; answered otherwise: %v", len(acked), refused)
+		if refused[http.StatusServiceUnavailable] == 0 {
+			t.Error("no delivery was answered 503 while PostgreSQL was down: the outage was not exercised")
+		}
+		for st := range refused {
+			if st != http.StatusServiceUnavailable && st != 0 {
+				t.Errorf("%d deliveries answered %d around the crash, want 503 (or no answer)", refused[st], st)
+			}
+		}
+		for _, in := range alive {
+			if !in.alive() {
+				t.Errorf("instance %s exited during PostgreSQL's outage", in.name)
+			}
+		}
+		checkStoredOnce(t, sqlDB, acked)
+	})
 }
+
+// webhookLoad sends signed webhooks from four senders per instance until after acknowledgements
+// in all, then calls disrupt (a kill, a crash) while they go on, and lets each sender still
+// running send more deliveries answered 2xx afterwards. It returns the webhook-ids answered 2xx
+// and how many deliveries were answered with each other status (0: cut off). A sender whose instance is gone
+// (connection refused) stops.
+func webhookLoad(t *testing.T, hooks *webhookSender, ins []*instance, after int, disrupt func(), more int) (acked []string, refused map[int]int) {
+	t.Helper()
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		once     sync.Once
+		done     = make(chan struct{}) // disrupt returned
+		deadline = time.Now().Add(60 * time.Second)
+	)
+	refused = map[int]int{}
+	for g := range 4 * len(ins) {
+		in := ins[g%len(ins)]
+		wg.Go(func() {
+			extra := 0
+			for extra < more {
+				if time.Now().After(deadline) {
+					t.Errorf("sender %d on %s: still sending after 60s", g, in.name)
+					return
+				}
+				w := hooks.next(fmt.Sprintf("load%02d", g))
+				st, _ := w.post(in.base)
+				mu.Lock()
+				if st >= 200 && st < 300 {
+					acked = append(acked, w.id)
+				} else {
+					refused[st]++
+				}
+				n := len(acked)
+				mu.Unlock()
+				select {
+				case <-done:
+					if st >= 200 && st < 300 {
+						extra++
+					}
+				default:
+					if n >= after {
+						// The first sender past the mark disrupts; the others go on meanwhile.
+						once.Do(func() { go func() { disrupt(); close(done) }() })
+					}
+				}
+				if st == 0 && !in.alive() {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	reached := true
+	once.Do(func() { reached = false; t.Error("the load never reached the disruption") })
+	if reached {
+		<-done // disrupt has returned, whatever the senders saw
+	}
+	return acked, refused
+}
+
+// checkStoredOnce fails the test unless every webhook-id in acked is stored exactly once.
+func checkStoredOnce(t *testing.T, sqlDB *sql.DB, acked []string) {
+	t.Helper()
+	stored := map[string]int{}
+	rows, err := sqlDB.Query("SELECT external_id FROM events WHERE source = 'webhook'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		stored[id]++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for _, id := range acked {
+		if stored[id] != 1 {
+			if lost++; lost <= 10 {
+				t.Errorf("acknowledged webhook %s is stored %d times, want exactly once", id, stored[id])
+			}
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d acknowledged webhooks are not stored exactly once", lost, len(acked))
+	}
+}
+
 
 // decision is the API's answer to GET /api/v1/rollout/decide.
 type decision struct {
