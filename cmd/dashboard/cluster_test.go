@@ -811,7 +811,6 @@ func checkStoredOnce(t *testing.T, sqlDB *sql.DB, acked []string) {
 	}
 }
 
-
 // decision is the API's answer to GET /api/v1/rollout/decide.
 type decision struct {
 	Environment string
