@@ -625,6 +625,36 @@ func TestThreeInstances(t *testing.T) {
 		}
 	})
 
+	t.Run("login lockout shared", func(t *testing.T) {
+		// TODO(lead): remove this skip when the shared sign-in state ("accounts: login lockout
+		// counters") is merged; until then each instance counts its own failures, and this fails.
+		t.Skip("login lockout counters are per instance until the shared sign-in state is merged")
+		// Wrong passwords spread over A, B and C add up to one account's lockout, which then
+		// holds on all three, even for the right password.
+		const pw = "lou's long enough password"
+		if _, _, err := cli(t, keyEnv, pw+"\n", "user", "add", "--data", t.TempDir(), "--email", "lou@example.com", "--role", "viewer"); err != nil {
+			t.Fatalf("user add: %v", err)
+		}
+		guesser := newBrowser()
+		for i := range 6 {
+			in := ins[i%3]
+			if st := guesser.signIn(t, in.base, "lou@example.com", fmt.Sprintf("wrong guess %d", i)); st != http.StatusUnauthorized && st != http.StatusTooManyRequests {
+				t.Fatalf("wrong password %d on %s: status %d", i, in.name, st)
+			}
+		}
+		for _, in := range ins {
+			res, err := guesser.hc.PostForm(in.base+"/login", url.Values{"email": {"lou@example.com"}, "password": {pw}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "Too many failed sign-ins for this account") {
+				t.Errorf("the right password on %s after 6 wrong ones over A, B and C: status %d, want 429 naming the account's lockout", in.name, res.StatusCode)
+			}
+		}
+	})
+
 	// leaders polls /metrics of the running instances until exactly one reports
 	// dashboard_leader 1, and returns it.
 	leaders := func(t *testing.T, limit time.Duration, what string) *instance {
