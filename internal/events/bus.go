@@ -40,6 +40,14 @@ func (s *Service) onCommitted(m cluster.Message) {
 	}
 	s.pubMu.Lock()
 	defer s.pubMu.Unlock()
+	s.catchUp(ctx, through)
+}
+
+// catchUp publishes the stored events after the feed's newest and up to through, oldest first.
+// Events commit in id order on every store (on PostgreSQL under the writers' advisory lock), so
+// once an event is committed every event with a lower id that will ever exist is readable. The
+// caller holds pubMu.
+func (s *Service) catchUp(ctx context.Context, through int64) {
 	for after := s.hub.Last(); after < through; {
 		evs, _, err := s.db.ListEvents(ctx, db.EventFilter{AfterID: after, BeforeID: through + 1, Limit: 500,
 			Ascending: true, PreviewBytes: LookupPreviewBytes})

@@ -179,6 +179,14 @@ func (s *Service) publish() {
 	defer close(s.publisherDone)
 	for evs := range s.committed {
 		s.pubMu.Lock()
+		if len(evs) > 0 && s.hub.Last() < evs[0].ID-1 {
+			// Ids below this commit that the feed lacks were committed by another instance whose
+			// Bus message has not come yet (or by nobody: a gap): read them first, or the hub,
+			// which takes ids only in increasing order, would never take them.
+			ctx, cancel := context.WithTimeout(context.Background(), busReadTimeout)
+			s.catchUp(ctx, evs[0].ID-1)
+			cancel()
+		}
 		s.hub.Publish(s.feedItems(evs)...)
 		s.pubMu.Unlock()
 		if s.cfg.Bus != nil && len(evs) > 0 {
