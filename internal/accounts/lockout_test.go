@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -306,4 +307,40 @@ func BenchmarkLockout(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestLockoutHoldsAcrossInstances (issue 19): two services, each with its own connections to one
+// database, as two instances behind a balancer. Parallel guesses spread over both get exactly
+// Free password checks between them, and the lock then holds on both.
+func TestLockoutHoldsAcrossInstances(t *testing.T) {
+	a, clock, u := newLockedService(t, LockoutPolicy{})
+	d, err := db.Open(context.Background(), filepath.Dir(a.db.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	b := New(Config{DB: d, Params: auth.TestParams, Now: clock.Now, DeviceKey: []byte("0123456789abcdef0123456789abcdef")})
+	var wg sync.WaitGroup
+	for i := range 20 {
+		s := []*Service{a, b}[i%2]
+		wg.Go(func() {
+			if _, err := s.Authenticate(context.Background(), u.Email, "guess", LoginFrom{Addr: fmt.Sprint("203.0.113.", i)}); err != nil &&
+				!errors.Is(err, ErrBadCredentials) && !errors.As(err, new(*LockedError)) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if checks := a.PasswordChecks() + b.PasswordChecks(); checks != 5 {
+		t.Fatalf("20 parallel guesses on two instances: %d passwords checked, want 5", checks)
+	}
+	for name, s := range map[string]*Service{"a": a, "b": b} {
+		if got, checked := try(t, s, u.Email, "a long test password", LoginFrom{Addr: "192.0.2.1"}); !strings.HasPrefix(got, "locked account 1s") || checked {
+			t.Fatalf("instance %s after the guesses: %s (checked %v)", name, got, checked)
+		}
+	}
+	// Addresses refused unchecked leave nothing to remember.
+	if n, err := b.TrackedLogins(context.Background()); err != nil || n != 6 {
+		t.Fatalf("instance b sees %d counters (%v), want 6: the account and the five addresses checked", n, err)
+	}
 }
