@@ -1402,6 +1402,10 @@ var touchColumns = map[string]bool{
 	"users.last_login_at":             true,
 }
 
+// attemptTables count attempts on purpose (the login lockout, re-check budgets): a refused
+// request is meant to change them, so they are left out of snapshots.
+var attemptTables = map[string]bool{"login_counters": true, "rate_buckets": true}
+
 func snapshotDB(t *testing.T, d *db.DB) dbSnapshot {
 	t.Helper()
 	rows, err := d.R.Query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -1417,6 +1421,9 @@ func snapshotDB(t *testing.T, d *db.DB) dbSnapshot {
 	rows.Close()
 	out := dbSnapshot{}
 	for _, table := range tables {
+		if attemptTables[table] {
+			continue
+		}
 		rows, err := d.R.Query(`SELECT * FROM "` + table + `"`)
 		if err != nil {
 			t.Fatal(err)
