@@ -11,7 +11,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -27,9 +26,11 @@ import (
 // A flood from many addresses keeps the per-account counter locked, but cannot lock out the real
 // user: a browser that has signed in to the account before carries a known-device cookie (a MAC
 // over the email under a key derived from the master key), and with it only the counter of its
-// own (account, address) applies. Everything is in memory, in one map bounded by MaxKeys: when
-// full, an entry that would be forgotten anyway goes first, else the one with the fewest failures
-// of a small random sample, so a flood of fresh emails evicts itself rather than a locked account.
+// own (account, address) applies. The counters live in the database (table login_counters), so
+// every instance counts the same failures; the rows are bounded by MaxKeys: when full, rows that
+// would be forgotten anyway go first, else those with the fewest failures, oldest first, so a
+// flood of fresh emails evicts itself rather than a locked account. Forgotten rows are also
+// purged by the leader's housekeeping (PurgeSignInState).
 
 // LockoutPolicy tunes the login soft lockout; zero fields take the defaults.
 type LockoutPolicy struct {
@@ -37,7 +38,7 @@ type LockoutPolicy struct {
 	BaseDelay time.Duration // the first delay, doubled by each further failure (default 1 s)
 	MaxDelay  time.Duration // the longest delay (default 15 min)
 	Forget    time.Duration // failures are forgotten this long after the last one's delay ends (default 1 h)
-	MaxKeys   int           // accounts and (account, address) pairs tracked at most (default 50,000)
+	MaxKeys   int           // accounts and (account, address) pairs tracked at most: rows kept (default 50,000)
 }
 
 func (p LockoutPolicy) withDefaults() LockoutPolicy {
@@ -103,100 +104,73 @@ func WaitText(d time.Duration) string {
 	return strconv.Itoa((secs+59)/60) + " min"
 }
 
-// lockout holds the counters.
+// attemptLease is how long an admitted attempt counts as in flight at most: an instance that
+// dies while checking a password does not hold the counter for longer.
+const attemptLease = 2 * time.Minute
+
+// lockout keeps the counters in the database (db.UpdateLoginCounters), so every instance counts
+// the same failures and an attacker gains nothing by asking another one.
 type lockout struct {
-	mu    sync.Mutex
-	p     LockoutPolicy
-	now   func() time.Time
-	m     map[string]*lockEntry
-	sweep time.Time
+	db  *db.DB
+	p   LockoutPolicy
+	now func() time.Time
+	key []byte // names counters by a keyed hash: what was typed as an email is never stored
 }
 
-type lockEntry struct {
-	failures    int
-	inflight    int       // attempts admitted and not yet ended
-	lastFailure time.Time // zero when none
-	until       time.Time // no attempt before this
-	reported    bool      // the current lock was answered (and audited) once
-}
-
-func newLockout(p LockoutPolicy, now func() time.Time) *lockout {
-	return &lockout{p: p.withDefaults(), now: now, m: map[string]*lockEntry{}}
-}
-
-// forgettable reports whether e holds nothing worth keeping at now.
-func (l *lockout) forgettable(e *lockEntry, now time.Time) bool {
-	return e.inflight == 0 && !now.Before(e.until.Add(l.p.Forget)) && !now.Before(e.lastFailure.Add(l.p.Forget))
-}
-
-// entry returns the counter for key, creating it (within MaxKeys, never evicting keep) when
-// missing or forgotten.
-func (l *lockout) entry(key string, now time.Time, keep *lockEntry) *lockEntry {
-	if e, ok := l.m[key]; ok {
-		if l.forgettable(e, now) {
-			*e = lockEntry{}
-		}
-		return e
+func newLockout(d *db.DB, p LockoutPolicy, now func() time.Time, key []byte) *lockout {
+	if len(key) == 0 {
+		key = []byte("no device key")
 	}
-	if now.Sub(l.sweep) > time.Minute {
-		for k, e := range l.m {
-			if l.forgettable(e, now) {
-				delete(l.m, k)
-			}
-		}
-		l.sweep = now
-	}
-	if len(l.m) >= l.p.MaxKeys {
-		l.evictOne(now, keep)
-	}
-	e := &lockEntry{}
-	l.m[key] = e
-	return e
+	return &lockout{db: d, p: p.withDefaults(), now: now, key: key}
 }
 
-// evictOne drops one entry but keep: from a random sample, one that would be forgotten anyway,
-// else the least worth keeping (nothing in flight, fewest failures, oldest).
-func (l *lockout) evictOne(now time.Time, keep *lockEntry) {
-	const sample = 32
-	var victim string
-	var worst *lockEntry
-	n := 0
-	for k, e := range l.m { // map order is random
-		if e == keep {
-			continue
+// counterKey names the counter of an account ("a", email) or of an (account, address) pair
+// ("p", email, addr).
+func (l *lockout) counterKey(parts ...string) []byte {
+	m := hmac.New(sha256.New, l.key)
+	m.Write([]byte("login-counter"))
+	for _, p := range parts {
+		m.Write([]byte{0})
+		m.Write([]byte(p))
+	}
+	return m.Sum(nil)
+}
+
+// inflight is how many attempts c still counts as in flight at now.
+func inflight(c *db.LoginCounter, now time.Time) int {
+	if now.Before(c.InflightUntil) {
+		return c.Inflight
+	}
+	return 0
+}
+
+// settle forgets the counters that hold nothing worth keeping at now, and sets when each will.
+func (l *lockout) settle(cs []db.LoginCounter, now time.Time) {
+	for i := range cs {
+		c := &cs[i]
+		if inflight(c, now) == 0 {
+			c.Inflight, c.InflightUntil = 0, time.Time{}
 		}
-		if l.forgettable(e, now) {
-			victim = k
-			break
+		c.ForgetAt = c.Until.Add(l.p.Forget)
+		if last := c.LastFailure.Add(l.p.Forget); last.After(c.ForgetAt) {
+			c.ForgetAt = last
 		}
-		if worst == nil || less(e, worst) {
-			victim, worst = k, e
+		if c.Inflight > 0 && c.InflightUntil.After(c.ForgetAt) {
+			c.ForgetAt = c.InflightUntil
 		}
-		if n++; n == sample {
-			break
+		if !c.ForgetAt.After(now) {
+			*c = db.LoginCounter{Key: c.Key}
 		}
 	}
-	delete(l.m, victim)
 }
 
-// less orders entries by how little they are worth keeping.
-func less(a, b *lockEntry) bool {
-	if (a.inflight > 0) != (b.inflight > 0) {
-		return a.inflight == 0
-	}
-	if a.failures != b.failures {
-		return a.failures < b.failures
-	}
-	return a.lastFailure.Before(b.lastFailure)
-}
-
-// wait is how long an attempt on e must wait at now; 0 when it may go ahead. Once delays apply,
+// wait is how long an attempt on c must wait at now; 0 when it may go ahead. Once delays apply,
 // one attempt at a time is checked, so parallel requests cannot all slip in before the count.
-func (l *lockout) wait(e *lockEntry, now time.Time) time.Duration {
-	if now.Before(e.until) {
-		return e.until.Sub(now)
+func (l *lockout) wait(c *db.LoginCounter, now time.Time) time.Duration {
+	if now.Before(c.Until) {
+		return c.Until.Sub(now)
 	}
-	if e.inflight >= max(1, l.p.Free-e.failures) {
+	if inflight(c, now) >= max(1, l.p.Free-c.Failures) {
 		return l.p.BaseDelay
 	}
 	return 0
@@ -205,82 +179,95 @@ func (l *lockout) wait(e *lockEntry, now time.Time) time.Duration {
 // attempt is one admitted sign-in; end it with its outcome.
 type attempt struct {
 	l             *lockout
-	email         string     // as lockKey has it
-	pair, account *lockEntry // account is nil for a known device
-}
-
-// begin admits a sign-in for email from addr, or refuses it with a *LockedError. A known device
-// skips the per-account counter.
-func (l *lockout) begin(email, addr string, known bool) (*attempt, error) {
-	email = lockKey(email)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	a := &attempt{l: l, email: email, pair: l.entry("p\x00"+email+"\x00"+addr, now, nil)}
-	if !known {
-		a.account = l.entry("a\x00"+email, now, a.pair)
-	}
-	for _, c := range a.counters() {
-		if d := l.wait(c.e, now); d > 0 {
-			locked := &LockedError{Scope: c.scope, RetryAfter: d, Failures: c.e.failures}
-			// One report per lock: the address's and the account's counters usually lock at
-			// the same failure, and either refusing covers both.
-			for _, c := range a.counters() {
-				if now.Before(c.e.until) && !c.e.reported {
-					c.e.reported, locked.First = true, true
-				}
-			}
-			return nil, locked
-		}
-	}
-	for _, c := range a.counters() {
-		c.e.inflight++
-	}
-	return a, nil
+	pair, account []byte // the counters' keys
+	known         bool   // a known device: the account's counter did not admit it
 }
 
 type scoped struct {
-	e     *lockEntry
+	c     *db.LoginCounter
 	scope LockScope
 }
 
-// counters are the counters the attempt went through.
-func (a *attempt) counters() []scoped {
-	out := []scoped{{a.pair, LockAddress}}
-	if a.account != nil {
-		out = append(out, scoped{a.account, LockAccount})
+// through are the counters (of cs, loaded for pair and account) the attempt goes through.
+func (a *attempt) through(cs []db.LoginCounter) []scoped {
+	out := []scoped{{&cs[0], LockAddress}}
+	if !a.known {
+		out = append(out, scoped{&cs[1], LockAccount})
 	}
 	return out
 }
 
+// update applies change to the attempt's two counters, pair first, in one transaction.
+func (a *attempt) update(ctx context.Context, now time.Time, change func([]db.LoginCounter)) error {
+	return a.l.db.UpdateLoginCounters(ctx, [][]byte{a.pair, a.account}, now, a.l.p.MaxKeys, func(cs []db.LoginCounter) {
+		a.l.settle(cs, now)
+		change(cs)
+		a.l.settle(cs, now)
+	})
+}
+
+// begin admits a sign-in for email from addr, or refuses it with a *LockedError. A known device
+// skips the per-account counter.
+func (l *lockout) begin(ctx context.Context, email, addr string, known bool) (*attempt, error) {
+	email = lockKey(email)
+	a := &attempt{l: l, pair: l.counterKey("p", email, addr), account: l.counterKey("a", email), known: known}
+	now := l.now()
+	var locked *LockedError
+	err := a.update(ctx, now, func(cs []db.LoginCounter) {
+		through := a.through(cs)
+		for _, s := range through {
+			if d := l.wait(s.c, now); d > 0 {
+				locked = &LockedError{Scope: s.scope, RetryAfter: d, Failures: s.c.Failures}
+				// One report per lock: the address's and the account's counters usually lock at
+				// the same failure, and either refusing covers both.
+				for _, s := range through {
+					if now.Before(s.c.Until) && !s.c.Reported {
+						s.c.Reported, locked.First = true, true
+					}
+				}
+				return
+			}
+		}
+		for _, s := range through {
+			s.c.Inflight++
+			s.c.InflightUntil = now.Add(attemptLease)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if locked != nil {
+		return nil, locked
+	}
+	return a, nil
+}
+
 // end records the outcome: a failure counts against both counters (a known device's too, on the
 // account); a success clears the counters the attempt went through. Neither (an error while
-// checking) only releases the attempt.
-func (a *attempt) end(failed, succeeded bool) {
+// checking) only releases the attempt. It is recorded even when ctx has ended (the browser
+// went away), so a guess always counts.
+func (a *attempt) end(ctx context.Context, failed, succeeded bool) error {
 	l := a.l
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	now := l.now()
-	account := a.account
-	if failed && account == nil { // found before this attempt lets go of its pair's counter
-		account = l.entry("a\x00"+a.email, now, a.pair)
-	}
-	for _, c := range a.counters() {
-		c.e.inflight = max(0, c.e.inflight-1)
-		if succeeded {
-			*c.e = lockEntry{inflight: c.e.inflight}
+	return a.update(context.WithoutCancel(ctx), now, func(cs []db.LoginCounter) {
+		for _, s := range a.through(cs) {
+			s.c.Inflight = max(0, s.c.Inflight-1)
+			if succeeded {
+				*s.c = db.LoginCounter{Key: s.c.Key, Inflight: s.c.Inflight, InflightUntil: s.c.InflightUntil}
+			}
 		}
-	}
-	if !failed {
-		return
-	}
-	for _, e := range []*lockEntry{a.pair, account} {
-		e.failures++
-		e.lastFailure = now
-		if e.failures >= l.p.Free {
-			e.until, e.reported = now.Add(l.p.delay(e.failures)), false
+		if !failed {
+			return
 		}
-	}
+		for i := range cs {
+			c := &cs[i]
+			c.Failures++
+			c.LastFailure = now
+			if c.Failures >= l.p.Free {
+				c.Until, c.Reported = now.Add(l.p.delay(c.Failures)), false
+			}
+		}
+	})
 }
 
 // lockKey is the counter's name for an email: trimmed, lower case, clipped (emails are at most
@@ -294,10 +281,8 @@ func lockKey(email string) string {
 }
 
 // size is how many counters are kept.
-func (l *lockout) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.m)
+func (l *lockout) size(ctx context.Context) (int, error) {
+	return l.db.CountLoginCounters(ctx)
 }
 
 // KnownDeviceLife is how long a known-device cookie is honoured after the sign-in that set it.
@@ -339,8 +324,8 @@ func (s *Service) deviceMAC(email, ts string) string {
 }
 
 // TrackedLogins is how many accounts and (account, address) pairs the login lockout counts
-// (at most LockoutPolicy.MaxKeys).
-func (s *Service) TrackedLogins() int { return s.lockout.size() }
+// (at most LockoutPolicy.MaxKeys), on every instance together.
+func (s *Service) TrackedLogins(ctx context.Context) (int, error) { return s.lockout.size(ctx) }
 
 // PasswordChecks is how many password hashes have been compared since start; a refused locked
 // sign-in adds none.

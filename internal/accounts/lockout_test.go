@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,11 +140,23 @@ func TestLockoutTreatsUnknownEmailsAlike(t *testing.T) {
 	}
 }
 
+// newTestLockout is a lockout on a fresh database.
+func newTestLockout(t testing.TB, p LockoutPolicy, now func() time.Time) *lockout {
+	t.Helper()
+	d, err := db.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return newLockout(d, p, now, nil)
+}
+
 func TestLockoutCountsAttemptsInFlight(t *testing.T) {
-	l := newLockout(LockoutPolicy{}, (&testClock{t: time.Unix(1e9, 0)}).Now)
+	ctx := context.Background()
+	l := newTestLockout(t, LockoutPolicy{}, (&testClock{t: time.Unix(1e9, 0)}).Now)
 	var admitted []*attempt
 	for range 5 {
-		a, err := l.begin("ana@example.com", fmt.Sprint("addr", len(admitted)), false)
+		a, err := l.begin(ctx, "ana@example.com", fmt.Sprint("addr", len(admitted)), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,13 +164,15 @@ func TestLockoutCountsAttemptsInFlight(t *testing.T) {
 	}
 	// Five checks running: a sixth in parallel would be a guess past the limit.
 	var locked *LockedError
-	if _, err := l.begin("ana@example.com", "another", false); !errors.As(err, &locked) || locked.First {
+	if _, err := l.begin(ctx, "ana@example.com", "another", false); !errors.As(err, &locked) || locked.First {
 		t.Fatalf("sixth attempt in flight: %v", err)
 	}
 	for _, a := range admitted {
-		a.end(true, false)
+		if err := a.end(ctx, true, false); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := l.begin("ana@example.com", "another", false); !errors.As(err, &locked) || !locked.First || locked.Failures != 5 {
+	if _, err := l.begin(ctx, "ana@example.com", "another", false); !errors.As(err, &locked) || !locked.First || locked.Failures != 5 {
 		t.Fatalf("after five failures: %v", err)
 	}
 }
@@ -218,30 +233,40 @@ func TestKnownDeviceSkipsTheAccountCounter(t *testing.T) {
 }
 
 func TestLockoutStaysBounded(t *testing.T) {
+	ctx := context.Background()
 	clock := &testClock{t: time.Unix(1e9, 0)}
-	l := newLockout(LockoutPolicy{MaxKeys: 100}, clock.Now)
+	l := newTestLockout(t, LockoutPolicy{MaxKeys: 100}, clock.Now)
 	fail := func(email, addr string) {
-		if a, err := l.begin(email, addr, false); err == nil {
-			a.end(true, false)
+		if a, err := l.begin(ctx, email, addr, false); err == nil {
+			if err := a.end(ctx, true, false); err != nil {
+				t.Fatal(err)
+			}
 		}
+	}
+	size := func() int {
+		n, err := l.size(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
 	for range 6 {
 		fail("ana@example.com", "203.0.113.1")
 	}
-	for i := range 10_000 {
+	for i := range 1_000 {
 		fail(fmt.Sprintf("random%d@example.com", i), fmt.Sprintf("198.51.%d.%d", i/256, i%256))
-		if l.size() > 100 {
-			t.Fatalf("after %d random emails the lockout tracks %d keys, over its bound of 100", i+1, l.size())
+		if n := size(); n > 100 {
+			t.Fatalf("after %d random emails the lockout tracks %d keys, over its bound of 100", i+1, n)
 		}
 	}
 	var locked *LockedError
-	if _, err := l.begin("ana@example.com", "192.0.2.1", false); !errors.As(err, &locked) || locked.Scope != LockAccount {
+	if _, err := l.begin(ctx, "ana@example.com", "192.0.2.1", false); !errors.As(err, &locked) || locked.Scope != LockAccount {
 		t.Fatalf("the flood evicted the locked account: %v", err)
 	}
 	// Once everything is forgotten, the next new key sweeps it all away.
 	clock.Add(2 * time.Hour)
 	fail("late@example.com", "192.0.2.2")
-	if n := l.size(); n > 2 {
+	if n := size(); n > 2 {
 		t.Fatalf("%d keys left after everything was forgotten", n)
 	}
 }
@@ -260,24 +285,62 @@ func TestWaitText(t *testing.T) {
 // BenchmarkLockout is one sign-in's bookkeeping (begin and end) against a full map, each from a
 // fresh email so every attempt evicts, next to the same attempt on one account as the baseline.
 func BenchmarkLockout(b *testing.B) {
+	ctx := context.Background()
 	clock := &testClock{t: time.Unix(1e9, 0)}
 	b.Run("fresh-email-full-map", func(b *testing.B) {
-		l := newLockout(LockoutPolicy{}, clock.Now)
+		l := newTestLockout(b, LockoutPolicy{}, clock.Now)
 		i := 0
 		for b.Loop() {
 			i++
-			if a, err := l.begin("random"+strconv.Itoa(i)+"@example.com", "203.0.113.1", false); err == nil {
-				a.end(true, false)
+			if a, err := l.begin(ctx, "random"+strconv.Itoa(i)+"@example.com", "203.0.113.1", false); err == nil {
+				_ = a.end(ctx, true, false)
 			}
 		}
-		b.ReportMetric(float64(l.size()), "keys")
+		n, _ := l.size(ctx)
+		b.ReportMetric(float64(n), "keys")
 	})
 	b.Run("baseline-one-account", func(b *testing.B) {
-		l := newLockout(LockoutPolicy{}, clock.Now)
+		l := newTestLockout(b, LockoutPolicy{}, clock.Now)
 		for b.Loop() {
-			if a, err := l.begin("ana@example.com", "203.0.113.1", false); err == nil {
-				a.end(false, true)
+			if a, err := l.begin(ctx, "ana@example.com", "203.0.113.1", false); err == nil {
+				_ = a.end(ctx, false, true)
 			}
 		}
 	})
+}
+
+// TestLockoutHoldsAcrossInstances (issue 19): two services, each with its own connections to one
+// database, as two instances behind a balancer. Parallel guesses spread over both get exactly
+// Free password checks between them, and the lock then holds on both.
+func TestLockoutHoldsAcrossInstances(t *testing.T) {
+	a, clock, u := newLockedService(t, LockoutPolicy{})
+	d, err := db.Open(context.Background(), filepath.Dir(a.db.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	b := New(Config{DB: d, Params: auth.TestParams, Now: clock.Now, DeviceKey: []byte("0123456789abcdef0123456789abcdef")})
+	var wg sync.WaitGroup
+	for i := range 20 {
+		s := []*Service{a, b}[i%2]
+		wg.Go(func() {
+			if _, err := s.Authenticate(context.Background(), u.Email, "guess", LoginFrom{Addr: fmt.Sprint("203.0.113.", i)}); err != nil &&
+				!errors.Is(err, ErrBadCredentials) && !errors.As(err, new(*LockedError)) {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if checks := a.PasswordChecks() + b.PasswordChecks(); checks != 5 {
+		t.Fatalf("20 parallel guesses on two instances: %d passwords checked, want 5", checks)
+	}
+	for name, s := range map[string]*Service{"a": a, "b": b} {
+		if got, checked := try(t, s, u.Email, "a long test password", LoginFrom{Addr: "192.0.2.1"}); !strings.HasPrefix(got, "locked account 1s") || checked {
+			t.Fatalf("instance %s after the guesses: %s (checked %v)", name, got, checked)
+		}
+	}
+	// Addresses refused unchecked leave nothing to remember.
+	if n, err := b.TrackedLogins(context.Background()); err != nil || n != 6 {
+		t.Fatalf("instance b sees %d counters (%v), want 6: the account and the five addresses checked", n, err)
+	}
 }

@@ -23,7 +23,8 @@ type Config struct {
 	// HashSlots bounds how many password hashes run at once (default: the number of CPUs), so a
 	// burst of logins queues instead of exhausting memory: each takes 64 MiB.
 	HashSlots int
-	// Lockout tunes the login soft lockout (lockout.go); Now is its clock (default time.Now).
+	// Lockout tunes the login soft lockout (lockout.go), whose counters are kept in DB; Now is
+	// its clock (default time.Now).
 	Lockout LockoutPolicy
 	Now     func() time.Time
 	// DeviceKey signs known-device cookies (a key derived from the master key); without one,
@@ -56,7 +57,7 @@ func New(cfg Config) *Service {
 		cfg.Now = time.Now
 	}
 	return &Service{db: cfg.DB, params: cfg.Params, slots: make(chan struct{}, cfg.HashSlots),
-		now: cfg.Now, lockout: newLockout(cfg.Lockout, cfg.Now), deviceKey: cfg.DeviceKey}
+		now: cfg.Now, lockout: newLockout(cfg.DB, cfg.Lockout, cfg.Now, cfg.DeviceKey), deviceKey: cfg.DeviceKey}
 }
 
 // withHashSlot runs fn when a hashing slot is free; a waiter gives up when ctx ends.
@@ -99,12 +100,14 @@ var ErrBadCredentials = errors.New("accounts: email or password is incorrect")
 // same hashing time as a real check. After repeated failures it answers a *LockedError without
 // checking the password (the login lockout, lockout.go), the same way for unknown emails.
 func (s *Service) Authenticate(ctx context.Context, email, password string, from LoginFrom) (db.User, error) {
-	att, err := s.lockout.begin(email, from.Addr, s.knownDevice(email, from.Device))
+	att, err := s.lockout.begin(ctx, email, from.Addr, s.knownDevice(email, from.Device))
 	if err != nil {
 		return db.User{}, err
 	}
 	u, err := s.checkCredentials(ctx, email, password)
-	att.end(errors.Is(err, ErrBadCredentials), err == nil)
+	if endErr := att.end(ctx, errors.Is(err, ErrBadCredentials), err == nil); endErr != nil {
+		return db.User{}, endErr
+	}
 	return u, err
 }
 

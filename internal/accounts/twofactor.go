@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pquerna/otp"
@@ -38,8 +37,6 @@ const (
 	LoginStepAttempts = 4
 	// RecoveryCodeCount is how many recovery codes a user gets at a time.
 	RecoveryCodeCount = 10
-	// maxPendingLogins bounds the second steps waiting at once (each needed a right password).
-	maxPendingLogins = 10_000
 )
 
 // CodeLimit is the per-account limit on wrong second-factor codes, TOTP and recovery codes alike,
@@ -91,15 +88,6 @@ type TwoFactor struct {
 	box    *secrets.Box
 	now    func() time.Time
 	issuer string
-
-	mu     sync.Mutex
-	logins map[[32]byte]*pendingLogin // second steps in progress, by SHA-256 of the cookie's token
-}
-
-type pendingLogin struct {
-	userID  int64
-	expires time.Time
-	left    int // codes it still accepts
 }
 
 // NewTwoFactor returns a TwoFactor.
@@ -110,7 +98,7 @@ func NewTwoFactor(cfg TwoFactorConfig) *TwoFactor {
 	if cfg.Issuer == "" {
 		cfg.Issuer = "Tensfer go-live"
 	}
-	return &TwoFactor{db: cfg.DB, box: cfg.Box, now: cfg.Now, issuer: cfg.Issuer, logins: map[[32]byte]*pendingLogin{}}
+	return &TwoFactor{db: cfg.DB, box: cfg.Box, now: cfg.Now, issuer: cfg.Issuer}
 }
 
 // State reports whether the user has two-factor on and whether admins require it for everyone.
@@ -352,29 +340,25 @@ func (t *TwoFactor) SetRequired(ctx context.Context, on bool, a db.Audit) (bool,
 }
 
 // StartLogin opens the second step of a login for u, whose password was right, and returns the
-// token the browser keeps (in a cookie) to finish it within LoginStepTTL.
-func (t *TwoFactor) StartLogin(u db.User) string {
+// token the browser keeps (in a cookie) to finish it within LoginStepTTL. The step is stored
+// (under the token's SHA-256), so any instance can finish it.
+func (t *TwoFactor) StartLogin(ctx context.Context, u db.User) (string, error) {
 	token := auth.RandomID(32)
-	now := t.now()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.logins) >= maxPendingLogins {
-		for k, p := range t.logins {
-			if !now.Before(p.expires) || len(t.logins) >= maxPendingLogins {
-				delete(t.logins, k)
-			}
-		}
+	if err := t.db.InsertPendingLogin(ctx, loginStepKey(token), u.ID, t.now().Add(LoginStepTTL), LoginStepAttempts); err != nil {
+		return "", err
 	}
-	t.logins[sha256.Sum256([]byte(token))] = &pendingLogin{userID: u.ID, expires: now.Add(LoginStepTTL), left: LoginStepAttempts}
-	return token
+	return token, nil
+}
+
+// loginStepKey is what the store keeps of a second step's token.
+func loginStepKey(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
 }
 
 // LoginPending reports whether token names a second step that can still be finished.
-func (t *TwoFactor) LoginPending(token string) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	p, ok := t.logins[sha256.Sum256([]byte(token))]
-	return ok && t.now().Before(p.expires) && p.left > 0
+func (t *TwoFactor) LoginPending(ctx context.Context, token string) (bool, error) {
+	return t.db.PendingLoginLive(ctx, loginStepKey(token), t.now())
 }
 
 // LoginResult is a finished (or refused) second step.
@@ -389,22 +373,19 @@ type LoginResult struct {
 // LoginStepTTL, the step is gone (ErrTooManyCodes, ErrLoginExpired) and the password is needed
 // again. A recovery code used here is audited with a.
 func (t *TwoFactor) FinishLogin(ctx context.Context, token, code string, a db.Audit) (LoginResult, error) {
-	key := sha256.Sum256([]byte(token))
-	t.mu.Lock()
-	p, ok := t.logins[key]
-	if !ok || !t.now().Before(p.expires) || p.left <= 0 {
-		delete(t.logins, key)
-		t.mu.Unlock()
+	key := loginStepKey(token)
+	// The code is taken from the step's budget before the check, so parallel guesses, on any
+	// instance, cannot exceed it.
+	userID, left, err := t.db.TakePendingLoginCode(ctx, key, t.now())
+	if errors.Is(err, db.ErrNotFound) {
 		return LoginResult{}, ErrLoginExpired
 	}
-	p.left-- // taken before the check, so parallel guesses cannot exceed the budget
-	left, userID := p.left, p.userID
-	t.mu.Unlock()
-
+	if err != nil {
+		return LoginResult{}, err
+	}
 	u, err := t.db.UserByID(ctx, userID)
 	if errors.Is(err, db.ErrNotFound) || err == nil && u.Disabled() {
-		t.endLogin(key)
-		return LoginResult{}, ErrLoginExpired
+		return LoginResult{}, t.endLogin(ctx, key, ErrLoginExpired)
 	}
 	if err != nil {
 		return LoginResult{}, err
@@ -418,23 +399,25 @@ func (t *TwoFactor) FinishLogin(ctx context.Context, token, code string, a db.Au
 			return LoginResult{}, err
 		}
 		if errors.Is(err, ErrCodesLocked) {
-			t.endLogin(key)
-			return LoginResult{User: u}, err
+			return LoginResult{User: u}, t.endLogin(ctx, key, err)
 		}
 		if left == 0 {
-			t.endLogin(key)
-			return LoginResult{User: u}, ErrTooManyCodes
+			return LoginResult{User: u}, t.endLogin(ctx, key, ErrTooManyCodes)
 		}
 		return LoginResult{User: u, Left: left}, err
 	}
-	t.endLogin(key)
+	if err := t.db.DeletePendingLogin(ctx, key); err != nil {
+		return LoginResult{}, err
+	}
 	return LoginResult{User: u, Method: m}, nil
 }
 
-func (t *TwoFactor) endLogin(key [32]byte) {
-	t.mu.Lock()
-	delete(t.logins, key)
-	t.mu.Unlock()
+// endLogin ends the second step stored under key, answering why (or the store's error).
+func (t *TwoFactor) endLogin(ctx context.Context, key []byte, why error) error {
+	if err := t.db.DeletePendingLogin(ctx, key); err != nil {
+		return err
+	}
+	return why
 }
 
 // matchStep returns the 30-second step, within totpSkew of now, whose code is code.

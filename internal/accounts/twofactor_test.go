@@ -37,6 +37,26 @@ type tfFixture struct {
 	u   db.User
 }
 
+// startLogin opens a second step for the fixture's user.
+func (f *tfFixture) startLogin() string {
+	f.t.Helper()
+	token, err := f.tf.StartLogin(context.Background(), f.u)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return token
+}
+
+// loginPending reports whether the second step of token can still be finished.
+func (f *tfFixture) loginPending(token string) bool {
+	f.t.Helper()
+	ok, err := f.tf.LoginPending(context.Background(), token)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return ok
+}
+
 func newTFFixture(t *testing.T) *tfFixture {
 	t.Helper()
 	ctx := context.Background()
@@ -303,7 +323,7 @@ func TestLoginSecondStep(t *testing.T) {
 	a := db.Audit{Actor: "anonymous", Action: "session.login"}
 
 	// Wrong codes count down; the last one ends the step.
-	token := f.tf.StartLogin(f.u)
+	token := f.startLogin()
 	bad := wrongCode(t, secret, f.now)
 	for left := LoginStepAttempts - 1; left > 0; left-- {
 		res, err := f.tf.FinishLogin(ctx, token, bad, a)
@@ -311,25 +331,25 @@ func TestLoginSecondStep(t *testing.T) {
 			t.Fatalf("wrong code: %v, %d left, want %d", err, res.Left, left)
 		}
 	}
-	if !f.tf.LoginPending(token) {
+	if !f.loginPending(token) {
 		t.Fatal("step ended before its last attempt")
 	}
 	if _, err := f.tf.FinishLogin(ctx, token, bad, a); !errors.Is(err, ErrTooManyCodes) {
 		t.Fatalf("last wrong code: %v", err)
 	}
-	if _, err := f.tf.FinishLogin(ctx, token, code(t, secret, f.now), a); !errors.Is(err, ErrLoginExpired) || f.tf.LoginPending(token) {
+	if _, err := f.tf.FinishLogin(ctx, token, code(t, secret, f.now), a); !errors.Is(err, ErrLoginExpired) || f.loginPending(token) {
 		t.Fatalf("the right code after the budget: %v", err)
 	}
 
 	// A step times out.
-	token = f.tf.StartLogin(f.u)
+	token = f.startLogin()
 	f.now = f.now.Add(LoginStepTTL)
 	if _, err := f.tf.FinishLogin(ctx, token, code(t, secret, f.now), a); !errors.Is(err, ErrLoginExpired) {
 		t.Fatalf("expired step: %v", err)
 	}
 
 	// The right code ends the step; the token is then worthless.
-	token = f.tf.StartLogin(f.u)
+	token = f.startLogin()
 	res, err := f.tf.FinishLogin(ctx, token, code(t, secret, f.now), a)
 	if err != nil || res.Method != MethodTOTP || res.User.ID != f.u.ID {
 		t.Fatalf("right code: %+v %v", res, err)
@@ -338,7 +358,7 @@ func TestLoginSecondStep(t *testing.T) {
 		t.Fatalf("token reused: %v", err)
 	}
 	// A recovery code signs in too; an unknown token never does.
-	token = f.tf.StartLogin(f.u)
+	token = f.startLogin()
 	if res, err := f.tf.FinishLogin(ctx, token, codes[0], a); err != nil || res.Method != MethodRecovery {
 		t.Fatalf("recovery code: %+v %v", res, err)
 	}
@@ -346,7 +366,7 @@ func TestLoginSecondStep(t *testing.T) {
 		t.Fatalf("unknown token: %v", err)
 	}
 	// A user disabled during the step is not signed in.
-	token = f.tf.StartLogin(f.u)
+	token = f.startLogin()
 	other := f.addUser("admin2@example.com", db.RoleAdmin)
 	disabled := true
 	if _, err := f.d.UpdateUser(ctx, f.u.ID, db.UserChange{Disabled: &disabled}, db.Audit{Actor: "user:" + strconv.FormatInt(other.ID, 10), Action: "user.disable"}); err != nil {
@@ -432,10 +452,10 @@ func TestCodeLimitIsPerAccount(t *testing.T) {
 	badRecovery := "zzzz-zzzz-zzzz-zzzz"
 	// Two sign-ins, a re-check and a wrong recovery code: five wrong codes of one account.
 	for i, try := range []func() error{
-		func() error { _, err := f.tf.FinishLogin(ctx, f.tf.StartLogin(f.u), bad, a); return err },
-		func() error { _, err := f.tf.FinishLogin(ctx, f.tf.StartLogin(f.u), badRecovery, a); return err },
+		func() error { _, err := f.tf.FinishLogin(ctx, f.startLogin(), bad, a); return err },
+		func() error { _, err := f.tf.FinishLogin(ctx, f.startLogin(), badRecovery, a); return err },
 		func() error { _, err := f.tf.Verify(ctx, f.u.ID, bad, a); return err },
-		func() error { _, err := f.tf.FinishLogin(ctx, f.tf.StartLogin(f.u), bad, a); return err },
+		func() error { _, err := f.tf.FinishLogin(ctx, f.startLogin(), bad, a); return err },
 	} {
 		if err := try(); !errors.Is(err, ErrWrongCode) {
 			t.Fatalf("wrong code %d: %v", i+1, err)
@@ -453,7 +473,7 @@ func TestCodeLimitIsPerAccount(t *testing.T) {
 	}
 	// Locked: the right code and a recovery code are refused unchecked, and audit nothing more.
 	for _, c := range []string{code(t, secret, f.now), codes[0]} {
-		if _, err := f.tf.FinishLogin(ctx, f.tf.StartLogin(f.u), c, a); !errors.Is(err, ErrCodesLocked) {
+		if _, err := f.tf.FinishLogin(ctx, f.startLogin(), c, a); !errors.Is(err, ErrCodesLocked) {
 			t.Fatalf("a right code while locked: %v", err)
 		}
 	}

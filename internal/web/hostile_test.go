@@ -1408,6 +1408,10 @@ var touchColumns = map[string]bool{
 	"users.last_login_at":             true,
 }
 
+// attemptTables count attempts on purpose (the login lockout, re-check budgets): a refused
+// request is meant to change them, so they are left out of snapshots.
+var attemptTables = map[string]bool{"login_counters": true, "rate_buckets": true}
+
 func snapshotDB(t *testing.T, d *db.DB) dbSnapshot {
 	t.Helper()
 	rows, err := d.R.Query(tablesQuery(d))
@@ -1423,6 +1427,9 @@ func snapshotDB(t *testing.T, d *db.DB) dbSnapshot {
 	rows.Close()
 	out := dbSnapshot{}
 	for _, table := range tables {
+		if attemptTables[table] {
+			continue
+		}
 		rows, err := d.R.Query(`SELECT * FROM "` + table + `"`)
 		if err != nil {
 			t.Fatal(err)

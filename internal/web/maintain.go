@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Maintain runs periodic housekeeping until ctx ends: expired sessions are deleted, and events,
+// Maintain runs periodic housekeeping until ctx ends: expired sessions and ended sign-in state
+// (lockout counters, second steps of logins, re-check budgets) are deleted, and events,
 // rejected deliveries and finished alert deliveries older than the retention window are purged
 // in small batches; the counts of repeated failures are written to the audit log once their
 // window is over (failureAudit), and all of them when ctx ends. The purges run only while this
@@ -36,6 +37,11 @@ func (s *Server) purge(ctx context.Context) {
 		s.log.Warn("purge sessions", "error", err)
 	} else if n > 0 {
 		s.log.Info("purged expired sessions", "count", n)
+	}
+	if n, err := s.accounts.PurgeSignInState(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("purge sign-in state", "error", err)
+	} else if n > 0 {
+		s.log.Info("purged ended sign-in state", "count", n)
 	}
 	if events, rejected, err := s.events.PurgeOld(ctx); err != nil && ctx.Err() == nil {
 		s.log.Warn("retention purge", "error", err)

@@ -4,14 +4,14 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/ratelimit"
 )
 
-// reauthRate bounds password re-checks per user: 5 at once, then one a minute. A stolen session
-// cannot guess its way to revealing a key.
+// reauthRate bounds password re-checks per user: 5 at once, then one a minute, on every instance
+// together (the budget is kept in the database). A stolen session cannot guess its way to
+// revealing a key.
 var reauthRate = ratelimit.Rate{Burst: 5, Every: time.Minute}
 
 // reauth checks the signed-in user's password again before a sensitive action (what names it in
@@ -34,7 +34,12 @@ func (s *Server) reauth(r *http.Request, what string) string {
 // that and says how long to wait.
 func (s *Server) reauthAllowed(r *http.Request, what string) string {
 	u, _ := userFrom(r.Context())
-	if ok, wait := s.reauthLimit.Allow(strconv.FormatInt(u.ID, 10)); !ok {
+	ok, wait, err := s.accounts.TakeReauthAttempt(r.Context(), u.ID, reauthRate)
+	if err != nil {
+		s.log.Error("take a re-check attempt", "request_id", requestIDFrom(r.Context()), "error", err)
+		return "your password could not be checked; try again"
+	}
+	if !ok {
 		s.reauthFailed(r, what, "rate_limited")
 		return fmt.Sprintf("too many password attempts; try again in %d seconds", int(math.Ceil(wait.Seconds())))
 	}

@@ -75,15 +75,14 @@ type RateLimit = ratelimit.Rate
 
 // Server holds every dependency the handlers use. It is built once in main.
 type Server struct {
-	cfg         Config
-	db          *db.DB
-	box         *secrets.Box
-	log         *slog.Logger
-	sessions    *sessionStore
-	loginLimit  *ratelimit.Limiter
-	reauthLimit *ratelimit.Limiter // password re-checks, per user
-	failures    *failureAudit      // audit rows of repeatable failures, counted per window
-	now         func() time.Time
+	cfg        Config
+	db         *db.DB
+	box        *secrets.Box
+	log        *slog.Logger
+	sessions   *sessionStore
+	loginLimit *ratelimit.Limiter
+	failures   *failureAudit // audit rows of repeatable failures, counted per window
+	now        func() time.Time
 
 	router        chi.Router           // also asked which methods a path allows
 	accounts      *accounts.Service    // users, passwords, tokens
@@ -160,7 +159,6 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		now:    s.clock,
 	}
 	s.loginLimit = ratelimit.New(cfg.LoginRate, s.clock)
-	s.reauthLimit = ratelimit.New(reauthRate, s.clock)
 	s.failures = newFailureAudit(d.InsertAudit, s.clock)
 	s.callbackLimit = ratelimit.New(cfg.CallbackRate, s.clock)
 	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)

@@ -14,8 +14,8 @@ import (
 )
 
 // The second step of a login, for users with two-factor on: after the right password the browser
-// holds only a short-lived token (in its own cookie) that names the step kept in memory by
-// accounts.TwoFactor; the session starts once the code is right.
+// holds only a short-lived token (in its own cookie) that names the step accounts.TwoFactor keeps
+// in the database, so any instance can finish it; the session starts once the code is right.
 
 // twoFactorPath is the page where a user sets up or manages two-factor.
 const twoFactorPath = "/settings/account/two-factor"
@@ -40,7 +40,11 @@ func (s *Server) askSecondFactor(w http.ResponseWriter, r *http.Request, u db.Us
 	if err != nil || !on {
 		return err != nil, err
 	}
-	s.setLoginStep(w, s.twoFactor.StartLogin(u), int(accounts.LoginStepTTL.Seconds()))
+	token, err := s.twoFactor.StartLogin(r.Context(), u)
+	if err != nil {
+		return true, err
+	}
+	s.setLoginStep(w, token, int(accounts.LoginStepTTL.Seconds()))
 	return true, redirect(w, r, "/login/two-factor?next="+url.QueryEscape(next))
 }
 
@@ -50,7 +54,13 @@ func (s *Server) showLoginCode(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := userFrom(r.Context()); ok {
 		return redirect(w, r, next)
 	}
-	if c, err := r.Cookie(s.loginStepCookie()); err != nil || !s.twoFactor.LoginPending(c.Value) {
+	pending := false
+	if c, err := r.Cookie(s.loginStepCookie()); err == nil {
+		if pending, err = s.twoFactor.LoginPending(r.Context(), c.Value); err != nil {
+			return err
+		}
+	}
+	if !pending {
 		return render(w, r, http.StatusOK, templates.LoginPage(templates.AuthVM{Next: next, Error: capitalize(accounts.ErrLoginExpired.Error())}))
 	}
 	return render(w, r, http.StatusOK, templates.LoginCodePage(templates.LoginCodeVM{Next: next}))
