@@ -626,9 +626,6 @@ func TestThreeInstances(t *testing.T) {
 	})
 
 	t.Run("login lockout shared", func(t *testing.T) {
-		// TODO(lead): remove this skip when the shared sign-in state ("accounts: login lockout
-		// counters") is merged; until then each instance counts its own failures, and this fails.
-		t.Skip("login lockout counters are per instance until the shared sign-in state is merged")
 		// Wrong passwords spread over A, B and C add up to one account's lockout, which then
 		// holds on all three, even for the right password.
 		const pw = "lou's long enough password"
