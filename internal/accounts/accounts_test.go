@@ -9,6 +9,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
 
@@ -53,7 +54,7 @@ func TestValidateTokenName(t *testing.T) {
 
 func TestSetupLinkOnlyWithoutUsersAndOnlyTheNewest(t *testing.T) {
 	ctx := context.Background()
-	d, err := db.Open(ctx, t.TempDir())
+	d, err := dbtest.New(t).Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func TestSetupLinkOnlyWithoutUsersAndOnlyTheNewest(t *testing.T) {
 
 func newService(t *testing.T) (*Service, *db.DB) {
 	t.Helper()
-	d, err := db.Open(context.Background(), t.TempDir())
+	d, err := dbtest.New(t).Open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

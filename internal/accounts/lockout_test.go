@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 )
 
 // testClock is a clock the test moves by hand.
@@ -30,11 +30,13 @@ func (c *testClock) Add(d time.Duration) {
 
 func newLockedService(t *testing.T, p LockoutPolicy) (*Service, *testClock, db.User) {
 	t.Helper()
-	d, err := db.Open(context.Background(), t.TempDir())
+	st := dbtest.New(t)
+	d, err := st.Open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	stores[d] = st
 	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	s := New(Config{DB: d, Params: auth.TestParams, Lockout: p, Now: clock.Now, DeviceKey: []byte("0123456789abcdef0123456789abcdef")})
 	u, err := s.CreateUser(context.Background(), NewUser{Email: "ana@example.com", Role: "admin", Password: "a long test password"}, testAudit)
@@ -143,7 +145,7 @@ func TestLockoutTreatsUnknownEmailsAlike(t *testing.T) {
 // newTestLockout is a lockout on a fresh database.
 func newTestLockout(t testing.TB, p LockoutPolicy, now func() time.Time) *lockout {
 	t.Helper()
-	d, err := db.Open(context.Background(), t.TempDir())
+	d, err := dbtest.New(t).Open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +316,7 @@ func BenchmarkLockout(b *testing.B) {
 // Free password checks between them, and the lock then holds on both.
 func TestLockoutHoldsAcrossInstances(t *testing.T) {
 	a, clock, u := newLockedService(t, LockoutPolicy{})
-	d, err := db.Open(context.Background(), filepath.Dir(a.db.Path))
+	d, err := stores[a.db].Open(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,3 +346,7 @@ func TestLockoutHoldsAcrossInstances(t *testing.T) {
 		t.Fatalf("instance b sees %d counters (%v), want 6: the account and the five addresses checked", n, err)
 	}
 }
+
+// stores are the stores of the databases newLockedService opened, so that a test can open a
+// second instance on the same one.
+var stores = map[*db.DB]dbtest.Store{}

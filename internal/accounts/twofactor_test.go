@@ -19,6 +19,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
@@ -60,8 +61,9 @@ func (f *tfFixture) loginPending(token string) bool {
 func newTFFixture(t *testing.T) *tfFixture {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	d, err := db.Open(ctx, dir)
+	st := dbtest.New(t)
+	dir := st.Dir
+	d, err := st.Open(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +257,12 @@ func TestRecoveryCodesAreSingleUseAndHashedAtRest(t *testing.T) {
 		t.Fatalf("new code: %v", err)
 	}
 	// At rest: neither the seed nor any code, in any form, is in the database file or its WAL.
-	assertNotInDataFiles(t, f.dir, append(append(append([]string{secret}, codes...), fresh...), boCodes...))
+	values := append(append(append([]string{secret}, codes...), fresh...), boCodes...)
+	if f.d.Postgres() {
+		assertNotStored(t, f.d, values)
+	} else {
+		assertNotInDataFiles(t, f.dir, values)
+	}
 }
 
 // assertNotInDataFiles fails when any of values (or a code without its dashes) is in the
@@ -519,6 +526,20 @@ func TestCodeLimitLocksGrowToADay(t *testing.T) {
 	for n, want := range []time.Duration{15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour, 8 * time.Hour, 16 * time.Hour, 24 * time.Hour, 24 * time.Hour} {
 		if got := CodeLimit.LockFor(n); got != want {
 			t.Errorf("lock after %d: %v, want %v", n, got, want)
+		}
+	}
+}
+
+// assertNotStored fails when any of values (or a code without its dashes) is in a row of the
+// database (on PostgreSQL, whose files are not the test's to read).
+func assertNotStored(t *testing.T, d *db.DB, values []string) {
+	t.Helper()
+	all := strings.Join(dbtest.StoredRows(t, d), "\n")
+	for _, v := range values {
+		for _, form := range []string{v, strings.ReplaceAll(v, "-", "")} {
+			if strings.Contains(all, form) {
+				t.Fatalf("%q is stored in clear", form)
+			}
 		}
 	}
 }

@@ -6,6 +6,7 @@ package dbtest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -67,3 +68,53 @@ func SQLiteOnly(t testing.TB, why string) {
 // Main runs the package's tests on SQLite, then on PostgreSQL (see pgtest.Main). Use it from
 // TestMain: func TestMain(m *testing.M) { dbtest.Main(m) }.
 func Main(m *testing.M) { pgtest.Main(m) }
+
+// StoredRows is every row of every table of the database, one string each ("table NAME" then
+// column=value lines; blobs as their bytes), for tests that check what is stored at rest on
+// PostgreSQL, whose files are not the test's to read.
+func StoredRows(t testing.TB, d *db.DB) []string {
+	t.Helper()
+	list := "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+	if d.Postgres() {
+		list = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+	}
+	rows, err := d.R.Query(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		rows.Scan(&name)
+		tables = append(tables, name)
+	}
+	rows.Close()
+	var out []string
+	for _, table := range tables {
+		rows, err := d.R.Query(`SELECT * FROM "` + table + `"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			line := "table " + table + "\n"
+			for i, v := range vals {
+				if b, ok := v.([]byte); ok {
+					v = string(b)
+				}
+				line += fmt.Sprintf("%s=%v\n", cols[i], v)
+			}
+			out = append(out, line)
+		}
+		rows.Close()
+	}
+	return out
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 	"github.com/tensfer-golive/dashboard/internal/tensfer/tensfersim"
 )
@@ -176,7 +177,7 @@ func TestNothingSecretLeaks(t *testing.T) {
 	if app.db.Postgres() {
 		// Every row of every table as PostgreSQL prints it (bytea in hex, so raw bytes are
 		// searched as text too).
-		seen = append(seen, storedRows(t, app.db)...)
+		seen = append(seen, dbtest.StoredRows(t, app.db)...)
 	} else {
 		// The database files as they are, and a backup.
 		app.db.W.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -234,46 +235,4 @@ func (a *testApp) activeKeyID(t *testing.T, env string) int64 {
 		t.Fatal(err)
 	}
 	return id
-}
-
-// storedRows is every row of every table of a PostgreSQL database as text, with its bytea
-// columns also decoded (a secret stored in clear inside a blob is found as text).
-func storedRows(t *testing.T, d *db.DB) []string {
-	t.Helper()
-	rows, err := d.R.Query(tablesQuery(d))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		rows.Scan(&name)
-		tables = append(tables, name)
-	}
-	rows.Close()
-	var out []string
-	for _, table := range tables {
-		rows, err := d.R.Query(`SELECT * FROM "` + table + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
-			line := "table " + table + "\n"
-			for i, v := range vals {
-				line += fmt.Sprintf("%s=%s\n", cols[i], asText(v))
-			}
-			out = append(out, line)
-		}
-		rows.Close()
-	}
-	return out
 }
