@@ -351,10 +351,10 @@ func Second() bool { return os.Getenv(EnvStore) == "postgres" }
 // Main runs the package's tests (on SQLite), then runs the same test binary again with the same
 // flags and DASHBOARD_TEST_STORE=postgres, and exits with failure if either run failed. Without
 // PostgreSQL installed the second run is skipped with a message; under CI it fails instead.
-// DASHBOARD_TEST_SQLITE_ONLY=1 leaves the second run out (a quick local loop).
+// TEST_SQLITE_ONLY=1 leaves the second run out (a quick local loop).
 func Main(m *testing.M) {
 	code := m.Run()
-	if Second() || os.Getenv("DASHBOARD_TEST_SQLITE_ONLY") != "" {
+	if Second() || os.Getenv("TEST_SQLITE_ONLY") != "" {
 		os.Exit(code)
 	}
 	if err := Available(); err != nil {
