@@ -616,6 +616,39 @@ func TestThreeInstances(t *testing.T) {
 		}
 	})
 
+	t.Run("retired webhook secret", func(t *testing.T) {
+		// A second signing secret, made on A; every instance accepts it (and so caches it).
+		st, body := call(t, http.MethodPost, a.base+"/api/v1/environments/production/webhook-secrets", token, "")
+		if st != http.StatusCreated {
+			t.Fatalf("create a second webhook secret on A: %d %s", st, body)
+		}
+		var second struct{ ID, Secret string }
+		json.Unmarshal(body, &second)
+		key2, err := tensfer.ParseSecret(second.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := &webhookSender{key: key2}
+		for _, in := range ins {
+			if st, _ := other.send(in.base, "second-"+in.name); st != http.StatusOK {
+				t.Fatalf("a webhook signed with the new secret on %s: %d", in.name, st)
+			}
+		}
+		if st, body := call(t, http.MethodDelete, a.base+"/api/v1/environments/production/webhook-secrets/"+second.ID, token, ""); st/100 != 2 {
+			t.Fatalf("delete the second secret on A: %d %s", st, body)
+		}
+		for _, in := range ins {
+			took := eventually(t, time.Second, "a webhook signed with the deleted secret refused on "+in.name, func() (bool, string) {
+				st, _ := other.send(in.base, "gone-"+in.name)
+				return st == http.StatusUnauthorized, strconv.Itoa(st)
+			})
+			t.Logf("the secret deleted on A refused on %s after %s", in.name, took.Round(time.Millisecond))
+			if st, _ := hooks.send(in.base, "first-"+in.name); st != http.StatusOK {
+				t.Fatalf("the first secret on %s after the second was deleted: %d", in.name, st)
+			}
+		}
+	})
+
 	t.Run("sessions shared", func(t *testing.T) {
 		// The admin signed in on A; a balancer sends her next requests to B and C.
 		for _, in := range ins {
