@@ -35,6 +35,9 @@ import (
 //
 //	go test -run '^$' -bench WebhookIngestPostgres -benchtime 10000x ./internal/web/
 func BenchmarkWebhookIngestPostgres(b *testing.B) {
+	if dbtest.Postgres() {
+		b.Skip("it starts a durable cluster of its own: once, in the first pass, is enough")
+	}
 	const clients = 64
 	n := b.N
 	cluster := pgtest.New(b)
