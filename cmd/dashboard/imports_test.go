@@ -26,7 +26,7 @@ var allowedImports = map[string][]string{
 	"internal/tensfer/tensfersim": {"internal/tensfer"},
 	"internal/safehttp":           nil,
 	"internal/environment":        {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation", "internal/metrics", "internal/safehttp"},
-	"internal/accounts":           {"internal/db", "internal/secrets", "internal/auth", "internal/validation"},
+	"internal/accounts":           {"internal/db", "internal/secrets", "internal/auth", "internal/validation", "internal/ratelimit", "internal/cluster"},
 	"internal/launch":             {"internal/db", "internal/rollout", "internal/validation", "internal/metrics", "internal/cluster"},
 	"internal/secrets":            {"internal/db", "internal/tensfer"},
 	"web/templates":               {"web/static"},
