@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/cluster"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
@@ -30,19 +31,28 @@ type Config struct {
 	// DeviceKey signs known-device cookies (a key derived from the master key); without one,
 	// no browser is known and every sign-in goes through the per-account counter.
 	DeviceKey []byte
+	// Bus tells every instance that access changed (a token revoked, a user's sessions, role or
+	// access changed), so that their token caches and live streams catch up at once (nil: no
+	// other instance to tell, as in the CLI).
+	Bus cluster.Bus
+	// ForgetAccess drops what this instance cached of access (tokens, live streams' session
+	// checks); it is called before the Bus is told, so the caller reads its own change at once.
+	ForgetAccess func()
 }
 
 // Service applies the account rules: creating users and tokens, passwords, roles and access.
 type Service struct {
-	db        *db.DB
-	params    auth.Params
-	slots     chan struct{}
-	dummyOnce sync.Once
-	dummy     string
-	checks    atomic.Int64 // password hashes compared
-	now       func() time.Time
-	lockout   *lockout
-	deviceKey []byte
+	db           *db.DB
+	params       auth.Params
+	slots        chan struct{}
+	dummyOnce    sync.Once
+	dummy        string
+	checks       atomic.Int64 // password hashes compared
+	now          func() time.Time
+	lockout      *lockout
+	deviceKey    []byte
+	bus          cluster.Bus
+	forgetAccess func()
 }
 
 // New returns a Service.
@@ -57,7 +67,8 @@ func New(cfg Config) *Service {
 		cfg.Now = time.Now
 	}
 	return &Service{db: cfg.DB, params: cfg.Params, slots: make(chan struct{}, cfg.HashSlots),
-		now: cfg.Now, lockout: newLockout(cfg.DB, cfg.Lockout, cfg.Now, cfg.DeviceKey), deviceKey: cfg.DeviceKey}
+		now: cfg.Now, lockout: newLockout(cfg.DB, cfg.Lockout, cfg.Now, cfg.DeviceKey), deviceKey: cfg.DeviceKey,
+		bus: cfg.Bus, forgetAccess: cfg.ForgetAccess}
 }
 
 // withHashSlot runs fn when a hashing slot is free; a waiter gives up when ctx ends.
@@ -211,13 +222,19 @@ func (s *Service) SetDisabled(ctx context.Context, actorID, id int64, disabled b
 	return s.change(ctx, id, db.UserChange{Disabled: &disabled}, a)
 }
 
-// change applies c; a change that would leave no active admin is a validation.Problem.
+// change applies c and tells every instance that the user's access changed (the store ended
+// their sessions, and a disable or demotion revoked their tokens); a change that would leave no
+// active admin is a validation.Problem.
 func (s *Service) change(ctx context.Context, id int64, c db.UserChange, a db.Audit) (db.User, error) {
 	u, err := s.db.UpdateUser(ctx, id, c, a)
 	if errors.Is(err, db.ErrLastAdmin) {
 		return db.User{}, validation.Problem("That would leave no active admin. Make someone else an admin first.")
 	}
-	return u, err
+	if err != nil {
+		return db.User{}, err
+	}
+	s.accessChanged(u.ID)
+	return u, nil
 }
 
 // ServiceOwner is the CreatedBy of a service token: one made by `dashboard token create` without

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -310,6 +311,20 @@ func isIDHeader(h string) bool {
 // Members lists an allow-list's ids (for export).
 func (s *Service) Members(ctx context.Context, id int64) ([]string, error) {
 	return s.db.CohortMembers(ctx, id)
+}
+
+// ExportMembers lists cohort id's members for export and writes a's audit row first: a list of
+// user ids leaves the dashboard, so the log says who took it and how many.
+func (s *Service) ExportMembers(ctx context.Context, id int64, a db.Audit) ([]string, error) {
+	ids, err := s.Members(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	a.Target, a.After = "cohort:"+strconv.FormatInt(id, 10), map[string]any{"members": len(ids)}
+	if err := s.db.InsertAudit(ctx, a); err != nil {
+		return nil, err
+	}
+	return ids, nil
 }
 
 // DeleteCohort removes a cohort, keeping it with its members for db.KeepDeletedCohorts so that

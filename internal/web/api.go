@@ -68,7 +68,7 @@ func (s *Server) apiToken(next http.Handler) http.Handler {
 		}
 		// Record use at most once a minute per token, so API traffic is not a stream of writes.
 		if s.tokenUse.Due(t.ID, s.now()) {
-			if err := s.db.TouchToken(r.Context(), t.ID); err != nil {
+			if err := s.accounts.TouchToken(r.Context(), t.ID); err != nil {
 				s.log.Warn("cannot record token use", "token_id", t.ID, "error", err)
 			}
 		}

@@ -1,25 +1,14 @@
 package web
 
 import (
-	"strconv"
 	"sync"
 
 	"github.com/tensfer-golive/dashboard/internal/cluster"
 )
 
-// accessChanged is called after a token is revoked or a user's sessions, role or access change
-// (userID 0: no one user): this instance forgets its cached tokens and its live streams check
-// their session at once, and the Bus tells the other instances to do the same.
-func (s *Server) accessChanged(userID int64) {
-	s.forgetAccess()
-	id := ""
-	if userID != 0 {
-		id = strconv.FormatInt(userID, 10)
-	}
-	s.cfg.Bus.Publish(cluster.Message{Topic: cluster.TopicAccess, ID: id})
-}
-
-// forgetAccess drops the token cache and wakes the live streams' session check.
+// forgetAccess drops the token cache and wakes the live streams' session check: accounts calls
+// it when a change of access is made here (before telling the Bus), and the Bus subscription
+// when one is made anywhere.
 func (s *Server) forgetAccess() {
 	s.tokens.invalidate()
 	s.recheck.fire()

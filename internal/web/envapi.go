@@ -250,11 +250,7 @@ func (s *Server) apiShowConfig(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if withSecret && out.SecretKey != nil {
-		a := s.auditFor(r, "environment.secret_read")
-		a.Target = "environment:" + env
-		k, _ := st.Active(db.KeySecret)
-		a.After = map[string]any{"secret_key": keyAudit(k.Last4, k.Fingerprint)}
-		if err := s.db.InsertAudit(r.Context(), a); err != nil {
+		if err := s.envs.AuditSecretRead(r.Context(), st, s.auditFor(r, "environment.secret_read")); err != nil {
 			return err
 		}
 	}
@@ -262,10 +258,6 @@ func (s *Server) apiShowConfig(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(append(body, '\n'))
 	return err
-}
-
-func keyAudit(last4, fp string) map[string]string {
-	return map[string]string{"last4": last4, "fingerprint": fp}
 }
 
 func etagMatches(header, etag string) bool {

@@ -74,9 +74,7 @@ func (s *Server) exportEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.BeforeID = next
 	}
-	a := s.auditFor(r, "events.export")
-	a.After = map[string]any{"format": format, "events": n, "filter": r.URL.RawQuery}
-	_ = s.db.InsertAudit(r.Context(), a)
+	_ = s.events.AuditExport(r.Context(), s.auditFor(r, "events.export"), format, n, r.URL.RawQuery)
 	return nil
 }
 

@@ -55,7 +55,7 @@ func (s *Server) refuseLockedLogin(w http.ResponseWriter, r *http.Request, vm te
 			return err
 		}
 		a.After = map[string]any{"scope": string(locked.Scope), "failures": locked.Failures, "retry_after_s": secs}
-		if err := s.db.InsertAudit(r.Context(), a); err != nil {
+		if err := s.accounts.AuditSignIn(r.Context(), a); err != nil {
 			return err
 		}
 	}

@@ -75,7 +75,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	a := s.auditFor(r, "session.login")
 	a.Actor, a.Target = actorUser(u), fmt.Sprintf("user:%d", u.ID)
-	if err := s.db.InsertAudit(r.Context(), a); err != nil {
+	if err := s.accounts.AuditSignIn(r.Context(), a); err != nil {
 		return err
 	}
 	return redirect(w, r, vm.Next)
@@ -85,7 +85,7 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u db.User) error {
 	name := s.sessions.cookieName()
 	if old, ok := userFrom(r.Context()); ok {
-		if err := s.db.DeleteSession(r.Context(), old.sessionID); err != nil {
+		if err := s.accounts.EndSession(r.Context(), old.sessionID); err != nil {
 			return err
 		}
 	}
@@ -97,17 +97,14 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u db.User)
 		return err
 	}
 	s.rememberDevice(w, u)
-	return s.db.RecordLogin(r.Context(), u.ID)
+	return s.accounts.RecordLogin(r.Context(), u.ID)
 }
 
 // deleteSession logs out: the session row is deleted, so the cookie is worthless even if copied.
 func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request) error {
 	u, ok := userFrom(r.Context())
 	if ok {
-		if err := s.db.DeleteSession(r.Context(), u.sessionID); err != nil {
-			return err
-		}
-		if err := s.db.InsertAudit(r.Context(), s.auditFor(r, "session.logout")); err != nil {
+		if err := s.accounts.SignOut(r.Context(), u.sessionID, s.auditFor(r, "session.logout")); err != nil {
 			return err
 		}
 	}

@@ -101,9 +101,7 @@ func (s *Server) supportBundle(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
-	a := s.auditFor(r, "lookup.support_bundle")
-	a.Target = "lookup:" + validation.Clip(q, 200)
-	if err := s.db.InsertAudit(r.Context(), a); err != nil {
+	if err := s.events.AuditSupportBundle(r.Context(), s.auditFor(r, "lookup.support_bundle"), q); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Disposition", `attachment; filename="tensfer-support-`+safeFileName(q)+`.json"`)

@@ -33,7 +33,7 @@ func (s *Server) Maintain(ctx context.Context) {
 // purge deletes expired sessions and purges what is older than the retention window.
 func (s *Server) purge(ctx context.Context) {
 	now := s.now()
-	if n, err := s.db.PurgeSessions(ctx, now.Add(-s.cfg.SessionIdle), now.Add(-s.cfg.SessionMax)); err != nil && ctx.Err() == nil {
+	if n, err := s.accounts.PurgeSessions(ctx, now.Add(-s.cfg.SessionIdle), now.Add(-s.cfg.SessionMax)); err != nil && ctx.Err() == nil {
 		s.log.Warn("purge sessions", "error", err)
 	} else if n > 0 {
 		s.log.Info("purged expired sessions", "count", n)

@@ -29,9 +29,7 @@ func (s *Server) replayEvent(w http.ResponseWriter, r *http.Request) error {
 	}
 	a := s.auditFor(r, "event.replay")
 	at := s.events.Replay(r.Context(), e, target, a.Actor, a.RequestID)
-	a.Target = "event:" + itoa(e.ID)
-	a.After = map[string]any{"target": target.URL, "status": at.Status, "error": at.Error}
-	if err := s.db.InsertAudit(r.Context(), a); err != nil {
+	if err := s.events.AuditReplay(r.Context(), a, e, target, at); err != nil {
 		return err
 	}
 	if at.Error != "" {
@@ -93,9 +91,7 @@ func (s *Server) replayMatching(w http.ResponseWriter, r *http.Request) error {
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(15 * time.Minute))
 	a := s.auditFor(r, "event.replay_bulk")
 	ok, failed := s.events.ReplayAll(r.Context(), evs, target, a.Actor, a.RequestID)
-	a.Target = "events:" + f.Env
-	a.After = map[string]any{"target": target.URL, "filter": f.Form.Query, "sent": len(evs), "ok": ok, "failed": failed}
-	if err := s.db.InsertAudit(r.Context(), a); err != nil {
+	if err := s.events.AuditBulkReplay(r.Context(), a, f.Env, target, f.Form.Query, len(evs), ok, failed); err != nil {
 		return err
 	}
 	kind := "ok"

@@ -488,14 +488,8 @@ func (s *Server) exportMembers(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := c.ID
-	ids, err := s.rollout.Members(r.Context(), id)
+	ids, err := s.rollout.ExportMembers(r.Context(), id, s.auditFor(r, "cohort.export")) // audited: the ids leave the dashboard
 	if err != nil {
-		return err
-	}
-	// A list of user ids leaves the dashboard: say who took it.
-	a := s.auditFor(r, "cohort.export")
-	a.Target, a.After = "cohort:"+itoa(id), map[string]any{"members": len(ids)}
-	if err := s.db.InsertAudit(r.Context(), a); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")

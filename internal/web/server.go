@@ -151,19 +151,20 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	}
 	cfg.Metrics.ReadLeader(cfg.Leader.Leading)
 	s := &Server{cfg: cfg, db: d, box: box, log: log, now: time.Now, answerSlots: make(chan struct{}, maxAnswers), ownBus: ownBus}
+	s.loginLimit = ratelimit.New(cfg.LoginRate, s.clock)
+	s.callbackLimit = ratelimit.New(cfg.CallbackRate, s.clock)
+	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)
+	s.accounts = accounts.New(accounts.Config{DB: d, Params: cfg.PasswordParams, Lockout: cfg.LoginLockout, Now: s.clock,
+		DeviceKey: box.DeriveKey("known-device cookie"), Bus: cfg.Bus, ForgetAccess: s.forgetAccess})
+	s.failures = newFailureAudit(s.accounts.AuditSignIn, s.clock)
 	s.sessions = &sessionStore{
 		db:     d,
+		writes: s.accounts,
 		secure: cfg.PublicURL.Scheme == "https",
 		idle:   cfg.SessionIdle,
 		max:    cfg.SessionMax,
 		now:    s.clock,
 	}
-	s.loginLimit = ratelimit.New(cfg.LoginRate, s.clock)
-	s.failures = newFailureAudit(d.InsertAudit, s.clock)
-	s.callbackLimit = ratelimit.New(cfg.CallbackRate, s.clock)
-	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)
-	s.accounts = accounts.New(accounts.Config{DB: d, Params: cfg.PasswordParams, Lockout: cfg.LoginLockout, Now: s.clock,
-		DeviceKey: box.DeriveKey("known-device cookie")})
 	s.twoFactor = accounts.NewTwoFactor(accounts.TwoFactorConfig{DB: d, Box: box, Now: s.clock, Issuer: "Tensfer go-live (" + cfg.PublicURL.Hostname() + ")"})
 	// Outbound calls go to user-configured URLs (Tensfer base URLs, replay targets).
 	safeHTTP := safehttp.NewClient(safehttp.Options{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})

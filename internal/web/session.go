@@ -9,7 +9,7 @@ import (
 
 	"github.com/gorilla/sessions"
 
-	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/validation"
 )
@@ -18,7 +18,8 @@ import (
 // holds only an opaque random id; the row (keyed by the id's hash) says whose session it is. Idle
 // and absolute timeouts are checked on every load, and a disabled user's session is dropped.
 type sessionStore struct {
-	db     *db.DB
+	db     *db.DB            // reads the session row
+	writes *accounts.Service // starts, refreshes and ends sessions
 	secure bool
 	idle   time.Duration
 	max    time.Duration
@@ -64,7 +65,7 @@ func (st *sessionStore) New(r *http.Request, name string) (*sessions.Session, er
 	}
 	now := st.now()
 	if now.Sub(row.LastSeenAt) > st.idle || now.Sub(row.CreatedAt) > st.max {
-		return s, st.db.DeleteSession(r.Context(), c.Value)
+		return s, st.writes.EndSession(r.Context(), c.Value)
 	}
 	s.ID = c.Value
 	s.IsNew = false
@@ -80,7 +81,7 @@ func (st *sessionStore) Save(r *http.Request, w http.ResponseWriter, s *sessions
 	ctx := r.Context()
 	if s.Options.MaxAge < 0 {
 		if s.ID != "" {
-			if err := st.db.DeleteSession(ctx, s.ID); err != nil {
+			if err := st.writes.EndSession(ctx, s.ID); err != nil {
 				return err
 			}
 		}
@@ -92,11 +93,11 @@ func (st *sessionStore) Save(r *http.Request, w http.ResponseWriter, s *sessions
 		if !ok {
 			return nil
 		}
-		s.ID = auth.RandomID(32)
-		err := st.db.InsertSession(ctx, s.ID, db.Session{UserID: uid, IP: clientIPFrom(ctx), UserAgent: validation.Clip(r.UserAgent(), 256)})
+		id, err := st.writes.StartSession(ctx, uid, clientIPFrom(ctx), validation.Clip(r.UserAgent(), 256))
 		if err != nil {
 			return err
 		}
+		s.ID = id
 		s.IsNew = false
 		http.SetCookie(w, sessions.NewCookie(s.Name(), s.ID, s.Options))
 		return nil
@@ -104,7 +105,7 @@ func (st *sessionStore) Save(r *http.Request, w http.ResponseWriter, s *sessions
 	if last, ok := s.Values["last_seen"].(time.Time); ok && st.now().Sub(last) < time.Minute {
 		return nil
 	}
-	return st.db.TouchSession(ctx, s.ID)
+	return st.writes.TouchSession(ctx, s.ID)
 }
 
 // currentUser is the logged-in user of a request.
@@ -139,7 +140,7 @@ func (s *Server) loadUser(next http.Handler) http.Handler {
 			u, err := s.db.UserByID(ctx, uid)
 			switch {
 			case errors.Is(err, db.ErrNotFound) || err == nil && u.Disabled():
-				_ = s.db.DeleteSession(ctx, sess.ID)
+				_ = s.accounts.EndSession(ctx, sess.ID)
 			case err != nil:
 				s.fail(w, r, err)
 				return

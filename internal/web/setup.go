@@ -48,13 +48,9 @@ func (s *Server) completeSetup(w http.ResponseWriter, r *http.Request) error {
 		vm.Invalid = !ok
 		return render(w, r, http.StatusUnprocessableEntity, templates.SetupPage(vm))
 	}
-	hash, err := s.accounts.HashPassword(r.Context(), password)
-	if err != nil {
-		return err
-	}
 	a := s.auditFor(r, "setup.complete")
 	a.Actor = "setup-link"
-	u, err := s.db.CompleteSetup(r.Context(), vm.Token, db.User{Email: vm.Email, Name: vm.Name, PasswordHash: hash}, a)
+	u, err := s.accounts.CompleteSetup(r.Context(), vm.Token, vm.Email, vm.Name, password, a)
 	if errors.Is(err, db.ErrSetupUsed) {
 		return render(w, r, http.StatusGone, templates.SetupPage(templates.AuthVM{Invalid: true}))
 	}

@@ -28,14 +28,11 @@ func (s *Server) sendTestEvent(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a := s.auditFor(r, "event.test_send")
-	a.Target = "environment:" + env
 	status := http.StatusOK
 	if res.Refused != nil {
 		status = rejectionError(r, res.Refused).(*httpError).status
 	}
-	a.After = map[string]any{"status": status, "request_id": res.RequestID}
-	if err := s.db.InsertAudit(r.Context(), a); err != nil {
+	if err := s.events.AuditTestEvent(r.Context(), s.auditFor(r, "event.test_send"), env, status, res.RequestID); err != nil {
 		return err
 	}
 	if res.Refused != nil {

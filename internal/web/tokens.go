@@ -97,7 +97,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	t, err := s.db.RevokeToken(r.Context(), id, s.auditFor(r, "token.revoke"))
+	t, err := s.accounts.RevokeToken(r.Context(), id, s.auditFor(r, "token.revoke")) // every instance forgets it at once
 	if errors.Is(err, db.ErrNotFound) {
 		setFlash(w, r, "err", "That token does not exist or is already revoked.")
 		return redirect(w, r, "/settings/tokens")
@@ -105,7 +105,6 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	s.accessChanged(0)
 	setFlash(w, r, "ok", fmt.Sprintf("Revoked %s. Requests with it now get 401.", t.Name))
 	return redirect(w, r, "/settings/tokens")
 }

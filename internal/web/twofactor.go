@@ -118,7 +118,7 @@ func (s *Server) auditLoginCode(r *http.Request, u db.User, action string, after
 	if reason, _ := after["reason"].(string); action == "session.login_failed" {
 		return s.failures.record(r.Context(), a, reason)
 	}
-	return s.db.InsertAudit(r.Context(), a)
+	return s.accounts.AuditSignIn(r.Context(), a)
 }
 
 // codeFailure names a refused second factor in the audit log.

@@ -94,7 +94,6 @@ func (s *Server) changeUser(w http.ResponseWriter, r *http.Request, done string,
 	if handled, err := flashProblem(w, r, err, "/settings/users"); handled {
 		return err
 	}
-	s.accessChanged(u.ID) // a disable or demotion revoked the user's tokens and sessions
 	setFlash(w, r, "ok", fmt.Sprintf(done, u.Email))
 	return redirect(w, r, "/settings/users")
 }
@@ -163,11 +162,10 @@ func (s *Server) signOutUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	n, err := s.db.DeleteUserSessions(r.Context(), id, s.auditFor(r, "user.sign_out"))
+	n, err := s.accounts.SignOutEverywhere(r.Context(), id, s.auditFor(r, "user.sign_out")) // their live streams end now, not at the next check
 	if err != nil {
 		return err
 	}
-	s.accessChanged(id) // their live streams end now, not at the next check
 	setFlash(w, r, "ok", fmt.Sprintf("Ended %d session(s) of %s.", n, u.Email))
 	me, _ := userFrom(r.Context())
 	if id == me.ID {
