@@ -69,10 +69,8 @@ func SQLiteOnly(t testing.TB, why string) {
 // TestMain: func TestMain(m *testing.M) { dbtest.Main(m) }.
 func Main(m *testing.M) { pgtest.Main(m) }
 
-// StoredRows is every row of every table of the database, one string each ("table NAME" then
-// column=value lines; blobs as their bytes), for tests that check what is stored at rest on
-// PostgreSQL, whose files are not the test's to read.
-func StoredRows(t testing.TB, d *db.DB) []string {
+// Tables lists the database's tables by name, on either store.
+func Tables(t testing.TB, d *db.DB) []string {
 	t.Helper()
 	list := "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
 	if d.Postgres() {
@@ -82,29 +80,49 @@ func StoredRows(t testing.TB, d *db.DB) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close()
 	var tables []string
 	for rows.Next() {
 		var name string
 		rows.Scan(&name)
 		tables = append(tables, name)
 	}
-	rows.Close()
-	var out []string
-	for _, table := range tables {
-		rows, err := d.R.Query(`SELECT * FROM "` + table + `"`)
-		if err != nil {
+	return tables
+}
+
+// EachRow hands every row of table to each, with the column names (vals is reused between rows).
+func EachRow(t testing.TB, d *db.DB, table string, each func(cols []string, vals []any)) {
+	t.Helper()
+	rows, err := d.R.Query(`SELECT * FROM "` + table + `"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
 			t.Fatal(err)
 		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
+		each(cols, vals)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// StoredRows is every row of every table of the database, one string each ("table NAME" then
+// column=value lines; blobs as their bytes), for tests that check what is stored at rest on
+// PostgreSQL, whose files are not the test's to read.
+func StoredRows(t testing.TB, d *db.DB) []string {
+	t.Helper()
+	var out []string
+	for _, table := range Tables(t, d) {
+		EachRow(t, d, table, func(cols []string, vals []any) {
 			line := "table " + table + "\n"
 			for i, v := range vals {
 				if b, ok := v.([]byte); ok {
@@ -113,8 +131,7 @@ func StoredRows(t testing.TB, d *db.DB) []string {
 				line += fmt.Sprintf("%s=%v\n", cols[i], v)
 			}
 			out = append(out, line)
-		}
-		rows.Close()
+		})
 	}
 	return out
 }

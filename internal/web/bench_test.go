@@ -303,6 +303,8 @@ type benchTarget struct {
 	elapsed time.Duration
 	failed  int64
 	lat     []time.Duration // ack latency per delivery, sorted once the rounds are done
+	// fire sends a slice of the deliveries when the target is not one URL (nil: benchFire to url).
+	fire func(ds []benchDelivery, lat []time.Duration) (time.Duration, int64)
 }
 
 // benchRounds sends each target's n deliveries in rounds, each round a slice of them to every
@@ -324,7 +326,13 @@ func benchRounds(b *testing.B, hc *http.Client, clients, n int, targets []*bench
 			if t.name == timed {
 				b.StartTimer()
 			}
-			elapsed, failed := benchFire(hc, t.url, clients, t.ds[lo:hi], t.lat[lo:hi])
+			var elapsed time.Duration
+			var failed int64
+			if t.fire != nil {
+				elapsed, failed = t.fire(t.ds[lo:hi], t.lat[lo:hi])
+			} else {
+				elapsed, failed = benchFire(hc, t.url, clients, t.ds[lo:hi], t.lat[lo:hi])
+			}
 			if t.name == timed {
 				b.StopTimer()
 			}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/db"
+	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
 )
 
@@ -1414,37 +1415,13 @@ var attemptTables = map[string]bool{"login_counters": true, "rate_buckets": true
 
 func snapshotDB(t *testing.T, d *db.DB) dbSnapshot {
 	t.Helper()
-	rows, err := d.R.Query(tablesQuery(d))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		rows.Scan(&name)
-		tables = append(tables, name)
-	}
-	rows.Close()
 	out := dbSnapshot{}
-	for _, table := range tables {
+	for _, table := range dbtest.Tables(t, d) {
 		if attemptTables[table] {
 			continue
 		}
-		rows, err := d.R.Query(`SELECT * FROM "` + table + `"`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
 		sums := map[string][][32]byte{}
-		for rows.Next() {
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
+		dbtest.EachRow(t, d, table, func(cols []string, vals []any) {
 			key := table
 			hsh := sha256.New()
 			for i, col := range cols {
@@ -1457,11 +1434,7 @@ func snapshotDB(t *testing.T, d *db.DB) dbSnapshot {
 				fmt.Fprintf(hsh, "%s=%T:%s\x00", col, vals[i], asText(vals[i]))
 			}
 			sums[key] = append(sums[key], [32]byte(hsh.Sum(nil)))
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		rows.Close()
+		})
 		if _, ok := sums[table]; !ok && table != "sqlite_sequence" {
 			sums[table] = nil
 		}
@@ -1482,12 +1455,4 @@ func asText(v any) string {
 		return string(b)
 	}
 	return fmt.Sprint(v)
-}
-
-// tablesQuery lists the database's tables by name.
-func tablesQuery(d *db.DB) string {
-	if d.Postgres() {
-		return "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
-	}
-	return "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
 }
