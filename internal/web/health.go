@@ -56,6 +56,15 @@ func (s *Server) readiness(ctx context.Context) (readiness, int) {
 		ready = false
 		s.log.Error("readyz: master key", "error", err)
 	}
+	// With several instances, an instance that hears no notifications would keep serving what
+	// the others changed (a revoked token, a kill) from its caches: not ready until it hears again.
+	if c, ok := s.cfg.Bus.(interface{ Connected() bool }); ok {
+		ans.Checks["notifications"] = "ok"
+		if !c.Connected() {
+			ans.Checks["notifications"] = "reconnecting"
+			ready = false
+		}
+	}
 	health := s.events.Health()
 	ans.Checks["disk"] = health.Disk.Level.String()
 	if health.Disk.Failing() {
