@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/cluster"
 	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/pgtest"
 	"github.com/tensfer-golive/dashboard/internal/tensfer"
@@ -75,5 +77,38 @@ func TestPostgresOutage(t *testing.T) {
 	app.db.R.QueryRow("SELECT count(*) FROM events WHERE source = 'webhook'").Scan(&n)
 	if n != 2 {
 		t.Fatalf("%d webhooks stored, want the two delivered while PostgreSQL was up", n)
+	}
+}
+
+// quietBus is a Bus that has lost its connection to the other instances.
+type quietBus struct {
+	*cluster.LocalBus
+	connected atomic.Bool
+}
+
+func (b *quietBus) Connected() bool { return b.connected.Load() }
+
+// TestReadyzWantsNotifications: an instance whose Bus cannot hear the other instances is not
+// ready (it would serve their revoked tokens and kills from its caches), and is again once it
+// hears them.
+func TestReadyzWantsNotifications(t *testing.T) {
+	bus := &quietBus{LocalBus: cluster.NewLocalBus()}
+	t.Cleanup(bus.Close)
+	bus.connected.Store(true)
+	app := newTestApp(t, func(c *Config) { c.Bus = bus })
+	for _, tc := range []struct {
+		connected bool
+		status    int
+		check     string
+	}{
+		{true, http.StatusOK, `"notifications":"ok"`},
+		{false, http.StatusServiceUnavailable, `"notifications":"reconnecting"`},
+		{true, http.StatusOK, `"notifications":"ok"`},
+	} {
+		bus.connected.Store(tc.connected)
+		res := app.api("GET", "/readyz", "", nil)
+		if res.StatusCode != tc.status || !strings.Contains(res.body, tc.check) {
+			t.Fatalf("bus connected %v: /readyz %d %s, want %d with %s", tc.connected, res.StatusCode, res.body, tc.status, tc.check)
+		}
 	}
 }
