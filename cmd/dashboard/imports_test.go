@@ -21,9 +21,9 @@ import (
 // tensfer, feed, auth, ratelimit, validation, metrics, cluster), and templates import only static. Keys and values
 // are paths below the module; a package missing here may import no other package of the module.
 var allowedImports = map[string][]string{
-	"cmd/dashboard": {"internal/web", "internal/events", "internal/environment", "internal/accounts", "internal/db",
+	"cmd/dashboard": {"internal/web", "internal/app", "internal/events", "internal/environment", "internal/accounts", "internal/db",
 		"internal/secrets", "internal/auth", "internal/tensfer", "internal/tensfer/tensfersim", "internal/rollout", "internal/launch", "internal/feed", "internal/validation", "internal/diskguard", "internal/tlsserve", "internal/metrics", "internal/cluster"},
-	"internal/web": {"internal/events", "internal/environment", "internal/accounts", "internal/db", "internal/secrets",
+	"internal/web": {"internal/app", "internal/events", "internal/environment", "internal/accounts", "internal/db", "internal/secrets",
 		"internal/auth", "internal/tensfer", "internal/safehttp", "internal/rollout", "internal/launch", "internal/feed", "internal/ratelimit", "internal/validation",
 		"internal/diskguard", "internal/alerts", "internal/metrics", "internal/auditdiff", "internal/cluster", "web/templates", "web/static"},
 	"internal/alerts": {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation", "internal/environment",
@@ -32,26 +32,28 @@ var allowedImports = map[string][]string{
 	"internal/tensfer/tensfersim": {"internal/tensfer"},
 	"internal/safehttp":           nil,
 	"internal/environment":        {"internal/db", "internal/secrets", "internal/tensfer", "internal/auth", "internal/validation", "internal/metrics", "internal/safehttp"},
-	"internal/accounts":           {"internal/db", "internal/secrets", "internal/auth", "internal/validation", "internal/ratelimit", "internal/cluster"},
-	"internal/launch":             {"internal/db", "internal/rollout", "internal/validation", "internal/metrics", "internal/cluster"},
-	"internal/secrets":            {"internal/db", "internal/tensfer"},
-	"web/templates":               {"web/static"},
-	"internal/db":                 nil,
-	"internal/auth":               nil,
-	"internal/tensfer":            nil,
-	"internal/rollout":            nil,
-	"internal/feed":               nil,
-	"internal/ratelimit":          nil,
-	"internal/diskguard":          nil,
-	"internal/tlsserve":           nil,
-	"internal/validation":         nil,
-	"internal/auditdiff":          nil, // pure: an audit row's before/after as field changes
-	"internal/metrics":            nil, // Prometheus' client only: domain packages record into it
-	"internal/cluster":            nil, // the Bus and Leader seams: standard library only
-	"web/static":                  nil,
-	"internal/pgtest":             nil,                                // tests only: a throwaway PostgreSQL cluster
-	"internal/dbtest":             {"internal/db", "internal/pgtest"}, // tests only: a store of the suite's kind
-	"scripts/screenshots":         nil,                                // a tool that drives Chromium against a running dashboard
+	"internal/app": {"internal/accounts", "internal/alerts", "internal/auth", "internal/cluster", "internal/db", "internal/diskguard",
+		"internal/environment", "internal/events", "internal/launch", "internal/metrics", "internal/safehttp", "internal/secrets"},
+	"internal/accounts":   {"internal/db", "internal/secrets", "internal/auth", "internal/validation", "internal/ratelimit", "internal/cluster"},
+	"internal/launch":     {"internal/db", "internal/rollout", "internal/validation", "internal/metrics", "internal/cluster"},
+	"internal/secrets":    {"internal/db", "internal/tensfer"},
+	"web/templates":       {"web/static"},
+	"internal/db":         nil,
+	"internal/auth":       nil,
+	"internal/tensfer":    nil,
+	"internal/rollout":    nil,
+	"internal/feed":       nil,
+	"internal/ratelimit":  nil,
+	"internal/diskguard":  nil,
+	"internal/tlsserve":   nil,
+	"internal/validation": nil,
+	"internal/auditdiff":  nil, // pure: an audit row's before/after as field changes
+	"internal/metrics":    nil, // Prometheus' client only: domain packages record into it
+	"internal/cluster":    nil, // the Bus and Leader seams: standard library only
+	"web/static":          nil,
+	"internal/pgtest":     nil,                                // tests only: a throwaway PostgreSQL cluster
+	"internal/dbtest":     {"internal/db", "internal/pgtest"}, // tests only: a store of the suite's kind
+	"scripts/screenshots": nil,                                // a tool that drives Chromium against a running dashboard
 }
 
 func TestImportsOnlyGoDownward(t *testing.T) {
@@ -148,7 +150,7 @@ func TestWebIsHTTPOnly(t *testing.T) {
 // too), so the list says exactly what web reads.
 var webReadsFromStore = []string{
 	"CountUserSessions", "CountUsers", "Cohort", "EnvironmentByName", "EventByID", "ListAudit", "ListEvents",
-	"ListRejected", "ListReplayAttempts", "ListTokens", "ListUsers", "Ping", "Postgres", "RecentUserIDs",
+	"ListRejected", "ListReplayAttempts", "ListTokens", "ListUsers", "Ping", "RecentUserIDs",
 	"SchemaVersion", "SessionByID", "SetupTokenValid", "TokenBySecret", "TwoFactorUsers", "UserByID",
 }
 

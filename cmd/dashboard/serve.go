@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tensfer-golive/dashboard/internal/accounts"
+	"github.com/tensfer-golive/dashboard/internal/app"
 	"github.com/tensfer-golive/dashboard/internal/cluster"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
@@ -209,7 +210,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		return startFailed(ctx, log, err)
 	}
 	defer closeCluster() // after srv.Close (deferred below, so run first)
-	srv, err := web.New(web.Config{
+	// The composition root: the store, the Bus and the Leader above, then the domain services
+	// over them, then the web server that serves them (and closes them in Close).
+	webCfg := web.Config{
 		PublicURL:      cfg.publicURL,
 		Version:        version(),
 		Demo:           cfg.demo,
@@ -225,8 +228,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Metrics:           newMetrics(),
 		Bus:               bus,
 		Leader:            leader,
-	}, d, box, log)
+	}.WithDefaults()
+	services, err := app.Build(ctx, webCfg.Services(log), d, box, log)
 	if err != nil {
+		return err
+	}
+	srv, err := web.New(webCfg, services, d, box, log)
+	if err != nil {
+		services.Close()
 		return err
 	}
 	defer srv.Close()

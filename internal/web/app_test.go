@@ -17,7 +17,9 @@ import (
 
 	"github.com/PuerkitoBio/goquery"
 
+	"github.com/tensfer-golive/dashboard/internal/app"
 	"github.com/tensfer-golive/dashboard/internal/auth"
+	"github.com/tensfer-golive/dashboard/internal/cluster"
 	"github.com/tensfer-golive/dashboard/internal/db"
 	"github.com/tensfer-golive/dashboard/internal/dbtest"
 	"github.com/tensfer-golive/dashboard/internal/diskguard"
@@ -94,10 +96,12 @@ func newTestAppOn(t testing.TB, st dbtest.Store, opts ...func(*Config)) *testApp
 	if cfg.Disk.Space == nil { // the host's free space must not decide a test: plenty, unless a test says otherwise
 		cfg.Disk.Space = func(string) (diskguard.Space, error) { return diskguard.Space{Free: 1 << 40, Total: 2 << 40}, nil }
 	}
-	srv, err := New(cfg, d, box, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatal(err)
+	if cfg.Bus == nil {
+		bus := cluster.NewLocalBus()
+		t.Cleanup(bus.Close) // after the server's Close (registered below, so run first)
+		cfg.Bus = bus
 	}
+	srv := startServer(t, cfg, d, box, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	app.srv = srv
 	t.Cleanup(func() { srv.Close() })
 	app.http.Config.Handler = app.srv.Handler()
@@ -105,6 +109,22 @@ func newTestAppOn(t testing.TB, st dbtest.Store, opts ...func(*Config)) *testApp
 	app.http.Start()
 	t.Cleanup(func() { srv.EndStreams(); app.http.Close() })
 	return app
+}
+
+// startServer builds the services and the server over d as cmd/dashboard does.
+func startServer(t testing.TB, cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) *Server {
+	t.Helper()
+	cfg = cfg.WithDefaults()
+	svc, err := app.Build(context.Background(), cfg.Services(log), d, box, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(cfg, svc, d, box, log)
+	if err != nil {
+		svc.Close()
+		t.Fatal(err)
+	}
+	return srv
 }
 
 // addUser creates a user directly in the database.

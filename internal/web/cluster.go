@@ -2,8 +2,6 @@ package web
 
 import (
 	"sync"
-
-	"github.com/tensfer-golive/dashboard/internal/cluster"
 )
 
 // forgetAccess drops the token cache and wakes the live streams' session check: accounts calls
@@ -12,13 +10,6 @@ import (
 func (s *Server) forgetAccess() {
 	s.tokens.invalidate()
 	s.recheck.fire()
-}
-
-// secretsChanged is the environment service's hook after a change to webhook secrets or beacon
-// keys: this instance's key cache forgets them at once, and the Bus tells every instance's.
-func (s *Server) secretsChanged() {
-	s.events.InvalidateSecrets()
-	s.cfg.Bus.Publish(cluster.Message{Topic: cluster.TopicSecrets})
 }
 
 // signal is a broadcast: wait returns a channel that fire closes (a new one for the next fire).

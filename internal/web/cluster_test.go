@@ -26,10 +26,8 @@ func (a *testApp) twin(t *testing.T) *testApp {
 	cfg := a.srv.cfg
 	cfg.PublicURL, _ = url.Parse(b.url)
 	cfg.Metrics = nil
-	srv, err := New(cfg, a.db, a.box, slog.New(slog.NewJSONHandler(b.logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg.Clock = nil // a clock of its own
+	srv := startServer(t, cfg, a.db, a.box, slog.New(slog.NewJSONHandler(b.logs, nil)))
 	frozen := time.Now()
 	srv.SetClock(func() time.Time { return frozen })
 	b.srv = srv

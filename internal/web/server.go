@@ -4,16 +4,18 @@ package web
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/tensfer-golive/dashboard/internal/accounts"
 	"github.com/tensfer-golive/dashboard/internal/alerts"
+	"github.com/tensfer-golive/dashboard/internal/app"
 	"github.com/tensfer-golive/dashboard/internal/auth"
 	"github.com/tensfer-golive/dashboard/internal/cluster"
 	"github.com/tensfer-golive/dashboard/internal/db"
@@ -23,7 +25,6 @@ import (
 	"github.com/tensfer-golive/dashboard/internal/launch"
 	"github.com/tensfer-golive/dashboard/internal/metrics"
 	"github.com/tensfer-golive/dashboard/internal/ratelimit"
-	"github.com/tensfer-golive/dashboard/internal/safehttp"
 	"github.com/tensfer-golive/dashboard/internal/secrets"
 )
 
@@ -68,7 +69,26 @@ type Config struct {
 	Bus cluster.Bus
 	// Leader says whether this instance runs the schedulers (nil: cluster.Solo, always).
 	Leader cluster.Leader
+	// Clock is the clock the server and its services read (nil: WithDefaults makes one that
+	// reads time.Now); SetClock sets it for all of them.
+	Clock *Clock
 }
+
+// Clock is the one clock of a dashboard: the server and every service read it; tests set it.
+type Clock struct {
+	f atomic.Pointer[func() time.Time]
+}
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	if f := c.f.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
+}
+
+// Set makes the clock read now.
+func (c *Clock) Set(now func() time.Time) { c.f.Store(&now) }
 
 // RateLimit is a token bucket: Burst requests at once, refilled at one per Every.
 type RateLimit = ratelimit.Rate
@@ -99,12 +119,13 @@ type Server struct {
 	answerSlots   chan struct{} // large answers being written: bundles, API lookups, exports (at most maxAnswers)
 	recheck       signal        // fired when access changed anywhere: live streams check their session at once
 	stopFollowing func()        // ends the Bus subscription of access changes
-	ownBus        *cluster.LocalBus
+	services      *app.Services // what New took over, closed by Close
 }
 
-// New builds a Server and the domain services behind it, and starts the ingest pipeline. Zero config values get sensible defaults.
-// Call Close after the HTTP server has shut down.
-func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, error) {
+// WithDefaults is cfg with every zero value given its default. The composition root calls it
+// once and gives the result to both app.Build (through Services) and New, so that they share the
+// metrics registry, the Bus, the Leader and the clock.
+func (cfg Config) WithDefaults() Config {
 	if cfg.PublicURL == nil {
 		cfg.PublicURL = &url.URL{Scheme: "http", Host: "127.0.0.1:8080"}
 	}
@@ -141,21 +162,44 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(metrics.BuildInfo{Version: cfg.Version})
 	}
-	var ownBus *cluster.LocalBus
-	if cfg.Bus == nil {
-		ownBus = cluster.NewLocalBus()
-		cfg.Bus = ownBus
-	}
 	if cfg.Leader == nil {
 		cfg.Leader = cluster.Solo{}
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = &Clock{}
+	}
+	return cfg
+}
+
+// Services is what app.Build needs of cfg (after WithDefaults, with a Bus), with the live feed's
+// rows rendered by web's row component.
+func (cfg Config) Services(log *slog.Logger) app.Config {
+	return app.Config{
+		PublicURL: cfg.PublicURL, Version: cfg.Version, Demo: cfg.Demo, PasswordParams: cfg.PasswordParams,
+		LoginLockout: cfg.LoginLockout, RetentionDays: cfg.RetentionDays, FeedBuffer: cfg.FeedBuffer,
+		FeedSubscriberBuffer: cfg.FeedSubscriberBuffer, PublicBudget: cfg.PublicBudget, Disk: cfg.Disk,
+		AllowLoopbackURLs: cfg.AllowLoopbackURLs, Alerts: cfg.Alerts, Metrics: cfg.Metrics, Bus: cfg.Bus,
+		Leader: cfg.Leader, Now: cfg.Clock.Now, Render: feedRowRenderer(log),
+	}
+}
+
+// New builds the Server over the services it serves (built by app.Build from cfg.Services) and
+// takes them over: Close closes them. cfg is completed by WithDefaults if the caller has not done
+// so; its Bus is required (the services were built with it), and stays the caller's to close.
+// Call Close after the HTTP server has shut down.
+func New(cfg Config, svc *app.Services, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if cfg.Bus == nil {
+		return nil, errors.New("web: Config.Bus is required: the services were built with one")
+	}
 	cfg.Metrics.ReadLeader(cfg.Leader.Leading)
-	s := &Server{cfg: cfg, db: d, box: box, log: log, now: time.Now, answerSlots: make(chan struct{}, maxAnswers), ownBus: ownBus}
+	s := &Server{cfg: cfg, db: d, box: box, log: log, now: cfg.Clock.Now, answerSlots: make(chan struct{}, maxAnswers)}
 	s.loginLimit = ratelimit.New(cfg.LoginRate, s.clock)
 	s.callbackLimit = ratelimit.New(cfg.CallbackRate, s.clock)
 	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)
-	s.accounts = accounts.New(accounts.Config{DB: d, Params: cfg.PasswordParams, Lockout: cfg.LoginLockout, Now: s.clock,
-		DeviceKey: box.DeriveKey("known-device cookie"), Bus: cfg.Bus, ForgetAccess: s.forgetAccess})
+	s.accounts, s.twoFactor, s.events, s.envs, s.rollout, s.alerts = svc.Accounts, svc.TwoFactor, svc.Events, svc.Envs, svc.Rollout, svc.Alerts
+	s.services = svc
+	svc.OnAccessChanged(s.forgetAccess)
 	s.failures = newFailureAudit(s.accounts.AuditSignIn, s.clock)
 	s.sessions = &sessionStore{
 		db:     d,
@@ -164,55 +208,6 @@ func New(cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Server, err
 		idle:   cfg.SessionIdle,
 		max:    cfg.SessionMax,
 		now:    s.clock,
-	}
-	s.twoFactor = accounts.NewTwoFactor(accounts.TwoFactorConfig{DB: d, Box: box, Now: s.clock, Issuer: "Tensfer go-live (" + cfg.PublicURL.Hostname() + ")"})
-	// Outbound calls go to user-configured URLs (Tensfer base URLs, replay targets).
-	safeHTTP := safehttp.NewClient(safehttp.Options{AllowLoopback: cfg.AllowLoopbackURLs, Timeout: 15 * time.Second})
-	userAgent := "tensfer-golive-dashboard/" + cfg.Version
-	cfg.Disk.Dir, cfg.Disk.Now = filepath.Dir(d.Path), s.clock
-	if d.Postgres() {
-		// The data is on PostgreSQL's disk, which this machine's free space says nothing about:
-		// PostgreSQL refuses writes itself when full, and that is a failed write (503).
-		cfg.Disk.Off = true
-	}
-	disk := diskguard.New(cfg.Disk)
-	var err error
-	s.events, err = events.New(context.Background(), events.Config{
-		DB: d, Box: box, Log: log, Now: s.clock, Demo: cfg.Demo, Render: s.renderFeedRow,
-		HTTPClient: safeHTTP, UserAgent: userAgent, RetentionDays: cfg.RetentionDays,
-		FeedBuffer: cfg.FeedBuffer, FeedSubscriberBuffer: cfg.FeedSubscriberBuffer,
-		PublicBudget: cfg.PublicBudget, Disk: disk, Metrics: cfg.Metrics, Bus: cfg.Bus,
-	})
-	if err != nil {
-		s.closeBus()
-		return nil, err
-	}
-	s.envs = environment.New(environment.Config{
-		DB: d, Box: box, Now: s.clock, HTTPClient: safeHTTP, AllowLoopbackURLs: cfg.AllowLoopbackURLs, UserAgent: userAgent,
-		Observer: s.events.ObserveTensferCall, SecretsChanged: s.secretsChanged, Metrics: cfg.Metrics,
-	})
-	for _, env := range environment.Names { // each environment has a beacon key from the first start
-		if _, _, err := s.envs.BeaconKey(context.Background(), env); err != nil {
-			s.events.Close()
-			s.closeBus()
-			return nil, err
-		}
-	}
-	s.rollout, err = launch.New(context.Background(), launch.Config{DB: d, Log: log, Now: s.clock, Figures: s.events.GuardrailFigures, Metrics: cfg.Metrics,
-		Bus: cfg.Bus, Leader: cfg.Leader})
-	if err != nil {
-		s.events.Close()
-		s.closeBus()
-		return nil, err
-	}
-	s.alerts, err = alerts.New(context.Background(), alerts.Config{DB: d, Box: box, Log: log, Now: s.clock, HTTPClient: safeHTTP, UserAgent: userAgent,
-		PublicURL: cfg.PublicURL.String(), AllowLoopbackURLs: cfg.AllowLoopbackURLs, Disk: disk, RetentionDays: cfg.RetentionDays, Options: cfg.Alerts, Metrics: cfg.Metrics,
-		Leader: cfg.Leader})
-	if err != nil {
-		s.rollout.Close()
-		s.events.Close()
-		s.closeBus()
-		return nil, err
 	}
 	s.stopFollowing = cfg.Bus.Subscribe(cluster.TopicAccess, func(cluster.Message) { s.forgetAccess() })
 	cfg.Metrics.ReadReadiness(func() bool {
@@ -242,28 +237,19 @@ func (s *Server) Environments() *environment.Service { return s.envs }
 // http.Server.RegisterOnShutdown.
 func (s *Server) EndStreams() { s.events.EndStreams() }
 
-// Close stops following the Bus, stops ingest after every acknowledged event is stored and
-// published, and ends live streams. Call it after the HTTP server has shut down.
+// Close stops following the Bus and closes the services (ingest stops after every
+// acknowledged event is stored and published; live streams end). Call it after the HTTP server
+// has shut down.
 func (s *Server) Close() error {
 	if s.stopFollowing != nil {
 		s.stopFollowing()
 		s.stopFollowing = nil
 	}
-	s.rollout.Close()
-	err := s.events.Close()
-	s.closeBus()
-	return err
-}
-
-// closeBus closes the Bus that New made itself (one given in Config belongs to the caller).
-func (s *Server) closeBus() {
-	if s.ownBus != nil {
-		s.ownBus.Close()
-	}
+	return s.services.Close()
 }
 
 // SetClock replaces the clock (tests only).
-func (s *Server) SetClock(now func() time.Time) { s.now = now }
+func (s *Server) SetClock(now func() time.Time) { s.cfg.Clock.Set(now) }
 
 func (s *Server) clock() time.Time { return s.now() }
 

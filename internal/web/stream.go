@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
@@ -237,7 +238,7 @@ func (s *Server) rowHTML(ctx context.Context, it feed.Item[events.FeedRow]) []by
 		s.log.Warn("stream: load event", "event_id", it.ID, "error", err)
 		return nil
 	}
-	return s.renderFeedRow(e)
+	return feedRowRenderer(s.log)(e)
 }
 
 // backfill writes the stored events with last < id <= through that match f, oldest first. It
@@ -255,7 +256,7 @@ func (s *Server) backfill(ctx context.Context, buf *bytes.Buffer, f db.EventFilt
 			break
 		}
 		for _, e := range evs {
-			writeSSE(buf, e.ID, "row", s.renderFeedRow(e))
+			writeSSE(buf, e.ID, "row", feedRowRenderer(s.log)(e))
 			cursor = e.ID
 		}
 		if sent += len(evs); sent > streamMaxBackfill {
@@ -265,12 +266,14 @@ func (s *Server) backfill(ctx context.Context, buf *bytes.Buffer, f db.EventFilt
 	return false, nil
 }
 
-// renderFeedRow renders one event as its feed row, the same component the events page shows; a
-// failure is logged and yields an empty row.
-func (s *Server) renderFeedRow(e db.Event) []byte {
-	var buf bytes.Buffer
-	if err := templates.EventRowView(eventRow(e)).Render(context.Background(), &buf); err != nil {
-		s.log.Error("render feed row", "event_id", e.ID, "error", err)
+// feedRowRenderer renders one event as its feed row, the same component the events page shows;
+// a failure is logged and yields an empty row. The event pipeline calls it (app.Config.Render).
+func feedRowRenderer(log *slog.Logger) func(db.Event) []byte {
+	return func(e db.Event) []byte {
+		var buf bytes.Buffer
+		if err := templates.EventRowView(eventRow(e)).Render(context.Background(), &buf); err != nil {
+			log.Error("render feed row", "event_id", e.ID, "error", err)
+		}
+		return buf.Bytes()
 	}
-	return buf.Bytes()
 }
