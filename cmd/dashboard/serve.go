@@ -229,9 +229,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		Bus:               bus,
 		Leader:            leader,
 	}.WithDefaults()
-	services, err := app.Build(ctx, webCfg.Services(log), d, box, log)
+	// NB: not ctx: the services outlive a stop signal until the HTTP server has drained (srv.Close).
+	services, err := app.Build(context.WithoutCancel(ctx), webCfg.Services(log), d, box, log)
 	if err != nil {
-		return err
+		return startFailed(ctx, log, err)
 	}
 	srv, err := web.New(webCfg, services, d, box, log)
 	if err != nil {

@@ -73,7 +73,8 @@ func (s *Services) accessChanged() {
 	}
 }
 
-// Build builds the services over d and starts the event pipeline. Close stops them.
+// Build builds the services over d and starts the event pipeline; ctx bounds only the reads it
+// makes while building (the services keep no context of it). Close stops them.
 func Build(ctx context.Context, cfg Config, d *db.DB, box *secrets.Box, log *slog.Logger) (*Services, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
