@@ -55,9 +55,10 @@ const PostgresPoolSize = 16
 // once migrate exactly once. It refuses a database whose schema is newer than this binary knows.
 func OpenPostgres(ctx context.Context, rawURL string) (*DB, error) {
 	where := RedactURL(rawURL)
+	// NB: pgx's own errors show the URL with its password as xxxxx, so they may be quoted.
 	cfg, err := pgx.ParseConfig(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("db: %s is not a PostgreSQL URL this dashboard can use (%v); the form is postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=require", where, pgErrText(err))
+		return nil, fmt.Errorf("db: %s is not a PostgreSQL URL this dashboard can use (%v); the form is postgres://USER:PASSWORD@HOST:PORT/DATABASE?sslmode=require", where, err)
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 5 * time.Second
@@ -80,7 +81,7 @@ func OpenPostgres(ctx context.Context, rawURL string) (*DB, error) {
 	var version string
 	if err := pool.QueryRowContext(pctx, "SHOW server_version_num").Scan(&version); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("db: cannot reach PostgreSQL at %s: %s", where, pgErrText(err))
+		return nil, fmt.Errorf("db: cannot reach PostgreSQL at %s: %s", where, err)
 	}
 	if n, _ := strconv.Atoi(version); n > 0 && n < 130000 {
 		pool.Close()
@@ -91,11 +92,6 @@ func OpenPostgres(ctx context.Context, rawURL string) (*DB, error) {
 		return nil, err
 	}
 	return d, nil
-}
-
-// pgErrText is err without the password a connection error may quote back.
-func pgErrText(err error) string {
-	return err.Error()
 }
 
 type pgMigration struct {

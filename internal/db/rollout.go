@@ -538,10 +538,9 @@ func (d *DB) ReorderCohorts(ctx context.Context, rolloutKey string, ids []int64,
 var ErrBadOrder = errors.New("db: the order must name every cohort exactly once")
 
 // SaveReach merges registers into the stored reach registers of a stage, each register keeping
-// the larger value, and returns the merged registers. Several instances count decisions, each
-// into its own sketch: merging (never overwriting) makes the stored sketch count the users of
-// all of them, and each instance loads the merge back.
-func (d *DB) SaveReach(ctx context.Context, stage int, registers []byte) ([]byte, error) {
+// the larger value. Several instances count decisions, each into its own sketch: merging (never
+// overwriting) makes the stored sketch count the users of all of them (LoadReach reads it back).
+func (d *DB) SaveReach(ctx context.Context, stage int, registers []byte) error {
 	merged := append([]byte(nil), registers...)
 	err := d.tx(ctx, func(tx txer) error {
 		var stored []byte
@@ -559,9 +558,9 @@ func (d *DB) SaveReach(ctx context.Context, stage int, registers []byte) ([]byte
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("db: save reach: %w", err)
+		return fmt.Errorf("db: save reach: %w", err)
 	}
-	return merged, nil
+	return nil
 }
 
 // LoadReach reads every stage's reach registers.

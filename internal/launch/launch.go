@@ -158,7 +158,7 @@ func (s *Service) SaveReach(ctx context.Context) error {
 		if s.reach.Count(stage) == 0 {
 			continue
 		}
-		if _, err := s.db.SaveReach(ctx, stage, s.reach.State(stage)); err != nil {
+		if err := s.db.SaveReach(ctx, stage, s.reach.State(stage)); err != nil {
 			return err
 		}
 	}

@@ -115,11 +115,12 @@ type Server struct {
 	tokenUse      *ratelimit.Throttle[int64]
 	tokens        tokenCache
 	streamSlots   streamSlots
-	refusals      refusalLog    // log lines of refusals anyone can repeat, kept to a fixed rate
-	answerSlots   chan struct{} // large answers being written: bundles, API lookups, exports (at most maxAnswers)
-	recheck       signal        // fired when access changed anywhere: live streams check their session at once
-	stopFollowing func()        // ends the Bus subscription of access changes
-	services      *app.Services // what New took over, closed by Close
+	refusals      refusalLog            // log lines of refusals anyone can repeat, kept to a fixed rate
+	answerSlots   chan struct{}         // large answers being written: bundles, API lookups, exports (at most maxAnswers)
+	recheck       signal                // fired when access changed anywhere: live streams check their session at once
+	stopFollowing func()                // ends the Bus subscription of access changes
+	services      *app.Services         // what New took over, closed by Close
+	renderRow     func(db.Event) []byte // an event as its live-feed row
 }
 
 // WithDefaults is cfg with every zero value given its default. The composition root calls it
@@ -193,7 +194,7 @@ func New(cfg Config, svc *app.Services, d *db.DB, box *secrets.Box, log *slog.Lo
 		return nil, errors.New("web: Config.Bus is required: the services were built with one")
 	}
 	cfg.Metrics.ReadLeader(cfg.Leader.Leading)
-	s := &Server{cfg: cfg, db: d, box: box, log: log, now: cfg.Clock.Now, answerSlots: make(chan struct{}, maxAnswers)}
+	s := &Server{cfg: cfg, db: d, box: box, log: log, now: cfg.Clock.Now, answerSlots: make(chan struct{}, maxAnswers), renderRow: feedRowRenderer(log)}
 	s.loginLimit = ratelimit.New(cfg.LoginRate, s.clock)
 	s.callbackLimit = ratelimit.New(cfg.CallbackRate, s.clock)
 	s.tokenUse = ratelimit.NewThrottle[int64](time.Minute)

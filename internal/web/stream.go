@@ -238,7 +238,7 @@ func (s *Server) rowHTML(ctx context.Context, it feed.Item[events.FeedRow]) []by
 		s.log.Warn("stream: load event", "event_id", it.ID, "error", err)
 		return nil
 	}
-	return feedRowRenderer(s.log)(e)
+	return s.renderRow(e)
 }
 
 // backfill writes the stored events with last < id <= through that match f, oldest first. It
@@ -256,7 +256,7 @@ func (s *Server) backfill(ctx context.Context, buf *bytes.Buffer, f db.EventFilt
 			break
 		}
 		for _, e := range evs {
-			writeSSE(buf, e.ID, "row", feedRowRenderer(s.log)(e))
+			writeSSE(buf, e.ID, "row", s.renderRow(e))
 			cursor = e.ID
 		}
 		if sent += len(evs); sent > streamMaxBackfill {
